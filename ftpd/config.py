@@ -1,0 +1,422 @@
+"""One frozen ``Config`` for the whole server, and how it is loaded.
+
+Every key can be set in a TOML file (``--config FILE`` or ``FTPD_CONFIG``), as an ``FTPD_<KEY>``
+environment variable and as a ``--key`` command-line flag; a flag wins over the environment, which
+wins over the file, which wins over the defaults below. Invalid values stop start-up with one line
+naming the key, the value and what is allowed (``ConfigError``).
+
+Relative paths (``root``, ``users_file``, ``anonymous_root``) are relative to the current
+directory wherever they come from, so a value means the same thing in a flag and in the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import ipaddress
+import json
+import math
+import re
+import tomllib
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ftpd import __version__
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line meant for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """All server settings. Field docs are the ``--help`` texts."""
+
+    host: str = field(
+        default="127.0.0.1", metadata={"help": "address to listen on ('::' or '0.0.0.0' for all)"}
+    )
+    port: int = field(default=2121, metadata={"help": "control port"})
+    root: str = field(
+        default="./ftp-root", metadata={"help": "home of the single user (created if missing)"}
+    )
+    user: str = field(default="user", metadata={"help": "name of the single user"})
+    password: str = field(
+        default="",
+        metadata={"help": "password of the single user (empty: generate one and print it)"},
+    )
+    users_file: str = field(
+        default="", metadata={"help": "TOML file of users with hashed passwords"}
+    )
+    anonymous: bool = field(default=False, metadata={"help": "allow anonymous logins (read-only)"})
+    anonymous_root: str = field(
+        default="", metadata={"help": "home of anonymous users (default: root)"}
+    )
+    anonymous_write: bool = field(
+        default=False, metadata={"help": "let anonymous users upload and modify"}
+    )
+    pasv_ports: str = field(
+        default="61000-61999",
+        metadata={"help": "passive port range FIRST-LAST (keep it outside the ephemeral range)"},
+    )
+    pasv_address: str = field(
+        default="",
+        metadata={
+            "help": "IP or hostname advertised in PASV replies (NAT/Docker); default: the control connection's local address"
+        },
+    )
+    pasv_promiscuous: bool = field(
+        default=False,
+        metadata={"help": "accept passive data connections from any IP (for NAT'ed proxies)"},
+    )
+    port_promiscuous: bool = field(
+        default=False,
+        metadata={"help": "allow PORT/EPRT to foreign IPs and ports below 1024 (FXP; unsafe)"},
+    )
+    max_sessions: int = field(
+        default=10000, metadata={"help": "maximum simultaneous sessions (0: unlimited)"}
+    )
+    max_per_ip: int = field(
+        default=50, metadata={"help": "maximum simultaneous sessions per client IP (0: unlimited)"}
+    )
+    idle_timeout: float = field(
+        default=300.0, metadata={"help": "seconds a logged-in session may stay idle"}
+    )
+    data_timeout: float = field(
+        default=300.0,
+        metadata={"help": "seconds a transfer may stall, and to wait for a data connection"},
+    )
+    login_timeout: float = field(
+        default=60.0, metadata={"help": "seconds allowed from connect to a successful login"}
+    )
+    max_login_attempts: int = field(
+        default=3, metadata={"help": "failed logins before the session is closed"}
+    )
+    login_fail_delay: float = field(
+        default=1.0, metadata={"help": "seconds to wait before answering a failed login"}
+    )
+    banner: str = field(default="ftpd ready.", metadata={"help": "text of the 220 greeting"})
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
+    loop: str = field(
+        default="auto",
+        metadata={"help": "event loop: auto (uvloop when installed), uvloop or asyncio"},
+    )
+    backlog: int = field(default=1024, metadata={"help": "listen backlog of the control socket"})
+    io_threads: int = field(
+        default=32, metadata={"help": "threads for file IO and password hashing"}
+    )
+    atomic_uploads: bool = field(
+        default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
+    )
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Config))
+FIELD_TYPES: dict[str, type] = {
+    name: hint for name, hint in typing.get_type_hints(Config).items() if name in FIELD_NAMES
+}
+ENV_PREFIX = "FTPD_"
+CONFIG_ENV = "FTPD_CONFIG"
+
+_METAVARS: dict[type, str] = {int: "N", float: "SECONDS", str: "TEXT"}
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off"})
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PASV_RE = re.compile(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*")
+_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_EXPECTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def show(value: object) -> str:
+    """Render a value for an error message: strings quoted (JSON style, so it stays one line)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _invalid(key: str, value: object, expected: str, source: str = "") -> ConfigError:
+    where = f" ({source})" if source else ""
+    return ConfigError(f"invalid value for {key}{where}: {show(value)} (expected {expected})")
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets ``key``."""
+    return ENV_PREFIX + key.upper()
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag that sets ``key``."""
+    return "--" + key.replace("_", "-")
+
+
+# --- converting raw values -------------------------------------------------------------------
+
+
+def parse_bool(text: str) -> bool:
+    """true/false/yes/no/1/0/on/off, case-insensitive; ValueError otherwise."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _from_text(key: str, text: str, source: str) -> Any:
+    """Convert a string from the environment or a flag to the field's type (strictly)."""
+    kind = FIELD_TYPES[key]
+    if kind is bool:
+        try:
+            return parse_bool(text)
+        except ValueError:
+            raise _invalid(key, text, "true/false, yes/no, on/off or 1/0", source) from None
+    if kind is int:
+        # int() alone would also take "1_000", " 12" and non-ASCII digits.
+        if not _INT_RE.fullmatch(text.strip()):
+            raise _invalid(key, text, "an integer", source)
+        return int(text.strip())
+    if kind is float:
+        if not _FLOAT_RE.fullmatch(text.strip()):
+            raise _invalid(key, text, "a number", source)
+        return float(text.strip())
+    return _normalise(key, text)
+
+
+def _type_ok(kind: type, value: object) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _from_toml(key: str, value: Any, source: str) -> Any:
+    """Check a TOML value against the field's type; TOML has real types, so no string coercion."""
+    kind = FIELD_TYPES[key]
+    if not _type_ok(kind, value):
+        raise _invalid(key, value, _EXPECTED[kind], source)
+    if kind is float:
+        return float(value)
+    return _normalise(key, value) if kind is str else value
+
+
+def _normalise(key: str, value: str) -> str:
+    # Enumerated values are matched case-insensitively ("INFO" is as good as "info"); anything
+    # else is kept as typed so that the error message shows it.
+    choices = {"log_level": LOG_LEVELS, "loop": LOOPS}.get(key)
+    if choices and value.strip().lower() in choices:
+        return value.strip().lower()
+    return value
+
+
+# --- the three sources -----------------------------------------------------------------------
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """Read a config file into ``{key: typed value}``; unknown keys and wrong types are errors."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {show(path)}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"config file {show(path)} is not valid TOML: {reason}") from None
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in FIELD_TYPES:
+            raise ConfigError(f"unknown key {show(key)} in config file {show(path)}{_hint(key)}")
+        values[key] = _from_toml(key, value, path)
+    return values
+
+
+def _hint(key: str) -> str:
+    close = difflib.get_close_matches(key.replace("-", "_"), FIELD_NAMES, n=1)
+    return f" (did you mean {show(close[0])}?)" if close else ""
+
+
+def read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Collect ``FTPD_<KEY>`` variables into ``{key: typed value}``."""
+    values: dict[str, Any] = {}
+    for key in FIELD_NAMES:
+        name = env_name(key)
+        if name in env:
+            values[key] = _from_text(key, env[name], name)
+    return values
+
+
+class StrictParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a ConfigError (one line, exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise ConfigError(message)
+
+
+def build_parser(prog: str = "ftpd") -> argparse.ArgumentParser:
+    """The serving command line: ``--config FILE`` plus one flag per Config field.
+
+    Values are kept as strings (``argparse.SUPPRESS`` as default, so absent flags are absent) and
+    converted by ``load_config``; that gives flags the same strict parsing and the same one-line
+    errors as environment variables.
+    """
+    parser = StrictParser(
+        prog=prog,
+        usage="%(prog)s [--config FILE] [--KEY VALUE ...]\n"
+        "       %(prog)s passwd | healthcheck [--host H] [--port P] [--timeout S]",
+        description="An asyncio FTP server.\n\n"
+        "Every option below is also an FTPD_<KEY> environment variable and a key of the TOML\n"
+        "file given by --config; a flag wins over the environment, which wins over the file.\n"
+        "Booleans take true/false, yes/no, on/off or 1/0; a bare --flag means true.",
+        epilog="other commands:\n"
+        "  passwd        read a password (stdin, or prompt twice) and print its hash\n"
+        "                for the password_hash key of the users file\n"
+        "  healthcheck   connect, expect a 220 greeting, QUIT; exit 0 if healthy, else 1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help=f"TOML file with any of the keys below (env {CONFIG_ENV})"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    for f in fields(Config):
+        kind, flag = FIELD_TYPES[f.name], flag_name(f.name)
+        text = f.metadata.get("help", f.name)
+        if kind is bool:
+            text += f"; --no-{flag[2:]} for false"
+        text += f" (default: {show(f.default)}; env {env_name(f.name)})"
+        # Flags take strings; load_config converts them like environment values.
+        extra: dict[str, Any] = (
+            {"nargs": "?", "const": "true", "metavar": "BOOL"}
+            if kind is bool
+            else {"metavar": _METAVARS.get(kind, "TEXT")}
+        )
+        parser.add_argument(flag, dest=f.name, help=text, **extra)
+        if "_" in f.name:
+            # The TOML spelling (--users_file) is accepted too, without cluttering --help.
+            parser.add_argument("--" + f.name, dest=f.name, help=argparse.SUPPRESS, **extra)
+        if kind is bool:
+            parser.add_argument(
+                f"--no-{flag[2:]}",
+                dest=f.name,
+                action="store_const",
+                const="false",
+                help=argparse.SUPPRESS,
+            )
+    return parser
+
+
+def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
+    """Build and validate the Config from flags, environment and TOML file (in that precedence)."""
+    ns = vars(build_parser().parse_args(list(argv or [])))
+    config_path: str | None = ns.pop("config", None)
+    if config_path is None:
+        config_path = env.get(CONFIG_ENV) or None
+    values: dict[str, Any] = read_toml(config_path) if config_path else {}
+    values.update(read_env(env))
+    for key, text in ns.items():
+        values[key] = _from_text(key, text, flag_name(key))
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def is_hostname(text: str) -> bool:
+    """RFC 1123 host name syntax (not resolved); an all-numeric last label is not a name."""
+    name = text[:-1] if text.endswith(".") else text
+    if not name or len(name) > 253:
+        return False
+    labels = name.split(".")
+    return all(_LABEL_RE.fullmatch(label) for label in labels) and not labels[-1].isdigit()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_pasv(text: str) -> tuple[int, int] | None:
+    match = _PASV_RE.fullmatch(text)
+    if not match:
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    if not 1024 <= first <= last <= 65535:
+        return None
+    return first, last
+
+
+def pasv_range(config: Config) -> tuple[int, int]:
+    """The passive port range as ``(first, last)``, both inclusive."""
+    parsed = _parse_pasv(config.pasv_ports)
+    if parsed is None:
+        raise _invalid("pasv_ports", config.pasv_ports, _PASV_EXPECTED)
+    return parsed
+
+
+_PASV_EXPECTED = "FIRST-LAST with 1024 <= FIRST <= LAST <= 65535"
+
+
+def validate(config: Config) -> None:
+    """Raise ConfigError (one line naming key and value) for the first invalid setting."""
+    c = config
+    for f in fields(Config):
+        # Config(...) built in code bypasses the parsers; catch a wrong type here too.
+        if not _type_ok(FIELD_TYPES[f.name], getattr(c, f.name)):
+            raise _invalid(f.name, getattr(c, f.name), _EXPECTED[FIELD_TYPES[f.name]])
+
+    if not (c.host and (_is_ip(c.host) or is_hostname(c.host))):
+        raise _invalid("host", c.host, "an IP address or a host name")
+    if not 0 <= c.port <= 65535:
+        raise _invalid("port", c.port, "1-65535, or 0 for any free port")
+    if not c.root.strip():
+        raise _invalid("root", c.root, "a directory path")
+    if not c.user or _CONTROL_RE.search(c.user):
+        raise _invalid("user", c.user, "a non-empty name without control characters")
+    if _CONTROL_RE.search(c.password):
+        # A password with CR/LF could never be sent in a PASS command.
+        raise ConfigError("invalid value for password: (hidden) (expected no control characters)")
+    if _parse_pasv(c.pasv_ports) is None:
+        raise _invalid("pasv_ports", c.pasv_ports, _PASV_EXPECTED)
+    if c.pasv_address:
+        # PASV (RFC 959 4.1.2) can only carry an IPv4 address; EPSV (RFC 2428) carries none.
+        if _is_ip(c.pasv_address):
+            if ipaddress.ip_address(c.pasv_address).version != 4:
+                raise _invalid("pasv_address", c.pasv_address, _PASV_ADDR_EXPECTED)
+        elif not is_hostname(c.pasv_address):
+            raise _invalid("pasv_address", c.pasv_address, _PASV_ADDR_EXPECTED)
+    for key in ("max_sessions", "max_per_ip", "max_login_attempts"):
+        if getattr(c, key) < 0:
+            raise _invalid(key, getattr(c, key), "an integer >= 0 (0: unlimited)")
+    for key in ("idle_timeout", "data_timeout", "login_timeout"):
+        value = getattr(c, key)
+        if not (math.isfinite(value) and value > 0):
+            raise _invalid(key, value, "a number of seconds > 0")
+    if not (math.isfinite(c.login_fail_delay) and c.login_fail_delay >= 0):
+        raise _invalid("login_fail_delay", c.login_fail_delay, "a number of seconds >= 0")
+    if _CONTROL_RE.search(c.banner):
+        # The banner goes into the 220 reply; a CR/LF would forge extra reply lines.
+        raise _invalid("banner", c.banner, "one line without control characters")
+    if c.log_level not in LOG_LEVELS:
+        raise _invalid("log_level", c.log_level, "one of " + ", ".join(LOG_LEVELS))
+    if c.loop not in LOOPS:
+        raise _invalid("loop", c.loop, "one of " + ", ".join(LOOPS))
+    if c.backlog < 1:
+        raise _invalid("backlog", c.backlog, "an integer >= 1")
+    if c.io_threads < 1:
+        raise _invalid("io_threads", c.io_threads, "an integer >= 1")
+
+
+_PASV_ADDR_EXPECTED = "empty, an IPv4 address or a host name"

@@ -1,0 +1,674 @@
+"""The local-disk backend: a user's home directory on this machine, jailed.
+
+Theory of operation. A virtual path (``/a/b.txt``, already normalised by ``ftpd.proto.paths``) is
+mapped in two steps:
+
+1. *Locate*: join it under the home and ``os.path.realpath`` it (the whole path when the operation
+   follows the entry, e.g. RETR; the parent only when it acts on the entry itself, e.g. DELE or
+   RNFR of a symlink). The result must lie inside the home (``commonpath``), else
+   ``PathEscapeError``. Symlinks that stay inside the home are therefore followed; anything else is
+   refused.
+2. *Walk*: the real directory is opened component by component from the home, each with
+   ``O_NOFOLLOW | O_DIRECTORY`` (``O_PATH`` on Linux), and the final operation uses that directory
+   fd (``dir_fd=``) and never follows the last component either. If somebody swaps a directory for
+   a symlink between step 1 and step 2 (a local user racing us; FTP clients cannot create
+   symlinks), the walk fails with ``ENOTDIR``/``ELOOP`` instead of leaving the home. This is the
+   portable stand-in for Linux ``openat2(RESOLVE_BENEATH)``, which the stdlib does not expose.
+
+Every blocking call runs in the executor given at construction, one ``run_in_executor`` hop per
+operation: resolving, opening, ``fstat`` and seeking for RETR is one hop, and a directory listing
+(``scandir`` plus a stat of every entry) is one hop. We use raw fds rather than ``aiofiles``
+because aiofiles costs one hop per method and cannot open with ``dir_fd``/``O_NOFOLLOW``; readers
+also need the real fd for ``os.sendfile``.
+
+Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
+``commit`` renames it over the target, so readers see the old file until the upload completes and
+a failed upload leaves the old file intact. Listings hide these temp files;
+``cleanup_stale_uploads`` removes the ones a crash left behind.
+
+Known limits: a hard link inside the home to a file outside cannot be told apart from a normal
+file (only an administrator can create one); an atomic upload replaces the inode, so it breaks
+hard links to the target and resets its owner to the server's user (the permission bits are kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import math
+import os
+import secrets
+import stat as st
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from ftpd.fs.base import Capabilities, FileStat, PathEscapeError
+
+__all__ = [
+    "TEMP_PREFIX",
+    "TEMP_SUFFIX",
+    "LocalFS",
+    "LocalReader",
+    "LocalWriter",
+    "cleanup_stale_uploads",
+    "is_upload_temp",
+]
+
+T = TypeVar("T")
+
+TEMP_PREFIX = ".ftpd-upload-"
+TEMP_SUFFIX = ".tmp"
+
+# O_PATH (Linux) opens a directory for use as dir_fd without needing read permission on it.
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_WALK_FLAGS = _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO would otherwise block an executor thread until a peer shows up.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NONBLOCK
+_WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NONBLOCK
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# How many "<prefix>.N" names unique_name tries before switching to random suffixes.
+_UNIQUE_SEQUENTIAL = 99
+
+
+def is_upload_temp(name: str) -> bool:
+    """True for the names of in-progress atomic uploads (hidden from listings)."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
+def cleanup_stale_uploads(home: str) -> int:
+    """Delete upload temp files anywhere under ``home``; return how many. Blocking.
+
+    Meant for start-up, before any session runs (a temp file of a live upload would be deleted
+    too). Symlinked directories are not descended into, so nothing outside the home is touched.
+    """
+    count = 0
+    for dirpath, _dirnames, filenames in os.walk(os.path.realpath(home), followlinks=False):
+        for name in filenames:
+            if not is_upload_temp(name):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                if st.S_ISREG(os.lstat(path).st_mode):
+                    os.unlink(path)
+                    count += 1
+            except FileNotFoundError:
+                pass
+    return count
+
+
+def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
+    return FileStat(
+        name=name,
+        is_dir=st.S_ISDIR(s.st_mode),
+        size=s.st_size,
+        mtime=s.st_mtime,
+        mode=s.st_mode,
+        nlink=s.st_nlink,
+        is_link=is_link,
+        unique=f"{s.st_dev:x}g{s.st_ino:x}",
+    )
+
+
+def _not_regular(name: str) -> OSError:
+    # FIFOs, sockets and devices are refused like a permission problem: 550, nothing opened.
+    return PermissionError(errno.EACCES, "Not a regular file", name)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+class LocalReader:
+    """An open file for RETR. ``position`` is authoritative: ``read`` uses ``os.pread`` there,
+    and sendfile callers pass it as the offset and then call ``advance``."""
+
+    __slots__ = ("size", "_fd", "_pos", "_lock", "_executor")
+
+    def __init__(self, fd: int, size: int, offset: int, executor: Executor | None) -> None:
+        self.size = size
+        self._fd = fd
+        self._pos = offset
+        self._executor = executor
+        # Held around pread and close so that close never frees an fd number that a read
+        # running in another thread is about to use (it could be reused by another open()).
+        self._lock = threading.Lock()
+
+    def fileno(self) -> int | None:
+        return self._fd if self._fd >= 0 else None
+
+    def position(self) -> int:
+        return self._pos
+
+    def advance(self, n: int) -> None:
+        if n < 0:
+            raise ValueError("advance by a negative count")
+        self._pos += n
+
+    def _pread(self, n: int, pos: int) -> bytes:
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError("read from a closed reader")
+            return os.pread(self._fd, n, pos)
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes from the current position; ``b""`` at end of file."""
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(self._executor, self._pread, n, self._pos)
+        self._pos += len(data)
+        return data
+
+    def close_sync(self) -> None:
+        """Blocking close (idempotent)."""
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            _close_quietly(fd)
+
+    async def close(self) -> None:
+        await _run_shielded(self._executor, self.close_sync)
+
+    def __del__(self) -> None:
+        # Safety net against fd leaks if a caller forgets close(); no lock (nobody else holds us).
+        if getattr(self, "_fd", -1) >= 0:
+            _close_quietly(self._fd)
+            self._fd = -1
+
+
+class LocalWriter:
+    """An upload in progress: atomic (temp file renamed over the target on commit) or in place.
+
+    In place is used for REST+STOR, APPE and when atomic uploads are off. Then ``abort`` keeps
+    the bytes written so far: they are already in the file (any previous content was truncated at
+    open), and keeping them is what lets the client resume with REST after a broken transfer.
+    """
+
+    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_executor")
+
+    def __init__(
+        self,
+        fd: int,
+        executor: Executor | None,
+        dir_fd: int = -1,
+        temp: str | None = None,
+        target: str = "",
+    ) -> None:
+        self._fd = fd
+        self._dir_fd = dir_fd  # the directory holding temp and target (atomic mode only)
+        self._temp = temp
+        self._target = target
+        self._done = False
+        self._executor = executor
+        # Serialises write / commit / abort: a write cancelled by ABOR may still be running in a
+        # thread when abort arrives; abort must wait for it rather than close the fd under it.
+        self._lock = threading.Lock()
+
+    @property
+    def atomic(self) -> bool:
+        return self._temp is not None
+
+    def _write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        with self._lock:
+            if self._done or self._fd < 0:
+                raise ValueError("write to a finished upload")
+            while view:
+                n = os.write(self._fd, view)
+                if n <= 0:  # a regular file never does this; do not spin if one does
+                    raise OSError(errno.EIO, "short write")
+                view = view[n:]
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (one executor hop; an ``OSError`` leaves the writer abortable)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._write, data)
+
+    def finish_sync(self, commit: bool) -> None:
+        """Blocking commit (``commit=True``) or abort. Idempotent once it has succeeded."""
+        with self._lock:
+            if self._done:
+                return
+            fd, self._fd = self._fd, -1
+            if fd >= 0:
+                if commit:
+                    os.close(fd)  # may report a delayed write error (NFS); the upload then failed
+                else:
+                    _close_quietly(fd)
+            if self._temp is not None:
+                if commit:
+                    os.replace(
+                        self._temp,
+                        self._target,
+                        src_dir_fd=self._dir_fd,
+                        dst_dir_fd=self._dir_fd,
+                    )
+                else:
+                    try:
+                        os.unlink(self._temp, dir_fd=self._dir_fd)
+                    except FileNotFoundError:
+                        pass
+                self._temp = None
+            # Reached only on success: a failed commit stays abortable (abort removes the temp).
+            self._done = True
+            if self._dir_fd >= 0:
+                _close_quietly(self._dir_fd)
+                self._dir_fd = -1
+
+    async def commit(self) -> None:
+        """Make the upload visible: rename the temp file over the target (or just close)."""
+        await _run_shielded(self._executor, self.finish_sync, True)
+
+    async def abort(self) -> None:
+        """Discard the upload; after a successful commit this does nothing."""
+        await _run_shielded(self._executor, self.finish_sync, False)
+
+    def __del__(self) -> None:
+        # Safety net for a writer dropped without commit/abort: free the fds, drop the temp.
+        if getattr(self, "_done", True):
+            return
+        if self._fd >= 0:
+            _close_quietly(self._fd)
+        if self._temp is not None:
+            try:
+                os.unlink(self._temp, dir_fd=self._dir_fd)
+            except OSError:
+                pass
+        if self._dir_fd >= 0:
+            _close_quietly(self._dir_fd)
+        self._done = True
+
+
+async def _run_shielded(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` in the executor; if the caller is cancelled, let it finish anyway.
+
+    Used for close/commit/abort so that cancelling a transfer (ABOR, disconnect, shutdown) never
+    skips the step that frees an fd or removes a temp file.
+    """
+    fut = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        # Retrieve a late exception so asyncio does not log "exception was never retrieved".
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        raise
+
+
+class _DirFd:
+    """Context manager closing a directory fd from ``LocalFS._open_dir``."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        _close_quietly(self.fd)
+
+
+class LocalFS:
+    """A user's home directory on the local disk (see the module docstring for the jail)."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, home: str, executor: Executor | None, atomic_uploads: bool = True) -> None:
+        real = os.path.realpath(os.path.abspath(home))
+        if not os.path.isdir(real):
+            raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
+        self.home = real
+        self.atomic_uploads = atomic_uploads
+        self._executor = executor
+
+    # -- path mapping (blocking; always called inside an executor job) ----------------------
+
+    @staticmethod
+    def _parts(vpath: str) -> list[str]:
+        """The components of a virtual path; defence in depth against an un-normalised one."""
+        if "\0" in vpath:
+            raise OSError(errno.EINVAL, "NUL byte in path")
+        if not vpath.startswith("/"):
+            raise OSError(errno.EINVAL, "not an absolute virtual path")
+        parts = [p for p in vpath.split("/") if p and p != "."]
+        if ".." in parts:
+            raise PathEscapeError(vpath)
+        return parts
+
+    def _inside(self, real: str) -> bool:
+        return real == self.home or os.path.commonpath([self.home, real]) == self.home
+
+    def _check(self, real: str, vpath: str) -> str:
+        if not self._inside(real):
+            raise PathEscapeError(vpath)
+        return real
+
+    def _locate(self, vpath: str, *, follow: bool) -> tuple[str, str]:
+        """Map ``vpath`` to (real directory inside the home, name in it).
+
+        ``follow``: resolve the entry itself too (symlinks inside the home are followed); else
+        only its parent, so that the operation acts on a symlink rather than on its target.
+        The name is ``""`` for the home itself.
+        """
+        parts = self._parts(vpath)
+        if not parts:
+            return self.home, ""
+        if not follow:
+            parent = os.path.realpath(os.path.join(self.home, *parts[:-1]))
+            return self._check(parent, vpath), parts[-1]
+        real = self._check(os.path.realpath(os.path.join(self.home, *parts)), vpath)
+        if real == self.home:
+            return self.home, ""
+        parent, name = os.path.split(real)
+        return parent, name
+
+    def _open_dir(self, real_dir: str, final_flags: int = _WALK_FLAGS) -> _DirFd:
+        """Open ``real_dir`` (inside the home) by walking down from the home with O_NOFOLLOW."""
+        rel = os.path.relpath(real_dir, self.home)
+        comps = [] if rel == "." else rel.split(os.sep)
+        if ".." in comps:  # cannot happen after _check; never walk upwards whatever happens
+            raise PathEscapeError(real_dir)
+        fd = os.open(self.home, final_flags if not comps else _WALK_FLAGS)
+        for i, comp in enumerate(comps):
+            flags = final_flags if i == len(comps) - 1 else _WALK_FLAGS
+            try:
+                nfd = os.open(comp, flags, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = nfd
+        return _DirFd(fd)
+
+    def _stat_at(self, real_dir: str, name: str) -> os.stat_result:
+        """lstat of ``name`` in ``real_dir`` (the home itself when name is "")."""
+        if not name:
+            return os.stat(self.home)
+        with self._open_dir(real_dir) as dfd:
+            return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+
+    def _stat_target(self, real_dir: str, name: str, vpath: str) -> os.stat_result:
+        """stat of what the symlink ``real_dir/name`` points to, if that is inside the home."""
+        real = self._check(os.path.realpath(os.path.join(real_dir, name)), vpath)
+        parent, tname = (self.home, "") if real == self.home else os.path.split(real)
+        s = self._stat_at(parent, tname)
+        if st.S_ISLNK(s.st_mode):  # realpath stopped at a loop
+            raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath)
+        return s
+
+    # -- blocking operations ------------------------------------------------------------------
+
+    def _stat(self, vpath: str) -> FileStat:
+        parent, name = self._locate(vpath, follow=False)
+        if not name:
+            return _file_stat("/", os.stat(self.home))
+        s = self._stat_at(parent, name)
+        if not st.S_ISLNK(s.st_mode):
+            return _file_stat(name, s)
+        return _file_stat(name, self._stat_target(parent, name, vpath), is_link=True)
+
+    def _list(self, vpath: str) -> list[FileStat]:
+        parent, name = self._locate(vpath, follow=True)
+        real = os.path.join(parent, name) if name else self.home
+        out: list[FileStat] = []
+        with self._open_dir(real, _LIST_FLAGS) as dfd, os.scandir(dfd) as it:
+            for entry in it:
+                ename = entry.name
+                if is_upload_temp(ename):
+                    continue
+                try:
+                    s = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted while we listed
+                    continue
+                is_link = st.S_ISLNK(s.st_mode)
+                if is_link:
+                    try:
+                        s = self._stat_target(real, ename, vpath)
+                    except PathEscapeError:
+                        continue  # points outside the home: omit, it leaks nothing
+                    except OSError:
+                        pass  # dangling or looping inside the home: show the link itself
+                out.append(_file_stat(ename, s, is_link))
+        out.sort(key=lambda f: f.name)
+        return out
+
+    def _open_read(self, vpath: str, offset: int) -> LocalReader:
+        if offset < 0:
+            raise OSError(errno.EINVAL, "negative offset")
+        parent, name = self._locate(vpath, follow=True)
+        if not name:
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
+        with self._open_dir(parent) as dfd:
+            fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+        try:
+            s = os.fstat(fd)
+            if st.S_ISDIR(s.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
+            if not st.S_ISREG(s.st_mode):
+                raise _not_regular(vpath)
+            if offset > s.st_size:
+                raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
+            os.set_blocking(fd, True)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return LocalReader(fd, s.st_size, offset, self._executor)
+
+    def _open_write(self, vpath: str, offset: int, append: bool) -> LocalWriter:
+        if offset < 0 or (append and offset):
+            raise OSError(errno.EINVAL, "invalid offset for upload")
+        parent, name = self._locate(vpath, follow=True)
+        if not name:
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
+        dfd = self._open_dir(parent).fd  # handed to the writer (atomic) or closed below
+        try:
+            if self.atomic_uploads and offset == 0 and not append:
+                return self._open_temp(dfd, name, vpath)
+            return self._open_in_place(dfd, name, vpath, offset, append)
+        except BaseException:
+            _close_quietly(dfd)
+            raise
+
+    def _open_temp(self, dfd: int, name: str, vpath: str) -> LocalWriter:
+        try:
+            old: os.stat_result | None = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        if old is not None:
+            if st.S_ISDIR(old.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
+            if st.S_ISLNK(old.st_mode):
+                raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath)
+            if not st.S_ISREG(old.st_mode):
+                raise _not_regular(vpath)
+        for _ in range(16):
+            temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+            try:
+                fd = os.open(temp, _NEW_FILE_FLAGS, 0o666, dir_fd=dfd)  # umask applies
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(errno.EEXIST, "cannot create a temporary file", vpath)
+        if old is not None:
+            try:  # keep the replaced file's permission bits
+                os.fchmod(fd, st.S_IMODE(old.st_mode))
+            except OSError:
+                pass
+        # The writer owns both fds from here on (the directory fd is closed by commit/abort).
+        return LocalWriter(fd, self._executor, dir_fd=dfd, temp=temp, target=name)
+
+    def _open_in_place(
+        self, dfd: int, name: str, vpath: str, offset: int, append: bool
+    ) -> LocalWriter:
+        flags = _WRITE_FLAGS
+        if append:
+            flags |= os.O_APPEND | os.O_CREAT
+        elif offset == 0:
+            flags |= os.O_CREAT  # truncated below, once we know it is a regular file
+        fd = os.open(name, flags, 0o666, dir_fd=dfd)
+        try:
+            s = os.fstat(fd)
+            if not st.S_ISREG(s.st_mode):
+                raise _not_regular(vpath)
+            os.set_blocking(fd, True)
+            if not append:
+                if offset > s.st_size:
+                    raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
+                os.ftruncate(fd, offset)
+                os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(dfd)
+        return LocalWriter(fd, self._executor)
+
+    def _mkdir(self, vpath: str) -> None:
+        parent, name = self._locate(vpath, follow=False)
+        if not name:
+            raise FileExistsError(errno.EEXIST, "File exists", vpath)
+        with self._open_dir(parent) as dfd:
+            os.mkdir(name, 0o777, dir_fd=dfd)
+
+    def _rmdir(self, vpath: str) -> None:
+        parent, name = self._locate(vpath, follow=False)
+        if not name:
+            raise PermissionError(errno.EPERM, "Cannot remove the home directory", vpath)
+        with self._open_dir(parent) as dfd:
+            os.rmdir(name, dir_fd=dfd)
+
+    def _delete(self, vpath: str) -> None:
+        # Acts on the entry itself: deleting a symlink removes the link, never its target.
+        parent, name = self._locate(vpath, follow=False)
+        if not name:
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
+        with self._open_dir(parent) as dfd:
+            os.unlink(name, dir_fd=dfd)  # a directory gives EISDIR on Linux
+
+    def _rename(self, src: str, dst: str) -> None:
+        sparent, sname = self._locate(src, follow=False)
+        dparent, dname = self._locate(dst, follow=False)
+        if not sname or not dname:
+            raise PermissionError(errno.EPERM, "Cannot rename the home directory", src)
+        with self._open_dir(sparent) as sfd, self._open_dir(dparent) as dfd:
+            os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+
+    def _set_mtime(self, vpath: str, mtime: float) -> None:
+        parent, name = self._locate(vpath, follow=True)
+        # Whole seconds and fraction apart: ``mtime * 1e9`` would lose ~100 ns to float rounding.
+        seconds = math.floor(mtime)
+        mtime_ns = seconds * 1_000_000_000 + round((mtime - seconds) * 1_000_000_000)
+        if not name:
+            s = os.stat(self.home)
+            os.utime(self.home, ns=(s.st_atime_ns, mtime_ns))
+            return
+        with self._open_dir(parent) as dfd:
+            s = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if st.S_ISLNK(s.st_mode):
+                raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath)
+            os.utime(name, ns=(s.st_atime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
+
+    def _chmod(self, vpath: str, mode: int) -> None:
+        parent, name = self._locate(vpath, follow=True)
+        mode &= 0o777
+        if not name:
+            os.chmod(self.home, mode)
+            return
+        with self._open_dir(parent) as dfd:
+            try:
+                # glibc emulates AT_SYMLINK_NOFOLLOW via O_PATH; CPython raises ValueError or
+                # NotImplementedError when it cannot (e.g. the entry became a symlink).
+                os.chmod(name, mode, dir_fd=dfd, follow_symlinks=False)
+            except (NotImplementedError, ValueError):
+                s = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if st.S_ISLNK(s.st_mode):
+                    raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath) from None
+                os.chmod(name, mode, dir_fd=dfd)
+
+    def _unique_name(self, vdir: str, prefix: str) -> str:
+        if not prefix or "/" in prefix or "\0" in prefix or prefix in (".", ".."):
+            raise OSError(errno.EINVAL, "invalid file name prefix", prefix)
+        parts = self._parts(vdir)
+        parent, name = self._locate(vdir, follow=True)
+        real = os.path.join(parent, name) if name else self.home
+        candidates = [f"{prefix}.{i}" for i in range(1, _UNIQUE_SEQUENTIAL + 1)]
+        candidates += [f"{prefix}.{secrets.token_hex(6)}" for _ in range(16)]
+        with self._open_dir(real) as dfd:
+            for cand in candidates:
+                try:
+                    fd = os.open(cand, _NEW_FILE_FLAGS, 0o666, dir_fd=dfd)
+                except FileExistsError:
+                    continue
+                os.close(fd)
+                return "/" + "/".join([*parts, cand])
+        raise FileExistsError(errno.EEXIST, "no unique name available", vdir)
+
+    # -- the async interface --------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _run_open(self, fn: Callable[..., T], dispose: Callable[[T], None], *args: Any) -> T:
+        """Like ``_run`` for calls that return an open resource: if the caller is cancelled
+        while the job runs, the resource is disposed of when it arrives instead of leaking."""
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+
+            def _dispose(f: asyncio.Future[T]) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    loop.run_in_executor(self._executor, dispose, f.result())
+
+            fut.add_done_callback(_dispose)
+            raise
+
+    async def stat(self, vpath: str) -> FileStat:
+        """Facts about one entry; symlinks inside the home are followed (``is_link`` set)."""
+        return await self._run(self._stat, vpath)
+
+    async def list(self, vpath: str) -> list[FileStat]:
+        """All entries of a directory sorted by name, in one executor call."""
+        return await self._run(self._list, vpath)
+
+    async def open_read(self, vpath: str, offset: int = 0) -> LocalReader:
+        """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""
+        return await self._run_open(self._open_read, LocalReader.close_sync, vpath, offset)
+
+    async def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> LocalWriter:
+        """Start an upload; see ``LocalWriter`` for atomic versus in-place."""
+        return await self._run_open(
+            self._open_write, lambda w: w.finish_sync(False), vpath, offset, append
+        )
+
+    async def mkdir(self, vpath: str) -> None:
+        await self._run(self._mkdir, vpath)
+
+    async def rmdir(self, vpath: str) -> None:
+        await self._run(self._rmdir, vpath)
+
+    async def delete(self, vpath: str) -> None:
+        """Delete a file or a symlink (the link itself); a directory gives ``EISDIR``."""
+        await self._run(self._delete, vpath)
+
+    async def rename(self, src: str, dst: str) -> None:
+        """Rename an entry (a symlink is moved as a link); an existing file ``dst`` is replaced."""
+        await self._run(self._rename, src, dst)
+
+    async def set_mtime(self, vpath: str, mtime: float) -> None:
+        await self._run(self._set_mtime, vpath, mtime)
+
+    async def chmod(self, vpath: str, mode: int) -> None:
+        await self._run(self._chmod, vpath, mode)
+
+    async def unique_name(self, vdir: str, prefix: str) -> str:
+        """Create an empty ``<prefix>.N`` in ``vdir`` and return its virtual path (STOU)."""
+        return await self._run(self._unique_name, vdir, prefix)

@@ -1,0 +1,537 @@
+"""A lean asyncio FTP client for load generation (imports nothing from the server side).
+
+One :class:`FtpClient` is the control channel's ``asyncio.Protocol`` *and* the session object, with
+``__slots__``, so that ten thousand idle sessions cost little more than their sockets. Replies are
+framed per RFC 959 §4.2: a multi-line reply starts with ``ddd-`` and ends with a line starting with
+the same ``ddd `` code. Data connections are passive only (PASV or EPSV, RFC 2428); like curl and
+ftplib we connect to the *control* connection's peer address and ignore the IP inside a 227 reply,
+which is wrong behind NAT. Downloads land in one shared, discarded buffer of 1 MiB through
+``BufferedProtocol`` (no copy, no allocation per read); uploads write large slices of one block.
+
+Every socket is created here so that it can be bound to a chosen source address before connecting
+(``IP_BIND_ADDRESS_NO_PORT`` lets several source addresses share the ephemeral port range).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import re
+import socket
+import ssl
+from typing import Any
+
+Reply = tuple[int, str]
+
+READ_BUFFER = 1 << 20  # one shared download buffer per process: reads of up to 1 MiB
+WRITE_BLOCK = 1 << 20  # uploads are written in 1 MiB slices
+MAX_REPLY_BYTES = 1 << 16  # a control reply bigger than this is a protocol error
+
+# Linux value; Python exposes the name only from 3.12 on.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+_PASV_RE = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
+_EPSV_RE = re.compile(r"\((.)\1\1(\d{1,5})\1\)")
+
+_shared_buffer = memoryview(bytearray(READ_BUFFER))
+_upload_block = os.urandom(WRITE_BLOCK)
+
+
+class ReplyError(Exception):
+    """The server answered with an unexpected reply code."""
+
+    def __init__(self, code: int, text: str, command: str = "") -> None:
+        super().__init__(f"{command}: {code} {text}" if command else f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
+class ProtocolError(Exception):
+    """The server sent something that is not an FTP reply."""
+
+
+class ShortTransfer(ProtocolError):
+    """A download's byte count differs from the file's known size (the session is still usable)."""
+
+
+def error_key(exc: BaseException) -> str:
+    """The key an exception is counted under: the reply code, or the exception's class name."""
+    if isinstance(exc, ReplyError):
+        return str(exc.code)
+    return type(exc).__name__
+
+
+def parse_pasv(text: str) -> int:
+    """Port number from a 227 reply text (RFC 959 §4.1.2: ``h1,h2,h3,h4,p1,p2``)."""
+    match = _PASV_RE.search(text)
+    if not match:
+        raise ProtocolError(f"cannot parse 227 reply: {text!r}")
+    p1, p2 = int(match.group(5)), int(match.group(6))
+    if p1 > 255 or p2 > 255:
+        raise ProtocolError(f"bad port in 227 reply: {text!r}")
+    return p1 * 256 + p2
+
+
+def parse_epsv(text: str) -> int:
+    """Port number from a 229 reply text (RFC 2428 §3: ``(|||port|)``, any delimiter)."""
+    match = _EPSV_RE.search(text)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ProtocolError(f"cannot parse 229 reply: {text!r}")
+    return int(match.group(2))
+
+
+class ReplyParser:
+    """Turns control-channel bytes into complete replies (RFC 959 §4.2 multi-line rules)."""
+
+    __slots__ = ("_buf", "_code", "_lines")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._code: bytes | None = None
+        self._lines: list[str] = []
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """Consume ``data``; return the replies it completed (possibly none)."""
+        buf = self._buf + data if self._buf else data
+        out: list[Reply] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            line = buf[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            reply = self._line(line)
+            if reply is not None:
+                out.append(reply)
+        self._buf = buf[start:]
+        if len(self._buf) > MAX_REPLY_BYTES or len(self._lines) > 10_000:
+            raise ProtocolError("reply line too long or too many lines")
+        return out
+
+    def _line(self, line: bytes) -> Reply | None:
+        text = line.decode("utf-8", "replace")
+        if self._code is None:
+            head = line[:3]
+            if len(line) >= 3 and head.isdigit():
+                sep = line[3:4]
+                if sep == b"-":
+                    self._code = head
+                    self._lines = [text[4:]]
+                    return None
+                if sep in (b" ", b""):
+                    return int(head), text[4:]
+            raise ProtocolError(f"not an FTP reply: {text[:80]!r}")
+        # Inside a multi-line reply only "ddd " with the opening code ends it (RFC 959 §4.2);
+        # other lines, even ones starting with digits, are text.
+        if line[:3] == self._code and line[3:4] in (b" ", b""):
+            self._lines.append(text[4:])
+            code, self._code = int(self._code), None
+            lines, self._lines = self._lines, []
+            return code, "\n".join(lines)
+        self._lines.append(text)
+        return None
+
+
+def make_socket(family: int, source: str | None) -> socket.socket:
+    """A non-blocking TCP socket, bound to ``source`` (port chosen at connect time) if given."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source:
+            if family == socket.AF_INET:
+                try:
+                    sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                except OSError:
+                    pass  # not Linux: bind picks the port now, which is fine at small scale
+            sock.bind((source, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_socket(
+    loop: asyncio.AbstractEventLoop, addr: tuple[Any, ...], family: int, source: str | None
+) -> socket.socket:
+    """Connect a new socket to ``addr`` (from ``source`` if given)."""
+    sock = make_socket(family, source)
+    try:
+        await loop.sock_connect(sock, addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Sink(asyncio.BufferedProtocol):
+    """Receives a download into the shared buffer, counting bytes; resolves ``done`` at EOF."""
+
+    __slots__ = ("nbytes", "done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.nbytes = 0
+        self.done: asyncio.Future[int] = loop.create_future()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _shared_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.nbytes += nbytes
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(self.nbytes)
+            else:
+                self.done.set_exception(exc)
+
+
+class _Collector(asyncio.Protocol):
+    """Keeps what a data connection sends (small listings only)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.chunks: list[bytes] = []
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
+
+
+class _Source(asyncio.Protocol):
+    """Flow control for an upload: ``wait_writable`` blocks while the transport buffer is full."""
+
+    __slots__ = ("_resume", "closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._resume: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def pause_writing(self) -> None:
+        if self._resume is None:
+            self._resume = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._resume is not None:
+            if not self._resume.done():
+                self._resume.set_result(None)
+            self._resume = None
+
+    async def wait_writable(self) -> None:
+        if self._resume is not None:
+            await self._resume
+
+    def data_received(self, data: bytes) -> None:
+        pass  # a server has nothing to say on an upload's data connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_exception(exc or ConnectionResetError("data connection closed"))
+        if not self.closed.done():
+            if exc is None:
+                self.closed.set_result(None)
+            else:
+                self.closed.set_exception(exc)
+
+
+class FtpClient(asyncio.Protocol):
+    """One FTP session: the control connection's protocol and the commands a load run needs.
+
+    Commands are strictly sequential per session (send, then await the next reply). A reply that
+    arrives with nobody waiting (e.g. ``421`` idle timeout) is queued and answers the next command,
+    so it is counted rather than lost.
+    """
+
+    __slots__ = (
+        "transport",
+        "_parser",
+        "_replies",
+        "_waiter",
+        "_lost",
+        "_closed",
+        "family",
+        "peer",
+        "source",
+        "ssl_context",
+        "server_hostname",
+        "data_tls",
+    )
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._parser = ReplyParser()
+        self._replies: collections.deque[Reply] | None = None
+        self._waiter: asyncio.Future[Reply] | None = None
+        self._lost: BaseException | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self.family = socket.AF_INET
+        self.peer: str = ""
+        self.source: str | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self.server_hostname: str | None = None
+        self.data_tls = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self._parser.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        for reply in replies:
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                self._waiter = None
+                waiter.set_result(reply)
+            else:
+                if self._replies is None:
+                    self._replies = collections.deque()
+                self._replies.append(reply)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionResetError("control connection closed by server"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._lost is None:
+            self._lost = exc
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._waiter = None
+            waiter.set_exception(self._lost)
+
+    # -- session -----------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """True while the control connection is open."""
+        return self._lost is None and self.transport is not None
+
+    async def connect(
+        self,
+        addr: tuple[Any, ...],
+        family: int,
+        source: str | None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> Reply:
+        """Open the control connection and read the greeting (expects 220)."""
+        loop = asyncio.get_running_loop()
+        self.family = family
+        self.source = source
+        self.peer = addr[0]
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        sock = await open_socket(loop, addr, family, source)
+        try:
+            await loop.create_connection(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        return await self.expect(None, (220,))
+
+    def send(self, line: str) -> None:
+        """Send one command line."""
+        if self._lost is not None:
+            raise self._lost
+        assert self.transport is not None
+        self.transport.write(line.encode("utf-8") + b"\r\n")
+
+    async def reply(self) -> Reply:
+        """The next reply."""
+        if self._replies:
+            return self._replies.popleft()
+        if self._lost is not None:
+            raise self._lost
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return await waiter
+
+    async def expect(self, line: str | None, codes: tuple[int, ...]) -> Reply:
+        """Send ``line`` (if any) and return its reply; raise ReplyError if not in ``codes``.
+
+        Preliminary 1xx replies are skipped unless ``codes`` asks for one.
+        """
+        if line is not None:
+            self.send(line)
+        while True:
+            code, text = await self.reply()
+            if code in codes:
+                return code, text
+            if 100 <= code < 200:
+                continue
+            raise ReplyError(code, text, line.split(" ", 1)[0] if line else "greeting")
+
+    async def start_tls(self) -> None:
+        """Explicit FTPS (RFC 4217 §4-§9): AUTH TLS, handshake, PBSZ 0, PROT P."""
+        assert self.ssl_context is not None and self.transport is not None
+        await self.expect("AUTH TLS", (234,))
+        loop = asyncio.get_running_loop()
+        self.transport = await loop.start_tls(
+            self.transport, self, self.ssl_context, server_hostname=self.server_hostname
+        )
+        await self.expect("PBSZ 0", (200,))
+        await self.expect("PROT P", (200,))
+        self.data_tls = True
+
+    async def login(self, user: str, password: str) -> None:
+        """USER then PASS (or only USER when the server answers 230 at once)."""
+        code, _ = await self.expect(f"USER {user}", (230, 331))
+        if code == 331:
+            await self.expect(f"PASS {password}", (230, 202))
+
+    async def noop(self) -> None:
+        """NOOP, expecting 200."""
+        await self.expect("NOOP", (200,))
+
+    async def quit(self, linger: float = 1.0) -> None:
+        """QUIT, then wait up to ``linger`` s for the server to close first, then close.
+
+        Letting the server close first leaves TIME_WAIT on its side rather than holding one of
+        our ephemeral ports for a minute per login. Raises ReplyError unless the reply is 221.
+        """
+        try:
+            await self.expect("QUIT", (221,))
+            if self._lost is None and self.transport is not None:
+                self._closed = asyncio.get_running_loop().create_future()
+                try:
+                    async with asyncio.timeout(linger):
+                        await self._closed
+                except TimeoutError:
+                    pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop the control connection at once."""
+        if self.transport is not None:
+            self.transport.abort()
+        self._fail(ConnectionAbortedError("closed by client"))
+
+    # -- data connections --------------------------------------------------------------------
+
+    async def _data_socket(self, epsv: bool) -> socket.socket:
+        """PASV/EPSV, then a TCP connection to the control peer at the announced port."""
+        if epsv or self.family == socket.AF_INET6:
+            _, text = await self.expect("EPSV", (229,))
+            port = parse_epsv(text)
+        else:
+            _, text = await self.expect("PASV", (227,))
+            port = parse_pasv(text)
+        loop = asyncio.get_running_loop()
+        addr: tuple[Any, ...] = (self.peer, port)
+        if self.family == socket.AF_INET6:
+            addr = (self.peer, port, 0, 0)
+        return await open_socket(loop, addr, self.family, self.source)
+
+    async def _wrap(self, sock: socket.socket, protocol: asyncio.BaseProtocol) -> asyncio.Transport:
+        loop = asyncio.get_running_loop()
+        ctx = self.ssl_context if self.data_tls else None
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: protocol,
+                sock=sock,
+                ssl=ctx,
+                server_hostname=self.server_hostname if ctx else None,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return transport  # type: ignore[return-value]
+
+    async def download(self, command: str, epsv: bool = False, expected: int = -1) -> int:
+        """Run a download command (RETR, LIST, MLSD, NLST) into the discard buffer.
+
+        Returns the bytes received; raises ShortTransfer when ``expected`` >= 0 and a different
+        number of bytes arrived.
+        """
+        sink = _Sink(asyncio.get_running_loop())
+        await self._download(command, epsv, sink, sink.done)
+        if expected >= 0 and sink.nbytes != expected:
+            raise ShortTransfer(f"received {sink.nbytes} bytes, expected {expected}")
+        return sink.nbytes
+
+    async def fetch(self, command: str, epsv: bool = False) -> bytes:
+        """Run a download command and return what it sent (listings during setup/cleanup)."""
+        collector = _Collector(asyncio.get_running_loop())
+        await self._download(command, epsv, collector, collector.done)
+        return b"".join(collector.chunks)
+
+    async def _download(
+        self, command: str, epsv: bool, protocol: asyncio.BaseProtocol, done: asyncio.Future[Any]
+    ) -> None:
+        sock = await self._data_socket(epsv)
+        transport: asyncio.Transport | None = None
+        try:
+            if not self.data_tls:
+                transport = await self._wrap(sock, protocol)
+                await self.expect(command, (125, 150))
+            else:
+                # Servers start the data TLS handshake once they have the command (vsftpd,
+                # proftpd): send it first, then handshake, as curl does.
+                await self.expect(command, (125, 150))
+                transport = await self._wrap(sock, protocol)
+            await done
+            await self.expect(None, (226, 250))
+        except BaseException:
+            if transport is not None:
+                transport.abort()
+            else:
+                sock.close()
+            raise
+
+    async def upload(self, command: str, size: int, epsv: bool = False) -> int:
+        """Run STOR/APPE sending ``size`` generated bytes; return the bytes sent."""
+        sock = await self._data_socket(epsv)
+        loop = asyncio.get_running_loop()
+        source = _Source(loop)
+        transport: asyncio.Transport | None = None
+        try:
+            await self.expect(command, (125, 150))
+            transport = await self._wrap(sock, source)
+            transport.set_write_buffer_limits(high=4 * WRITE_BLOCK)
+            block = memoryview(_upload_block)
+            remaining = size
+            while remaining > 0:
+                chunk = block[: min(remaining, WRITE_BLOCK)]
+                transport.write(chunk)
+                remaining -= len(chunk)
+                await source.wait_writable()
+            # close() flushes the buffer (and sends TLS close_notify) before the FIN, which is
+            # how the server learns the upload is complete (RFC 959 §3.4 stream mode).
+            transport.close()
+            await source.closed
+            await self.expect(None, (226, 250))
+        except BaseException:
+            if transport is not None:
+                transport.abort()
+            else:
+                sock.close()
+            raise
+        return size

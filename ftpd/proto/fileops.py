@@ -1,0 +1,230 @@
+"""File, directory, listing and transfer commands (a mixin of ``Session``).
+
+Every handler here gets the argument and the path already resolved and permission-checked by the
+generic check; handlers that touch the filesystem are generators yielding ``FsCall`` requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArgumentError, FileUnavailable, NameNotAllowed
+from .listing import list_line, mdtm_time, mlsd_line, mlsx_facts, nlst_line, parse_time_val
+from .paths import basename, parent, quote_path, resolve
+from .replies import Reply
+from .requests import FsCall, StartTransfer, Transfer
+
+if TYPE_CHECKING:
+    from ..fs.base import FileStat
+    from .session import Session
+
+__all__ = ["FileOps"]
+
+Gen = Generator[Any, Any, Any]
+
+
+class FileOps:
+    """Handlers for CWD … STOU. Mixed into ``Session``; uses its state attributes."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def fs(method: str, *args: Any) -> FsCall:
+        return FsCall(method, *args)
+
+    # ------------------------------------------------------------------ directories
+    def ftp_CWD(self: Session, arg: str, path: str) -> Gen:
+        st = yield self.fs("stat", path)
+        if not st.is_dir:
+            raise FileUnavailable("Not a directory.")
+        self.cwd = path
+        return Reply(250, f"Directory successfully changed to {quote_path(path)}.")
+
+    def ftp_CDUP(self: Session, arg: str) -> Gen:
+        target = parent(self.cwd)
+        st = yield self.fs("stat", target)
+        if not st.is_dir:
+            raise FileUnavailable("Not a directory.")
+        self.cwd = target
+        # RFC 959 lists 200, but clients (jlaffaye/ftp for rclone) require 250, as vsftpd sends.
+        return Reply(250, f"Directory successfully changed to {quote_path(target)}.")
+
+    def ftp_PWD(self: Session, arg: str) -> Reply:
+        return self.pwd_reply()
+
+    def ftp_MKD(self: Session, arg: str, path: str) -> Gen:
+        if path == "/":
+            raise FileUnavailable("File exists.")
+        yield self.fs("mkdir", path)
+        return Reply(257, f"{quote_path(path)} directory created.")
+
+    def ftp_RMD(self: Session, arg: str, path: str) -> Gen:
+        if path == "/":
+            raise FileUnavailable("Can't remove root directory.")
+        yield self.fs("rmdir", path)
+        if self.cwd == path or self.cwd.startswith(path + "/"):
+            self.cwd = parent(path)
+        return Reply(250, "Directory removed.")
+
+    def ftp_DELE(self: Session, arg: str, path: str) -> Gen:
+        if path == "/":
+            raise FileUnavailable("Is a directory.")
+        yield self.fs("delete", path)
+        return Reply(250, "File removed.")
+
+    def ftp_RNFR(self: Session, arg: str, path: str) -> Gen:
+        if path == "/":
+            raise FileUnavailable("Can't rename home directory.")
+        yield self.fs("stat", path)
+        self.rename_from = path
+        return Reply(350, "Ready for destination name.")
+
+    def ftp_RNTO(self: Session, arg: str, path: str) -> Gen:
+        src = self.rename_from
+        self.rename_from = None
+        if path == "/":
+            raise NameNotAllowed("Can't overwrite home directory.")
+        yield self.fs("rename", src, path)
+        return Reply(250, "Rename successful.")
+
+    # ------------------------------------------------------------------ file facts (RFC 3659)
+    def ftp_SIZE(self: Session, arg: str, path: str) -> Gen:
+        if self.ascii:
+            # The size in TYPE A depends on the content (RFC 3659 §4); computing it costs a full read.
+            raise FileUnavailable("SIZE not allowed in ASCII mode.")
+        st = yield self.fs("stat", path)
+        if st.is_dir:
+            raise FileUnavailable("Not a regular file.")
+        return Reply(213, str(st.size))
+
+    def ftp_MDTM(self: Session, arg: str, path: str) -> Gen:
+        st = yield self.fs("stat", path)
+        if st.is_dir:
+            raise FileUnavailable("Not a regular file.")
+        return Reply(213, mdtm_time(st.mtime))
+
+    def ftp_MFMT(self: Session, arg: str) -> Gen:
+        value, _, name = arg.strip().partition(" ")
+        if not name:
+            raise ArgumentError("Syntax: MFMT <YYYYMMDDHHMMSS> <path>.")
+        mtime = parse_time_val(value)
+        if mtime is None:
+            # draft-somers-ftp-mfxx §3.1: an invalid time value MUST be 501.
+            raise ArgumentError("Invalid time value.")
+        path = resolve(self.cwd, name)
+        yield self.fs("set_mtime", path, mtime)
+        return Reply(213, f"Modify={mdtm_time(mtime)}; {path}")
+
+    def ftp_MLST(self: Session, arg: str, path: str) -> Gen:
+        st = yield self.fs("stat", path)
+        facts = mlsx_facts(st, self.mlst_facts, self.perms)
+        # RFC 3659 §7.2: the entry line starts with one space; TVFS: the full virtual path.
+        return Reply(250, f"Listing {path}", f"{facts} {path}", "End.")
+
+    # ------------------------------------------------------------------ listings
+    def _listing(self: Session, path: str) -> Generator[Any, Any, tuple[list[FileStat], bool]]:
+        st = yield self.fs("stat", path)
+        if not st.is_dir:
+            return [st], False
+        entries = yield self.fs("list", path)
+        return sorted(entries, key=lambda e: e.name), True
+
+    def ftp_LIST(self: Session, arg: str, path: str) -> Gen:
+        self.require_data_setup()
+        entries, _ = yield from self._listing(path)
+        now = time.time()
+        payload = "".join(list_line(e, now) + "\r\n" for e in entries)
+        return (yield from self._send_listing("LIST", path, payload))
+
+    def ftp_NLST(self: Session, arg: str, path: str) -> Gen:
+        self.require_data_setup()
+        entries, is_dir = yield from self._listing(path)
+        if is_dir:
+            payload = "".join(nlst_line(e.name) + "\r\n" for e in entries)
+        else:
+            payload = nlst_line(arg.strip() or entries[0].name) + "\r\n"
+        return (yield from self._send_listing("NLST", path, payload))
+
+    def ftp_MLSD(self: Session, arg: str, path: str) -> Gen:
+        self.require_data_setup()
+        st = yield self.fs("stat", path)
+        if not st.is_dir:
+            raise ArgumentError("Not a directory.")  # RFC 3659 §7.2.1: 501, no data connection
+        entries = yield self.fs("list", path)
+        facts, perms = self.mlst_facts, self.perms
+        payload = "".join(mlsd_line(e, facts, perms) + "\r\n" for e in sorted(entries, key=_name))
+        return (yield from self._send_listing("MLSD", path, payload))
+
+    def _send_listing(self: Session, kind: str, path: str, payload: str) -> Gen:
+        data = payload.encode("utf-8", "surrogateescape")
+        t = Transfer(kind, path, payload=data, name=basename(path) or "/")
+        self.begin_transfer(t)
+        yield StartTransfer(t)
+        return None
+
+    def _stat_listing(self: Session, arg: str) -> Gen:
+        from .session import _strip_ls_flags
+
+        raw = _strip_ls_flags(arg)
+        if any(c in raw for c in "*?["):
+            raise FileUnavailable("Globbing not supported.")
+        path = resolve(self.cwd, raw)
+        entries, _ = yield from self._listing(path)
+        now = time.time()
+        return Reply(213, f"Status of {quote_path(path)}:", *(list_line(e, now) for e in entries),
+                     "End of status.")
+
+    # ------------------------------------------------------------------ transfers
+    def _take_rest(self: Session) -> int:
+        offset, self.rest = self.rest, 0
+        return offset
+
+    def ftp_RETR(self: Session, arg: str, path: str) -> Gen:
+        self.require_data_setup()
+        offset = self._take_rest()
+        reader = yield self.fs("open_read", path, offset)
+        t = Transfer("RETR", path, offset=offset, ascii=self.ascii, reader=reader, name=basename(path))
+        self.begin_transfer(t)
+        yield StartTransfer(t)
+        return None
+
+    def ftp_STOR(self: Session, arg: str, path: str) -> Gen:
+        return (yield from self._upload("STOR", path, append=False))
+
+    def ftp_APPE(self: Session, arg: str, path: str) -> Gen:
+        return (yield from self._upload("APPE", path, append=True))
+
+    def _upload(self: Session, kind: str, path: str, append: bool) -> Gen:
+        self.require_data_setup()
+        if path == "/":
+            raise NameNotAllowed("Not a file name.")
+        offset = self._take_rest()
+        # REST then APPE resumes at the offset like REST+STOR (RFC 3659 §5.5 allows either).
+        writer = yield self.fs("open_write", path, offset, append and offset == 0)
+        t = Transfer(kind, path, offset=offset, ascii=self.ascii, writer=writer, name=basename(path))
+        self.begin_transfer(t)
+        yield StartTransfer(t)
+        return None
+
+    def ftp_STOU(self: Session, arg: str, path: str) -> Gen:
+        self.require_data_setup()
+        if self.rest:
+            self.rest = 0
+            raise FileUnavailable("Can't STOU while REST request is pending.")
+        if arg.strip():
+            vdir, prefix = parent(path), basename(path)
+        else:
+            vdir, prefix = self.cwd, "ftpd"
+        target = yield self.fs("unique_name", vdir, prefix)
+        writer = yield self.fs("open_write", target, 0, False)
+        name = basename(target)
+        t = Transfer("STOU", target, ascii=self.ascii, writer=writer, name=name)
+        self.begin_transfer(t)
+        yield StartTransfer(t)
+        return None
+
+
+def _name(e: FileStat) -> str:
+    return e.name

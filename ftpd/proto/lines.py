@@ -1,0 +1,114 @@
+"""Control-connection framing: bytes in, command lines out.
+
+- A line ends with CRLF (RFC 959 §4.1, RFC 1123 §4.1.2.10) or a bare LF (clients and humans with netcat).
+- Telnet sequences are stripped (RFC 959 §4.1.3: the control connection is a Telnet connection): ``IAC IAC``
+  is a literal 0xFF byte (lftp doubles 0xFF in names), ``IAC IP``/``IAC DM`` and the other two-byte
+  commands are dropped (lftp prefixes ABOR with IP+SYNCH), ``IAC WILL/WONT/DO/DONT x`` are dropped. The
+  server sets SO_OOBINLINE so the urgent byte of a SYNCH (or ftplib's OOB ``ABOR``) stays in the stream.
+- A line longer than ``max_line`` bytes is never buffered whole: the excess is discarded until the next
+  line end and the line is reported as ``TOO_LONG`` (answered ``500``).
+- Lines are decoded as UTF-8 (RFC 2640) with surrogateescape, so names that are not valid UTF-8 survive
+  byte for byte to the filesystem and back.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LineReader", "TOO_LONG", "parse_command"]
+
+IAC = 0xFF
+_TWO_BYTE_SKIP = frozenset({0xFB, 0xFC, 0xFD, 0xFE})  # WILL WONT DO DONT take an option byte
+
+TOO_LONG = "\x00too-long"  # sentinel line: cannot come from a client (NUL is never kept)
+
+
+def _strip_telnet(data: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        b = data[i]
+        if b != IAC:
+            j = data.find(b"\xff", i)
+            if j < 0:
+                out += data[i:]
+                break
+            out += data[i:j]
+            i = j
+            continue
+        if i + 1 >= n:
+            break  # a lone IAC at the very end of a line: drop it
+        cmd = data[i + 1]
+        if cmd == IAC:
+            out.append(IAC)
+            i += 2
+        elif cmd in _TWO_BYTE_SKIP:
+            i += 3
+        else:
+            i += 2  # IP, DM, AYT, NOP, ...
+    return bytes(out)
+
+
+class LineReader:
+    """Incremental line framer with a hard cap on buffered bytes."""
+
+    __slots__ = ("_buf", "_discarding", "max_line")
+
+    def __init__(self, max_line: int = 4096) -> None:
+        self._buf = b""
+        self._discarding = False
+        self.max_line = max_line
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for a line end (never more than ``max_line``)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[str]:
+        """Add received bytes; return the complete lines (without line ends), in order."""
+        buf = self._buf + data if self._buf else data
+        lines: list[str] = []
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            if self._discarding:
+                self._discarding = False
+                lines.append(TOO_LONG)
+            elif nl - start > self.max_line:
+                lines.append(TOO_LONG)
+            else:
+                lines.append(self._decode(buf[start:nl]))
+            start = nl + 1
+        rest = buf[start:]
+        if len(rest) > self.max_line:
+            # Overlong and still no line end: drop what we have and remember to report it once.
+            self._discarding = True
+            rest = b""
+        elif self._discarding:
+            rest = b""
+        self._buf = rest
+        return lines
+
+    @staticmethod
+    def _decode(raw: bytes) -> str:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if b"\xff" in raw:
+            raw = _strip_telnet(raw)
+        if b"\0" in raw:
+            raw = raw.replace(b"\0", b"")  # NUL never belongs in a command or a path
+        return raw.decode("utf-8", "surrogateescape")
+
+
+def parse_command(line: str) -> tuple[str, str]:
+    """Split a line into (VERB upper-cased, argument). The argument keeps inner and trailing spaces.
+
+    RFC 959 §5.3: one space separates the verb from its argument; names may contain spaces, so only the
+    single separator is consumed (a leading extra space is tolerated, as vsftpd does, for sloppy clients).
+    """
+    line = line.lstrip(" ")
+    sp = line.find(" ")
+    if sp < 0:
+        return line.upper(), ""
+    return line[:sp].upper(), line[sp + 1 :]

@@ -1,0 +1,97 @@
+"""Directory listing formats: ``ls -l`` for LIST, names for NLST, facts for MLSD/MLST (RFC 3659 §7).
+
+All times are UTC, consistent with MDTM (vsftpd and ProFTPD default to GMT; lftp assumes GMT for LIST).
+A name containing CR or LF is shown with ``?`` in their place so that no name can inject a listing line.
+"""
+
+from __future__ import annotations
+
+import stat as _stat
+import time
+
+from ..fs.base import FileStat
+
+__all__ = ["list_line", "nlst_line", "mlsx_facts", "mdtm_time", "parse_time_val", "DEFAULT_FACTS",
+           "ALL_FACTS"]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SIX_MONTHS = 182 * 86400  # vsftpd's cut-off between "HH:MM" and "YYYY" (ls uses ~6 months)
+
+ALL_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
+DEFAULT_FACTS = frozenset(ALL_FACTS)
+
+
+def _safe_name(name: str) -> str:
+    if "\r" in name or "\n" in name:
+        return name.replace("\r", "?").replace("\n", "?")
+    return name
+
+
+def list_line(st: FileStat, now: float) -> str:
+    """One ``ls -l`` line (without CRLF): mode, links, owner, group, size, date, name."""
+    mode = st.mode
+    if not _stat.S_IFMT(mode):
+        mode |= _stat.S_IFDIR if st.is_dir else _stat.S_IFREG
+    t = time.gmtime(st.mtime)
+    if st.mtime > now or now - st.mtime > _SIX_MONTHS:
+        when = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d}  {t.tm_year}"
+    else:
+        when = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
+    # Owner and group are not the real uid/gid (vsftpd hide_ids): they mean nothing to a virtual user.
+    return f"{_stat.filemode(mode)} {st.nlink:3d} ftp      ftp      {st.size:>12d} {when} {_safe_name(st.name)}"
+
+
+def nlst_line(name: str) -> str:
+    return _safe_name(name)
+
+
+def mdtm_time(mtime: float) -> str:
+    """``YYYYMMDDHHMMSS`` in UTC (RFC 3659 §2.3)."""
+    t = time.gmtime(mtime)
+    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}"
+
+
+def parse_time_val(value: str) -> float | None:
+    """Parse ``YYYYMMDDHHMMSS[.sss]`` (UTC) into epoch seconds, or None if invalid."""
+    main, _, frac = value.partition(".")
+    if len(main) != 14 or not main.isdigit() or (frac and not frac.isdigit()):
+        return None
+    try:
+        tm = time.strptime(main, "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    import calendar
+
+    return calendar.timegm(tm) + (float("0." + frac) if frac else 0.0)
+
+
+def _perm_fact(st: FileStat, perms: str) -> str:
+    # RFC 3659 §7.5.5: what this user may do with the entry, from its permission letters.
+    if st.is_dir:
+        letters = (("e", "e"), ("l", "l"), ("w", "c"), ("m", "m"), ("d", "d"), ("f", "f"), ("d", "p"))
+    else:
+        letters = (("r", "r"), ("w", "w"), ("a", "a"), ("d", "d"), ("f", "f"))
+    return "".join(fact for letter, fact in letters if letter in perms)
+
+
+def mlsx_facts(st: FileStat, facts: frozenset[str], perms: str, type_override: str = "") -> str:
+    """The facts string ``type=file;size=1;...;`` for one entry (no name, no leading space)."""
+    out = []
+    if "type" in facts:
+        out.append(f"type={type_override or ('dir' if st.is_dir else 'file')};")
+    if "size" in facts:
+        out.append(f"size={st.size};")
+    if "modify" in facts:
+        out.append(f"modify={mdtm_time(st.mtime)};")
+    if "perm" in facts:
+        out.append(f"perm={_perm_fact(st, perms)};")
+    if "unique" in facts and st.unique:
+        out.append(f"unique={st.unique};")
+    if "unix.mode" in facts:
+        out.append(f"unix.mode=0{st.mode & 0o7777:o};")
+    return "".join(out)
+
+
+def mlsd_line(st: FileStat, facts: frozenset[str], perms: str) -> str:
+    """One MLSD line: facts, exactly one space, the name (RFC 3659 §7.2)."""
+    return f"{mlsx_facts(st, facts, perms)} {_safe_name(st.name)}"

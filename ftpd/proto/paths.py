@@ -1,0 +1,58 @@
+"""Virtual path normalisation: the first half of the jail.
+
+A *virtual path* is what the client sees: absolute, POSIX, ``/`` being the user's home. Every path
+argument is joined to the current directory and normalised lexically here, so ``..`` can never climb
+above ``/`` (``/..`` is ``/``, as in a chroot). The filesystem backend then does the second half: a
+realpath containment check before any access, so that symlinks cannot escape either.
+"""
+
+from __future__ import annotations
+
+from .errors import ArgumentError, FileUnavailable, NameNotAllowed
+
+__all__ = ["MAX_PATH", "MAX_NAME", "resolve", "parent", "basename", "quote_path"]
+
+MAX_PATH = 4096  # vsftpd VSFTP_PATH_MAX
+MAX_NAME = 255  # NAME_MAX on Linux
+
+
+def resolve(cwd: str, arg: str) -> str:
+    """Join ``arg`` to ``cwd`` and normalise. Raises 550/553 for NUL bytes or over-long names."""
+    if "\0" in arg:
+        raise FileUnavailable("Invalid file name.")
+    if len(arg) > MAX_PATH:
+        raise NameNotAllowed("File name too long.")
+    base = "" if arg.startswith("/") else cwd
+    parts: list[str] = []
+    for seg in (base + "/" + arg).split("/"):
+        if seg == "" or seg == ".":
+            continue
+        if seg == "..":
+            if parts:
+                parts.pop()
+            continue
+        if len(seg.encode("utf-8", "surrogateescape")) > MAX_NAME:
+            raise NameNotAllowed("File name too long.")
+        parts.append(seg)
+    return "/" + "/".join(parts)
+
+
+def parent(vpath: str) -> str:
+    """The directory containing ``vpath`` (``/`` for ``/``)."""
+    i = vpath.rfind("/")
+    return vpath[:i] or "/"
+
+
+def basename(vpath: str) -> str:
+    return vpath[vpath.rfind("/") + 1 :]
+
+
+def quote_path(vpath: str) -> str:
+    """A path inside a 257 reply: quoted, embedded quotes doubled (RFC 959 Appendix II)."""
+    return '"' + vpath.replace('"', '""') + '"'
+
+
+def require_arg(arg: str) -> str:
+    if not arg:
+        raise ArgumentError("Syntax error: command needs an argument.")
+    return arg

@@ -1,0 +1,55 @@
+"""FTP replies and their wire format (RFC 959 §4.2).
+
+A reply is ``DDD<SP>text<CRLF>``; a multi-line reply is ``DDD-first`` ... ``DDD last``. Inner lines
+are indented by one space so that none can be mistaken for the end line (RFC 959 §4.2 allows any text;
+a leading space is what FEAT requires anyway, RFC 2389 §3.2). CR and LF inside texts are replaced, so a
+file name can never inject a reply line.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Reply", "sanitize"]
+
+
+def sanitize(text: str) -> str:
+    """Make a text safe for one reply line: no CR, LF or NUL can reach the wire."""
+    if "\r" in text or "\n" in text or "\0" in text:
+        return text.replace("\r", "\\r").replace("\n", "\\n").replace("\0", "\\0")
+    return text
+
+
+class Reply:
+    """One FTP reply: a code and one or more lines of text."""
+
+    __slots__ = ("code", "lines")
+
+    def __init__(self, code: int, *lines: str) -> None:
+        self.code = code
+        self.lines: tuple[str, ...] = lines or ("",)
+
+    @property
+    def text(self) -> str:
+        """All lines joined by newlines (for tests and logs)."""
+        return "\n".join(self.lines)
+
+    def encode(self) -> bytes:
+        """The reply as it goes on the wire (UTF-8, non-UTF-8 names kept byte for byte)."""
+        lines = self.lines
+        code = self.code
+        if len(lines) == 1:
+            data = f"{code} {sanitize(lines[0])}\r\n"
+        else:
+            parts = [f"{code}-{sanitize(lines[0])}\r\n"]
+            for line in lines[1:-1]:
+                parts.append(f" {sanitize(line)}\r\n")
+            parts.append(f"{code} {sanitize(lines[-1])}\r\n")
+            data = "".join(parts)
+        return data.encode("utf-8", "surrogateescape")
+
+    def __repr__(self) -> str:
+        return f"Reply({self.code}, {self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reply) and other.code == self.code and other.lines == self.lines
+
+    __hash__ = None  # type: ignore[assignment]

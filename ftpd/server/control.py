@@ -1,0 +1,374 @@
+"""The control channel: an ``asyncio.Protocol`` that drives one ``proto.Session``.
+
+Lean by design (C10K): no standing task per idle session. Lines are framed in ``data_received``; a
+command that needs IO gets a short-lived task that drives the handler generator; a transfer runs as its
+own task so that ABOR, STAT, NOOP and QUIT are answered while it runs. Commands are processed one at a
+time, in order; lines that arrive meanwhile wait in a small queue, and reading pauses when the queue
+grows or the client stops reading our replies (back-pressure both ways). Timeouts are checked by the
+server's sweeper from ``last_activity``, so an idle session costs no timer either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..proto.lines import LineReader
+from ..proto.replies import Reply
+from ..proto.requests import (
+    AbortTransfer,
+    Authenticate,
+    CloseData,
+    FsCall,
+    OpenPassive,
+    Sleep,
+    StartTransfer,
+    Transfer,
+)
+from ..proto.session import Done, Session
+from . import data as datamod
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["ControlChannel"]
+
+log = logging.getLogger("ftpd.session")
+xfer_log = logging.getLogger("ftpd.transfer")
+
+MAX_QUEUED_LINES = 32
+
+
+class ControlChannel(asyncio.Protocol):
+    """IO for one client's control connection."""
+
+    __slots__ = (
+        "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
+        "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
+        "counted_ip", "counted_user", "connected_at",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: Any = None
+        self.session: Session = None  # type: ignore[assignment]
+        self.reader = LineReader(server.max_line)
+        self.fs: Any = None
+        self.queue: deque[str] | None = None  # created on first use only
+        self.busy = False
+        self.last_activity = 0.0
+        self.transfer_task: asyncio.Task[None] | None = None
+        self.passive: datamod.PassiveListener | None = None
+        self.peer = ("", 0)
+        self.closed = False
+        self.sid = 0
+        self.read_paused = False
+        self.write_paused = False
+        self.counted_ip = ""
+        self.counted_user = ""
+        self.connected_at = 0.0
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.last_activity = self.connected_at = time.monotonic()
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self.peer = (peer[0], peer[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                # Keep the urgent byte of Telnet SYNCH / ftplib's OOB "ABOR" in the stream.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        server = self.server
+        self.session = Session(server.session_settings, peer[0], local[0])
+        refusal = server.admit(self)
+        if refusal is not None:
+            log.info("refused %s: %s", self._who(), refusal)
+            transport.write(Reply(421, refusal).encode())
+            self.closed = True
+            transport.close()
+            return
+        log.info("connect %s", self._who())
+        transport.write(self.session.greeting().encode())
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        for line in self.reader.feed(data):
+            if self.closed:
+                return
+            self._on_line(line)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed and self.transport is None:
+            return
+        self.closed = True
+        self._drop_passive()
+        task = self.transfer_task
+        if task is not None and not task.done():
+            task.cancel()
+        self.server.release(self)
+        log.info("disconnect %s", self._who())
+
+    def pause_writing(self) -> None:
+        # The client does not read our replies: stop reading its commands until it does.
+        self.write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._maybe_resume_reading()
+
+    # ------------------------------------------------------------------ command processing
+    def _on_line(self, line: str) -> None:
+        session = self.session
+        if self.busy or (session.transfer is not None and not session.allowed_during_transfer(line)):
+            q = self.queue
+            if q is None:
+                q = self.queue = deque()
+            q.append(line)
+            if len(q) >= MAX_QUEUED_LINES:
+                self._pause_reading()
+            return
+        self._run(line)
+
+    def _run(self, line: str) -> None:
+        if self.server.log_commands:
+            log.debug("%s <- %s", self._who(), _mask(line))
+        result = self.session.handle(line)
+        if Session.is_generator(result):
+            self.busy = True
+            asyncio.get_running_loop().create_task(self._drive(result))
+            return
+        if result is not None:
+            if type(result) is list:
+                for r in result:
+                    self._reply(r)
+            else:
+                self._reply(result)  # type: ignore[arg-type]
+        self._after_command()
+
+    async def _drive(self, gen: Any) -> None:
+        session = self.session
+        value: Any = None
+        exc: BaseException | None = None
+        try:
+            while True:
+                item = session.advance(gen, value, exc)
+                value = exc = None
+                kind = type(item)
+                if kind is Done:
+                    for r in item.replies:  # type: ignore[union-attr]
+                        self._reply(r)
+                    break
+                if kind is Reply:
+                    self._reply(item)  # type: ignore[arg-type]
+                    continue
+                try:
+                    value = await self._perform(item)
+                except OSError as e:
+                    exc = e
+        except asyncio.CancelledError:
+            gen.close()
+            return
+        finally:
+            self.busy = False
+        self._after_command()
+
+    async def _perform(self, req: Any) -> Any:
+        kind = type(req)
+        if kind is FsCall:
+            if self.fs is None:
+                raise PermissionError(13, "not logged in")
+            return await getattr(self.fs, req.method)(*req.args)
+        if kind is Authenticate:
+            return await self.server.authenticate(self, req.name, req.password)
+        if kind is StartTransfer:
+            t: Transfer = req.transfer
+            t.started = time.monotonic()
+            self.transfer_task = asyncio.get_running_loop().create_task(self._transfer(t))
+            return None
+        if kind is AbortTransfer:
+            task = self.transfer_task
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+            return None
+        if kind is OpenPassive:
+            self._drop_passive()
+            listener = self.server.pasv_pool.open(self.transport.get_extra_info("sockname")[0])
+            self.passive = listener
+            return (self.server.pasv_host(self), listener.port)
+        if kind is CloseData:
+            self._drop_passive()
+            return None
+        if kind is Sleep:
+            await asyncio.sleep(req.seconds)
+            return None
+        raise TypeError(f"unknown request {req!r}")
+
+    def _after_command(self) -> None:
+        session = self.session
+        if session.closing:
+            self.close()
+            return
+        q = self.queue
+        while q and not self.busy and not self.closed:
+            if session.transfer is not None and not session.allowed_during_transfer(q[0]):
+                # ABOR (and friends) jump the queue while a transfer runs.
+                for i, line in enumerate(q):
+                    if session.allowed_during_transfer(line):
+                        del q[i]
+                        self._run(line)
+                        break
+                else:
+                    break
+                continue
+            self._run(q.popleft())
+        self._maybe_resume_reading()
+
+    def _reply(self, reply: Reply) -> None:
+        if self.closed:
+            return
+        if reply.code >= 400 and reply.code != 421:
+            log.info("%s -> %d %s", self._who(), reply.code, reply.lines[0])
+        elif self.server.log_commands:
+            log.debug("%s -> %d %s", self._who(), reply.code, reply.lines[0])
+        self.transport.write(reply.encode())
+
+    # ------------------------------------------------------------------ transfers
+    async def _data_connection(self) -> Any:
+        server = self.server
+        session = self.session
+        timeout = server.config.data_timeout
+        if self.passive is not None:
+            listener = self.passive
+            self.passive = None
+            peer = None if server.config.pasv_promiscuous else session.peer_ip
+            return await listener.accept(peer, timeout)
+        if session.active_addr is None:
+            raise datamod.DataTimeout()
+        host, port = session.active_addr
+        return await datamod.connect_active(host, port, self.transport.get_extra_info("sockname")[0],
+                                            timeout)
+
+    async def _transfer(self, t: Transfer) -> None:
+        session = self.session
+        server = self.server
+        timeout = server.config.data_timeout
+        outcome = "ok"
+        error: OSError | None = None
+        sock = None
+
+        def progress(n: int) -> None:
+            t.bytes += n
+            self.last_activity = time.monotonic()
+
+        try:
+            try:
+                sock = await self._data_connection()
+            except (datamod.DataTimeout, OSError) as exc:
+                outcome = "no-connection"
+                log.info("%s data connection failed: %r", self._who(), exc)
+            else:
+                self._reply(session.transfer_opened(t))
+                try:
+                    if t.writer is not None:
+                        await datamod.receive_upload(sock, t.writer, t.ascii, timeout, progress)
+                        await asyncio.sleep(0)  # let a simultaneous control-connection loss land
+                        if self.closed:
+                            outcome = "lost"  # the client vanished: never report a partial upload
+                        else:
+                            await t.writer.commit()
+                    elif t.payload is not None:
+                        await datamod.send_bytes(sock, t.payload, timeout, progress)
+                    else:
+                        await datamod.send_file(sock, t.reader, t.ascii, timeout, progress)
+                except datamod.DataTimeout:
+                    outcome = "timeout"
+                except (ConnectionError, BrokenPipeError):
+                    outcome = "lost"
+                except OSError as exc:
+                    outcome = "local-error"
+                    error = exc
+        except asyncio.CancelledError:
+            outcome = "aborted"
+        finally:
+            if sock is not None:
+                sock.close()
+            await self._finish_files(t, outcome)
+        self.transfer_task = None
+        elapsed = time.monotonic() - t.started
+        xfer_log.info("%s %s %s bytes=%d seconds=%.3f result=%s", self._who(), t.kind, t.vpath,
+                      t.bytes, elapsed, outcome)
+        server.count_transfer(t, outcome)
+        for r in session.transfer_finished(t, outcome, error):
+            self._reply(r)
+        if not self.closed:
+            self._after_command()
+
+    async def _finish_files(self, t: Transfer, outcome: str) -> None:
+        try:
+            if t.reader is not None:
+                await t.reader.close()
+            if t.writer is not None and outcome != "ok":
+                await t.writer.abort()
+                if t.kind == "STOU" and self.fs is not None:
+                    try:
+                        await self.fs.delete(t.vpath)  # the placeholder unique_name created
+                    except OSError:
+                        pass
+        except OSError:
+            log.exception("closing files of %r", t)
+
+    # ------------------------------------------------------------------ lifecycle helpers
+    def _drop_passive(self) -> None:
+        if self.passive is not None:
+            self.passive.close()
+            self.passive = None
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _maybe_resume_reading(self) -> None:
+        if self.read_paused and not self.write_paused and not self.closed:
+            q = self.queue
+            if q is None or len(q) < MAX_QUEUED_LINES // 2:
+                self.read_paused = False
+                self.transport.resume_reading()
+
+    def close(self, reply: Reply | None = None) -> None:
+        """Send ``reply`` (if any) and close once the buffered replies are written."""
+        if self.closed:
+            return
+        if reply is not None:
+            self._reply(reply)
+        self.closed = True
+        self._drop_passive()
+        task = self.transfer_task
+        if task is not None and not task.done():
+            task.cancel()
+        self.transport.close()
+
+    def _who(self) -> str:
+        s = self.session
+        user = s.account.name if s is not None and s.account is not None else "-"
+        return f"[{self.sid}] {self.peer[0]}:{self.peer[1]} {user}"
+
+
+def _mask(line: str) -> str:
+    if line[:5].upper() == "PASS ":
+        return "PASS ****"  # never log a password
+    return line

@@ -1,0 +1,287 @@
+"""Data channels: the passive port pool, active connects, and the transfer pumps.
+
+Data connections are plain non-blocking sockets driven with ``add_reader``/``add_writer`` futures
+rather than asyncio transports: that lets RETR use ``os.sendfile`` (zero copy; uvloop has no
+``loop.sendfile``) and STOR receive straight into large reusable buffers, with no per-chunk objects.
+Every wait has the data timeout: a transfer that stalls longer is aborted.
+
+- Passive: a port from ``pasv_ports`` is bound per transfer (a port in use is skipped, exhaustion is an
+  ``OSError`` → ``425``) on the control connection's local address, listened on with a backlog of 1, and
+  closed the moment its data connection is accepted. A connection from an IP other than the control
+  peer's is closed and the listener keeps waiting for the right one (Pure-FTPd's behaviour: a port thief
+  cannot make the transfer fail), unless ``pasv_promiscuous``.
+- Active: connect to the address PORT/EPRT gave (checked for bounce by the protocol core), from the
+  control connection's local address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ..proto.textmode import FromNetwork, ToNetwork
+
+__all__ = ["PassivePool", "DataTimeout", "ForeignPeer", "PassiveListener", "connect_active",
+           "send_file", "send_bytes", "receive_upload"]
+
+log = logging.getLogger("ftpd.data")
+
+RECV_BUF = 256 * 1024  # per buffer; an upload uses two (double buffering)
+READ_BLOCK = 256 * 1024  # RETR blocks when sendfile cannot be used
+SENDFILE_MAX = 16 * 1024 * 1024  # per os.sendfile call, so one transfer cannot hog the loop
+
+
+class DataTimeout(Exception):
+    """The data connection did not come, or stalled for longer than the data timeout."""
+
+
+class ForeignPeer(Exception):
+    """A data connection came from an address other than the control connection's peer."""
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(DataTimeout())
+
+
+async def _wait_fd(loop: asyncio.AbstractEventLoop, fd: int, write: bool, timeout: float) -> None:
+    """Wait until ``fd`` is readable/writable, at most ``timeout`` seconds."""
+    fut: asyncio.Future[None] = loop.create_future()
+    add: Callable[..., Any] = loop.add_writer if write else loop.add_reader
+    remove: Callable[[int], Any] = loop.remove_writer if write else loop.remove_reader
+    add(fd, _wake, fut)
+    timer = loop.call_later(timeout, _expire, fut)
+    try:
+        await fut
+    finally:
+        remove(fd)
+        timer.cancel()
+
+
+class PassivePool:
+    """The passive port range, shared by all sessions of one process."""
+
+    __slots__ = ("first", "last", "in_use")
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first = first
+        self.last = last
+        self.in_use: set[int] = set()
+
+    def open(self, local_ip: str) -> PassiveListener:
+        """Bind and listen on a free port of the range on ``local_ip``. ``OSError`` if none is free."""
+        ip = ipaddress.ip_address(local_ip.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        count = self.last - self.first + 1
+        start = random.randrange(count)  # random start: ports are harder to guess (RFC 2577 §5)
+        for i in range(count):
+            port = self.first + (start + i) % count
+            if port in self.in_use:
+                continue
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((str(ip), port))
+                sock.listen(1)
+            except OSError as exc:
+                sock.close()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                raise
+            sock.setblocking(False)
+            self.in_use.add(port)
+            return PassiveListener(self, sock, port)
+        raise OSError(errno.EADDRINUSE, "no free passive port")
+
+
+class PassiveListener:
+    """One passive listening socket, good for one data connection."""
+
+    __slots__ = ("pool", "sock", "port")
+
+    def __init__(self, pool: PassivePool, sock: socket.socket, port: int) -> None:
+        self.pool = pool
+        self.sock = sock
+        self.port = port
+
+    async def accept(self, peer_ip: str | None, timeout: float) -> socket.socket:
+        """The data connection from ``peer_ip`` (any peer if None); closes the listener."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    conn, addr = self.sock.accept()
+                except BlockingIOError:
+                    await _wait_fd(loop, self.sock.fileno(), False, timeout)
+                    continue
+                if peer_ip is not None and _norm(addr[0]) != peer_ip:
+                    # Port theft (RFC 2577 §5): refuse it, keep waiting for the real client.
+                    log.warning("passive port %d: refused data connection from foreign %s",
+                                self.port, addr[0])
+                    conn.close()
+                    continue
+                conn.setblocking(False)
+                return conn
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.sock.close()
+            self.pool.in_use.discard(self.port)
+
+
+def _norm(ip: str) -> str:
+    try:
+        a = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return str(a.ipv4_mapped)
+    return str(a)
+
+
+async def connect_active(host: str, port: int, local_ip: str, timeout: float) -> socket.socket:
+    """Connect to the client's PORT/EPRT address from our control connection's local address."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        src = _norm(local_ip)
+        if (":" in src) == (family == socket.AF_INET6):
+            sock.bind((src, 0))
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+        except TimeoutError:
+            raise DataTimeout() from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _sendall(sock: socket.socket, data: bytes | memoryview, timeout: float) -> None:
+    view = memoryview(data)
+    loop = asyncio.get_running_loop()
+    while view:
+        try:
+            n = sock.send(view)
+        except BlockingIOError:
+            await _wait_fd(loop, sock.fileno(), True, timeout)
+            continue
+        view = view[n:]
+
+
+async def send_bytes(sock: socket.socket, data: bytes, timeout: float,
+                     progress: Callable[[int], None]) -> None:
+    """Send a prepared payload (a listing)."""
+    await _sendall(sock, data, timeout)
+    progress(len(data))
+
+
+async def send_file(sock: socket.socket, reader: Any, ascii: bool, timeout: float,
+                    progress: Callable[[int], None]) -> None:
+    """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A."""
+    loop = asyncio.get_running_loop()
+    fd = reader.fileno() if not ascii else None
+    if fd is not None:
+        offset = reader.position()
+        remaining = reader.size - offset
+        out = sock.fileno()
+        while remaining > 0:
+            try:
+                n = os.sendfile(out, fd, offset, min(remaining, SENDFILE_MAX))
+            except BlockingIOError:
+                await _wait_fd(loop, out, True, timeout)
+                continue
+            if n == 0:
+                break  # the file shrank under us: send what there was
+            offset += n
+            remaining -= n
+            reader.advance(n)
+            progress(n)
+        return
+    conv = ToNetwork() if ascii else None
+    while True:
+        block = await reader.read(READ_BLOCK)
+        if not block:
+            break
+        progress(len(block))
+        if conv is not None:
+            block = conv.convert(block)
+        await _sendall(sock, block, timeout)
+    if conv is not None:
+        tail = conv.flush()
+        if tail:
+            await _sendall(sock, tail, timeout)
+
+
+async def receive_upload(sock: socket.socket, writer: Any, ascii: bool, timeout: float,
+                         progress: Callable[[int], None]) -> None:
+    """STOR/APPE: receive into large buffers; write one while the next fills (double buffering)."""
+    loop = asyncio.get_running_loop()
+    fd = sock.fileno()
+    bufs = (bytearray(RECV_BUF), bytearray(RECV_BUF))
+    which = 0
+    pending: asyncio.Future[Any] | None = None
+    conv = FromNetwork() if ascii else None
+
+    async def flush(data: memoryview) -> asyncio.Future[Any]:
+        chunk: bytes | memoryview = conv.convert(data) if conv is not None else data
+        return asyncio.ensure_future(writer.write(chunk))
+
+    try:
+        while True:
+            view = memoryview(bufs[which])
+            filled = 0
+            eof = False
+            while filled < RECV_BUF:
+                try:
+                    n = sock.recv_into(view[filled:])
+                except BlockingIOError:
+                    if filled and pending is None:
+                        break  # nothing queued for disk: write what we have rather than wait
+                    await _wait_fd(loop, fd, False, timeout)
+                    continue
+                if n == 0:
+                    eof = True
+                    break
+                filled += n
+                progress(n)
+            if pending is not None:
+                await pending
+                pending = None
+            if filled:
+                pending = await flush(view[:filled])
+                which ^= 1
+            if eof:
+                break
+        if pending is not None:
+            await pending
+            pending = None
+        if conv is not None:
+            tail = conv.flush()
+            if tail:
+                await writer.write(tail)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            try:
+                await pending
+            except BaseException:  # noqa: BLE001 - the writer is aborted by the caller
+                pass

@@ -1,0 +1,289 @@
+"""Listeners, limits, timeouts and the server's lifecycle: start-up → serve → shutdown.
+
+``run(config)`` is the whole life of one server process: pick the event loop (uvloop when installed),
+raise RLIMIT_NOFILE to its hard limit, bind the control listener(s), serve until SIGTERM/SIGINT, then
+stop accepting, tell idle sessions ``421``, give running transfers a grace period, and exit 0.
+
+Limits are enforced at accept (``max_sessions``, ``max_per_ip``) and at login (per-user
+``max_sessions``). Timeouts (login, idle) are checked by one sweeper task over all sessions from their
+``last_activity``, so an idle session costs no timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ..auth import Account, Authenticator
+from ..config import Config, pasv_range
+from ..fs.local import LocalFS, cleanup_stale_uploads
+from ..proto.replies import Reply
+from ..proto.session import SessionSettings
+from ..proto.state import Login
+from .control import ControlChannel
+from .data import PassivePool
+
+__all__ = ["Server", "run"]
+
+log = logging.getLogger("ftpd")
+
+SWEEP_INTERVAL = 1.0
+SHUTDOWN_GRACE = 10.0
+
+
+class Server:
+    """State shared by all sessions of one process."""
+
+    def __init__(self, config: Config, authenticator: Authenticator | None = None) -> None:
+        self.config = config
+        self.auth = authenticator or Authenticator.from_config(config)
+        self.session_settings = SessionSettings(
+            banner=config.banner,
+            max_login_attempts=config.max_login_attempts,
+            login_fail_delay=config.login_fail_delay,
+            port_promiscuous=config.port_promiscuous,
+        )
+        first, last = pasv_range(config)
+        self.pasv_pool = PassivePool(first, last)
+        self.pasv_address = ""  # resolved at start-up when pasv_address is a host name
+        self.max_line = 4096
+        self.log_commands = logging.getLogger("ftpd.session").isEnabledFor(logging.DEBUG)
+        self.executor = concurrent.futures.ThreadPoolExecutor(config.io_threads,
+                                                              thread_name_prefix="ftpd-io")
+        self.channels: set[ControlChannel] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.per_user: Counter[str] = Counter()
+        self._fs_cache: dict[tuple[str, bool], LocalFS] = {}
+        self._next_sid = 0
+        self._servers: list[asyncio.base_events.Server] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self.stats: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ sessions
+    def admit(self, ch: ControlChannel) -> str | None:
+        """Register a new connection, or return why it is refused (answered 421)."""
+        cfg = self.config
+        if cfg.max_sessions and len(self.channels) >= cfg.max_sessions:
+            return "Too many connected users, please try later."
+        ip = ch.session.peer_ip
+        if cfg.max_per_ip and self.per_ip[ip] >= cfg.max_per_ip:
+            return "Too many connections from your internet address."
+        self._next_sid += 1
+        ch.sid = self._next_sid
+        self.channels.add(ch)
+        self.per_ip[ip] += 1
+        ch.counted_ip = ip
+        self.stats["sessions_total"] += 1
+        return None
+
+    def release(self, ch: ControlChannel) -> None:
+        if ch.counted_ip:
+            self.channels.discard(ch)
+            self.per_ip[ch.counted_ip] -= 1
+            if self.per_ip[ch.counted_ip] <= 0:
+                del self.per_ip[ch.counted_ip]
+            ch.counted_ip = ""
+        if ch.counted_user:
+            self.per_user[ch.counted_user] -= 1
+            if self.per_user[ch.counted_user] <= 0:
+                del self.per_user[ch.counted_user]
+            ch.counted_user = ""
+
+    async def authenticate(self, ch: ControlChannel, name: str, password: str) -> Any:
+        """Check credentials; on success give the channel its filesystem. See ``Authenticate``."""
+        account = await self.auth.authenticate(name, password)
+        if account is None:
+            self.stats["logins_failed"] += 1
+            log.info("%s login failed for user %r", ch._who(), name[:64])
+            return None
+        if ch.counted_user:  # re-login (USER while logged in): the old account's slot is freed
+            self.per_user[ch.counted_user] -= 1
+            ch.counted_user = ""
+        if account.max_sessions and self.per_user[account.name] >= account.max_sessions:
+            log.info("%s login refused for %r: per-user session limit", ch._who(), account.name)
+            return "Too many sessions for this user."
+        self.per_user[account.name] += 1
+        ch.counted_user = account.name
+        ch.fs = self.fs_for(account)
+        self.stats["logins_ok"] += 1
+        log.info("%s login ok", f"[{ch.sid}] {ch.peer[0]}:{ch.peer[1]} {account.name}")
+        return account
+
+    def fs_for(self, account: Account) -> LocalFS:
+        """One filesystem object per home, shared by that home's sessions (lean sessions)."""
+        key = (account.home, True)
+        fs = self._fs_cache.get(key)
+        if fs is None:
+            fs = LocalFS(account.home, self.executor, atomic_uploads=self.config.atomic_uploads)
+            self._fs_cache[key] = fs
+        return fs
+
+    def pasv_host(self, ch: ControlChannel) -> str:
+        """The address advertised in 227: ``pasv_address`` if set, else our end of the control link."""
+        return self.pasv_address or ch.transport.get_extra_info("sockname")[0]
+
+    def count_transfer(self, t: Any, outcome: str) -> None:
+        key = "download" if t.writer is None else "upload"
+        self.stats[f"transfers_{key}_{outcome}"] += 1
+        self.stats[f"bytes_{key}"] += t.bytes
+
+    # ------------------------------------------------------------------ timeouts
+    async def _sweep(self) -> None:
+        cfg = self.config
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = time.monotonic()
+            expired: list[tuple[ControlChannel, str]] = []
+            for ch in self.channels:
+                if ch.closed or ch.session is None:
+                    continue
+                if ch.session.login is not Login.LOGGED_IN:
+                    if now - ch.connected_at > cfg.login_timeout:
+                        expired.append((ch, "Login timeout."))
+                elif ch.transfer_task is None and not ch.busy and now - ch.last_activity > cfg.idle_timeout:
+                    expired.append((ch, "Timeout."))
+            for ch, why in expired:
+                log.info("%s closed: %s", ch._who(), why)
+                ch.close(Reply(421, why + " Closing control connection."))
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> list[tuple[str, int]]:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(self.executor)
+        if cfg.pasv_address:
+            self.pasv_address = await _resolve_pasv_address(cfg.pasv_address)
+        for home in {os.path.realpath(cfg.root)}:
+            removed = await loop.run_in_executor(self.executor, cleanup_stale_uploads, home)
+            if removed:
+                log.info("removed %d unfinished upload(s) left by an earlier run", removed)
+        sock = _listen_socket(cfg.host, cfg.port, cfg.backlog)
+        srv = await loop.create_server(lambda: ControlChannel(self), sock=sock, backlog=cfg.backlog)
+        self._servers.append(srv)
+        addrs = [(s.getsockname()[0], s.getsockname()[1]) for s in srv.sockets]
+        self._sweeper = loop.create_task(self._sweep())
+        # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
+        gc.collect()
+        gc.freeze()
+        log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in addrs))
+        return addrs
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop accepting, 421 to idle sessions, let transfers finish within ``grace``, then abort."""
+        for srv in self._servers:
+            srv.close()
+        for ch in list(self.channels):
+            if ch.transfer_task is None and not ch.busy:
+                ch.close(Reply(421, "Server shutting down."))
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(ch.transfer_task for ch in self.channels):
+            await asyncio.sleep(0.05)
+        for ch in list(self.channels):
+            ch.close(Reply(421, "Server shutting down."))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await asyncio.sleep(0)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # '::' serves IPv4 too
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _resolve_pasv_address(name: str) -> str:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"cannot resolve pasv_address {name!r}")
+    return str(infos[0][4][0])
+
+
+def _raise_nofile() -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    setup_logging(config.log_level)
+    soft, hard = _raise_nofile()
+    log.info("file descriptor limit %d (hard %d)", soft, hard)
+    loop = _new_loop(config.loop)
+    asyncio.set_event_loop(loop)
+    server = Server(config)
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("second signal: exiting at once")
+            os._exit(1)
+        stop.set()
+
+    async def main() -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        addrs = await server.start()
+        log.info("event loop: %s", type(loop).__module__)
+        if on_ready is not None:
+            on_ready(addrs)
+        await stop.wait()
+        log.info("shutting down")
+        await server.shutdown()
+        return 0
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
