@@ -151,7 +151,7 @@ def passwd(argv: Sequence[str]) -> int:
 
 # --- healthcheck -----------------------------------------------------------------------------
 
-_REPLY_RE = re.compile(rb"([0-9]{3})([ -]?)")
+_REPLY_RE = re.compile(rb"([0-9]{3})([ -]|\r?$)")
 _MAX_GREETING = 16384
 
 

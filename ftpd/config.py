@@ -109,6 +109,62 @@ class Config:
     atomic_uploads: bool = field(
         default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
     )
+    workers: int = field(
+        default=1,
+        metadata={
+            "help": "worker processes sharing the port (SO_REUSEPORT); limits hold across them"
+        },
+    )
+    shutdown_grace: float = field(
+        default=10.0,
+        metadata={"help": "seconds running transfers may take to finish after SIGTERM"},
+    )
+    tls: str = field(
+        default="off",
+        metadata={
+            "help": "FTPS: off, explicit (AUTH TLS allowed) or required (TLS for login and data)"
+        },
+    )
+    tls_cert: str = field(default="", metadata={"help": "PEM certificate (chain) file for FTPS"})
+    tls_key: str = field(default="", metadata={"help": "PEM private key file for FTPS"})
+    implicit_tls_port: int = field(
+        default=0,
+        metadata={
+            "help": "port of a second listener speaking TLS from the first byte (0: none; conventionally 990)"
+        },
+    )
+    tls_min_version: str = field(
+        default="1.2", metadata={"help": "lowest TLS version accepted: 1.2 or 1.3"}
+    )
+    tls_require_session_reuse: bool = field(
+        default=True,
+        metadata={
+            "help": "PROT P data connections must resume the control connection's TLS session (as vsftpd); stock ftplib.FTP_TLS never resumes and needs this off"
+        },
+    )
+    tls_handshake_timeout: float = field(
+        default=10.0, metadata={"help": "seconds allowed for a TLS handshake"}
+    )
+    log_format: str = field(
+        default="text", metadata={"help": "log lines as text or json (one object per line)"}
+    )
+    xferlog_file: str = field(
+        default="",
+        metadata={"help": "also write transfers to this file in the standard xferlog format"},
+    )
+    metrics_port: int = field(
+        default=0,
+        metadata={
+            "help": "serve Prometheus metrics on this port (0: off; needs prometheus-client)"
+        },
+    )
+    metrics_host: str = field(
+        default="127.0.0.1", metadata={"help": "address of the metrics endpoint"}
+    )
+    ban_after: int = field(
+        default=0, metadata={"help": "ban a client IP after this many failed logins (0: never)"}
+    )
+    ban_seconds: float = field(default=600.0, metadata={"help": "how long a ban lasts"})
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Config))
@@ -130,6 +186,9 @@ _EXPECTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a st
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("auto", "uvloop", "asyncio")
+TLS_MODES = ("off", "explicit", "required")
+TLS_VERSIONS = ("1.2", "1.3")
+LOG_FORMATS = ("text", "json")
 
 
 def show(value: object) -> str:
@@ -417,6 +476,27 @@ def validate(config: Config) -> None:
         raise _invalid("backlog", c.backlog, "an integer >= 1")
     if c.io_threads < 1:
         raise _invalid("io_threads", c.io_threads, "an integer >= 1")
+    if not 1 <= c.workers <= 64:
+        raise _invalid("workers", c.workers, "an integer from 1 to 64")
+    for key in ("shutdown_grace", "ban_seconds"):
+        value = getattr(c, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise _invalid(key, value, "a number of seconds >= 0")
+    if not (math.isfinite(c.tls_handshake_timeout) and c.tls_handshake_timeout > 0):
+        raise _invalid("tls_handshake_timeout", c.tls_handshake_timeout, "a number of seconds > 0")
+    if c.tls not in TLS_MODES:
+        raise _invalid("tls", c.tls, "one of " + ", ".join(TLS_MODES))
+    if c.tls_min_version not in TLS_VERSIONS:
+        raise _invalid("tls_min_version", c.tls_min_version, "one of " + ", ".join(TLS_VERSIONS))
+    for key in ("implicit_tls_port", "metrics_port"):
+        if not 0 <= getattr(c, key) <= 65535:
+            raise _invalid(key, getattr(c, key), "0 (off) or a port 1-65535")
+    if c.log_format not in LOG_FORMATS:
+        raise _invalid("log_format", c.log_format, "one of " + ", ".join(LOG_FORMATS))
+    if not (_is_ip(c.metrics_host) or is_hostname(c.metrics_host)):
+        raise _invalid("metrics_host", c.metrics_host, "an IP address or a host name")
+    if c.ban_after < 0:
+        raise _invalid("ban_after", c.ban_after, "an integer >= 0 (0: never)")
 
 
 _PASV_ADDR_EXPECTED = "empty, an IPv4 address or a host name"

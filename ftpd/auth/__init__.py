@@ -28,15 +28,18 @@ import secrets
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from ftpd.auth import hashing
 from ftpd.auth.users import ALL_PERMS, READ_PERMS, UserEntry, load_users
 from ftpd.config import Config, ConfigError, show
 
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
+NEED_CACHE_MISS = object()  # authenticate_cached: the answer needs a hash verification
 
 __all__ = [
     "ANONYMOUS_NAMES",
+    "NEED_CACHE_MISS",
     "Account",
     "Authenticator",
     "single_user_enabled",
@@ -144,8 +147,9 @@ class Authenticator:
             return True
         return (self._single is not None and name == self._single.name) or name in self._users
 
-    async def authenticate(self, name: str, password: str) -> Account | None:
-        """Return the Account for a correct name/password pair, else None."""
+    def authenticate_cached(self, name: str, password: str) -> Account | None | object:
+        """The answer when it needs no hashing (anonymous, the single user, a cached verification),
+        else ``NEED_CACHE_MISS``. Lets the control channel answer most logins without a task."""
         if self._anonymous is not None and name.lower() in ANONYMOUS_NAMES:
             return self._anonymous
         if self._single is not None and name == self._single.name:
@@ -154,22 +158,31 @@ class Authenticator:
             return self._single if hmac.compare_digest(digest, self._single_digest) else None
         if not self._users:
             return None  # single-user mode: unknown names are as fast as wrong passwords
+        cached = self._verified.get(self._cache_key(name, password))
+        # An unknown name is a miss too: it must pay for a (dummy) verification.
+        return cached if cached is not None else NEED_CACHE_MISS
 
-        key = hmac.new(
-            self._key,
-            hashing.password_bytes(name) + b"\0" + hashing.password_bytes(password),
-            hashlib.sha256,
-        ).digest()
-        cached = self._verified.get(key)
-        if cached is not None:
-            return cached
+    async def authenticate(self, name: str, password: str) -> Account | None:
+        """Return the Account for a correct name/password pair, else None."""
+        answer = self.authenticate_cached(name, password)
+        if answer is not NEED_CACHE_MISS:
+            return cast("Account | None", answer)
         found = self._users.get(name)
         encoded = found[1] if found is not None else self._dummy_hash
         ok = await self._verify(password, encoded)
         if not ok or found is None:
             return None
-        self._verified[key] = found[0]
+        self._verified[self._cache_key(name, password)] = found[0]
         return found[0]
+
+    def _cache_key(self, name: str, password: str) -> bytes:
+        # An unkeyed SHA-256 of the password would sit in memory as a fast hash to brute-force;
+        # keyed with a per-process secret it is worthless outside this process.
+        return hmac.new(
+            self._key,
+            hashing.password_bytes(name) + b"\0" + hashing.password_bytes(password),
+            hashlib.sha256,
+        ).digest()
 
     async def _verify(self, password: str, encoded: str) -> bool:
         loop = asyncio.get_running_loop()

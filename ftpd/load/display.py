@@ -173,7 +173,9 @@ def render_plain(result: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_HEADER))]
     lines = [f"ftpd-load {result['scenario']}: {result['started']} .. {result['ended']}"]
     for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         lines.append("  ".join(cells))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

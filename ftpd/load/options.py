@@ -70,7 +70,9 @@ def parse_weights(text: str, allowed: tuple[str, ...]) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name = name.strip().lower()
         if not sep or name not in allowed:
-            raise ValueError(f"bad weight {part!r}: use NAME=WEIGHT with NAME in {', '.join(allowed)}")
+            raise ValueError(
+                f"bad weight {part!r}: use NAME=WEIGHT with NAME in {', '.join(allowed)}"
+            )
         weights[name] = float(value)
         if weights[name] < 0:
             raise ValueError(f"negative weight: {part!r}")

@@ -154,7 +154,11 @@ async def cleanup(opts: Options, prep: Prepared) -> list[str]:
                         name = raw.strip()
                         if not name:
                             continue
-                        path = name if name.startswith("/") else f"{directory}/{name.rsplit('/', 1)[-1]}"
+                        path = (
+                            name
+                            if name.startswith("/")
+                            else f"{directory}/{name.rsplit('/', 1)[-1]}"
+                        )
                         if path in prep.created_dirs:
                             continue
                         try:

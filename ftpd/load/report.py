@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ftpd.load.options import Options, Prepared
+from ftpd.load.options import Prepared
 from ftpd.load.runner import Run
 from ftpd.load.scenarios import PRIMARY_OPS
 
 SCHEMA_VERSION = 1
+_HELD = ("hold", "mixed")  # scenarios whose sessions are many and idle: memory per session
 _NOT_RUN_OPS = ("establish", "final_noop", "quit", "worker", "internal")
 
 
@@ -52,13 +53,15 @@ def _server(run: Run, established: int, run_ops: int) -> dict[str, Any] | None:
     before, begin, est, ran = (s.get(k) for k in ("before", "establish", "established", "ran"))
     out: dict[str, Any] = {"pid": run.opts.server_pid, "sample_errors": run.sample_errors}
     if before is not None:
-        out.update(pss_kib_before=before.pss_kib, rss_kib_before=before.rss_kib, fds_before=before.fds)
+        out.update(
+            pss_kib_before=before.pss_kib, rss_kib_before=before.rss_kib, fds_before=before.fds
+        )
     if est is not None:
         out.update(pss_kib_after=est.pss_kib, rss_kib_after=est.rss_kib, fds_after=est.fds)
         out["processes"] = len(est.pids)
     if ran is not None:
         out.update(pss_kib_end=ran.pss_kib, fds_end=ran.fds)
-    if before is not None and est is not None and established:
+    if before is not None and est is not None and established and run.opts.scenario in _HELD:
         out["per_session_kib"] = round((est.pss_kib - before.pss_kib) / established, 2)
         out["per_session_rss_kib"] = round((est.rss_kib - before.rss_kib) / established, 2)
     if begin is not None and est is not None and established:
@@ -158,7 +161,9 @@ def plot(result: dict[str, Any], path: str) -> None:
     axes[0].plot(t, [p["sessions"] for p in points], label="sessions open")
     if any("pss_kib" in p for p in points):
         ax2 = axes[0].twinx()
-        ax2.plot(t, [p.get("pss_kib", float("nan")) / 1024 for p in points], "r--", label="server PSS")
+        ax2.plot(
+            t, [p.get("pss_kib", float("nan")) / 1024 for p in points], "r--", label="server PSS"
+        )
         ax2.set_ylabel("server PSS (MiB)")
     axes[0].set_ylabel("sessions")
     axes[1].plot(t, [p["ops_per_s"] for p in points], label="ops/s")

@@ -62,11 +62,18 @@ class Run:
         self.fatal: list[str] = []
         self.workers: list[WorkerState] = []
         self._signals = 0
+        self._first_signal = 0.0
 
     # -- signals -----------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signals += 1
+        # A repeat within half a second is the same keypress delivered twice (e.g. to the
+        # process group and to the process by `timeout`), not an impatient second Ctrl-C.
+        now = time.monotonic()
+        if not self._signals or now - self._first_signal > 0.5:
+            self._signals += 1
+        if self._signals == 1 and not self._first_signal:
+            self._first_signal = now
         self.interrupted = True
 
     # -- sampling ----------------------------------------------------------------------------
@@ -156,7 +163,7 @@ class Run:
             if self.phase == "establish" and all(w.ready for w in alive):
                 self.phase = "settle"
                 self.marks["settle"] = now
-                settle_until = now + (opts.settle if opts.scenario == "hold" else 0.0)
+                settle_until = now + (opts.settle if opts.scenario in ("hold", "mixed") else 0.0)
             if self.phase == "settle" and now >= settle_until:
                 self.phase = "run"
                 self.marks["run"] = now
@@ -199,13 +206,14 @@ class Run:
             w.hello = True
         elif kind == "ready":
             w.ready = True
+            w.info.update(msg[2])
         elif kind == "ran":
             w.ran = True
         elif kind == "done":
             rec = Recorder.from_wire(msg[2])
             self.total.merge(rec)
             self.window.merge(rec)
-            w.info = msg[3]
+            w.info.update(msg[3])
             w.done = w.ready = w.ran = w.hello = True
             w.sessions = 0
         elif kind == "fatal":

@@ -199,7 +199,9 @@ class Worker:
         for result in results:
             if isinstance(result, Exception):
                 # A bug in a scenario loop, not a measured failure: the parent counts it.
-                self.queue.put(("fatal", self.plan.index, "".join(traceback.format_exception(result))))
+                self.queue.put(
+                    ("fatal", self.plan.index, "".join(traceback.format_exception(result)))
+                )
 
     # -- run-phase helpers -------------------------------------------------------------------
 
@@ -343,7 +345,9 @@ class Worker:
         await self.run_tasks(quitter() for _ in range(min(256, len(sessions))))
 
 
-def worker_main(opts: Options, plan: Plan, queue: Any, begin: Event, go: Event, stop: Event) -> None:
+def worker_main(
+    opts: Options, plan: Plan, queue: Any, begin: Event, go: Event, stop: Event
+) -> None:
     """Entry point of a worker process (spawned)."""
     # Ctrl-C goes to the whole process group; only the parent acts on it and then sets ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -45,7 +45,7 @@ def _c(verb: str, arg: Arg, help: str, **kw: object) -> CommandSpec:
     return CommandSpec(verb, arg, help=help, **kw)  # type: ignore[arg-type]
 
 
-A, O, N = Arg.REQUIRED, Arg.OPTIONAL, Arg.NONE
+A, O, N = Arg.REQUIRED, Arg.OPTIONAL, Arg.NONE  # noqa: E741
 
 COMMANDS: dict[str, CommandSpec] = {
     s.verb: s

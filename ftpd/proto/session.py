@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from types import GeneratorType
 from typing import Any
 
-from .commands import COMMANDS, HTTP_VERBS, NOT_IMPLEMENTED, SITE_COMMANDS, Arg, CommandSpec, Need, lookup
+from .commands import (
+    COMMANDS,
+    HTTP_VERBS,
+    NOT_IMPLEMENTED,
+    SITE_COMMANDS,
+    Arg,
+    CommandSpec,
+    Need,
+    lookup,
+)
 from .errors import (
     ArgumentError,
     BadSequence,
@@ -76,6 +85,8 @@ def _as_list(result: Reply | list[Reply] | None) -> list[Reply]:
 
 def _normalise_ip(ip: str) -> str:
     """``::ffff:1.2.3.4`` → ``1.2.3.4``, so that IPv4 clients on a dual-stack socket compare equal."""
+    if ":" not in ip:
+        return ip  # IPv4 as the socket layer gives it: already canonical (the common case)
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:

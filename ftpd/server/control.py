@@ -41,6 +41,7 @@ log = logging.getLogger("ftpd.session")
 xfer_log = logging.getLogger("ftpd.transfer")
 
 MAX_QUEUED_LINES = 32
+NEED_ASYNC = object()  # Server.authenticate_fast: "cannot answer without awaiting"
 
 
 class ControlChannel(asyncio.Protocol):
@@ -147,8 +148,7 @@ class ControlChannel(asyncio.Protocol):
             log.debug("%s <- %s", self._who(), _mask(line))
         result = self.session.handle(line)
         if Session.is_generator(result):
-            self.busy = True
-            asyncio.get_running_loop().create_task(self._drive(result))
+            self._step(result)
             return
         if result is not None:
             if type(result) is list:
@@ -158,12 +158,43 @@ class ControlChannel(asyncio.Protocol):
                 self._reply(result)  # type: ignore[arg-type]
         self._after_command()
 
-    async def _drive(self, gen: Any) -> None:
+    def _step(self, gen: Any) -> None:
+        """Drive a handler synchronously while its requests can be answered at once; hand it to a
+        task at the first request that must wait (file IO, hashing, sleeping). Most logins never
+        need a task: the single user's password check is a constant-time compare."""
+        session = self.session
+        value: Any = None
+        while True:
+            item = session.advance(gen, value)
+            kind = type(item)
+            if kind is Done:
+                for r in item.replies:  # type: ignore[union-attr]
+                    self._reply(r)
+                self._after_command()
+                return
+            if kind is Reply:
+                self._reply(item)  # type: ignore[arg-type]
+                value = None
+                continue
+            if kind is Authenticate:
+                value = self.server.authenticate_fast(self, item.name, item.password)  # type: ignore[union-attr]
+                if value is not NEED_ASYNC:
+                    continue
+            self.busy = True
+            asyncio.get_running_loop().create_task(self._drive(gen, item))
+            return
+
+    async def _drive(self, gen: Any, first: Any) -> None:
         session = self.session
         value: Any = None
         exc: BaseException | None = None
+        item = first
         try:
             while True:
+                try:
+                    value = await self._perform(item)
+                except OSError as e:
+                    exc = e
                 item = session.advance(gen, value, exc)
                 value = exc = None
                 kind = type(item)
@@ -171,13 +202,14 @@ class ControlChannel(asyncio.Protocol):
                     for r in item.replies:  # type: ignore[union-attr]
                         self._reply(r)
                     break
-                if kind is Reply:
+                while kind is Reply:
                     self._reply(item)  # type: ignore[arg-type]
-                    continue
-                try:
-                    value = await self._perform(item)
-                except OSError as e:
-                    exc = e
+                    item = session.advance(gen, None)
+                    kind = type(item)
+                if kind is Done:
+                    for r in item.replies:  # type: ignore[union-attr]
+                        self._reply(r)
+                    break
         except asyncio.CancelledError:
             gen.close()
             return

@@ -23,16 +23,18 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from ..auth import Account, Authenticator
+from ..auth import NEED_CACHE_MISS, Account, Authenticator
 from ..config import Config, pasv_range
 from ..fs.local import LocalFS, cleanup_stale_uploads
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import Login
-from .control import ControlChannel
+from .control import NEED_ASYNC, ControlChannel
 from .data import PassivePool
+from .workers import SharedCounters, reserve_port, split_range, supervise
 
 __all__ = ["Server", "run"]
 
@@ -45,8 +47,10 @@ SHUTDOWN_GRACE = 10.0
 class Server:
     """State shared by all sessions of one process."""
 
-    def __init__(self, config: Config, authenticator: Authenticator | None = None) -> None:
+    def __init__(self, config: Config, authenticator: Authenticator | None = None,
+                 counters: SharedCounters | None = None, worker: int = 0) -> None:
         self.config = config
+        self.worker = worker
         self.auth = authenticator or Authenticator.from_config(config)
         self.session_settings = SessionSettings(
             banner=config.banner,
@@ -54,16 +58,17 @@ class Server:
             login_fail_delay=config.login_fail_delay,
             port_promiscuous=config.port_promiscuous,
         )
-        first, last = pasv_range(config)
+        workers = max(1, getattr(config, "workers", 1))
+        first, last = split_range(*pasv_range(config), workers, worker)
         self.pasv_pool = PassivePool(first, last)
+        # Limits hold across worker processes: counters live in shared memory (see workers.py).
+        self.counters = counters or SharedCounters(1)
         self.pasv_address = ""  # resolved at start-up when pasv_address is a host name
         self.max_line = 4096
         self.log_commands = logging.getLogger("ftpd.session").isEnabledFor(logging.DEBUG)
         self.executor = concurrent.futures.ThreadPoolExecutor(config.io_threads,
                                                               thread_name_prefix="ftpd-io")
         self.channels: set[ControlChannel] = set()
-        self.per_ip: Counter[str] = Counter()
-        self.per_user: Counter[str] = Counter()
         self._fs_cache: dict[tuple[str, bool], LocalFS] = {}
         self._next_sid = 0
         self._servers: list[asyncio.base_events.Server] = []
@@ -74,15 +79,16 @@ class Server:
     def admit(self, ch: ControlChannel) -> str | None:
         """Register a new connection, or return why it is refused (answered 421)."""
         cfg = self.config
-        if cfg.max_sessions and len(self.channels) >= cfg.max_sessions:
+        counters = self.counters
+        if cfg.max_sessions and counters.total() >= cfg.max_sessions:
             return "Too many connected users, please try later."
         ip = ch.session.peer_ip
-        if cfg.max_per_ip and self.per_ip[ip] >= cfg.max_per_ip:
+        if cfg.max_per_ip and counters.ip_count(ip) >= cfg.max_per_ip:
             return "Too many connections from your internet address."
         self._next_sid += 1
         ch.sid = self._next_sid
         self.channels.add(ch)
-        self.per_ip[ip] += 1
+        counters.add_session(ip, 1)
         ch.counted_ip = ip
         self.stats["sessions_total"] += 1
         return None
@@ -90,34 +96,43 @@ class Server:
     def release(self, ch: ControlChannel) -> None:
         if ch.counted_ip:
             self.channels.discard(ch)
-            self.per_ip[ch.counted_ip] -= 1
-            if self.per_ip[ch.counted_ip] <= 0:
-                del self.per_ip[ch.counted_ip]
+            self.counters.add_session(ch.counted_ip, -1)
             ch.counted_ip = ""
         if ch.counted_user:
-            self.per_user[ch.counted_user] -= 1
-            if self.per_user[ch.counted_user] <= 0:
-                del self.per_user[ch.counted_user]
+            self.counters.add_user(ch.counted_user, -1)
             ch.counted_user = ""
+
+    def authenticate_fast(self, ch: ControlChannel, name: str, password: str) -> Any:
+        """The login result when it needs no waiting (single user, anonymous, a cached hash
+        verification), else ``NEED_ASYNC``."""
+        account = self.auth.authenticate_cached(name, password)
+        if account is NEED_CACHE_MISS:
+            return NEED_ASYNC
+        return self._login_result(ch, name, account)
 
     async def authenticate(self, ch: ControlChannel, name: str, password: str) -> Any:
         """Check credentials; on success give the channel its filesystem. See ``Authenticate``."""
         account = await self.auth.authenticate(name, password)
+        return self._login_result(ch, name, account)
+
+    def _login_result(self, ch: ControlChannel, name: str, account: Account | None) -> Any:
         if account is None:
             self.stats["logins_failed"] += 1
-            log.info("%s login failed for user %r", ch._who(), name[:64])
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s login failed for user %r", ch._who(), name[:64])
             return None
         if ch.counted_user:  # re-login (USER while logged in): the old account's slot is freed
-            self.per_user[ch.counted_user] -= 1
+            self.counters.add_user(ch.counted_user, -1)
             ch.counted_user = ""
-        if account.max_sessions and self.per_user[account.name] >= account.max_sessions:
+        if account.max_sessions and self.counters.user_count(account.name) >= account.max_sessions:
             log.info("%s login refused for %r: per-user session limit", ch._who(), account.name)
             return "Too many sessions for this user."
-        self.per_user[account.name] += 1
+        self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
         ch.fs = self.fs_for(account)
         self.stats["logins_ok"] += 1
-        log.info("%s login ok", f"[{ch.sid}] {ch.peer[0]}:{ch.peer[1]} {account.name}")
+        if log.isEnabledFor(logging.INFO):
+            log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name)
         return account
 
     def fs_for(self, account: Account) -> LocalFS:
@@ -168,7 +183,7 @@ class Server:
             removed = await loop.run_in_executor(self.executor, cleanup_stale_uploads, home)
             if removed:
                 log.info("removed %d unfinished upload(s) left by an earlier run", removed)
-        sock = _listen_socket(cfg.host, cfg.port, cfg.backlog)
+        sock = _listen_socket(cfg.host, cfg.port, cfg.backlog, reuse_port=self.counters.workers > 1)
         srv = await loop.create_server(lambda: ControlChannel(self), sock=sock, backlog=cfg.backlog)
         self._servers.append(srv)
         addrs = [(s.getsockname()[0], s.getsockname()[1]) for s in srv.sockets]
@@ -197,11 +212,13 @@ class Server:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
+def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # '::' serves IPv4 too
         sock.bind((host, port))
@@ -253,13 +270,42 @@ def setup_logging(level: str) -> None:
 
 
 def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    """Serve until SIGTERM/SIGINT; returns the process exit code. ``workers`` > 1 forks workers."""
     setup_logging(config.log_level)
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
+    workers = max(1, getattr(config, "workers", 1))
+    if workers == 1:
+        return serve(config, on_ready)
+    reserved, port = reserve_port(config.host, config.port)
+    config = replace(config, port=port)
+    counters = SharedCounters(workers)
+
+    def child(index: int, ready_fd: int) -> int:
+        reserved.close()
+        counters.index = index
+        counters.reset_row(index)
+
+        def ready(_addrs: list[tuple[str, int]]) -> None:
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+
+        return serve(config, ready, counters=counters, worker=index)
+
+    def all_ready() -> None:
+        log.info("%d workers serving %s:%d", workers, config.host, port)
+        if on_ready is not None:
+            on_ready([(config.host, port)])
+
+    return supervise(workers, child, all_ready)
+
+
+def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
+          counters: SharedCounters | None = None, worker: int = 0) -> int:
+    """One server process (or one worker): its own event loop, until a shutdown signal."""
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)
-    server = Server(config)
+    server = Server(config, counters=counters, worker=worker)
     stop = asyncio.Event()
     signals = 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import argon2
 import pytest
 
-from ftpd.auth import Account, Authenticator, hashing, single_user_enabled
+from ftpd.auth import NEED_CACHE_MISS, Account, Authenticator, hashing, single_user_enabled
 from ftpd.auth.users import UsersFileError, load_users
 from ftpd.config import Config, ConfigError
 
@@ -285,6 +285,33 @@ async def test_successful_verification_is_cached(
     assert await auth.authenticate("bob", "builder!") is None
     assert await auth.authenticate("alice", "builder") is None
     assert len(verify.calls) == 3
+
+
+async def test_authenticate_cached_answers_without_hashing(
+    homes: Path, users_file: Path, verify: CountingVerify
+) -> None:
+    config = Config(
+        root=str(homes / "root"), users_file=str(users_file), password="pw", anonymous=True
+    )
+    auth = Authenticator.from_config(config)
+    assert auth.authenticate_cached("user", "pw") == Account(
+        "user", os.path.realpath(homes / "root"), "elradfmwMT"
+    )
+    assert auth.authenticate_cached("user", "nope") is None
+    anonymous = auth.authenticate_cached("ftp", "")
+    assert isinstance(anonymous, Account) and anonymous.anonymous
+    # Users-file names (known or not) need a verification until one has succeeded.
+    assert auth.authenticate_cached("bob", "builder") is NEED_CACHE_MISS
+    assert auth.authenticate_cached("mallory", "x") is NEED_CACHE_MISS
+    assert verify.calls == []
+    assert (await auth.authenticate("bob", "builder")) is not None
+    cached = auth.authenticate_cached("bob", "builder")
+    assert isinstance(cached, Account) and cached.name == "bob"
+    assert auth.authenticate_cached("bob", "builder2") is NEED_CACHE_MISS
+    assert len(verify.calls) == 1
+    # Single-user mode has nothing to hash: unknown names are answered at once.
+    single = Authenticator.from_config(Config(root=str(homes / "root"), password="pw"))
+    assert single.authenticate_cached("mallory", "x") is None
 
 
 async def test_concurrent_logins(homes: Path, users_file: Path) -> None:

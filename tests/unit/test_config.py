@@ -51,6 +51,21 @@ ALTERNATIVES: dict[str, object] = {
     "backlog": 16,
     "io_threads": 4,
     "atomic_uploads": False,
+    "workers": 2,
+    "shutdown_grace": 2.5,
+    "tls": "explicit",
+    "tls_cert": "/etc/ftpd/cert.pem",
+    "tls_key": "/etc/ftpd/key.pem",
+    "implicit_tls_port": 990,
+    "tls_min_version": "1.3",
+    "tls_require_session_reuse": False,
+    "tls_handshake_timeout": 3.0,
+    "log_format": "json",
+    "xferlog_file": "/var/log/xferlog",
+    "metrics_port": 9102,
+    "metrics_host": "0.0.0.0",
+    "ban_after": 5,
+    "ban_seconds": 60.0,
 }
 
 

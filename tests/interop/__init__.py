@@ -1,0 +1,1 @@
+"""Interoperability tests: real FTP clients against a real ftpd process (see ``support.py``)."""
