@@ -182,6 +182,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
         raise ValueError("--duration, --timeout and --interval must be > 0")
     if opts.count < 0:
         raise ValueError("--count must be >= 0")
+    if opts.server_pid is not None and not os.path.exists(f"/proc/{opts.server_pid}/stat"):
+        raise ValueError(f"--server-pid {opts.server_pid}: no such process (or no /proc)")
     if opts.cafile and not os.path.exists(opts.cafile):
         raise ValueError(f"--cafile {opts.cafile}: no such file")
     return opts

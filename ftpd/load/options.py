@@ -160,7 +160,7 @@ class Plan:
     connect_concurrency: int
     count: int  # operations to run in total; -1: until the duration is over
     noop_sample: int
-    sources: list[str]
+    sources: list[str]  # all source addresses: session g of the run uses sources[g % len]
     prepared: Prepared
     seed: int
 
@@ -173,16 +173,9 @@ def make_plans(opts: Options, prepared: Prepared, seed: int) -> list[Plan]:
     counts = split_evenly(opts.count, procs) if opts.count else [-1] * procs
     sample_total = opts.sessions if opts.noop_sample < 0 else min(opts.noop_sample, opts.sessions)
     samples = split_evenly(sample_total, procs)
-    addrs = opts.source_addresses
     plans: list[Plan] = []
     first = 0
     for i in range(procs):
-        if not addrs:
-            sources: list[str] = []
-        elif len(addrs) >= procs:
-            sources = addrs[i::procs]
-        else:
-            sources = [addrs[i % len(addrs)]]
         plans.append(
             Plan(
                 index=i,
@@ -192,7 +185,7 @@ def make_plans(opts: Options, prepared: Prepared, seed: int) -> list[Plan]:
                 connect_concurrency=concurrency[i],
                 count=counts[i],
                 noop_sample=min(samples[i], sessions[i]),
-                sources=sources,
+                sources=opts.source_addresses,
                 prepared=prepared,
                 seed=seed + i,
             )

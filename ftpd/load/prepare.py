@@ -109,7 +109,11 @@ async def _prepare(s: FtpClient, opts: Options, prep: Prepared) -> None:
             if exc.code == 550:
                 raise SetupError(f"--file {opts.file}: {exc.code} {exc.text}") from exc
             prep.retr_size = -1  # no SIZE (RFC 3659) on this server: sizes go unchecked
-    await _mkd(s, prep.run_dir, prep)
+    uploads = opts.scenario in ("stor", "mixed") or opts.mix.get("stor", 0) > 0
+    if uploads or not prep.retr_path:
+        await _mkd(s, prep.run_dir, prep)
+    else:
+        prep.run_dir = ""  # a download-only run against --file leaves no trace
     if opts.scenario in ("retr", "small") and not opts.file:
         prep.retr_path = f"{prep.run_dir}/{opts.scenario}.bin"
         prep.retr_size = opts.size

@@ -98,7 +98,9 @@ class Worker:
         self.left = plan.count
         self.addr: tuple[Any, ...] = ()
         self.family = socket.AF_INET
-        self._source_i = 0
+        # Global round-robin: the run's session g binds to sources[g % len], whichever worker
+        # owns it, so addresses stay evenly used whatever the number of processes.
+        self._source_i = plan.first_session
         self._tasks: set[asyncio.Task[Any]] = set()
         self.info: dict[str, Any] = {"established": 0, "alive": None}
 
@@ -228,12 +230,13 @@ class Worker:
         return self.running()
 
     def source(self) -> str | None:
-        """Next source address, round-robin over this worker's slice."""
+        """Next source address (None: let the kernel choose)."""
         sources = self.plan.sources
         if not sources:
             return None
+        address = sources[self._source_i % len(sources)]
         self._source_i += 1
-        return sources[self._source_i % len(sources)]
+        return address
 
     async def op(self, name: str, session: FtpClient, awaitable: Awaitable[Any]) -> bool:
         """Time one operation on ``session`` and record its success or its error.

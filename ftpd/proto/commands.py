@@ -106,6 +106,7 @@ COMMANDS: dict[str, CommandSpec] = {
         _c("AUTH", A, "AUTH TLS (security mechanism, RFC 4217)", login=False),
         _c("PBSZ", A, "PBSZ 0 (protection buffer size, RFC 4217)", login=False),
         _c("PROT", A, "PROT C|P (data protection level, RFC 4217)", login=False),
+        _c("CCC", N, "CCC (clear the control channel; refused by policy)"),
     )
 }
 
@@ -125,7 +126,7 @@ SITE_COMMANDS: dict[str, CommandSpec] = {
 
 # Verbs we know of but do not implement: answered 502, not 500 (RFC 959 §4.2 distinguishes them).
 NOT_IMPLEMENTED = frozenset(
-    {"SMNT", "CCC", "ADAT", "MIC", "CONF", "ENC", "LANG", "MODE Z", "MFCT", "MFF"}
+    {"SMNT", "ADAT", "MIC", "CONF", "ENC", "LANG", "MFCT", "MFF"}
 )
 
 # Sent by web browsers or proxies at an FTP port (vsftpd 3.0.3: "HTTP protocol commands not allowed").

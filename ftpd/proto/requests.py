@@ -19,6 +19,7 @@ __all__ = [
     "CloseData",
     "StartTransfer",
     "AbortTransfer",
+    "StartTLS",
     "Transfer",
 ]
 
@@ -79,6 +80,12 @@ class CloseData(Request):
     __slots__ = ()
 
 
+class StartTLS(Request):
+    """Upgrade the control connection to TLS (after the 234 reply has been queued)."""
+
+    __slots__ = ()
+
+
 class AbortTransfer(Request):
     """Abort the running transfer; returns once its final reply (426) has been sent."""
 
@@ -94,7 +101,7 @@ class Transfer:
     """
 
     __slots__ = ("kind", "vpath", "offset", "ascii", "reader", "writer", "payload", "name",
-                 "bytes", "started")
+                 "bytes", "started", "tls")
 
     def __init__(self, kind: str, vpath: str, *, offset: int = 0, ascii: bool = False,
                  reader: Any = None, writer: Any = None, payload: bytes | None = None,
@@ -109,6 +116,7 @@ class Transfer:
         self.name = name
         self.bytes = 0
         self.started = 0.0
+        self.tls = False  # PROT P: the data connection is wrapped in TLS
 
     @property
     def upload(self) -> bool:

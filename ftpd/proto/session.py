@@ -34,7 +34,6 @@ from .errors import (
     CannotOpenData,
     FileUnavailable,
     FtpError,
-    NotImplementedErr,
     NotLoggedIn,
     ParamNotImplemented,
     reply_for_oserror,
@@ -45,6 +44,7 @@ from .listing import ALL_FACTS, DEFAULT_FACTS
 from .paths import quote_path, resolve
 from .replies import Reply
 from .requests import AbortTransfer, Authenticate, CloseData, OpenPassive, Request, Sleep, Transfer
+from .security import Security
 from .state import DATA, LOGIN, Data, Login, step
 
 __all__ = ["Session", "SessionSettings", "Done", "HandlerResult"]
@@ -63,7 +63,8 @@ class SessionSettings:
     max_login_attempts: int = 3
     login_fail_delay: float = 1.0
     port_promiscuous: bool = False
-    tls_available: bool = False
+    tls_mode: str = "off"  # off | explicit | required
+    implicit_tls: bool = False
 
 
 class Done:
@@ -96,13 +97,13 @@ def _normalise_ip(ip: str) -> str:
     return str(addr)
 
 
-class Session(FileOps):
+class Session(FileOps, Security):
     """The protocol state of one control connection."""
 
     __slots__ = (
         "settings", "peer_ip", "local_ip", "login", "user", "account", "perms", "cwd", "data",
         "active_addr", "epsv_all", "ascii", "rest", "rename_from", "failed_logins", "closing",
-        "quit_pending", "transfer", "mlst_facts",
+        "quit_pending", "transfer", "mlst_facts", "secure", "pbsz", "prot_p",
     )
 
     def __init__(self, settings: SessionSettings, peer_ip: str, local_ip: str) -> None:
@@ -125,6 +126,9 @@ class Session(FileOps):
         self.quit_pending = False  # QUIT arrived during a transfer
         self.transfer: Transfer | None = None
         self.mlst_facts: frozenset[str] = DEFAULT_FACTS
+        self.secure = False  # the control connection is under TLS
+        self.pbsz = False
+        self.prot_p = False  # RFC 4217 §9: data connections protected (PROT P)
 
     # ------------------------------------------------------------------ entry points
     def greeting(self) -> Reply:
@@ -221,6 +225,8 @@ class Session(FileOps):
 
     # ------------------------------------------------------------------ login (RFC 959 §4.1.1)
     def ftp_USER(self, arg: str) -> Reply | Generator[Any, Any, Reply]:
+        if self.settings.tls_mode == "required" and not self.secure:
+            raise NotLoggedIn("TLS required: use AUTH TLS before USER.")
         if self.logged_in:
             return self._relogin(arg)
         self.login = step(LOGIN, self.login, "USER")
@@ -306,7 +312,7 @@ class Session(FileOps):
         facts = "".join(f"{f}{'*' if f in self.mlst_facts else ''};" for f in ALL_FACTS)
         feats = ["EPRT", "EPSV", "HOST", "MDTM", "MFMT", f"MLST {facts}", "REST STREAM", "SIZE",
                  "TVFS", "UTF8"]
-        if self.settings.tls_available:
+        if self.settings.tls_mode != "off":
             feats += ["AUTH TLS", "PBSZ", "PROT"]
         return sorted(feats)
 
@@ -514,9 +520,11 @@ class Session(FileOps):
         if self.data is Data.NONE:
             raise CannotOpenData("Use PORT or PASV first.")
         self.data = step(DATA, self.data, "START")
+        transfer.tls = self.prot_p
         self.transfer = transfer
 
     def require_data_setup(self) -> None:
+        self.check_data_protection()
         if self.data is Data.NONE:
             raise CannotOpenData("Use PORT or PASV first.")
         if self.transfer is not None:
@@ -551,22 +559,17 @@ class Session(FileOps):
             replies = [Reply(426, "Data connection timed out; transfer aborted.")]
         elif outcome == "refused":
             replies = [Reply(425, "Security: data connection from a foreign address refused.")]
+        elif outcome == "tls-no-reuse":
+            # RFC 4217 §10.2: the server may insist on a resumed session; 522 says so (vsftpd).
+            replies = [Reply(522, "TLS session of data connection not resumed; session reuse required.")]
+        elif outcome == "tls-failed":
+            replies = [Reply(522, "TLS negotiation on the data connection failed.")]
         else:
             replies = [reply_for_oserror(error) if error is not None else Reply(451, "Local error.")]
         if self.quit_pending:
             self.closing = True
             replies.append(Reply(221, "Goodbye."))
         return replies
-
-    # ------------------------------------------------------------------ security (RFC 2228/4217)
-    def ftp_AUTH(self, arg: str) -> Reply:
-        raise NotImplementedErr("AUTH not supported: TLS is not configured.")
-
-    def ftp_PBSZ(self, arg: str) -> Reply:
-        raise NotImplementedErr("PBSZ not supported: TLS is not configured.")
-
-    def ftp_PROT(self, arg: str) -> Reply:
-        raise NotImplementedErr("PROT not supported: TLS is not configured.")
 
     # ------------------------------------------------------------------ SITE
     def _site(self, arg: str) -> HandlerResult:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -26,11 +27,13 @@ from ..proto.requests import (
     FsCall,
     OpenPassive,
     Sleep,
+    StartTLS,
     StartTransfer,
     Transfer,
 )
 from ..proto.session import Done, Session
 from . import data as datamod
+from . import tls as tlsmod
 
 if TYPE_CHECKING:
     from .server import Server
@@ -90,6 +93,8 @@ class ControlChannel(asyncio.Protocol):
                 pass
         server = self.server
         self.session = Session(server.session_settings, peer[0], local[0])
+        if transport.get_extra_info("ssl_object") is not None:
+            self.session.secure = True  # the implicit FTPS listener: TLS from the first byte
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused %s: %s", self._who(), refusal)
@@ -247,6 +252,9 @@ class ControlChannel(asyncio.Protocol):
         if kind is Sleep:
             await asyncio.sleep(req.seconds)
             return None
+        if kind is StartTLS:
+            await self._start_tls()
+            return None
         raise TypeError(f"unknown request {req!r}")
 
     def _after_command(self) -> None:
@@ -278,6 +286,25 @@ class ControlChannel(asyncio.Protocol):
             log.debug("%s -> %d %s", self._who(), reply.code, reply.lines[0])
         self.transport.write(reply.encode())
 
+    async def _start_tls(self) -> None:
+        # Nothing sent in plain text after AUTH may run as if it came under TLS (the STARTTLS
+        # command-injection class of bugs): drop the framer's buffer and any queued lines.
+        self.reader = LineReader(self.server.max_line)
+        if self.queue:
+            self.queue.clear()
+        server = self.server
+        loop = asyncio.get_running_loop()
+        try:
+            self.transport = await loop.start_tls(
+                self.transport, self, server.tls_context, server_side=True,
+                ssl_handshake_timeout=server.config.tls_handshake_timeout)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            log.info("%s TLS handshake failed: %r", self._who(), exc)
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+            raise asyncio.CancelledError() from None
+
     # ------------------------------------------------------------------ transfers
     async def _data_connection(self) -> Any:
         server = self.server
@@ -296,58 +323,90 @@ class ControlChannel(asyncio.Protocol):
 
     async def _transfer(self, t: Transfer) -> None:
         session = self.session
-        server = self.server
-        timeout = server.config.data_timeout
         outcome = "ok"
         error: OSError | None = None
-        sock = None
+        try:
+            outcome, error = await self._run_transfer(t)
+        except asyncio.CancelledError:
+            outcome = "aborted"
+        finally:
+            await self._finish_files(t, outcome)
+        self.transfer_task = None
+        if xfer_log.isEnabledFor(logging.INFO):
+            xfer_log.info("%s %s %s bytes=%d seconds=%.3f result=%s", self._who(), t.kind, t.vpath,
+                          t.bytes, time.monotonic() - t.started, outcome)
+        self.server.count_transfer(t, outcome)
+        for r in session.transfer_finished(t, outcome, error):
+            self._reply(r)
+        if not self.closed:
+            self._after_command()
+
+    async def _run_transfer(self, t: Transfer) -> tuple[str, OSError | None]:
+        """Connect, send 150, pump; returns the outcome for ``Session.transfer_finished``."""
+        timeout = self.server.config.data_timeout
 
         def progress(n: int) -> None:
             t.bytes += n
             self.last_activity = time.monotonic()
 
         try:
-            try:
-                sock = await self._data_connection()
-            except (datamod.DataTimeout, OSError) as exc:
-                outcome = "no-connection"
-                log.info("%s data connection failed: %r", self._who(), exc)
+            sock = await self._data_connection()
+        except (datamod.DataTimeout, OSError) as exc:
+            log.info("%s data connection failed: %r", self._who(), exc)
+            return "no-connection", None
+        self._reply(self.session.transfer_opened(t))
+        try:
+            if t.tls:
+                return await self._pump_tls(sock, t, timeout, progress)
+            if t.writer is not None:
+                await datamod.receive_upload(sock, t.writer, t.ascii, timeout, progress)
+                return await self._commit_upload(t), None
+            if t.payload is not None:
+                await datamod.send_bytes(sock, t.payload, timeout, progress)
             else:
-                self._reply(session.transfer_opened(t))
-                try:
-                    if t.writer is not None:
-                        await datamod.receive_upload(sock, t.writer, t.ascii, timeout, progress)
-                        await asyncio.sleep(0)  # let a simultaneous control-connection loss land
-                        if self.closed:
-                            outcome = "lost"  # the client vanished: never report a partial upload
-                        else:
-                            await t.writer.commit()
-                    elif t.payload is not None:
-                        await datamod.send_bytes(sock, t.payload, timeout, progress)
-                    else:
-                        await datamod.send_file(sock, t.reader, t.ascii, timeout, progress)
-                except datamod.DataTimeout:
-                    outcome = "timeout"
-                except (ConnectionError, BrokenPipeError):
-                    outcome = "lost"
-                except OSError as exc:
-                    outcome = "local-error"
-                    error = exc
-        except asyncio.CancelledError:
-            outcome = "aborted"
+                await datamod.send_file(sock, t.reader, t.ascii, timeout, progress)
+            return "ok", None
+        except datamod.DataTimeout:
+            return "timeout", None
+        except (ConnectionError, BrokenPipeError, ssl.SSLError) as exc:
+            log.info("%s data connection lost: %r", self._who(), exc)
+            return "lost", None
+        except OSError as exc:
+            return "local-error", exc
         finally:
-            if sock is not None:
-                sock.close()
-            await self._finish_files(t, outcome)
-        self.transfer_task = None
-        elapsed = time.monotonic() - t.started
-        xfer_log.info("%s %s %s bytes=%d seconds=%.3f result=%s", self._who(), t.kind, t.vpath,
-                      t.bytes, elapsed, outcome)
-        server.count_transfer(t, outcome)
-        for r in session.transfer_finished(t, outcome, error):
-            self._reply(r)
-        if not self.closed:
-            self._after_command()
+            sock.close()
+
+    async def _pump_tls(self, sock: Any, t: Transfer, timeout: float,
+                        progress: Any) -> tuple[str, OSError | None]:
+        server = self.server
+        try:
+            conn = await tlsmod.wrap_data(sock, server.tls_context, server.config.tls_handshake_timeout,
+                                          server.config.tls_require_session_reuse)
+        except tlsmod.TlsNotResumed:
+            log.info("%s PROT P data connection did not resume the TLS session", self._who())
+            return "tls-no-reuse", None
+        except (datamod.DataTimeout, ssl.SSLError, OSError) as exc:
+            log.info("%s TLS on the data connection failed: %r", self._who(), exc)
+            return "tls-failed", None
+        conn.timeout = timeout
+        try:
+            if t.writer is not None:
+                await tlsmod.tls_receive_upload(conn, t.writer, t.ascii, progress)
+                return await self._commit_upload(t), None
+            if t.payload is not None:
+                await tlsmod.tls_send_bytes(conn, t.payload, progress)
+            else:
+                await tlsmod.tls_send_file(conn, t.reader, t.ascii, progress)
+            return "ok", None
+        finally:
+            await conn.close(min(timeout, 5.0))
+
+    async def _commit_upload(self, t: Transfer) -> str:
+        await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
+        if self.closed:
+            return "lost"  # the client vanished: never report a partial upload as complete
+        await t.writer.commit()
+        return "ok"
 
     async def _finish_files(self, t: Transfer, outcome: str) -> None:
         try:

@@ -34,6 +34,7 @@ from ..proto.session import SessionSettings
 from ..proto.state import Login
 from .control import NEED_ASYNC, ControlChannel
 from .data import PassivePool
+from .tls import make_context
 from .workers import SharedCounters, reserve_port, split_range, supervise
 
 __all__ = ["Server", "run"]
@@ -57,7 +58,10 @@ class Server:
             max_login_attempts=config.max_login_attempts,
             login_fail_delay=config.login_fail_delay,
             port_promiscuous=config.port_promiscuous,
+            tls_mode=config.tls,
         )
+        tls_wanted = config.tls != "off" or config.implicit_tls_port
+        self.tls_context = make_context(config) if tls_wanted else None
         workers = max(1, getattr(config, "workers", 1))
         first, last = split_range(*pasv_range(config), workers, worker)
         self.pasv_pool = PassivePool(first, last)
@@ -187,6 +191,15 @@ class Server:
         srv = await loop.create_server(lambda: ControlChannel(self), sock=sock, backlog=cfg.backlog)
         self._servers.append(srv)
         addrs = [(s.getsockname()[0], s.getsockname()[1]) for s in srv.sockets]
+        if cfg.implicit_tls_port:
+            tls_sock = _listen_socket(cfg.host, cfg.implicit_tls_port, cfg.backlog,
+                                      reuse_port=self.counters.workers > 1)
+            tls_srv = await loop.create_server(
+                lambda: ControlChannel(self), sock=tls_sock, backlog=cfg.backlog,
+                ssl=self.tls_context, ssl_handshake_timeout=cfg.tls_handshake_timeout)
+            self._servers.append(tls_srv)
+            log.info("implicit FTPS on %s", ", ".join(
+                f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in tls_srv.sockets))
         self._sweeper = loop.create_task(self._sweep())
         # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
         gc.collect()

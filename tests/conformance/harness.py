@@ -42,7 +42,7 @@ class Xfer:
     """A data-channel action: ``via`` (PASV/EPSV/PORT/EPRT) then ``command``; send ``upload``
     bytes (STOR/APPE/STOU) or read until EOF (RETR/LIST/NLST/MLSD)."""
 
-    command: str | bytes
+    command: str | bytes | None  # None: only set up the data channel
     via: str = "PASV"
     upload: bytes | None = None
 
@@ -130,6 +130,7 @@ class Client:
         self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
         self.buf = b""
         self.closed = False
+        self.kept: list[DataEnd] = []
 
     def send(self, line: str | bytes, oob: bool = False) -> None:
         data = line.encode("utf-8") if isinstance(line, str) else line
@@ -186,6 +187,8 @@ class Client:
             self.sock.settimeout(TIMEOUT)
 
     def close(self) -> None:
+        for end in self.kept:
+            end.close()
         try:
             self.sock.close()
         except OSError:
@@ -280,26 +283,38 @@ def _verb(line: str | bytes) -> str:
     return b.split(b" ", 1)[0].decode("ascii", "replace").upper()
 
 
-def run_step(client: Client, step: Step) -> StepRecord:
+def _subst(line: str | bytes, scenario_id: str) -> str | bytes:
+    """``{id}`` in a command stands for the scenario's directory name."""
+    if isinstance(line, bytes):
+        return line.replace(b"{id}", scenario_id.encode())
+    return line.replace("{id}", scenario_id)
+
+
+def run_step(client: Client, step: Step, scenario_id: str) -> StepRecord:
     if isinstance(step, Wait):
         time.sleep(step.seconds)
         return StepRecord("WAIT")
     if isinstance(step, Cmd):
         rec = StepRecord(_verb(step.line))
-        client.send(step.line)
+        client.send(_subst(step.line, scenario_id))
         rec.replies["reply"] = client.reply()
         return rec
     if isinstance(step, Xfer):
-        return _run_xfer(client, step)
+        return _run_xfer(client, step, scenario_id)
     return _run_abort(client, step)
 
 
-def _run_xfer(client: Client, step: Xfer) -> StepRecord:
-    rec = StepRecord(_verb(step.command))
+def _run_xfer(client: Client, step: Xfer, scenario_id: str) -> StepRecord:
+    rec = StepRecord(_verb(step.command) if step.command is not None else step.via.upper())
     setup, end = _open_data(client, step.via, small_rcvbuf=False)
     rec.replies["setup"] = setup
     try:
-        client.send(step.command)
+        if step.command is None:
+            # Set-up only (e.g. to ABOR an idle data channel): keep our end open until the end.
+            client.kept.append(end)
+            end = DataEnd(None, None)
+            return rec
+        client.send(_subst(step.command, scenario_id))
         prelim = client.reply()
         rec.replies["prelim"] = prelim
         if prelim.code not in (125, 150):
@@ -364,8 +379,8 @@ def run_scenario(host: str, port: int, home: Path, sc: Scenario, password: str) 
             user, pw = ("anonymous", "guest@example.com") if sc.login == "anonymous" else (
                 "user", password)
             for line in (f"USER {user}", f"PASS {pw}", f"CWD /{sc.id}"):
-                preamble.append(run_step(client, Cmd(line)))
-        steps = [run_step(client, st) for st in sc.steps]
+                preamble.append(run_step(client, Cmd(line), sc.id))
+        steps = [run_step(client, st, sc.id) for st in sc.steps]
         if not client.closed:
             client.send("QUIT")
             client.reply(timeout=2.0)
@@ -473,8 +488,9 @@ class RefServer:
         self._thread.start()
 
     def _run(self) -> None:
+        # The IO loop directly: serve_forever() logs a start line on every call.
         while self._serving:
-            self._server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+            self._ioloop.loop(0.05, blocking=False)
 
     def stop(self) -> None:
         self._serving = False

@@ -14,6 +14,7 @@ installs it; with ``FTPD_REQUIRE_CLIENTS=1`` (set by ``.ci/run``) it fails them 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 REQUIRE_ENV = "FTPD_REQUIRE_CLIENTS"
+REPLY_LINE = re.compile(r"\d{3}[ -]")
 CLIENT_TIMEOUT = 40.0  # subprocess limit (s); each client's own network timeout is 10-20 s
 NET_TIMEOUT = 10  # the clients' own connect/read timeout (s)
 
@@ -183,7 +185,7 @@ def replies_to(transcript: str, sent_prefix: str, reply_prefix: str) -> list[tup
             pending = line[len(sent_prefix) :].strip()
         elif pending is not None and line.startswith(reply_prefix):
             text = line[len(reply_prefix) :].strip()
-            if text[:3].isdigit():
+            if REPLY_LINE.match(text):
                 pairs.append((pending, text))
                 pending = None
     return pairs

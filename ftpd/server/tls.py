@@ -1,0 +1,202 @@
+"""TLS for FTPS (RFC 4217): the server context, and TLS on data connections.
+
+One ``ssl.SSLContext`` serves the control connections (explicit AUTH TLS and the implicit listener)
+and the data connections of a process, so a data connection can resume the control connection's
+session: TLS 1.2 session IDs from the context's cache, TLS 1.3 tickets from its ticket key. Several
+tickets are issued per handshake so that clients opening many data connections keep resuming
+(Cyberduck/vsftpd: a client that used up its two tickets falls back to a full handshake and is refused).
+
+Data connections are raw sockets; under PROT P, ``TlsData`` runs TLS over them through memory BIOs,
+always as the TLS *server* whichever side connected (RFC 4217 §7), in large blocks (no sendfile under
+TLS). Each transfer ends with close_notify both ways (ftplib's ``unwrap()`` waits for ours), and an
+upload counts only if the client's close_notify arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Config, ConfigError, show
+from ..proto.textmode import FromNetwork, ToNetwork
+from .data import READ_BLOCK, RECV_BUF, DataTimeout, _sendall, _wait_fd
+
+__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "tls_send_file",
+           "tls_send_bytes", "tls_receive_upload"]
+
+TICKETS = 8
+
+
+class TlsNotResumed(Exception):
+    """A PROT P data connection did not resume the TLS session and reuse is required."""
+
+
+def make_context(config: Config) -> ssl.SSLContext:
+    """The server context; a clear ``ConfigError`` when the certificate or key is unusable."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if config.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    try:
+        ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"invalid value for tls_cert/tls_key: {show(exc.filename or config.tls_cert)} "
+                          "(file not found)") from None
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"invalid value for tls_cert/tls_key: {show(config.tls_cert)}, "
+                          f"{show(config.tls_key)} (cannot load the certificate and key: {reason})") from None
+    ctx.set_alpn_protocols(["ftp"])  # FileZilla sends ALPN "ftp" (RFC 7301 registry)
+    try:
+        ctx.num_tickets = TICKETS
+    except (AttributeError, ValueError):  # pragma: no cover - old OpenSSL
+        pass
+    return ctx
+
+
+class TlsData:
+    """TLS (server side) over a raw non-blocking data socket, with ``ssl.MemoryBIO``.
+
+    Driving OpenSSL through memory BIOs keeps data connections on the same raw sockets as plain
+    ones and tells a clean close_notify (the end of an upload) from a truncated stream, which an
+    upload must never be committed on (vsftpd's ``strict_ssl_read_eof``).
+    """
+
+    __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed")
+
+    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.loop = asyncio.get_running_loop()
+        self.inc = ssl.MemoryBIO()
+        self.out = ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
+        self.timeout = timeout
+        self.peer_closed = False  # close_notify received
+
+    async def _flush(self) -> None:
+        data = self.out.read()
+        if data:
+            await _sendall(self.sock, data, self.timeout)
+
+    async def _fill(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(RECV_BUF)
+            except BlockingIOError:
+                await _wait_fd(self.loop, self.fd, False, self.timeout)
+                continue
+            if data:
+                self.inc.write(data)
+            else:
+                self.inc.write_eof()
+            return
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+        await self._flush()  # the last flight, and TLS 1.3 session tickets
+
+    async def send(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.obj.write(view[:RECV_BUF])
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+                continue
+            view = view[n:]
+            await self._flush()
+
+    async def recv(self) -> bytes:
+        """The next block of application data; b"" after the peer's close_notify. A stream that
+        ends without close_notify raises ``ssl.SSLEOFError`` (a truncated transfer)."""
+        while True:
+            try:
+                return self.obj.read(RECV_BUF)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+            except ssl.SSLZeroReturnError:
+                self.peer_closed = True
+                return b""
+
+    async def close(self, wait: float) -> None:
+        """Send close_notify; then wait up to ``wait`` s for the peer's (ftplib's unwrap())."""
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, ValueError):
+            return
+        try:
+            await self._flush()
+        except (OSError, DataTimeout):
+            return
+        if self.peer_closed:
+            return
+        self.timeout = wait
+        try:
+            while True:
+                try:
+                    self.obj.read(RECV_BUF)
+                except ssl.SSLWantReadError:
+                    await self._fill()
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return
+        except (OSError, ssl.SSLError, DataTimeout):
+            return
+
+
+async def wrap_data(sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
+                    require_reuse: bool) -> TlsData:
+    """Run the TLS handshake on an accepted/connected data socket, as the server side."""
+    conn = TlsData(sock, ctx, timeout)
+    await conn.handshake()
+    if require_reuse and not conn.obj.session_reused:
+        raise TlsNotResumed()
+    return conn
+
+
+async def tls_send_bytes(conn: TlsData, data: bytes, progress: Callable[[int], None]) -> None:
+    await conn.send(data)
+    progress(len(data))
+
+
+async def tls_send_file(conn: TlsData, reader: Any, ascii: bool,
+                        progress: Callable[[int], None]) -> None:
+    """RETR under PROT P: large blocks (sendfile cannot encrypt)."""
+    conv = ToNetwork() if ascii else None
+    while True:
+        block = await reader.read(READ_BLOCK)
+        if not block:
+            break
+        progress(len(block))
+        await conn.send(conv.convert(block) if conv is not None else block)
+    if conv is not None:
+        tail = conv.flush()
+        if tail:
+            await conn.send(tail)
+
+
+async def tls_receive_upload(conn: TlsData, writer: Any, ascii: bool,
+                             progress: Callable[[int], None]) -> None:
+    conv = FromNetwork() if ascii else None
+    while True:
+        block = await conn.recv()
+        if not block:
+            break
+        progress(len(block))
+        await writer.write(conv.convert(block) if conv is not None else block)
+    if conv is not None:
+        tail = conv.flush()
+        if tail:
+            await writer.write(tail)

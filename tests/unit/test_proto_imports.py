@@ -1,0 +1,100 @@
+"""The protocol core is sans-IO: nothing in ftpd.proto may import asyncio, socket, ssl or aiofiles,
+directly or through another ftpd module (ftpd.fs.base in particular). Checked twice: by importing
+every module in a fresh interpreter where those names are blocked, and by walking the imports in
+the source with ast (which also sees imports inside functions)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ftpd
+
+FORBIDDEN = ("asyncio", "socket", "ssl", "aiofiles", "selectors", "uvloop")
+PKG_ROOT = Path(ftpd.__file__).resolve().parent
+PROTO_MODULES = sorted(f"ftpd.proto.{p.stem}" for p in (PKG_ROOT / "proto").glob("*.py")
+                       if p.stem != "__init__") + ["ftpd.proto"]
+
+
+@pytest.mark.parametrize("module", PROTO_MODULES)
+def test_import_with_io_modules_blocked(module: str) -> None:
+    code = (
+        "import sys\n"
+        f"for name in {FORBIDDEN!r}:\n"
+        "    sys.modules[name] = None  # any import of it raises ImportError\n"
+        f"import {module}\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{FORBIDDEN!r} and sys.modules[m] is not None)\n"
+        "assert not leaked, leaked\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=PKG_ROOT.parent)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_fresh_import_loads_no_io_modules() -> None:
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in PROTO_MODULES)
+        + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=PKG_ROOT.parent, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def _module_file(name: str) -> Path | None:
+    rel = Path(*name.split("."))
+    for cand in (PKG_ROOT.parent / rel.with_suffix(".py"), PKG_ROOT.parent / rel / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _imports(path: Path, modname: str) -> set[str]:
+    """Every module named by an import statement anywhere in the file (absolute names)."""
+    tree = ast.parse(path.read_text(), str(path))
+    is_pkg = path.name == "__init__.py"
+    package = modname if is_pkg else modname.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base)
+                mod = f"{prefix}.{node.module}" if node.module else prefix
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            for alias in node.names:  # "from . import x" may name a submodule
+                found.add(f"{mod}.{alias.name}")
+    return found
+
+
+def test_ast_transitive_imports() -> None:
+    seen: dict[str, str] = {}
+    todo = [(m, "") for m in PROTO_MODULES]
+    bad: list[str] = []
+    while todo:
+        name, via = todo.pop()
+        if name in seen:
+            continue
+        seen[name] = via
+        path = _module_file(name)
+        if path is None:
+            continue
+        for imp in _imports(path, name):
+            top = imp.split(".")[0]
+            if top in FORBIDDEN:
+                bad.append(f"{name} imports {imp} (reached via {via or 'itself'})")
+            elif top == "ftpd" and _module_file(imp) is not None:
+                todo.append((imp, name))
+    assert bad == []
+    assert "ftpd.fs.base" in seen  # the walk did reach the filesystem interface
