@@ -280,8 +280,10 @@ class ControlChannel(asyncio.Protocol):
     def _reply(self, reply: Reply) -> None:
         if self.closed:
             return
-        if reply.code >= 400 and reply.code != 421:
-            log.info("%s -> %d %s", self._who(), reply.code, reply.lines[0])
+        if reply.code >= 400:
+            self.server.observer.error_reply(self, reply.code)
+            if reply.code != 421 and log.isEnabledFor(logging.INFO):
+                log.info("%s -> %d %s", self._who(), reply.code, reply.lines[0])
         elif self.server.log_commands:
             log.debug("%s -> %d %s", self._who(), reply.code, reply.lines[0])
         self.transport.write(reply.encode())
@@ -332,10 +334,11 @@ class ControlChannel(asyncio.Protocol):
         finally:
             await self._finish_files(t, outcome)
         self.transfer_task = None
+        seconds = time.monotonic() - t.started
         if xfer_log.isEnabledFor(logging.INFO):
             xfer_log.info("%s %s %s bytes=%d seconds=%.3f result=%s", self._who(), t.kind, t.vpath,
-                          t.bytes, time.monotonic() - t.started, outcome)
-        self.server.count_transfer(t, outcome)
+                          t.bytes, seconds, outcome)
+        self.server.observer.transfer(self, t, outcome, seconds)
         for r in session.transfer_finished(t, outcome, error):
             self._reply(r)
         if not self.closed:

@@ -19,9 +19,7 @@ import os
 import resource
 import signal
 import socket
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,6 +32,8 @@ from ..proto.session import SessionSettings
 from ..proto.state import Login
 from .control import NEED_ASYNC, ControlChannel
 from .data import PassivePool
+from .logs import setup_logging
+from .observe import Observer
 from .tls import make_context
 from .workers import SharedCounters, reserve_port, split_range, supervise
 
@@ -77,7 +77,7 @@ class Server:
         self._next_sid = 0
         self._servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
-        self.stats: Counter[str] = Counter()
+        self.observer = Observer(config, self)
 
     # ------------------------------------------------------------------ sessions
     def admit(self, ch: ControlChannel) -> str | None:
@@ -94,11 +94,12 @@ class Server:
         self.channels.add(ch)
         counters.add_session(ip, 1)
         ch.counted_ip = ip
-        self.stats["sessions_total"] += 1
+        self.observer.session_opened(ch)
         return None
 
     def release(self, ch: ControlChannel) -> None:
         if ch.counted_ip:
+            self.observer.session_closed(ch)
             self.channels.discard(ch)
             self.counters.add_session(ch.counted_ip, -1)
             ch.counted_ip = ""
@@ -121,7 +122,7 @@ class Server:
 
     def _login_result(self, ch: ControlChannel, name: str, account: Account | None) -> Any:
         if account is None:
-            self.stats["logins_failed"] += 1
+            self.observer.login(ch, False)
             if log.isEnabledFor(logging.INFO):
                 log.info("%s login failed for user %r", ch._who(), name[:64])
             return None
@@ -134,7 +135,7 @@ class Server:
         self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
         ch.fs = self.fs_for(account)
-        self.stats["logins_ok"] += 1
+        self.observer.login(ch, True)
         if log.isEnabledFor(logging.INFO):
             log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name)
         return account
@@ -151,11 +152,6 @@ class Server:
     def pasv_host(self, ch: ControlChannel) -> str:
         """The address advertised in 227: ``pasv_address`` if set, else our end of the control link."""
         return self.pasv_address or ch.transport.get_extra_info("sockname")[0]
-
-    def count_transfer(self, t: Any, outcome: str) -> None:
-        key = "download" if t.writer is None else "upload"
-        self.stats[f"transfers_{key}_{outcome}"] += 1
-        self.stats[f"bytes_{key}"] += t.bytes
 
     # ------------------------------------------------------------------ timeouts
     async def _sweep(self) -> None:
@@ -201,6 +197,7 @@ class Server:
             log.info("implicit FTPS on %s", ", ".join(
                 f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in tls_srv.sockets))
         self._sweeper = loop.create_task(self._sweep())
+        await self.observer.start()
         # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
         gc.collect()
         gc.freeze()
@@ -222,6 +219,7 @@ class Server:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await asyncio.sleep(0)
+        self.observer.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -274,17 +272,9 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code. ``workers`` > 1 forks workers."""
-    setup_logging(config.log_level)
+    setup_logging(config)
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
     workers = max(1, getattr(config, "workers", 1))

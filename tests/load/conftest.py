@@ -77,9 +77,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-_ROOT_CONFTEST = (Path(__file__).resolve().parents[1] / "conftest.py").read_text() if (
-    Path(__file__).resolve().parents[1] / "conftest.py"
-).exists() else ""
+_ROOT_CONFTEST = (
+    (Path(__file__).resolve().parents[1] / "conftest.py").read_text()
+    if (Path(__file__).resolve().parents[1] / "conftest.py").exists()
+    else ""
+)
 
 if "def ftpd_server" not in _ROOT_CONFTEST:
 

@@ -107,7 +107,9 @@ def test_percentiles_within_bucket_error(samples: list[int]) -> None:
     assert h.total == sum(samples)
 
 
-@given(st.lists(st.integers(0, 10**10), max_size=100), st.lists(st.integers(0, 10**10), max_size=100))
+@given(
+    st.lists(st.integers(0, 10**10), max_size=100), st.lists(st.integers(0, 10**10), max_size=100)
+)
 def test_merge_is_exact(a: list[int], b: list[int]) -> None:
     ha, hb, hall = Histogram(), Histogram(), Histogram()
     for v in a:
