@@ -125,9 +125,10 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_listening(self.port, self.proc)
-        except BaseException:
+        except BaseException as exc:
             self.stop()
-            raise
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{kind} did not start: {exc}\n{tail}") from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -17,9 +17,10 @@ mapped in two steps:
 
 Every blocking call runs in the executor given at construction, one ``run_in_executor`` hop per
 operation: resolving, opening, ``fstat`` and seeking for RETR is one hop, and a directory listing
-(``scandir`` plus a stat of every entry) is one hop. We use raw fds rather than ``aiofiles``
-because aiofiles costs one hop per method and cannot open with ``dir_fd``/``O_NOFOLLOW``; readers
-also need the real fd for ``os.sendfile``.
+(``scandir`` plus a stat of every entry) is one hop. The hop goes through aiofiles' executor wrapper
+(``aiofiles.os.wrap``) around our own functions on raw fds rather than through aiofiles' file objects,
+because those cost one hop per method and cannot open with ``dir_fd``/``O_NOFOLLOW``; readers also
+need the real fd for ``os.sendfile``.
 
 Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
 ``commit`` renames it over the target, so readers see the old file until the upload completes and
@@ -43,6 +44,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
+
+import aiofiles.os
 
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError
 
@@ -159,8 +162,7 @@ class LocalReader:
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes from the current position; ``b""`` at end of file."""
-        loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(self._executor, self._pread, n, self._pos)
+        data = await _in_executor(self._pread, n, self._pos, executor=self._executor)
         self._pos += len(data)
         return data
 
@@ -228,8 +230,7 @@ class LocalWriter:
 
     async def write(self, data: bytes | memoryview) -> None:
         """Write all of ``data`` (one executor hop; an ``OSError`` leaves the writer abortable)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._write, data)
+        await _in_executor(self._write, data, executor=self._executor)
 
     def finish_sync(self, commit: bool) -> None:
         """Blocking commit (``commit=True``) or abort. Idempotent once it has succeeded."""
@@ -284,6 +285,16 @@ class LocalWriter:
         if self._dir_fd >= 0:
             _close_quietly(self._dir_fd)
         self._done = True
+
+
+def _call(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
+
+
+# The one executor hop of each operation, through aiofiles' executor wrapper: the hop is the same
+# as aiofiles' own file methods, but one per *operation* (open+fstat+seek, a whole listing, a 256 KiB
+# block) rather than one per method call.
+_in_executor = aiofiles.os.wrap(_call)
 
 
 async def _run_shielded(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
@@ -613,7 +624,7 @@ class LocalFS:
     # -- the async interface --------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await _in_executor(fn, *args, executor=self._executor)  # type: ignore[no-any-return]
 
     async def _run_open(self, fn: Callable[..., T], dispose: Callable[[T], None], *args: Any) -> T:
         """Like ``_run`` for calls that return an open resource: if the caller is cancelled

@@ -20,12 +20,13 @@ import resource
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from ..auth import NEED_CACHE_MISS, Account, Authenticator
-from ..config import Config, pasv_range
+from ..config import Config, ConfigError, pasv_range
 from ..fs.local import LocalFS, cleanup_stale_uploads
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
@@ -62,7 +63,7 @@ class Server:
         )
         tls_wanted = config.tls != "off" or config.implicit_tls_port
         self.tls_context = make_context(config) if tls_wanted else None
-        workers = max(1, getattr(config, "workers", 1))
+        workers = max(1, config.workers)
         first, last = split_range(*pasv_range(config), workers, worker)
         self.pasv_pool = PassivePool(first, last)
         # Limits hold across worker processes: counters live in shared memory (see workers.py).
@@ -78,6 +79,9 @@ class Server:
         self._servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.observer = Observer(config, self)
+        # Brute-force bans (ban_after/ban_seconds): per process, like the failed-login counters.
+        self.failures: Counter[str] = Counter()
+        self.banned: dict[str, float] = {}
 
     # ------------------------------------------------------------------ sessions
     def admit(self, ch: ControlChannel) -> str | None:
@@ -87,6 +91,8 @@ class Server:
         if cfg.max_sessions and counters.total() >= cfg.max_sessions:
             return "Too many connected users, please try later."
         ip = ch.session.peer_ip
+        if self.banned and self._is_banned(ip):
+            return "Too many failed logins from your address; try again later."
         if cfg.max_per_ip and counters.ip_count(ip) >= cfg.max_per_ip:
             return "Too many connections from your internet address."
         self._next_sid += 1
@@ -123,6 +129,8 @@ class Server:
     def _login_result(self, ch: ControlChannel, name: str, account: Account | None) -> Any:
         if account is None:
             self.observer.login(ch, False)
+            if self.config.ban_after:
+                self._count_failure(ch.session.peer_ip)
             if log.isEnabledFor(logging.INFO):
                 log.info("%s login failed for user %r", ch._who(), name[:64])
             return None
@@ -139,6 +147,23 @@ class Server:
         if log.isEnabledFor(logging.INFO):
             log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name)
         return account
+
+    def _count_failure(self, ip: str) -> None:
+        self.failures[ip] += 1
+        if self.failures[ip] >= self.config.ban_after:
+            del self.failures[ip]
+            self.banned[ip] = time.monotonic() + self.config.ban_seconds
+            log.warning("banned %s for %.0f s after %d failed logins", ip, self.config.ban_seconds,
+                        self.config.ban_after)
+
+    def _is_banned(self, ip: str) -> bool:
+        until = self.banned.get(ip)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self.banned[ip]
+        return False
 
     def fs_for(self, account: Account) -> LocalFS:
         """One filesystem object per home, shared by that home's sessions (lean sessions)."""
@@ -179,11 +204,11 @@ class Server:
         loop.set_default_executor(self.executor)
         if cfg.pasv_address:
             self.pasv_address = await _resolve_pasv_address(cfg.pasv_address)
-        for home in {os.path.realpath(cfg.root)}:
-            removed = await loop.run_in_executor(self.executor, cleanup_stale_uploads, home)
-            if removed:
-                log.info("removed %d unfinished upload(s) left by an earlier run", removed)
-        sock = _listen_socket(cfg.host, cfg.port, cfg.backlog, reuse_port=self.counters.workers > 1)
+        try:
+            sock = _listen_socket(cfg.host, cfg.port, cfg.backlog,
+                                  reuse_port=self.counters.workers > 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
         srv = await loop.create_server(lambda: ControlChannel(self), sock=sock, backlog=cfg.backlog)
         self._servers.append(srv)
         addrs = [(s.getsockname()[0], s.getsockname()[1]) for s in srv.sockets]
@@ -277,7 +302,8 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     setup_logging(config)
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
-    workers = max(1, getattr(config, "workers", 1))
+    _cleanup_stale_uploads(config)
+    workers = max(1, config.workers)
     if workers == 1:
         return serve(config, on_ready)
     reserved, port = reserve_port(config.host, config.port)
@@ -301,6 +327,15 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
             on_ready([(config.host, port)])
 
     return supervise(workers, child, all_ready)
+
+
+def _cleanup_stale_uploads(config: Config) -> None:
+    """Remove temp files of uploads a crash interrupted, once, before any worker serves (a worker
+    doing it while another serves could delete a live upload)."""
+    homes = sorted({a.home for a in Authenticator.from_config(config).accounts})
+    removed = sum(cleanup_stale_uploads(home) for home in homes if os.path.isdir(home))
+    if removed:
+        log.info("removed %d unfinished upload(s) left by an earlier run", removed)
 
 
 def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None,

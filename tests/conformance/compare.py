@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .allowlist import EQUIVALENT_CODES
+from .allowlist import EQUIVALENT_CODES, MLSX_PERM_LETTERS
 from .harness import Recording, Reply, StepRecord
 
 TIME_SLACK = 300  # seconds: files written during the run differ by how long each server took
@@ -126,7 +126,8 @@ def _mlsx_entry(line: bytes) -> tuple[Any, ...]:
         modify = Time(epoch, exact=epoch == FIXED_MTIME)
     typ = facts.get("type", "").lower()
     size = facts.get("size") if typ == "file" else "(dir)"
-    return (name, typ, size, modify, "".join(sorted(facts.get("perm", ""))))
+    perm = "".join(sorted(set(facts.get("perm", "")) & MLSX_PERM_LETTERS))
+    return (name, typ, size, modify, perm)
 
 
 def parse_mlsd(data: bytes) -> list[tuple[Any, ...]]:

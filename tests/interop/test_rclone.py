@@ -10,6 +10,7 @@ never read. ``--dump headers`` logs the control connection (``FTP Tx: "CMD"`` / 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -43,11 +44,16 @@ FTP_LINE = re.compile(r'FTP (Tx|Rx): "?(.*?)"?$')
 MTIMES = {"a.txt": 1_500_000_000, "sub/b.bin": 1_400_000_000}
 
 
+@functools.cache
+def _obscure(exe: str, password: str, ws: Path) -> str:
+    return run([exe, "--config", str(ws / "rclone.conf"), "obscure", password], ws).stdout.strip()
+
+
 def rclone(srv: Any, ws: Path, *args: str) -> Result:
     exe = require("rclone")
     conf = ws / "rclone.conf"
     conf.touch()
-    obscured = run([exe, "--config", str(conf), "obscure", srv.password], ws).stdout.strip()
+    obscured = _obscure(exe, srv.password, ws)
     env = client_env(
         ws,
         RCLONE_CONFIG_SRV_TYPE="ftp",

@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "bench" / "pyftpdlib_server.py"
-PASV_PORTS = "64000-64999"  # outside the ephemeral range 32768-60999
+PASV_PORTS = "65100-65499"  # outside the ephemeral range and the ftpd fixtures
 
 
 @dataclass

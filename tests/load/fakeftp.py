@@ -16,7 +16,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
-PASV_RANGE = range(63500, 63600)  # outside the ephemeral range 32768-60999
+PASV_RANGE = range(65000, 65100)  # outside the ephemeral range and the ftpd fixtures (61000-64999)
 
 
 @dataclass
