@@ -301,14 +301,55 @@ def _hint(key: str) -> str:
     return f" (did you mean {show(close[0])}?)" if close else ""
 
 
+# Names that the popular FTP images use (fauria/vsftpd, garethflowers/ftp-server: see
+# docs/DOCKER.md), accepted so that an existing `docker run -e ...` line keeps working.
+ENV_ALIASES: dict[str, str] = {
+    "FTP_USER": "user",
+    "FTP_PASS": "password",
+    "PASV_ADDRESS": "pasv_address",
+}
+PASV_MIN_ENV = "PASV_MIN_PORT"
+PASV_MAX_ENV = "PASV_MAX_PORT"
+
+
 def read_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """Collect ``FTPD_<KEY>`` variables into ``{key: typed value}``."""
+    """Collect ``FTPD_<KEY>`` variables, and their aliases, into ``{key: typed value}``.
+
+    An alias (``ENV_ALIASES``, ``PASV_MIN_PORT``/``PASV_MAX_PORT``) counts only when the
+    ``FTPD_<KEY>`` variable of the same key is absent, and an empty alias counts as unset (compose
+    files pass unset variables through as empty strings).
+    """
     values: dict[str, Any] = {}
+    for alias, key in ENV_ALIASES.items():
+        if env.get(alias, "") != "" and env_name(key) not in env:
+            values[key] = _from_text(key, env[alias], alias)
+    if env_name("pasv_ports") not in env:
+        pasv = _pasv_from_aliases(env)
+        if pasv is not None:
+            values["pasv_ports"] = pasv
     for key in FIELD_NAMES:
         name = env_name(key)
         if name in env:
             values[key] = _from_text(key, env[name], name)
     return values
+
+
+def _pasv_from_aliases(env: Mapping[str, str]) -> str | None:
+    """``pasv_ports`` from PASV_MIN_PORT and PASV_MAX_PORT (both or neither)."""
+    low, high = env.get(PASV_MIN_ENV, "").strip(), env.get(PASV_MAX_ENV, "").strip()
+    if not low and not high:
+        return None
+    source = f"{PASV_MIN_ENV}/{PASV_MAX_ENV}"
+    if not (low and high):
+        given = PASV_MIN_ENV if low else PASV_MAX_ENV
+        raise ConfigError(
+            f"invalid value for pasv_ports ({source}): {given} is set without the other "
+            "(set both, or FTPD_PASV_PORTS=FIRST-LAST)"
+        )
+    text = f"{low}-{high}"
+    if not (_INT_RE.fullmatch(low) and _INT_RE.fullmatch(high)) or _parse_pasv(text) is None:
+        raise _invalid("pasv_ports", text, _PASV_EXPECTED, source)
+    return text
 
 
 class StrictParser(argparse.ArgumentParser):

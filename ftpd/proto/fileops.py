@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError, FileUnavailable, NameNotAllowed
 from .listing import list_line, mdtm_time, mlsd_line, mlsx_facts, nlst_line, parse_time_val
-from .paths import basename, parent, quote_path, resolve
+from .paths import basename, parent, quote_path, resolve, strip_ls_flags
 from .replies import Reply
 from .requests import FsCall, StartTransfer, Transfer
 
@@ -144,7 +144,8 @@ class FileOps:
         if is_dir:
             payload = "".join(nlst_line(e.name) + "\r\n" for e in entries)
         else:
-            payload = nlst_line(arg.strip() or entries[0].name) + "\r\n"
+            # A file: its name as the client gave it (vsftpd), without ls flags.
+            payload = nlst_line(strip_ls_flags(arg).strip() or entries[0].name) + "\r\n"
         return (yield from self._send_listing("NLST", path, payload))
 
     def ftp_MLSD(self: Session, arg: str, path: str) -> Gen:
@@ -165,9 +166,7 @@ class FileOps:
         return None
 
     def _stat_listing(self: Session, arg: str) -> Gen:
-        from .session import _strip_ls_flags
-
-        raw = _strip_ls_flags(arg)
+        raw = strip_ls_flags(arg)
         if any(c in raw for c in "*?["):
             raise FileUnavailable("Globbing not supported.")
         path = resolve(self.cwd, raw)

@@ -6,6 +6,7 @@ A name containing CR or LF is shown with ``?`` in their place so that no name ca
 
 from __future__ import annotations
 
+import calendar
 import stat as _stat
 import time
 
@@ -53,15 +54,15 @@ def mdtm_time(mtime: float) -> str:
 
 def parse_time_val(value: str) -> float | None:
     """Parse ``YYYYMMDDHHMMSS[.sss]`` (UTC) into epoch seconds, or None if invalid."""
-    main, _, frac = value.partition(".")
-    if len(main) != 14 or not main.isdigit() or (frac and not frac.isdigit()):
+    main, dot, frac = value.partition(".")
+    if len(main) != 14 or not main.isascii() or not main.isdigit():
+        return None
+    if dot and not (frac.isascii() and frac.isdigit()):
         return None
     try:
         tm = time.strptime(main, "%Y%m%d%H%M%S")
     except ValueError:
         return None
-    import calendar
-
     return calendar.timegm(tm) + (float("0." + frac) if frac else 0.0)
 
 

@@ -56,3 +56,14 @@ def require_arg(arg: str) -> str:
     if not arg:
         raise ArgumentError("Syntax error: command needs an argument.")
     return arg
+
+
+def strip_ls_flags(arg: str) -> str:
+    """``LIST -la /dir`` → ``/dir``: leading ``-flags`` are ls options (vsftpd, ProFTPD, WinSCP)."""
+    a = arg.lstrip(" ")
+    while a.startswith("-"):
+        sp = a.find(" ")
+        if sp < 0:
+            return ""
+        a = a[sp + 1 :].lstrip(" ")
+    return a

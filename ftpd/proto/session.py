@@ -41,7 +41,7 @@ from .errors import (
 from .fileops import FileOps
 from .lines import TOO_LONG, parse_command
 from .listing import ALL_FACTS, DEFAULT_FACTS
-from .paths import quote_path, resolve
+from .paths import quote_path, resolve, strip_ls_flags
 from .replies import Reply
 from .requests import AbortTransfer, Authenticate, CloseData, OpenPassive, Request, Sleep, Transfer
 from .security import Security
@@ -193,8 +193,6 @@ class Session(FileOps, Security):
             return Reply(500, f"Command {_printable(verb)!r} not understood.")
         if spec.verb != "RNTO":
             self.rename_from = None  # RFC 959 §4.1.3: RNTO must immediately follow RNFR
-        if spec.verb == "SITE":
-            return self._site(arg)
         path = self._check(spec, arg)
         handler = getattr(self, "ftp_" + spec.verb)
         if spec.path:
@@ -218,7 +216,7 @@ class Session(FileOps, Security):
             raise BadSequence("HOST must come before USER.")
         path = ""
         if spec.path:
-            path = resolve(self.cwd, _strip_ls_flags(arg) if spec.verb in _LS_VERBS else arg)
+            path = resolve(self.cwd, strip_ls_flags(arg) if spec.verb in _LS_VERBS else arg)
         if spec.perm and spec.perm not in self.perms:
             raise FileUnavailable("Permission denied.")
         return path
@@ -572,7 +570,7 @@ class Session(FileOps, Security):
         return replies
 
     # ------------------------------------------------------------------ SITE
-    def _site(self, arg: str) -> HandlerResult:
+    def ftp_SITE(self, arg: str) -> HandlerResult:
         sub, _, rest = arg.strip().partition(" ")
         spec = SITE_COMMANDS.get(sub.upper())
         if spec is None:
@@ -603,17 +601,6 @@ class Session(FileOps, Security):
 
 _LS_VERBS = frozenset({"LIST", "NLST", "STAT"})
 _ALIAS_VERBS = ("XCUP", "XCWD", "XMKD", "XPWD", "XRMD")
-
-
-def _strip_ls_flags(arg: str) -> str:
-    """``LIST -la /dir`` → ``/dir``: leading ``-flags`` are ls options (vsftpd, ProFTPD, WinSCP)."""
-    a = arg.lstrip(" ")
-    while a.startswith("-"):
-        sp = a.find(" ")
-        if sp < 0:
-            return ""
-        a = a[sp + 1 :].lstrip(" ")
-    return a
 
 
 def _printable(s: str) -> str:

@@ -1,18 +1,99 @@
-"""Logging set-up: one line per event to stderr, as text (or JSON, ``log_format``)."""
+"""Logging set-up: one line per event to stderr, as text or as JSON (``log_format``).
+
+Text lines are ``time level logger message``. JSON lines are one object each (what log shippers
+such as Loki, Fluent Bit or ``docker logs | jq`` read)::
+
+    {"time": "2026-01-02T03:04:05.678Z", "level": "info", "logger": "ftpd.transfer",
+     "event": "transfer", "message": "...", "sid": 7, "peer": "203.0.113.9:50114", "user": "bob",
+     "kind": "RETR", "path": "/a.bin", "bytes": 1048576, "seconds": 0.012, "result": "ok"}
+
+Structured fields come from two places, so that call sites stay cheap %-style ``log.info`` calls:
+- ``extra=`` fields of the call (``event``, ``command``, ``code``, transfer fields...);
+- the session prefix: session log calls pass ``ControlChannel._who()`` (``"[sid] ip:port user"``)
+  as their first argument; the JSON formatter parses it into ``sid``, ``peer`` and ``user``.
+Records without an ``event`` get the last part of their logger name (``ftpd.data`` -> ``data``).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
+import time
+from typing import Any
 
 from ..config import Config
 
-__all__ = ["setup_logging"]
+__all__ = ["JsonFormatter", "TEXT_FORMAT", "setup_logging"]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+# The attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# ControlChannel._who(): "[12] 127.0.0.1:5555 bob" or "[3] ::1:40000 -" (user "-": not logged in).
+_WHO_RE = re.compile(r"\[(\d+)\] (\S+:\d+) (.+)")
+
+_HANDLER_MARK = "_ftpd_handler"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (see the module docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _iso_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.name.rsplit(".", 1)[-1],
+            "message": record.getMessage(),
+        }
+        args = record.args
+        if isinstance(args, tuple) and args and isinstance(args[0], str):
+            who = _WHO_RE.fullmatch(args[0])
+            if who is not None:
+                entry["sid"] = int(who.group(1))
+                entry["peer"] = who.group(2)
+                if who.group(3) != "-":
+                    entry["user"] = who.group(3)
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        # ensure_ascii=False keeps UTF-8 file names readable; json escapes CR/LF, so a hostile
+        # file name can never start a forged log line.
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _iso_time(created: float) -> str:
+    seconds = int(created)
+    millis = int((created - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    """Send the ``ftpd`` loggers' records to stderr in ``config.log_format`` at ``log_level``.
+
+    Idempotent: a second call (a test, a worker) replaces the handler the first one installed.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    setattr(handler, _HANDLER_MARK, True)
+    if config.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, config.log_level.upper(), logging.INFO))

@@ -364,7 +364,7 @@ def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | No
             on_ready(addrs)
         await stop.wait()
         log.info("shutting down")
-        await server.shutdown()
+        await server.shutdown(config.shutdown_grace)
         return 0
 
     try:

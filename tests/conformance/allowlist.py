@@ -44,11 +44,10 @@ _FEAT_REASON = ("RFC 2389 §3.2 leaves the list to the server: ftpd adds HOST (R
                 "requires it in FEAT) and offers unix.mode by default in MLST (FileZilla reads it, "
                 "logon.cpp) instead of pyftpdlib's unix.uid/unix.gid, which mean nothing to a "
                 "virtual user.")
-_NOT_UTF8 = ("RFC 2640 §2.2/§3.1: names that are not valid UTF-8 are kept byte for byte (as "
-             "vsftpd and ProFTPD do), so a legacy Latin-1 name can be listed, fetched and deleted "
-             "under its real name; pyftpdlib replaces the bytes with U+FFFD, creating a different "
-             "name that no client sent.")
-_DIR, _ = ("dir", 0), None
+_NOT_UTF8 = ("RFC 2640 §1: the UTF-8 transition must not break the installed base, which "
+             "still sends legacy (e.g. Latin-1) names; ftpd keeps such names byte for byte, as "
+             "vsftpd and ProFTPD do, so they can be listed, fetched and deleted under their real "
+             "name. pyftpdlib replaces the bytes with U+FFFD, creating a name no client sent.")
 
 ALLOW: dict[str, dict[str, Allow]] = {
     # ------------------------------------------------------------------ login and session
@@ -91,11 +90,11 @@ ALLOW: dict[str, dict[str, Allow]] = {
                          "RFC 959 §4.2 keeps 500 for unrecognised verbs.", code=200),
     },
     "login-auth-tls-without-tls": {
-        "0": Allow("RFC 959 §4.2: AUTH/PBSZ/PROT are recognised verbs (RFC 2228/4217) that "
-                   "this configuration does not implement: 502, not 500 'unrecognised'; RFC "
-                   "4217 §4 lists 502 among the AUTH refusals.", code=502),
-        "1": Allow("As above, for PBSZ.", code=502),
-        "2": Allow("As above, for PROT.", code=502),
+        "0.reply": Allow("RFC 959 §4.2: AUTH/PBSZ/PROT are recognised verbs (RFC 2228/4217) "
+                         "that this configuration (no TLS certificate) does not implement: 502, "
+                         "not 500 'unrecognised'; RFC 2228 §4 lists 502 for AUTH.", code=502),
+        "1.reply": Allow("As above, for PBSZ.", code=502),
+        "2.reply": Allow("As above, for PROT.", code=502),
     },
     # ------------------------------------------------------------------ syntax and parameters
     "syntax-not-implemented": {
@@ -134,12 +133,13 @@ ALLOW: dict[str, dict[str, Allow]] = {
                          "answered 522.", code=522),
     },
     "net-epsv-all": {
-        "0.reply": Allow("RFC 2428 §4: EPSV ALL is acknowledged like any accepted command, 200; "
-                         "pyftpdlib's 220 is the greeting code ('service ready').", code=200),
+        "0.reply": Allow("RFC 2428 §4 gives EPSV ALL no reply of its own: 200 'command okay' "
+                         "(RFC 959 §4.2) acknowledges it; pyftpdlib's 220 is the greeting code "
+                         "('service ready for new user').", code=200),
         "5.reply": Allow("As above.", code=200),
     },
     "net-epsv-all-then-transfers": {
-        "0.reply": Allow("As in net-epsv-all: RFC 2428 §4, 200.", code=200),
+        "0.reply": Allow("As in net-epsv-all: 200, not the greeting code 220.", code=200),
     },
     "net-eprt-malformed": {
         "1.reply": Allow("RFC 2428 §2: an unsupported network protocol in EPRT MUST be answered "
@@ -168,6 +168,18 @@ ALLOW: dict[str, dict[str, Allow]] = {
         "tree": Allow("As above: a.txt keeps its original 30 bytes.",
                       tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7")}),
     },
+    "during-retr-quit": {
+        "1.final": Allow("RFC 959 §4.1.1 (QUIT): 'If file transfer is in progress, the connection "
+                         "will remain open for result response and the server will then close "
+                         "it': ftpd sends the transfer's 226 first, then 221 and closes; "
+                         "pyftpdlib answers 221 at once and 226 later.", code=226),
+        "1.after": Allow("As above: 221 comes last.", code=221),
+    },
+    "during-stor-quit": {
+        "1.final": Allow("As in during-retr-quit: RFC 959 §4.1.1, the transfer's result first.",
+                         code=226),
+        "1.after": Allow("As above: 221 comes last.", code=221),
+    },
     # ------------------------------------------------------------------ directories and files
     "dir-rmd-cwd": {
         "2.reply": Allow("No RFC rule: after RMD of the current directory ftpd moves the session "
@@ -190,6 +202,10 @@ ALLOW: dict[str, dict[str, Allow]] = {
                          "RNFR at the next command, pyftpdlib keeps it across NOOP.", code=503),
         "tree": Allow("Follows from the refused RNTO: a.txt is not renamed.",
                       tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7"), b"b.txt": None}),
+    },
+    "file-rename-onto-root": {
+        "1.reply": Allow("RFC 959 §5.4 lists 553 (file name not allowed) for RNTO, not 550; the "
+                         "home directory is never a valid target.", code=553),
     },
     "file-mfmt": {
         "3.reply": Allow("draft-somers-ftp-mfxx §3 does not restrict MFMT to regular files; "

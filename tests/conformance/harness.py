@@ -1,6 +1,6 @@
 """Run one scripted FTP session against a server and record what happened.
 
-A *scenario* is a list of steps (``Cmd``, ``Xfer``, ``Abort``, ``Wait``). ``run_scenario`` plays it
+A *scenario* is a list of steps (``Cmd``, ``Xfer``, ``During``, ``Wait``). ``run_scenario`` plays it
 over a raw socket against one server and returns a ``Recording``: for every step the reply codes
 (with their multi-line structure and the few texts the protocol pins down), the bytes of every
 data transfer and, at the end, the scenario directory's tree with file contents. ``compare.py``
@@ -15,6 +15,7 @@ transfer command (ftplib, FileZilla, curl, jlaffaye/ftp) and accepts an active o
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -25,7 +26,7 @@ from pathlib import Path
 
 # RFC 959 §3.4: every path is a Telnet string; this client sends exactly what a scenario says.
 TIMEOUT = 5.0  # seconds for any single reply or data read
-SMALL_RCVBUF = 32 * 1024  # keeps a download from completing before an ABOR (see Abort)
+SMALL_RCVBUF = 32 * 1024  # keeps a download from completing before an ABOR (see During)
 FIXED_MTIME = 1614834367  # 2021-03-04 05:06:07 UTC: old, so LIST shows a year, identical in both
 
 
@@ -48,15 +49,21 @@ class Xfer:
 
 
 @dataclass(frozen=True)
-class Abort:
-    """Start ``command`` over ``via``, move a little data, then send ABOR mid-transfer.
+class During:
+    """Start ``command`` over ``via``, move a little data, then send ``send`` mid-transfer.
 
     For a download the data socket has a small receive buffer and is not read, so the transfer
-    cannot finish on its own; for an upload the data socket stays open. ``oob`` sends ABOR the
-    way Python ftplib does (as TCP urgent data).
+    cannot finish on its own; for an upload the data socket stays open. ``send``:
+
+    - ABOR: the transfer's reply (426) and ABOR's (226) are recorded as ``final``/``after``;
+      ``oob`` sends it the way Python ftplib does (as TCP urgent data);
+    - QUIT: the transfer is then let finish; ``final`` (226) and ``after`` (221) are recorded;
+    - anything else (STAT, NOOP): its reply is recorded as ``interim``, then the transfer is let
+      finish and ``final`` is recorded.
     """
 
     command: str
+    send: str = "ABOR"
     via: str = "PASV"
     upload: bool = False
     oob: bool = False
@@ -67,7 +74,7 @@ class Wait:
     seconds: float
 
 
-Step = Cmd | Xfer | Abort | Wait
+Step = Cmd | Xfer | During | Wait
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ class Reply:
 @dataclass
 class StepRecord:
     """What one step produced. ``replies`` maps a role to a reply: ``reply`` for a Cmd;
-    ``setup``/``prelim``/``final`` (and ``abort`` for an Abort) for data actions."""
+    ``setup``/``prelim``/``final`` (and ``interim``/``after`` for During) for data actions."""
 
     verb: str
     replies: dict[str, Reply] = field(default_factory=dict)
@@ -301,7 +308,7 @@ def run_step(client: Client, step: Step, scenario_id: str) -> StepRecord:
         return rec
     if isinstance(step, Xfer):
         return _run_xfer(client, step, scenario_id)
-    return _run_abort(client, step)
+    return _run_during(client, step)
 
 
 def _run_xfer(client: Client, step: Xfer, scenario_id: str) -> StepRecord:
@@ -339,7 +346,7 @@ def _run_xfer(client: Client, step: Xfer, scenario_id: str) -> StepRecord:
         end.close()
 
 
-def _run_abort(client: Client, step: Abort) -> StepRecord:
+def _run_during(client: Client, step: During) -> StepRecord:
     rec = StepRecord(_verb(step.command))
     setup, end = _open_data(client, step.via, small_rcvbuf=not step.upload)
     rec.replies["setup"] = setup
@@ -350,20 +357,39 @@ def _run_abort(client: Client, step: Abort) -> StepRecord:
         if prelim.code not in (125, 150):
             return rec
         sock = end.connected()
-        if sock is not None:
-            try:
-                if step.upload:
-                    sock.sendall(b"x" * 65536)
-                else:
-                    sock.recv(4096)  # the transfer has started
-            except OSError:
+        received = b""
+        try:
+            if sock is None:
                 pass
+            elif step.upload:
+                sock.sendall(b"x" * 65536)
+            else:
+                received = sock.recv(4096)  # the transfer has started
+        except OSError:
+            pass
         time.sleep(0.05)
-        client.send("ABOR", oob=step.oob)
-        # RFC 959 §4.1.3: 426 for the transfer, then 226 for the ABOR. A server that let the
-        # transfer finish would send 226 then 225 instead; either way two replies are due.
+        verb = step.send.upper()
+        client.send(step.send, oob=step.oob)
+        if verb == "ABOR":
+            # RFC 959 §4.1.3: 426 for the transfer, then 226 for the ABOR. A server that let the
+            # transfer finish would send 226 then 225 instead; either way two replies are due.
+            rec.replies["final"] = client.reply()
+            rec.replies["after"] = client.reply(timeout=2.0)
+            return rec
+        if verb != "QUIT":
+            rec.replies["interim"] = client.reply()
+        if sock is not None:
+            if step.upload:
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            received += _recv_all(sock)
+            end.close()
+        rec.data = received if not step.upload else None
         rec.replies["final"] = client.reply()
-        rec.replies["abort"] = client.reply(timeout=2.0)
+        if verb == "QUIT":
+            rec.replies["after"] = client.reply()
         return rec
     finally:
         end.close()
@@ -463,6 +489,7 @@ class RefServer:
         from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
+        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         auth = DummyAuthorizer()
         auth.add_user("user", "12345", str(home), perm="elradfmwMT")
         auth.add_anonymous(str(home))

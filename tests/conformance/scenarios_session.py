@@ -6,7 +6,7 @@ stands for that directory. ``login=""`` scenarios drive the login themselves.
 
 from __future__ import annotations
 
-from .harness import Abort, Cmd, Scenario, Wait, Xfer
+from .harness import Cmd, During, Scenario, Wait, Xfer
 
 S = Scenario
 C = Cmd
@@ -134,15 +134,27 @@ ABORT = [
     S("abor-after-pasv", (C("PASV"), C("ABOR"), Xfer("NLST"))),
     S("abor-after-epsv", (Xfer(None, "EPSV"), C("ABOR"), Xfer("NLST"))),
     S("abor-after-port", (Xfer(None, "PORT"), C("ABOR"), Xfer("NLST"))),
-    S("abor-during-retr", (C("TYPE I"), Abort("RETR big.bin"), C("NOOP"), Xfer("RETR a.txt")),
+    S("abor-during-retr", (C("TYPE I"), During("RETR big.bin"), C("NOOP"), Xfer("RETR a.txt")),
       big=True),
-    S("abor-during-retr-oob", (C("TYPE I"), Abort("RETR big.bin", oob=True), C("NOOP")),
+    S("abor-during-retr-oob", (C("TYPE I"), During("RETR big.bin", oob=True), C("NOOP")),
       big=True),
-    S("abor-during-retr-active", (C("TYPE I"), Abort("RETR big.bin", "PORT"), C("NOOP")),
+    S("abor-during-retr-active", (C("TYPE I"), During("RETR big.bin", via="PORT"), C("NOOP")),
       big=True),
+    S("abor-during-list", (During("LIST", send="ABOR"), C("NOOP"))),
     S("abor-during-stor",
-      (C("TYPE I"), Abort("STOR a.txt", upload=True), C("NOOP"), Wait(0.1), C("SIZE a.txt"))),
+      (C("TYPE I"), During("STOR a.txt", upload=True), C("NOOP"), Wait(0.1), C("SIZE a.txt"))),
     S("abor-after-transfer", (Xfer("RETR a.txt"), C("ABOR"), C("NOOP"))),
 ]
 
-SCENARIOS = LOGIN + SYNTAX + PARAMS + NETWORK + ABORT
+DURING = [
+    S("during-retr-noop", (C("TYPE I"), During("RETR big.bin", send="NOOP"), C("PWD")), big=True),
+    S("during-retr-stat", (C("TYPE I"), During("RETR big.bin", send="STAT"), C("PWD")), big=True),
+    S("during-retr-quit", (C("TYPE I"), During("RETR big.bin", send="QUIT"), C("NOOP")),
+      big=True),
+    S("during-stor-quit", (C("TYPE I"), During("STOR up.bin", send="QUIT", upload=True),
+                           C("NOOP"))),
+    S("during-stor-noop", (C("TYPE I"), During("STOR up.bin", send="NOOP", upload=True),
+                           C("SIZE up.bin"))),
+]
+
+SCENARIOS = LOGIN + SYNTAX + PARAMS + NETWORK + ABORT + DURING

@@ -227,7 +227,7 @@ text = st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xyz", b"\xff", b
                 max_size=40).map(b"".join)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(data=text, cuts=st.lists(st.integers(0, 200), max_size=15))
 def test_to_network_chunking_invariant(data: bytes, cuts: list[int]) -> None:
     once = _convert(ToNetwork(), [data])
@@ -236,7 +236,7 @@ def test_to_network_chunking_invariant(data: bytes, cuts: list[int]) -> None:
     assert b"\n" not in once.replace(b"\r\n", b"")  # every LF is now part of a CRLF
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(data=text, cuts=st.lists(st.integers(0, 200), max_size=15))
 def test_from_network_chunking_invariant(data: bytes, cuts: list[int]) -> None:
     once = _convert(FromNetwork(), [data])

@@ -29,7 +29,7 @@ def _expected(cwd: str, arg: str) -> str:
     return posixpath.normpath("/" + joined.lstrip("/"))
 
 
-@settings(max_examples=500)
+@settings(max_examples=300)
 @given(cwd=cwds, arg=args)
 def test_resolve_is_absolute_normalised_and_jailed(cwd: str, arg: str) -> None:
     out = resolve(cwd, arg)

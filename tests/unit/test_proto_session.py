@@ -43,6 +43,7 @@ from ftpd.proto.requests import (
     OpenPassive,
     Request,
     Sleep,
+    StartTLS,
     StartTransfer,
     Transfer,
 )
@@ -225,7 +226,7 @@ class Drive:
                 if isinstance(self.passive, OSError):
                     raise self.passive
                 return self.passive, None
-            if isinstance(req, (StartTransfer, CloseData, AbortTransfer, Sleep)):
+            if isinstance(req, (StartTransfer, CloseData, AbortTransfer, Sleep, StartTLS)):
                 return None, None
         except OSError as exc:
             return None, exc
@@ -614,8 +615,8 @@ def test_feat_generated_and_formatted() -> None:
     assert wire.startswith("211-") and wire.endswith("211 End\r\n")
     for inner in wire.split("\r\n")[1:-2]:
         assert inner.startswith(" ") and not inner.startswith("  ")
-    tls = Session(SessionSettings(tls_available=True), "127.0.0.1", "127.0.0.1")
-    assert "AUTH TLS" in tls.features()
+    tls = Session(SessionSettings(tls_mode="explicit"), "127.0.0.1", "127.0.0.1")
+    assert {"AUTH TLS", "PBSZ", "PROT"} <= set(tls.features())
 
 
 def test_feat_mlst_reflects_opts(d: Drive) -> None:
@@ -1155,6 +1156,58 @@ def test_auth_pbsz_prot_not_implemented() -> None:
     for cmd in ("AUTH TLS", "AUTH SSL", "PBSZ 0", "PROT P"):
         assert drv(cmd).code == 502
     assert not drv.s.closing
+    drv.login()
+    assert drv("CCC").code == 533  # the control connection is not protected
+
+
+def _tls(mode: str = "explicit") -> Drive:
+    return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=mode))
+
+
+def test_auth_tls_sequence() -> None:
+    drv = _tls()
+    assert drv("PBSZ 0").code == 503  # before AUTH (RFC 4217 §8)
+    assert drv("PROT P").code == 503
+    r = drv("AUTH TLS")
+    assert r.codes == [234] and r.of(StartTLS) and drv.s.secure
+    assert drv("AUTH TLS").code == 503  # already secure
+    assert drv("PROT P").code == 503  # PBSZ first
+    assert drv("PBSZ x").code == 501
+    assert drv("PBSZ 0").replies == [Reply(200, "PBSZ=0")]
+    assert drv("PROT S").code == 536
+    assert drv("PROT X").code == 504
+    assert drv("PROT P").code == 200 and drv.s.prot_p
+    assert drv("PROT C").code == 200 and not drv.s.prot_p
+    drv.login()
+    assert drv("CCC").code == 534
+    drv.fs.files["/f"] = b"x"
+    drv("PROT P")
+    drv("PASV")
+    assert drv("RETR f").transfer.tls
+
+
+@pytest.mark.parametrize(("mech", "prot_p"), [("TLS", False), ("tls-c", False), ("SSL", True),
+                                               ("TLS-P", True)])
+def test_auth_mechanisms(mech: str, prot_p: bool) -> None:
+    drv = _tls()
+    assert drv(f"AUTH {mech}").codes == [234]
+    assert drv.s.prot_p == prot_p
+    assert _tls()("AUTH KERBEROS").code == 504
+
+
+def test_tls_required() -> None:
+    drv = _tls("required")
+    assert drv("USER user").code == 530 and drv.s.login is Login.NEED_USER
+    drv("AUTH TLS")
+    drv("PBSZ 0")
+    assert drv("PROT C").code == 534
+    drv.login()
+    drv.fs.files["/f"] = b"x"
+    drv("PASV")
+    assert drv("RETR f").code == 522  # data connections must be protected
+    assert drv("LIST").code == 522
+    assert drv("PROT P").code == 200
+    assert drv("RETR f").of(StartTransfer)
 
 
 def test_path_errors(d: Drive) -> None:
