@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from collections import deque
@@ -83,17 +82,11 @@ class ControlChannel(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
         self.peer = (peer[0], peer[1])
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                # Keep the urgent byte of Telnet SYNCH / ftplib's OOB "ABOR" in the stream.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        # SO_OOBINLINE (the urgent byte of Telnet SYNCH / ftplib's OOB "ABOR" stays in the stream) is
+        # set on the listening socket and inherited by accepted ones; both loops set TCP_NODELAY.
         server = self.server
         self.session = Session(server.session_settings, peer[0], local[0])
-        if transport.get_extra_info("ssl_object") is not None:
+        if server.tls_context is not None and transport.get_extra_info("ssl_object") is not None:
             self.session.secure = True  # the implicit FTPS listener: TLS from the first byte
         refusal = server.admit(self)
         if refusal is not None:
@@ -102,8 +95,9 @@ class ControlChannel(asyncio.Protocol):
             self.closed = True
             transport.close()
             return
-        log.info("connect %s", self._who())
-        transport.write(self.session.greeting().encode())
+        if log.isEnabledFor(logging.INFO):
+            log.info("connect %s", self._who(), extra={"event": "connect"})
+        transport.write(server.greeting)
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -124,7 +118,8 @@ class ControlChannel(asyncio.Protocol):
         if task is not None and not task.done():
             task.cancel()
         self.server.release(self)
-        log.info("disconnect %s", self._who())
+        if log.isEnabledFor(logging.INFO):
+            log.info("disconnect %s", self._who(), extra={"event": "disconnect"})
 
     def pause_writing(self) -> None:
         # The client does not read our replies: stop reading its commands until it does.
@@ -150,7 +145,8 @@ class ControlChannel(asyncio.Protocol):
 
     def _run(self, line: str) -> None:
         if self.server.log_commands:
-            log.debug("%s <- %s", self._who(), _mask(line))
+            masked = _mask(line)
+            log.debug("%s <- %s", self._who(), masked, extra={"event": "command", "command": masked})
         result = self.session.handle(line)
         if Session.is_generator(result):
             self._step(result)
@@ -283,7 +279,8 @@ class ControlChannel(asyncio.Protocol):
         if reply.code >= 400:
             self.server.observer.error_reply(self, reply.code)
             if reply.code != 421 and log.isEnabledFor(logging.INFO):
-                log.info("%s -> %d %s", self._who(), reply.code, reply.lines[0])
+                log.info("%s -> %d %s", self._who(), reply.code, reply.lines[0],
+                         extra={"event": "reply", "code": reply.code})
         elif self.server.log_commands:
             log.debug("%s -> %d %s", self._who(), reply.code, reply.lines[0])
         self.transport.write(reply.encode())
@@ -337,7 +334,9 @@ class ControlChannel(asyncio.Protocol):
         seconds = time.monotonic() - t.started
         if xfer_log.isEnabledFor(logging.INFO):
             xfer_log.info("%s %s %s bytes=%d seconds=%.3f result=%s", self._who(), t.kind, t.vpath,
-                          t.bytes, seconds, outcome)
+                          t.bytes, seconds, outcome,
+                          extra={"event": "transfer", "kind": t.kind, "path": t.vpath,
+                                 "bytes": t.bytes, "seconds": round(seconds, 3), "result": outcome})
         self.server.observer.transfer(self, t, outcome, seconds)
         for r in session.transfer_finished(t, outcome, error):
             self._reply(r)

@@ -69,10 +69,19 @@ class _Collector:
         snap = obs.snapshot()
         server = obs.server
 
-        yield _gauge(GaugeMetricFamily, "ftpd_info", "ftpd version and worker index", 1,
-                     {"version": __version__, "worker": str(getattr(server, "worker", 0))})
-        yield _gauge(GaugeMetricFamily, "ftpd_sessions_active", "Control connections open now",
-                     snap["sessions_active"])
+        yield _gauge(
+            GaugeMetricFamily,
+            "ftpd_info",
+            "ftpd version and worker index",
+            1,
+            {"version": __version__, "worker": str(getattr(server, "worker", 0))},
+        )
+        yield _gauge(
+            GaugeMetricFamily,
+            "ftpd_sessions_active",
+            "Control connections open now",
+            snap["sessions_active"],
+        )
         c = CounterMetricFamily("ftpd_sessions", "Control connections accepted")
         c.add_metric([], snap["sessions_total"])
         yield c
@@ -82,8 +91,11 @@ class _Collector:
             c.add_metric([result], snap["logins"].get(result, 0))
         yield c
 
-        c = CounterMetricFamily("ftpd_transfers", "Data transfers by direction and result "
-                                "(listings count as downloads)", labels=["direction", "result"])
+        c = CounterMetricFamily(
+            "ftpd_transfers",
+            "Data transfers by direction and result (listings count as downloads)",
+            labels=["direction", "result"],
+        )
         transfers = snap["transfers"]
         for direction in ("download", "upload"):
             if not any(d == direction for d, _ in transfers):
@@ -92,28 +104,43 @@ class _Collector:
             c.add_metric([direction, result], n)
         yield c
 
-        c = CounterMetricFamily("ftpd_transfer_bytes", "Bytes on data connections by direction",
-                                labels=["direction"])
+        c = CounterMetricFamily(
+            "ftpd_transfer_bytes", "Bytes on data connections by direction", labels=["direction"]
+        )
         for direction in ("download", "upload"):
             c.add_metric([direction], snap["bytes"].get(direction, 0))
         yield c
 
-        c = CounterMetricFamily("ftpd_error_replies", "Replies with a 4xx or 5xx code",
-                                labels=["code"])
+        c = CounterMetricFamily(
+            "ftpd_error_replies", "Replies with a 4xx or 5xx code", labels=["code"]
+        )
         for code, n in sorted(snap["errors"].items()):
             c.add_metric([str(code)], n)
         yield c
 
-        yield _gauge(GaugeMetricFamily, "ftpd_passive_ports_in_use", "Passive ports bound now",
-                     snap["passive_in_use"])
-        yield _gauge(GaugeMetricFamily, "ftpd_passive_ports_capacity",
-                     "Size of this process's passive port range", snap["passive_capacity"])
-        yield _gauge(GaugeMetricFamily, "ftpd_event_loop_lag_seconds",
-                     "How late the event loop ran the last 1 s timer", snap["loop_lag"])
+        yield _gauge(
+            GaugeMetricFamily,
+            "ftpd_passive_ports_in_use",
+            "Passive ports bound now",
+            snap["passive_in_use"],
+        )
+        yield _gauge(
+            GaugeMetricFamily,
+            "ftpd_passive_ports_capacity",
+            "Size of this process's passive port range",
+            snap["passive_capacity"],
+        )
+        yield _gauge(
+            GaugeMetricFamily,
+            "ftpd_event_loop_lag_seconds",
+            "How late the event loop ran the last 1 s timer",
+            snap["loop_lag"],
+        )
 
 
-def _gauge(cls: Any, name: str, doc: str, value: float,
-           labels: dict[str, str] | None = None) -> Any:
+def _gauge(
+    cls: Any, name: str, doc: str, value: float, labels: dict[str, str] | None = None
+) -> Any:
     g = cls(name, doc, labels=list(labels) if labels else None)
     g.add_metric(list(labels.values()) if labels else [], value)
     return g

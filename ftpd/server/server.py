@@ -79,6 +79,7 @@ class Server:
         self._servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.observer = Observer(config, self)
+        self.greeting = Reply(220, config.banner).encode()
         # Brute-force bans (ban_after/ban_seconds): per process, like the failed-login counters.
         self.failures: Counter[str] = Counter()
         self.banned: dict[str, float] = {}
@@ -132,7 +133,8 @@ class Server:
             if self.config.ban_after:
                 self._count_failure(ch.session.peer_ip)
             if log.isEnabledFor(logging.INFO):
-                log.info("%s login failed for user %r", ch._who(), name[:64])
+                log.info("%s login failed for user %r", ch._who(), name[:64],
+                         extra={"event": "login", "result": "failed", "user": name[:64]})
             return None
         if ch.counted_user:  # re-login (USER while logged in): the old account's slot is freed
             self.counters.add_user(ch.counted_user, -1)
@@ -145,7 +147,9 @@ class Server:
         ch.fs = self.fs_for(account)
         self.observer.login(ch, True)
         if log.isEnabledFor(logging.INFO):
-            log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name)
+            log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name,
+                     extra={"event": "login", "result": "ok", "sid": ch.sid,
+                            "peer": f"{ch.peer[0]}:{ch.peer[1]}", "user": account.name})
         return account
 
     def _count_failure(self, ip: str) -> None:
@@ -255,6 +259,9 @@ def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        # Inherited by accepted sockets (Linux copies the flag): keeps the urgent byte of a Telnet
+        # SYNCH (lftp's ABOR) or ftplib's MSG_OOB "ABOR" in the stream instead of losing it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # '::' serves IPv4 too
         sock.bind((host, port))

@@ -109,7 +109,9 @@ class XferLog:
                 lines, stop = self._take()
                 if lines:
                     try:
-                        _write_all(self._fd, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+                        _write_all(
+                            self._fd, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+                        )
                         failed = False
                     except OSError as exc:
                         # A full disk must not stop the server: the lines are dropped, said once.

@@ -81,8 +81,12 @@ class Time:
 _LIST_RE = re.compile(
     rb"^([-dlcbps])\S*\s+\d+\s+\S+\s+\S+\s+(\d+)\s+([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{1,2}:\d{2}|\d{4}) (.*)$"
 )
-_MONTHS = {m.encode(): i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m.encode(): i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 
 def parse_list_line(line: bytes) -> tuple[Any, ...]:
@@ -148,7 +152,7 @@ def norm_data(verb: str, data: bytes | None) -> Any:
     if verb == "MLSD":
         return parse_mlsd(data)
     if verb in ("STOR", "APPE", "STOU"):
-        return None if not data else data  # the server sends nothing back on an upload
+        return data or None  # the server sends nothing back on an upload
     if len(data) <= 64:
         return data
     import hashlib

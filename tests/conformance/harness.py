@@ -402,8 +402,11 @@ def run_scenario(host: str, port: int, home: Path, sc: Scenario, password: str) 
         greeting = client.reply()
         preamble: list[StepRecord] = []
         if sc.login:
-            user, pw = ("anonymous", "guest@example.com") if sc.login == "anonymous" else (
-                "user", password)
+            user, pw = (
+                ("anonymous", "guest@example.com")
+                if sc.login == "anonymous"
+                else ("user", password)
+            )
             for line in (f"USER {user}", f"PASS {pw}", f"CWD /{sc.id}"):
                 preamble.append(run_step(client, Cmd(line), sc.id))
         steps = [run_step(client, st, sc.id) for st in sc.steps]
@@ -474,8 +477,11 @@ def snapshot(root: Path) -> dict[bytes, tuple[str, int, str]]:
             p = os.path.join(dirpath, n)
             with open(p, "rb") as f:
                 content = f.read()
-            out[os.path.relpath(p, broot)] = ("file", len(content),
-                                              hashlib.sha256(content).hexdigest()[:16])
+            out[os.path.relpath(p, broot)] = (
+                "file",
+                len(content),
+                hashlib.sha256(content).hexdigest()[:16],
+            )
     return out
 
 

@@ -78,8 +78,9 @@ def check(sc: Scenario, ref: Recording, got: Recording, diffs: list[Diff]) -> li
                     expected[path] = value
             actual = normalized_tree(got)
             if expected != actual:
-                problems.append(f"tree: allow-listed difference, but ftpd's tree is not the expected "
-                                f"one: {d}")
+                problems.append(
+                    f"tree: allow-listed difference, but ftpd's tree is not the expected one: {d}"
+                )
             continue
         obs = _ftpd_obs(got, d.where)
         role = d.where.partition(".")[2]
@@ -89,8 +90,9 @@ def check(sc: Scenario, ref: Recording, got: Recording, diffs: list[Diff]) -> li
         if allow.detail is not None and "." in key and obs is not None:
             got_detail = obs if role == "data" else obs.detail
             if got_detail != allow.detail:
-                problems.append(f"{d.where}: allow-listed detail {allow.detail!r}, got "
-                                f"{got_detail!r}")
+                problems.append(
+                    f"{d.where}: allow-listed detail {allow.detail!r}, got {got_detail!r}"
+                )
     for key in ALLOW.get(sc.id, {}):
         if key not in used:
             problems.append(f"stale allow-list entry {sc.id} {key}: no such difference any more")
@@ -129,21 +131,33 @@ def test_allowlist_entries_are_well_formed() -> None:
             step = key.split(".", 1)[0]
             index = int(step[3:]) if step.startswith("pre") else int(step)
             assert 0 <= index < len(sc.steps), f"{sc_id} {key}: no such step"
-            assert allow.code is not None or allow.detail is not None, f"{sc_id} {key}: expects nothing"
+            assert allow.code is not None or allow.detail is not None, (
+                f"{sc_id} {key}: expects nothing"
+            )
     for code, (same, reason) in EQUIVALENT_CODES.items():
         assert code != same and reason
 
 
 def test_harness_is_deterministic_against_the_reference(pair: Pair) -> None:
     """Two runs against pyftpdlib itself compare equal: the comparison only sees real differences."""
-    sc = Scenario("self-check", (Cmd("TYPE I"), Xfer("LIST"), Xfer("RETR bin.dat"),
-                                 Xfer("STOR n.bin", upload=b"n"), Cmd("MKD d"), Xfer("MLSD")))
+    sc = Scenario(
+        "self-check",
+        (
+            Cmd("TYPE I"),
+            Xfer("LIST"),
+            Xfer("RETR bin.dat"),
+            Xfer("STOR n.bin", upload=b"n"),
+            Cmd("MKD d"),
+            Xfer("MLSD"),
+        ),
+    )
     runs = []
     for n in range(2):
         one = dataclasses.replace(sc, id=f"self-check-{n}")
         populate(pair.ref.home, one)
-        runs.append(run_scenario(pair.ref.host, pair.ref.port, pair.ref.home, one,
-                                 pair.ref.password))
+        runs.append(
+            run_scenario(pair.ref.host, pair.ref.port, pair.ref.home, one, pair.ref.password)
+        )
     # The directory names differ (self-check-0/1) only inside 257 replies; MKD is step 4.
     runs[1].steps[4] = runs[0].steps[4]
     assert compare(runs[0], runs[1]) == []

@@ -1,7 +1,7 @@
 """Fixtures for the integration tests: a real ``python -m ftpd`` process (see tests/conftest.py).
 
-- ``srv``: one server per test module and address family (``127.0.0.1`` and ``::1``), shared by the
-  tests of that module; tests create files under unique names (``integ_helpers.uniq``).
+- ``srv``: one server per address family (``127.0.0.1`` and ``::1``) for the whole run, shared by
+  every test that needs no special config; tests create files under unique names (``uniq``).
 - ``module_factory(**overrides)``: more servers that live as long as the module.
 - ``factory(**overrides)``: a server for one test (``ftpd_factory`` with fast-failure defaults).
 - ``ftp``: an ftplib client logged in to ``srv``; ``raw``: a logged-in ``integ_helpers.Raw``.
@@ -28,27 +28,41 @@ def _root_conftest(config: pytest.Config) -> Any:
     raise RuntimeError("tests/conftest.py is not loaded")
 
 
-@pytest.fixture(scope="module")
-def module_factory(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., Any]]:
-    start = _root_conftest(request.config).start_ftpd
-    started: list[Any] = []
+def _factory(config: pytest.Config, tmp: pytest.TempPathFactory, started: list[Any]) -> Any:
+    start = _root_conftest(config).start_ftpd
 
     def factory(**overrides: object) -> Any:
-        cfg = {**SERVER_DEFAULTS, **overrides}
-        p = start(tmp_path_factory.mktemp("srv"), **cfg)
+        p = start(tmp.mktemp("srv"), **{**SERVER_DEFAULTS, **overrides})
         started.append(p)
         return p
 
-    yield factory
+    return factory
+
+
+@pytest.fixture(scope="session")
+def session_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Any]]:
+    started: list[Any] = []
+    yield _factory(request.config, tmp_path_factory, started)
     for p in started:
         p.stop()
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
-def srv(request: pytest.FixtureRequest, module_factory: Callable[..., Any]) -> Any:
-    return module_factory(host=request.param)
+@pytest.fixture(scope="module")
+def module_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Any]]:
+    started: list[Any] = []
+    yield _factory(request.config, tmp_path_factory, started)
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def srv(request: pytest.FixtureRequest, session_factory: Callable[..., Any]) -> Any:
+    """The shared server of one address family (default config; unique file names please)."""
+    return session_factory(host=request.param)
 
 
 @pytest.fixture

@@ -281,7 +281,9 @@ def test_list_nlst_mlsd_stat(ftp: ftplib.FTP, srv: Any) -> None:
     lines: list[str] = []
     ftp.retrlines(f"LIST {d}", lines.append)
     assert len(lines) == 2
-    assert re.fullmatch(r"-rw\S{7} +1 ftp +ftp +5 [A-Z][a-z]{2} [ \d]\d \d\d:\d\d file one", lines[0])
+    assert re.fullmatch(
+        r"-rw\S{7} +1 ftp +ftp +5 [A-Z][a-z]{2} [ \d]\d \d\d:\d\d file one", lines[0]
+    )
     assert lines[1].startswith("d") and lines[1].endswith(" sub")
     assert sorted(ftp.nlst(d)) == ["file one", "sub"]
     facts = dict(ftp.mlsd(d))
@@ -289,7 +291,11 @@ def test_list_nlst_mlsd_stat(ftp: ftplib.FTP, srv: Any) -> None:
     assert facts["sub"]["type"] == "dir"
     assert re.fullmatch(r"\d{14}", facts["sub"]["modify"])
     resp = ftp.sendcmd(f"STAT {d}")
-    assert resp.startswith("213-") and "file one" in resp and resp.rstrip().endswith("213 End of status.")
+    assert (
+        resp.startswith("213-")
+        and "file one" in resp
+        and resp.rstrip().endswith("213 End of status.")
+    )
 
 
 def test_list_with_ls_flags(ftp: ftplib.FTP, srv: Any) -> None:

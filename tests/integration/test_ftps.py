@@ -76,11 +76,15 @@ class ResumingFTP_TLS(ftplib.FTP_TLS):
 
     reused: list[bool]
 
-    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:  # type: ignore[attr-defined]
             conn = self.context.wrap_socket(  # type: ignore[attr-defined]
-                conn, server_hostname=self.host, session=self.sock.session  # type: ignore[union-attr]
+                conn,
+                server_hostname=self.host,
+                session=self.sock.session,  # type: ignore[union-attr]
             )
             self.__dict__.setdefault("reused", []).append(conn.session_reused)
         return conn, size
@@ -89,8 +93,9 @@ class ResumingFTP_TLS(ftplib.FTP_TLS):
 class ImplicitFTP_TLS(ResumingFTP_TLS):
     """Implicit FTPS: TLS from the first byte (ftplib has no such mode of its own)."""
 
-    def connect(self, host: str = "", port: int = 0, timeout: float = TIMEOUT,
-                source_address: Any = None) -> str:
+    def connect(
+        self, host: str = "", port: int = 0, timeout: float = TIMEOUT, source_address: Any = None
+    ) -> str:
         self.host, self.port, self.timeout = host, port, timeout
         raw = socket.create_connection((host, port), timeout)
         self.sock = self.context.wrap_socket(raw, server_hostname=host)  # type: ignore[attr-defined]
@@ -115,15 +120,21 @@ def tls_server(factory: Callable[..., Any], pki: Pki, **overrides: object) -> An
     return srv
 
 
-def connect(srv: Any, pki: Pki, cls: type[ftplib.FTP_TLS] = ResumingFTP_TLS,
-            port: int | None = None) -> ftplib.FTP_TLS:
+def connect(
+    srv: Any, pki: Pki, cls: type[ftplib.FTP_TLS] = ResumingFTP_TLS, port: int | None = None
+) -> ftplib.FTP_TLS:
     ftp = cls(context=pki.client_context(), timeout=TIMEOUT)
     ftp.connect(srv.host, port or srv.port)
     return ftp
 
 
-def login(srv: Any, pki: Pki, cls: type[ftplib.FTP_TLS] = ResumingFTP_TLS,
-          port: int | None = None, prot_p: bool = True) -> ftplib.FTP_TLS:
+def login(
+    srv: Any,
+    pki: Pki,
+    cls: type[ftplib.FTP_TLS] = ResumingFTP_TLS,
+    port: int | None = None,
+    prot_p: bool = True,
+) -> ftplib.FTP_TLS:
     """Connect, AUTH TLS (unless implicit), USER/PASS, and PBSZ 0 + PROT P."""
     ftp = connect(srv, pki, cls, port)
     ftp.login(srv.user, srv.password)
@@ -615,8 +626,9 @@ def test_garbage_handshakes_closed_at_once(ftpd_factory: Any, pki: Pki) -> None:
 
 @pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "in-place"])
 @pytest.mark.parametrize("how", ["data-truncated", "client-vanishes"])
-def test_upload_without_close_notify_leaves_no_file(ftpd_factory: Any, pki: Pki, how: str,
-                                                    atomic: bool) -> None:
+def test_upload_without_close_notify_leaves_no_file(
+    ftpd_factory: Any, pki: Pki, how: str, atomic: bool
+) -> None:
     srv = tls_server(ftpd_factory, pki, atomic_uploads=atomic)
     ftp = login(srv, pki)
     conn = ftp.transfercmd("STOR cut.bin")
@@ -664,8 +676,23 @@ def test_bad_certificate_stops_startup(tmp_path: Path, pki: Pki, broken: str) ->
     else:
         (tmp_path / "junk.pem").write_text("not a certificate\n")
         cert = key = str(tmp_path / "junk.pem")
-    argv = [sys.executable, "-m", "ftpd", "--port", "0", "--root", str(tmp_path / "home"),
-            "--password", "x", "--tls", "explicit", "--tls-cert", cert, "--tls-key", key]
+    argv = [
+        sys.executable,
+        "-m",
+        "ftpd",
+        "--port",
+        "0",
+        "--root",
+        str(tmp_path / "home"),
+        "--password",
+        "x",
+        "--tls",
+        "explicit",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop("FTPD_CONFIG", None)
     p = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=20)

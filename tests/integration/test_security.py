@@ -112,7 +112,12 @@ def test_retr_dotdot_never_reads_outside(raw: Raw, srv: Any) -> None:
     outside = srv.root.parent / "outside.txt"
     outside.write_bytes(SECRET)
     raw.code("TYPE I")
-    for path in ("../outside.txt", "../../etc/passwd", "/../outside.txt", "../" * 20 + "etc/passwd"):
+    for path in (
+        "../outside.txt",
+        "../../etc/passwd",
+        "/../outside.txt",
+        "../" * 20 + "etc/passwd",
+    ):
         assert raw.code("EPSV") == 229
         code, text = raw.cmd(f"RETR {path}")
         assert code == 550, (path, text)
@@ -222,14 +227,18 @@ def test_passive_connection_from_foreign_ip_refused(srv: Any) -> None:
         assert code == 229
         port = int(text.split("|||")[1].split("|")[0])
         c.send(f"RETR {name}")
-        thief = socket.create_connection(("127.0.0.1", port), TIMEOUT, source_address=("127.0.0.2", 0))
+        thief = socket.create_connection(
+            ("127.0.0.1", port), TIMEOUT, source_address=("127.0.0.2", 0)
+        )
         with thief:
             try:
                 stolen = recv_all(thief)
             except ConnectionResetError:
                 stolen = b""
         assert stolen == b""
-        real = socket.create_connection(("127.0.0.1", port), TIMEOUT, source_address=("127.0.0.1", 0))
+        real = socket.create_connection(
+            ("127.0.0.1", port), TIMEOUT, source_address=("127.0.0.1", 0)
+        )
         assert c.reply()[0] == 150
         assert recv_all(real) == payload
         assert c.reply()[0] == 226
@@ -246,7 +255,9 @@ def test_idle_passive_listener_ignores_foreign_then_times_out(factory: Any) -> N
         code, text = c.cmd("EPSV")
         port = int(text.split("|||")[1].split("|")[0])
         c.send("RETR f")
-        thief = socket.create_connection(("127.0.0.1", port), TIMEOUT, source_address=("127.0.0.2", 0))
+        thief = socket.create_connection(
+            ("127.0.0.1", port), TIMEOUT, source_address=("127.0.0.2", 0)
+        )
         thief.close()
         t = time.monotonic()
         assert c.reply()[0] == 425  # only the thief came

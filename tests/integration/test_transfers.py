@@ -237,7 +237,7 @@ def test_abor_with_ftplib_oob(ftp: ftplib.FTP, srv: Any) -> None:
 
 
 def test_abor_nothing_running(raw: Raw) -> None:
-    assert raw.cmd("ABOR") [0] == 225
+    assert raw.cmd("ABOR")[0] == 225
     raw.passive()
     assert raw.code("ABOR") == 225  # closes the passive listener
     assert raw.code("RETR anything") == 425

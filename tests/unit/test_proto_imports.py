@@ -16,8 +16,9 @@ import ftpd
 
 FORBIDDEN = ("asyncio", "socket", "ssl", "aiofiles", "selectors", "uvloop")
 PKG_ROOT = Path(ftpd.__file__).resolve().parent
-PROTO_MODULES = sorted(f"ftpd.proto.{p.stem}" for p in (PKG_ROOT / "proto").glob("*.py")
-                       if p.stem != "__init__") + ["ftpd.proto"]
+PROTO_MODULES = sorted(
+    f"ftpd.proto.{p.stem}" for p in (PKG_ROOT / "proto").glob("*.py") if p.stem != "__init__"
+) + ["ftpd.proto"]
 
 
 @pytest.mark.parametrize("module", PROTO_MODULES)
@@ -31,8 +32,13 @@ def test_import_with_io_modules_blocked(module: str) -> None:
         f"{FORBIDDEN!r} and sys.modules[m] is not None)\n"
         "assert not leaked, leaked\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=PKG_ROOT.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PKG_ROOT.parent,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -42,8 +48,14 @@ def test_fresh_import_loads_no_io_modules() -> None:
         + "".join(f"import {m}\n" for m in PROTO_MODULES)
         + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=PKG_ROOT.parent, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PKG_ROOT.parent,
+        check=True,
+    )
     assert proc.stdout.strip() == "[]"
 
 
@@ -58,7 +70,8 @@ def _module_file(name: str) -> Path | None:
 def _is_type_checking(node: ast.AST) -> bool:
     test = node.test if isinstance(node, ast.If) else None
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(body: list[ast.stmt], deep: bool) -> list[ast.Import | ast.ImportFrom]:

@@ -16,7 +16,8 @@ IAC, IP, DM, WILL, DO, DONT, WONT = 0xFF, 0xF4, 0xF2, 0xFB, 0xFD, 0xFE, 0xFC
 content = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b""))
 ending = st.sampled_from([b"\r\n", b"\n"])
 stream = st.lists(st.tuples(content, ending), max_size=12).map(
-    lambda parts: b"".join(c + e for c, e in parts))
+    lambda parts: b"".join(c + e for c, e in parts)
+)
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -38,10 +39,15 @@ def _feed_all(reader: LineReader, chunks: list[bytes]) -> list[str]:
 
 
 @settings(max_examples=300)
-@given(data=stream, tail=content, cuts=st.lists(st.integers(0, 10_000), max_size=20),
-       max_line=st.integers(1, 48))
-def test_any_chunking_gives_the_same_lines(data: bytes, tail: bytes, cuts: list[int],
-                                           max_line: int) -> None:
+@given(
+    data=stream,
+    tail=content,
+    cuts=st.lists(st.integers(0, 10_000), max_size=20),
+    max_line=st.integers(1, 48),
+)
+def test_any_chunking_gives_the_same_lines(
+    data: bytes, tail: bytes, cuts: list[int], max_line: int
+) -> None:
     whole = data + tail  # an unfinished last line stays buffered (or discarded) either way
     once = LineReader(max_line).feed(whole)
     assert _feed_all(LineReader(max_line), _chunks(whole, cuts)) == once
@@ -61,10 +67,14 @@ def test_lines_match_their_source(data: bytes) -> None:
             assert got.encode("utf-8", "surrogateescape") == src.replace(b"\0", b"")
 
 
-@given(body=st.binary(min_size=1, max_size=200).map(lambda b: b.replace(b"\n", b"x")),
-       max_line=st.integers(6, 64), cuts=st.lists(st.integers(0, 1000), max_size=10))
-def test_overlong_line_is_too_long_once_and_never_buffered(body: bytes, max_line: int,
-                                                           cuts: list[int]) -> None:
+@given(
+    body=st.binary(min_size=1, max_size=200).map(lambda b: b.replace(b"\n", b"x")),
+    max_line=st.integers(6, 64),
+    cuts=st.lists(st.integers(0, 1000), max_size=10),
+)
+def test_overlong_line_is_too_long_once_and_never_buffered(
+    body: bytes, max_line: int, cuts: list[int]
+) -> None:
     r = LineReader(max_line)
     line = body * (max_line // len(body) + 2)  # always longer than max_line (+CR)
     assert len(line) > max_line
@@ -107,14 +117,17 @@ def test_cr_inside_line_is_kept() -> None:
     assert LineReader().feed(b"STOR a\rb\r\n") == ["STOR a\rb"]
 
 
-@pytest.mark.parametrize(("raw", "line"), [
-    (bytes([IAC, IP, IAC, DM]) + b"ABOR\r\n", "ABOR"),  # lftp: IP + SYNCH before ABOR
-    (b"STOR a" + bytes([IAC, IAC]) + b"b\r\n", "STOR a\udcffb"),  # a doubled 0xFF byte
-    (bytes([IAC, WILL, 1, IAC, DO, 3, IAC, DONT, 5, IAC, WONT, 1]) + b"NOOP\r\n", "NOOP"),
-    (b"NO" + bytes([IAC, 0xF1]) + b"OP\r\n", "NOOP"),  # IAC NOP
-    (b"NOOP" + bytes([IAC]) + b"\r\n", "NOOP"),  # a lone IAC at the end
-    (b"NO\x00OP\r\n", "NOOP"),  # NUL never kept
-])
+@pytest.mark.parametrize(
+    ("raw", "line"),
+    [
+        (bytes([IAC, IP, IAC, DM]) + b"ABOR\r\n", "ABOR"),  # lftp: IP + SYNCH before ABOR
+        (b"STOR a" + bytes([IAC, IAC]) + b"b\r\n", "STOR a\udcffb"),  # a doubled 0xFF byte
+        (bytes([IAC, WILL, 1, IAC, DO, 3, IAC, DONT, 5, IAC, WONT, 1]) + b"NOOP\r\n", "NOOP"),
+        (b"NO" + bytes([IAC, 0xF1]) + b"OP\r\n", "NOOP"),  # IAC NOP
+        (b"NOOP" + bytes([IAC]) + b"\r\n", "NOOP"),  # a lone IAC at the end
+        (b"NO\x00OP\r\n", "NOOP"),  # NUL never kept
+    ],
+)
 def test_telnet_sequences(raw: bytes, line: str) -> None:
     assert LineReader().feed(raw) == [line]
 
@@ -124,8 +137,11 @@ def test_iac_iac_is_0xff_in_a_name() -> None:
     assert line.encode("utf-8", "surrogateescape") == "RETR é".encode()[:-1] + b"\xff"
 
 
-@given(name=st.binary(max_size=60).map(
-    lambda b: b.replace(b"\n", b"").replace(b"\0", b"").replace(b"\xff", b"").rstrip(b"\r")))
+@given(
+    name=st.binary(max_size=60).map(
+        lambda b: b.replace(b"\n", b"").replace(b"\0", b"").replace(b"\xff", b"").rstrip(b"\r")
+    )
+)
 def test_non_utf8_round_trips(name: bytes) -> None:
     (line,) = LineReader().feed(b"RETR " + name + b"\r\n")
     verb, arg = parse_command(line)
@@ -133,8 +149,11 @@ def test_non_utf8_round_trips(name: bytes) -> None:
     assert arg.encode("utf-8", "surrogateescape") == name
 
 
-@given(name=st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"").replace(b"\0", b"")
-                                       .rstrip(b"\r")))
+@given(
+    name=st.binary(max_size=60).map(
+        lambda b: b.replace(b"\n", b"").replace(b"\0", b"").rstrip(b"\r")
+    )
+)
 def test_doubled_iac_round_trips(name: bytes) -> None:
     """lftp doubles every 0xFF in a name (Telnet); the server must see the original bytes."""
     wire = name.replace(b"\xff", b"\xff\xff")
@@ -142,13 +161,16 @@ def test_doubled_iac_round_trips(name: bytes) -> None:
     assert parse_command(line)[1].encode("utf-8", "surrogateescape") == name
 
 
-@pytest.mark.parametrize(("line", "parsed"), [
-    ("noop", ("NOOP", "")),
-    ("RETR a b  ", ("RETR", "a b  ")),  # spaces in names kept (RFC 959 §5.3)
-    ("STOR  lead", ("STOR", " lead")),  # only one separator consumed
-    ("  PWD", ("PWD", "")),
-    ("", ("", "")),
-    ("Cwd /x", ("CWD", "/x")),
-])
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("noop", ("NOOP", "")),
+        ("RETR a b  ", ("RETR", "a b  ")),  # spaces in names kept (RFC 959 §5.3)
+        ("STOR  lead", ("STOR", " lead")),  # only one separator consumed
+        ("  PWD", ("PWD", "")),
+        ("", ("", "")),
+        ("Cwd /x", ("CWD", "/x")),
+    ],
+)
 def test_parse_command(line: str, parsed: tuple[str, str]) -> None:
     assert parse_command(line) == parsed

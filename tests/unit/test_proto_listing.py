@@ -32,10 +32,13 @@ MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 LS_RE = re.compile(
     r"^(?P<mode>[-dl][-rwxsStT]{9}) +(?P<links>\d+) +(?P<owner>\S+) +(?P<group>\S+) +"
     r"(?P<size>\d+) (?P<month>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<when>\d\d:\d\d| \d{4}) "
-    r"(?P<name>.+)$")
+    r"(?P<name>.+)$"
+)
 
 
-def _file(name: str = "a.txt", size: int = 123, mtime: float = NOW - 3600, **kw: object) -> FileStat:
+def _file(
+    name: str = "a.txt", size: int = 123, mtime: float = NOW - 3600, **kw: object
+) -> FileStat:
     kw.setdefault("mode", 0o100644)
     return FileStat(name, False, size, mtime, **kw)  # type: ignore[arg-type]
 
@@ -49,10 +52,19 @@ def test_list_line_recent_file() -> None:
     assert (m["month"], m["day"], m["when"]) == ("Jun", "15", "11:00")
 
 
-@pytest.mark.parametrize(("age", "recent"), [
-    (0, True), (60, True), (181 * DAY, True), (182 * DAY - 1, True),
-    (182 * DAY + 1, False), (400 * DAY, False), (-60, False), (-365 * DAY, False),
-])
+@pytest.mark.parametrize(
+    ("age", "recent"),
+    [
+        (0, True),
+        (60, True),
+        (181 * DAY, True),
+        (182 * DAY - 1, True),
+        (182 * DAY + 1, False),
+        (400 * DAY, False),
+        (-60, False),
+        (-365 * DAY, False),
+    ],
+)
 def test_list_line_date_format(age: int, recent: bool) -> None:
     mtime = NOW - age
     m = LS_RE.match(list_line(_file(mtime=mtime), NOW))
@@ -93,8 +105,11 @@ def test_list_line_big_size() -> None:
 
 @pytest.mark.parametrize("name", ["a\r\nb", "a\nb", "a\rb", "\r\n226 Transfer complete.\r\n"])
 def test_names_with_cr_lf_are_sanitised(name: str) -> None:
-    for out in (list_line(_file(name), NOW), nlst_line(name), mlsd_line(_file(name), DEFAULT_FACTS,
-                                                                         "elr")):
+    for out in (
+        list_line(_file(name), NOW),
+        nlst_line(name),
+        mlsd_line(_file(name), DEFAULT_FACTS, "elr"),
+    ):
         assert "\r" not in out and "\n" not in out
         assert out.endswith(name.replace("\r", "?").replace("\n", "?"))
     assert nlst_line("plain name") == "plain name"
@@ -111,13 +126,20 @@ def _facts(line: str) -> dict[str, str]:
 
 
 def test_mlsd_line_format() -> None:
-    st_ = FileStat("my file.txt", False, 42, calendar.timegm((2020, 1, 2, 3, 4, 5)), 0o100640,
-                   unique="801g2a")
+    st_ = FileStat(
+        "my file.txt", False, 42, calendar.timegm((2020, 1, 2, 3, 4, 5)), 0o100640, unique="801g2a"
+    )
     line = mlsd_line(st_, DEFAULT_FACTS, "elradfmwMT")
     m = FACT_RE.match(line)
     assert m and m["name"] == "my file.txt"  # exactly one space, then the name (RFC 3659 §7.2)
-    assert _facts(line) == {"type": "file", "size": "42", "modify": "20200102030405",
-                            "perm": "rwadf", "unique": "801g2a", "unix.mode": "0640"}
+    assert _facts(line) == {
+        "type": "file",
+        "size": "42",
+        "modify": "20200102030405",
+        "perm": "rwadf",
+        "unique": "801g2a",
+        "unix.mode": "0640",
+    }
     assert list(_facts(line)) == [f for f in ALL_FACTS]  # a stable order
 
 
@@ -130,22 +152,40 @@ def test_mlsd_selected_facts_and_no_unique() -> None:
     assert mlsd_line(st_, frozenset({"unix.mode"}), "") == "unix.mode=0700; d"
 
 
-@pytest.mark.parametrize(("is_dir", "perms", "fact"), [
-    (False, "elradfmwMT", "rwadf"), (False, "elr", "r"), (False, "", ""), (False, "w", "w"),
-    (False, "a", "a"), (False, "d", "d"), (False, "f", "f"), (False, "elmMT", ""),
-    (True, "elradfmwMT", "elcmdfp"), (True, "elr", "el"), (True, "w", "c"), (True, "d", "dp"),
-    (True, "m", "m"), (True, "", ""),
-])
+@pytest.mark.parametrize(
+    ("is_dir", "perms", "fact"),
+    [
+        (False, "elradfmwMT", "rwadf"),
+        (False, "elr", "r"),
+        (False, "", ""),
+        (False, "w", "w"),
+        (False, "a", "a"),
+        (False, "d", "d"),
+        (False, "f", "f"),
+        (False, "elmMT", ""),
+        (True, "elradfmwMT", "elcmdfp"),
+        (True, "elr", "el"),
+        (True, "w", "c"),
+        (True, "d", "dp"),
+        (True, "m", "m"),
+        (True, "", ""),
+    ],
+)
 def test_perm_fact_from_letters(is_dir: bool, perms: str, fact: str) -> None:
     st_ = FileStat("x", is_dir, 0, 0.0)
     assert _facts(mlsd_line(st_, frozenset({"perm"}), perms)) == {"perm": fact}
 
 
 # ---------------------------------------------------------------------------------- MDTM
-@pytest.mark.parametrize(("t", "s"), [
-    (0, "19700101000000"), (calendar.timegm((2020, 1, 2, 3, 4, 5)), "20200102030405"),
-    (1_700_000_000.9, "20231114221320"), (calendar.timegm((2038, 1, 19, 3, 14, 8)), "20380119031408"),
-])
+@pytest.mark.parametrize(
+    ("t", "s"),
+    [
+        (0, "19700101000000"),
+        (calendar.timegm((2020, 1, 2, 3, 4, 5)), "20200102030405"),
+        (1_700_000_000.9, "20231114221320"),
+        (calendar.timegm((2038, 1, 19, 3, 14, 8)), "20380119031408"),
+    ],
+)
 def test_mdtm_time(t: float, s: str) -> None:
     assert mdtm_time(t) == s
     assert re.fullmatch(r"\d{14}", s)
@@ -156,13 +196,22 @@ def test_mdtm_parse_round_trip(t: int) -> None:
     assert parse_time_val(mdtm_time(t)) == t
 
 
-@pytest.mark.parametrize(("value", "parsed"), [
-    ("20200102030405", calendar.timegm((2020, 1, 2, 3, 4, 5))),
-    ("20200102030405.5", calendar.timegm((2020, 1, 2, 3, 4, 5)) + 0.5),
-    ("2020010203040", None), ("202001020304056", None), ("20201302030405", None),
-    ("20200230030405", None), ("2020010203040x", None), ("20200102030405.", None) , ("", None),
-    ("20200102030405.x", None), ("-0200102030405", None),
-])
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("20200102030405", calendar.timegm((2020, 1, 2, 3, 4, 5))),
+        ("20200102030405.5", calendar.timegm((2020, 1, 2, 3, 4, 5)) + 0.5),
+        ("2020010203040", None),
+        ("202001020304056", None),
+        ("20201302030405", None),
+        ("20200230030405", None),
+        ("2020010203040x", None),
+        ("20200102030405.", None),
+        ("", None),
+        ("20200102030405.x", None),
+        ("-0200102030405", None),
+    ],
+)
 def test_parse_time_val(value: str, parsed: float | None) -> None:
     assert parse_time_val(value) == parsed
 
@@ -187,7 +236,9 @@ def test_reply_wire_format(lines: list[str], code: int) -> None:
     assert wire.endswith(b"\r\n")
     rows = wire[:-2].split(b"\r\n")
     assert len(rows) == len(lines)  # no CR/LF in any text can add a line
-    assert b"\r" not in wire[:-2].replace(b"\r\n", b"") and b"\n" not in wire[:-2].replace(b"\r\n", b"")
+    assert b"\r" not in wire[:-2].replace(b"\r\n", b"") and b"\n" not in wire[:-2].replace(
+        b"\r\n", b""
+    )
     assert b"\0" not in wire
     last = rows[-1]
     assert last.startswith(f"{code} ".encode())
@@ -223,8 +274,9 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [*out, data[prev:]]
 
 
-text = st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xyz", b"\xff", b""]),
-                max_size=40).map(b"".join)
+text = st.lists(
+    st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xyz", b"\xff", b""]), max_size=40
+).map(b"".join)
 
 
 @settings(max_examples=200)
@@ -245,8 +297,12 @@ def test_from_network_chunking_invariant(data: bytes, cuts: list[int]) -> None:
     assert b"\r\n" not in once or b"\r\r\n" in data
 
 
-@given(lines=st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
-                      max_size=10), final=st.booleans())
+@given(
+    lines=st.lists(
+        st.binary(max_size=20).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")), max_size=10
+    ),
+    final=st.booleans(),
+)
 def test_round_trips(lines: list[bytes], final: bool) -> None:
     unix = b"\n".join(lines) + (b"\n" if final else b"")
     dos = b"\r\n".join(lines) + (b"\r\n" if final else b"")
@@ -256,18 +312,31 @@ def test_round_trips(lines: list[bytes], final: bool) -> None:
     assert _convert(ToNetwork(), [_convert(FromNetwork(), [dos])]) == dos
 
 
-@pytest.mark.parametrize(("src", "net"), [
-    (b"a\nb\n", b"a\r\nb\r\n"), (b"a\r\nb", b"a\r\nb"), (b"\n\n", b"\r\n\r\n"),
-    (b"a\rb", b"a\rb"), (b"end\r", b"end\r"), (b"", b""),
-])
+@pytest.mark.parametrize(
+    ("src", "net"),
+    [
+        (b"a\nb\n", b"a\r\nb\r\n"),
+        (b"a\r\nb", b"a\r\nb"),
+        (b"\n\n", b"\r\n\r\n"),
+        (b"a\rb", b"a\rb"),
+        (b"end\r", b"end\r"),
+        (b"", b""),
+    ],
+)
 def test_to_network_examples(src: bytes, net: bytes) -> None:
     assert _convert(ToNetwork(), [src]) == net
 
 
-@pytest.mark.parametrize(("net", "disk"), [
-    (b"a\r\nb\r\n", b"a\nb\n"), (b"a\nb", b"a\nb"), (b"a\rb", b"a\rb"), (b"end\r", b"end\r"),
-    (b"\r\r\n", b"\r\n"),
-])
+@pytest.mark.parametrize(
+    ("net", "disk"),
+    [
+        (b"a\r\nb\r\n", b"a\nb\n"),
+        (b"a\nb", b"a\nb"),
+        (b"a\rb", b"a\rb"),
+        (b"end\r", b"end\r"),
+        (b"\r\r\n", b"\r\n"),
+    ],
+)
 def test_from_network_examples(net: bytes, disk: bytes) -> None:
     assert _convert(FromNetwork(), [net]) == disk
 

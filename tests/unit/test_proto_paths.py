@@ -53,17 +53,20 @@ def test_dotdot_never_climbs_above_root(cwd: str, depth: int) -> None:
     assert resolve(cwd, "../" * (cwd.count("/") + depth) + "etc/passwd") == "/etc/passwd"
 
 
-@pytest.mark.parametrize(("cwd", "arg", "out"), [
-    ("/", "..", "/"),
-    ("/", "../../etc/passwd", "/etc/passwd"),
-    ("/a/b", "..", "/a"),
-    ("/a/b", "../c", "/a/c"),
-    ("/a", "/x/./y//z/", "/x/y/z"),
-    ("/a", "", "/a"),
-    ("/a", ".", "/a"),
-    ("/", "b c/ d", "/b c/ d"),
-    ("/", "...", "/..."),
-])
+@pytest.mark.parametrize(
+    ("cwd", "arg", "out"),
+    [
+        ("/", "..", "/"),
+        ("/", "../../etc/passwd", "/etc/passwd"),
+        ("/a/b", "..", "/a"),
+        ("/a/b", "../c", "/a/c"),
+        ("/a", "/x/./y//z/", "/x/y/z"),
+        ("/a", "", "/a"),
+        ("/a", ".", "/a"),
+        ("/", "b c/ d", "/b c/ d"),
+        ("/", "...", "/..."),
+    ],
+)
 def test_resolve_examples(cwd: str, arg: str, out: str) -> None:
     assert resolve(cwd, arg) == out
 
@@ -81,22 +84,37 @@ def test_resolve_limits() -> None:
         resolve("/", "a/" * (MAX_PATH // 2 + 1))
 
 
-@pytest.mark.parametrize(("vpath", "par", "base"), [
-    ("/", "/", ""), ("/a", "/", "a"), ("/a/b c", "/a", "b c"),
-])
+@pytest.mark.parametrize(
+    ("vpath", "par", "base"),
+    [
+        ("/", "/", ""),
+        ("/a", "/", "a"),
+        ("/a/b c", "/a", "b c"),
+    ],
+)
 def test_parent_basename(vpath: str, par: str, base: str) -> None:
     assert parent(vpath) == par and basename(vpath) == base
 
 
-@pytest.mark.parametrize(("vpath", "quoted"), [
-    ("/", '"/"'), ('/a"b', '"/a""b"'), ('/"', '"/"""'), ("/a b", '"/a b"'),
-])
+@pytest.mark.parametrize(
+    ("vpath", "quoted"),
+    [
+        ("/", '"/"'),
+        ('/a"b', '"/a""b"'),
+        ('/"', '"/"""'),
+        ("/a b", '"/a b"'),
+    ],
+)
 def test_quote_path(vpath: str, quoted: str) -> None:
     assert quote_path(vpath) == quoted
 
 
-@given(cwd=cwds, name=st.text(min_size=1, max_size=20).filter(lambda s: "/" not in s and "\0" not in s
-                                                            and s not in (".", "..")))
+@given(
+    cwd=cwds,
+    name=st.text(min_size=1, max_size=20).filter(
+        lambda s: "/" not in s and "\0" not in s and s not in (".", "..")
+    ),
+)
 def test_quote_path_round_trip(cwd: str, name: str) -> None:
     """What FileZilla/ftplib do: take the text between the outer quotes and undouble quotes."""
     vpath = resolve(cwd, name)

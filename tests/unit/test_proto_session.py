@@ -93,16 +93,20 @@ class FakeFS:
         if path in self.dirs:
             return FileStat(name, True, 0, self.mtimes.get(path, MTIME), 0o40755, 2)
         if path in self.files:
-            return FileStat(name, False, len(self.files[path]), self.mtimes.get(path, MTIME),
-                            0o100644)
+            return FileStat(
+                name, False, len(self.files[path]), self.mtimes.get(path, MTIME), 0o100644
+            )
         raise self._err(errno.ENOENT)
 
     def list(self, path: str) -> list[FileStat]:
         if path not in self.dirs:
             raise self._err(errno.ENOTDIR if path in self.files else errno.ENOENT)
         prefix = path.rstrip("/") + "/"
-        names = [p for p in (*self.dirs, *self.files) if p != path and p.startswith(prefix)
-                 and "/" not in p[len(prefix):]]
+        names = [
+            p
+            for p in (*self.dirs, *self.files)
+            if p != path and p.startswith(prefix) and "/" not in p[len(prefix) :]
+        ]
         return [self.stat(p) for p in reversed(sorted(names))]  # unsorted on purpose
 
     def open_read(self, path: str, offset: int) -> FakeReader:
@@ -201,9 +205,15 @@ ACCOUNTS = {("user", "pw"): ALL_PERMS}
 class Drive:
     """A session plus the fakes that answer its requests."""
 
-    def __init__(self, perms: str = ALL_PERMS, *, settings: SessionSettings | None = None,
-                 peer: str = "127.0.0.1", local: str = "127.0.0.1",
-                 passive: tuple[str, int] | OSError = ("127.0.0.1", 61000)) -> None:
+    def __init__(
+        self,
+        perms: str = ALL_PERMS,
+        *,
+        settings: SessionSettings | None = None,
+        peer: str = "127.0.0.1",
+        local: str = "127.0.0.1",
+        passive: tuple[str, int] | OSError = ("127.0.0.1", 61000),
+    ) -> None:
         self.s = Session(settings or SessionSettings(login_fail_delay=0), peer, local)
         self.fs = FakeFS()
         self.perms = perms
@@ -276,13 +286,43 @@ def d() -> Drive:
 
 # A valid argument for each verb, used where the generic check must pass the syntax step.
 SAMPLE_ARGS = {
-    "USER": "user", "PASS": "pw", "ACCT": "acct", "CWD": "/", "PORT": "127,0,0,1,240,0",
-    "EPRT": "|1|127.0.0.1|61440|", "EPSV": "", "TYPE": "I", "STRU": "F", "MODE": "S",
-    "RETR": "f", "STOR": "f", "STOU": "", "APPE": "f", "ALLO": "10", "REST": "0", "RNFR": "f",
-    "RNTO": "g", "DELE": "f", "RMD": "dir", "MKD": "newdir", "LIST": "", "NLST": "", "SITE": "HELP",
-    "STAT": "", "HELP": "", "OPTS": "UTF8 ON", "HOST": "example.com", "CLNT": "", "SIZE": "f",
-    "MDTM": "f", "MFMT": "20200101000000 f", "MLST": "", "MLSD": "", "AUTH": "TLS",
-    "PBSZ": "0", "PROT": "P",
+    "USER": "user",
+    "PASS": "pw",
+    "ACCT": "acct",
+    "CWD": "/",
+    "PORT": "127,0,0,1,240,0",
+    "EPRT": "|1|127.0.0.1|61440|",
+    "EPSV": "",
+    "TYPE": "I",
+    "STRU": "F",
+    "MODE": "S",
+    "RETR": "f",
+    "STOR": "f",
+    "STOU": "",
+    "APPE": "f",
+    "ALLO": "10",
+    "REST": "0",
+    "RNFR": "f",
+    "RNTO": "g",
+    "DELE": "f",
+    "RMD": "dir",
+    "MKD": "newdir",
+    "LIST": "",
+    "NLST": "",
+    "SITE": "HELP",
+    "STAT": "",
+    "HELP": "",
+    "OPTS": "UTF8 ON",
+    "HOST": "example.com",
+    "CLNT": "",
+    "SIZE": "f",
+    "MDTM": "f",
+    "MFMT": "20200101000000 f",
+    "MLST": "",
+    "MLSD": "",
+    "AUTH": "TLS",
+    "PBSZ": "0",
+    "PROT": "P",
 }
 
 
@@ -465,8 +505,9 @@ def test_unknown_verb_text_is_printable() -> None:
     assert all(32 <= ord(c) < 127 for c in r.text)
 
 
-def test_internal_error_is_451_and_session_survives(monkeypatch: pytest.MonkeyPatch,
-                                                    d: Drive) -> None:
+def test_internal_error_is_451_and_session_survives(
+    monkeypatch: pytest.MonkeyPatch, d: Drive
+) -> None:
     def boom(self: Session, arg: str) -> Reply:
         raise RuntimeError("bug")
 
@@ -626,8 +667,10 @@ def test_feat_mlst_reflects_opts(d: Drive) -> None:
     assert d("OPTS MLST").replies == [Reply(200, "MLST OPTS ")]
 
 
-@pytest.mark.parametrize(("arg", "code"), [("UTF8 ON", 200), ("utf8", 200), ("UTF8 OFF", 504),
-                                           ("MODE Z", 501), ("X", 501)])
+@pytest.mark.parametrize(
+    ("arg", "code"),
+    [("UTF8 ON", 200), ("utf8", 200), ("UTF8 OFF", 504), ("MODE Z", 501), ("X", 501)],
+)
 def test_opts(arg: str, code: int) -> None:
     assert Drive()(f"OPTS {arg}").code == code
 
@@ -675,11 +718,21 @@ def test_stat_with_path(d: Drive) -> None:
 
 
 # ---------------------------------------------------------------------------------- parameters
-@pytest.mark.parametrize(("arg", "code", "ascii"), [
-    ("A", 200, True), ("a", 200, True), ("A N", 200, True), ("I", 200, False),
-    ("L 8", 200, False), ("L8", 200, False), ("E", 504, None), ("L 7", 504, None),
-    ("A T", 504, None), ("X", 501, None),
-])
+@pytest.mark.parametrize(
+    ("arg", "code", "ascii"),
+    [
+        ("A", 200, True),
+        ("a", 200, True),
+        ("A N", 200, True),
+        ("I", 200, False),
+        ("L 8", 200, False),
+        ("L8", 200, False),
+        ("E", 504, None),
+        ("L 7", 504, None),
+        ("A T", 504, None),
+        ("X", 501, None),
+    ],
+)
 def test_type(d: Drive, arg: str, code: int, ascii: bool | None) -> None:
     d.s.ascii = not ascii if ascii is not None else False
     before = d.s.ascii
@@ -687,10 +740,13 @@ def test_type(d: Drive, arg: str, code: int, ascii: bool | None) -> None:
     assert d.s.ascii == (ascii if ascii is not None else before)
 
 
-@pytest.mark.parametrize(("verb", "ok", "unimpl", "bad"), [
-    ("STRU", ["F", "f"], ["R", "P"], ["X"]),
-    ("MODE", ["S", "s"], ["B", "C", "Z"], ["X"]),
-])
+@pytest.mark.parametrize(
+    ("verb", "ok", "unimpl", "bad"),
+    [
+        ("STRU", ["F", "f"], ["R", "P"], ["X"]),
+        ("MODE", ["S", "s"], ["B", "C", "Z"], ["X"]),
+    ],
+)
 def test_stru_mode(d: Drive, verb: str, ok: list[str], unimpl: list[str], bad: list[str]) -> None:
     for a in ok:
         assert d(f"{verb} {a}").code == 200
@@ -762,8 +818,17 @@ def test_port_ok(d: Drive) -> None:
     assert d.s.data is Data.ACTIVE
 
 
-@pytest.mark.parametrize("arg", ["127,0,0,1,240", "127,0,0,1,240,0,1", "127,0,0,1,256,0",
-                                 "a,b,c,d,e,f", "127.0.0.1:21", "127,0,0,1,-1,0"])
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "127,0,0,1,240",
+        "127,0,0,1,240,0,1",
+        "127,0,0,1,256,0",
+        "a,b,c,d,e,f",
+        "127.0.0.1:21",
+        "127,0,0,1,-1,0",
+    ],
+)
 def test_port_bad_syntax(d: Drive, arg: str) -> None:
     assert d(f"PORT {arg}").code == 501
     assert d.s.data is Data.NONE
@@ -790,8 +855,15 @@ def test_eprt(d: Drive) -> None:
     assert d.s.active_addr == ("127.0.0.1", 61440)
     assert d("EPRT !1!127.0.0.1!61441!").code == 200  # any delimiter (RFC 2428 §2)
     assert d("EPRT |3|127.0.0.1|61440|").code == 522
-    for bad in ("|1|127.0.0.1|61440", "|1|::1|61440|", "|1|127.0.0.1|0|", "|1|host|5000|",
-                "|1|127.0.0.1|99999|", "x", "|2|127.0.0.1|61440|"):
+    for bad in (
+        "|1|127.0.0.1|61440",
+        "|1|::1|61440|",
+        "|1|127.0.0.1|0|",
+        "|1|host|5000|",
+        "|1|127.0.0.1|99999|",
+        "x",
+        "|2|127.0.0.1|61440|",
+    ):
         assert d(f"EPRT {bad}").code == 501, bad
 
 
@@ -907,10 +979,18 @@ def test_stou(d: Drive) -> None:
     assert d("STOU").code == 550 and d.s.rest == 0
 
 
-@pytest.mark.parametrize(("outcome", "code"), [
-    ("ok", 226), ("aborted", 426), ("lost", 426), ("no-connection", 425), ("timeout", 426),
-    ("refused", 425), ("local-error", 451),
-])
+@pytest.mark.parametrize(
+    ("outcome", "code"),
+    [
+        ("ok", 226),
+        ("aborted", 426),
+        ("lost", 426),
+        ("no-connection", 425),
+        ("timeout", 426),
+        ("refused", 425),
+        ("local-error", 451),
+    ],
+)
 def test_transfer_outcomes(d: Drive, outcome: str, code: int) -> None:
     d.fs.files["/f"] = b"abc"
     d("PASV")
@@ -1088,8 +1168,8 @@ def test_mkd_rmd(d: Drive) -> None:
     assert d('XMKD new "q"').code == 550  # exists
     assert d("MKD /").code == 550
     assert d("MKD no/such/parent").code == 550
-    d("CWD new \"q\"")
-    assert d("MKD inner").code == 257 and "/new \"q\"/inner" in d.fs.dirs
+    d('CWD new "q"')
+    assert d("MKD inner").code == 257 and '/new "q"/inner' in d.fs.dirs
     assert d('RMD /new "q"').code == 550  # not empty
     assert d("XRMD inner").code == 250
     assert d('RMD /new "q"').code == 250
@@ -1145,8 +1225,14 @@ def test_site(d: Drive) -> None:
     d.fs.files["/f"] = b""
     assert d("SITE CHMOD 755 f").code == 200 and d.fs.modes["/f"] == 0o755
     assert d("site chmod 600 /f").code == 200
-    for bad in ("SITE CHMOD", "SITE CHMOD 999 f", "SITE CHMOD 644", "SITE CHMOD 1000 f",
-                "SITE NOPE", "SITE CHMOD x f"):
+    for bad in (
+        "SITE CHMOD",
+        "SITE CHMOD 999 f",
+        "SITE CHMOD 644",
+        "SITE CHMOD 1000 f",
+        "SITE NOPE",
+        "SITE CHMOD x f",
+    ):
         assert d(bad).code == 501, bad
     assert d("SITE CHMOD 644 nothere").code == 550
 
@@ -1186,8 +1272,9 @@ def test_auth_tls_sequence() -> None:
     assert drv("RETR f").transfer.tls
 
 
-@pytest.mark.parametrize(("mech", "prot_p"), [("TLS", False), ("tls-c", False), ("SSL", True),
-                                               ("TLS-P", True)])
+@pytest.mark.parametrize(
+    ("mech", "prot_p"), [("TLS", False), ("tls-c", False), ("SSL", True), ("TLS-P", True)]
+)
 def test_auth_mechanisms(mech: str, prot_p: bool) -> None:
     drv = _tls()
     assert drv(f"AUTH {mech}").codes == [234]
@@ -1216,11 +1303,21 @@ def test_path_errors(d: Drive) -> None:
     assert d("CWD a\0b").code == 550
 
 
-@pytest.mark.parametrize(("err", "code"), [
-    (errno.ENOENT, 550), (errno.EACCES, 550), (errno.ENOTDIR, 550), (errno.EISDIR, 550),
-    (errno.ELOOP, 550), (errno.EEXIST, 550), (errno.ENOSPC, 452), (errno.EDQUOT, 552),
-    (errno.EIO, 451), (errno.ENAMETOOLONG, 553),
-])
+@pytest.mark.parametrize(
+    ("err", "code"),
+    [
+        (errno.ENOENT, 550),
+        (errno.EACCES, 550),
+        (errno.ENOTDIR, 550),
+        (errno.EISDIR, 550),
+        (errno.ELOOP, 550),
+        (errno.EEXIST, 550),
+        (errno.ENOSPC, 452),
+        (errno.EDQUOT, 552),
+        (errno.EIO, 451),
+        (errno.ENAMETOOLONG, 553),
+    ],
+)
 def test_errno_table(d: Drive, err: int, code: int) -> None:
     def fail(*a: Any) -> None:
         raise OSError(err, "/real/secret/path")

@@ -53,12 +53,21 @@ def test_tables_are_closed() -> None:
 def test_expected_missing_entries() -> None:
     # The ones the protocol relies on: no PASS without USER, no transfer without PASV/PORT, no
     # transfer end without a transfer, no second START while transferring, no PASV mid-transfer.
-    for state, ev in [(Login.NEED_USER, "PASS_OK"), (Login.NEED_USER, "PASS_FAIL"),
-                      (Login.LOGGED_IN, "PASS_OK")]:
+    for state, ev in [
+        (Login.NEED_USER, "PASS_OK"),
+        (Login.NEED_USER, "PASS_FAIL"),
+        (Login.LOGGED_IN, "PASS_OK"),
+    ]:
         assert (state, ev) not in LOGIN
-    for dstate, ev in [(Data.NONE, "START"), (Data.NONE, "END"), (Data.PASSIVE, "END"),
-                       (Data.TRANSFERRING, "START"), (Data.TRANSFERRING, "PASV"),
-                       (Data.TRANSFERRING, "PORT"), (Data.TRANSFERRING, "RESET")]:
+    for dstate, ev in [
+        (Data.NONE, "START"),
+        (Data.NONE, "END"),
+        (Data.PASSIVE, "END"),
+        (Data.TRANSFERRING, "START"),
+        (Data.TRANSFERRING, "PASV"),
+        (Data.TRANSFERRING, "PORT"),
+        (Data.TRANSFERRING, "RESET"),
+    ]:
         assert (dstate, ev) not in DATA
 
 
@@ -66,8 +75,13 @@ def test_state_module_prints_tables() -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "ftpd.proto.state"], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "ftpd.proto.state"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert out.count("-->") == len(LOGIN) + len(DATA)
 
 
