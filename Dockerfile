@@ -20,7 +20,7 @@ COPY ftpd ./ftpd
 RUN pip wheel --wheel-dir /wheels ".[metrics]" \
     && python -m venv /opt/ftpd \
     && /opt/ftpd/bin/pip install --no-index --find-links /wheels "ftpd[metrics]" \
-    && /opt/ftpd/bin/pip uninstall --yes pip
+    && /opt/ftpd/bin/pip uninstall --yes pip setuptools
 
 FROM python:3.12.10-slim-bookworm
 ARG FTPD_UID=1000

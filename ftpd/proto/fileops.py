@@ -6,11 +6,12 @@ generic check; handlers that touch the filesystem are generators yielding ``FsCa
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, FileUnavailable, NameNotAllowed
+from .errors import ArgumentError, FileUnavailable, FtpError, NameNotAllowed
 from .listing import list_line, mdtm_time, mlsd_line, mlsx_facts, nlst_line, parse_time_val
 from .paths import basename, parent, quote_path, resolve, strip_ls_flags
 from .replies import Reply
@@ -36,6 +37,8 @@ class FileOps:
 
     # ------------------------------------------------------------------ directories
     def ftp_CWD(self: Session, arg: str, path: str) -> Gen:
+        if not arg.strip():
+            path = "/"  # no argument: the home directory (pyftpdlib, wu-ftpd, Pure-FTPd)
         st = yield self.fs("stat", path)
         if not st.is_dir:
             raise FileUnavailable("Not a directory.")
@@ -180,10 +183,19 @@ class FileOps:
         offset, self.rest = self.rest, 0
         return offset
 
+    def _open_at(self: Session, call: Any, offset: int) -> Gen:
+        try:
+            return (yield call)
+        except OSError as exc:
+            if offset and exc.errno == errno.EINVAL:
+                # RFC 1123 §4.1.3.4 / RFC 3659 §5.3: a bad marker is reported on the transfer.
+                raise FtpError("Invalid REST parameter: beyond the end of the file.", 554) from None
+            raise
+
     def ftp_RETR(self: Session, arg: str, path: str) -> Gen:
         self.require_data_setup()
         offset = self._take_rest()
-        reader = yield self.fs("open_read", path, offset)
+        reader = yield from self._open_at(self.fs("open_read", path, offset), offset)
         t = Transfer("RETR", path, offset=offset, ascii=self.ascii, reader=reader, name=basename(path))
         self.begin_transfer(t)
         yield StartTransfer(t)
@@ -201,7 +213,8 @@ class FileOps:
             raise NameNotAllowed("Not a file name.")
         offset = self._take_rest()
         # REST then APPE resumes at the offset like REST+STOR (RFC 3659 §5.5 allows either).
-        writer = yield self.fs("open_write", path, offset, append and offset == 0)
+        writer = yield from self._open_at(self.fs("open_write", path, offset, append and offset == 0),
+                                          offset)
         t = Transfer(kind, path, offset=offset, ascii=self.ascii, writer=writer, name=basename(path))
         self.begin_transfer(t)
         yield StartTransfer(t)

@@ -398,7 +398,11 @@ class Session(FileOps, Security):
         value = arg.strip()
         if not value.isdigit():
             raise ArgumentError("Invalid REST parameter.")
-        self.rest = int(value)
+        offset = int(value)
+        if offset and self.ascii:
+            # RFC 3659 §5.1: the marker counts bytes as sent; in TYPE A that is not a file offset.
+            raise ArgumentError("Resuming transfers not allowed in ASCII mode.")
+        self.rest = offset
         return Reply(350, f"Restarting at position {self.rest}.")
 
     # ------------------------------------------------------------------ data connections
@@ -422,6 +426,8 @@ class Session(FileOps, Security):
             return Reply(200, "EPSV ALL ok.")
         if a:
             v6 = ":" in self.local_ip
+            if not a.isdigit():
+                raise ArgumentError("Invalid EPSV argument.")  # RFC 2428 §3: a protocol number
             if a not in ("1", "2"):
                 return Reply(522, "Network protocol not supported, use (1,2).")
             if (a == "2") != v6:

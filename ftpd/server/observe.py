@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigError, show
 from .xferlog import FILE_TRANSFERS, XferLog, format_line
 
 if TYPE_CHECKING:
@@ -46,12 +47,22 @@ class Observer:
         self.metrics: MetricsEndpoint | None = None
         self.xferlog: XferLog | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        # Both outputs are checked here, before anything listens, so that a mistake is a one-line
+        # start-up error (exit 2) and never a server running without its logs or metrics.
+        if config.xferlog_file:
+            try:
+                self.xferlog = XferLog(config.xferlog_file)
+            except OSError as exc:
+                raise ConfigError(
+                    f"invalid value for xferlog_file: {show(config.xferlog_file)} "
+                    f"(cannot open it: {exc.strerror or exc})"
+                ) from None
         if config.metrics_port:
             from .metrics import require_prometheus
 
             try:
-                require_prometheus()  # at construction: before anything listens
-            except Exception as exc:
+                require_prometheus()
+            except ConfigError as exc:
                 if getattr(getattr(server, "counters", None), "workers", 1) > 1:
                     # A worker's exception never reaches the terminal (the supervisor only sees
                     # its exit status): say it here.
@@ -60,18 +71,8 @@ class Observer:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Start the outputs: open the xferlog file, serve metrics, sample the loop's lag."""
+        """Start the outputs that need the running loop: the metrics endpoint and the lag sampler."""
         cfg = self.config
-        if cfg.xferlog_file:
-            from ..config import ConfigError
-
-            try:
-                self.xferlog = XferLog(cfg.xferlog_file)
-            except OSError as exc:
-                raise ConfigError(
-                    f"invalid value for xferlog_file: {cfg.xferlog_file!r} "
-                    f"(cannot open it: {exc.strerror or exc})"
-                ) from None
         if cfg.metrics_port:
             from .metrics import MetricsEndpoint
 

@@ -333,6 +333,19 @@ ALLOW: dict[str, dict[str, Allow]] = {
             code=550,
         ),
     },
+    "rest-appe": {
+        "2": Allow(
+            "The core issue asks REST to work for APPE too: REST n + APPE resumes the upload "
+            "at byte n exactly as REST n + STOR does (RFC 3659 §5.3 defines REST for any "
+            "transfer), which is how a client resumes an interrupted append; pyftpdlib "
+            "refuses the pair with 450.",
+            code={"prelim": 150, "final": 226},
+        ),
+        "3.reply": Allow(
+            "As above: the file is the first 5 bytes plus the upload.", code=213, detail=b"6"
+        ),
+        "tree": Allow("As above.", tree={b"a.txt": ("file", 6, "2bbe32f57c3b1875")}),
+    },
     "rest-stor": {
         "3.reply": Allow(
             "RFC 3659 §5.3: REST+STOR to other than the end of the stored data is "

@@ -92,7 +92,7 @@ _MONTHS = {
 def parse_list_line(line: bytes) -> tuple[Any, ...]:
     m = _LIST_RE.match(line)
     if m is None:
-        return ("UNPARSABLE", line)
+        return (line, "UNPARSABLE")
     kind, size, mon, day, when, name = m.groups()
     month, mday = _MONTHS.get(mon, 0), int(day)
     if b":" in when:
@@ -107,15 +107,19 @@ def parse_list_line(line: bytes) -> tuple[Any, ...]:
     return (name, kind.decode(), int(size), t)
 
 
+def _name(entry: tuple[Any, ...]) -> bytes:
+    return entry[0]
+
+
 def parse_list(data: bytes) -> list[tuple[Any, ...]]:
-    return sorted((parse_list_line(ln) for ln in _lines(data)), key=lambda e: e[0])
+    return sorted((parse_list_line(ln) for ln in _lines(data)), key=_name)
 
 
 def _mlsx_entry(line: bytes) -> tuple[Any, ...]:
     """``type=file;size=3;modify=...; name`` -> (name, type, size, modify, perm letters)."""
     facts_s, sep, name = line.partition(b" ")
     if not sep:
-        return ("UNPARSABLE", line)
+        return (line, "UNPARSABLE")
     facts = {}
     for f in facts_s.split(b";"):
         k, eq, v = f.partition(b"=")
@@ -135,7 +139,7 @@ def _mlsx_entry(line: bytes) -> tuple[Any, ...]:
 
 
 def parse_mlsd(data: bytes) -> list[tuple[Any, ...]]:
-    return sorted((_mlsx_entry(ln) for ln in _lines(data)), key=lambda e: e[0])
+    return sorted((_mlsx_entry(ln) for ln in _lines(data)), key=_name)
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -177,7 +181,7 @@ def norm_reply(verb: str, r: Reply) -> Obs:
         m = re.search(rb"Modify=(\d{14})", r.text)
         detail = m.group(1) if m else r.text
     elif code == 213 and verb == "STAT":
-        detail = sorted(parse_list_line(ln.lstrip()) for ln in r.lines[1:-1])
+        detail = sorted((parse_list_line(ln.lstrip()) for ln in r.lines[1:-1]), key=_name)
     elif code == 250 and verb == "MLST":
         entries = [ln for ln in r.lines[1:-1] if ln.startswith(b" ")]
         detail = [_mlsx_entry(ln[1:]) for ln in entries] or r.lines

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# RFC 959 §3.4: every path is a Telnet string; this client sends exactly what a scenario says.
 TIMEOUT = 5.0  # seconds for any single reply or data read
 SMALL_RCVBUF = 32 * 1024  # keeps a download from completing before an ABOR (see During)
 FIXED_MTIME = 1614834367  # 2021-03-04 05:06:07 UTC: old, so LIST shows a year, identical in both
@@ -80,13 +79,12 @@ Step = Cmd | Xfer | During | Wait
 @dataclass(frozen=True)
 class Scenario:
     """``login``: USER/PASS (``user`` or ``anonymous``) and CWD into the scenario directory first;
-    "" for scenarios that drive the login themselves. ``tree``: extra initial files."""
+    "" for scenarios that drive the login themselves."""
 
     id: str
     steps: tuple[Step, ...]
     login: str = "user"
     big: bool = False  # add big.bin (10 MiB) to the initial tree
-    tree: tuple[tuple[str, bytes | None], ...] = ()
 
 
 # ---------------------------------------------------------------------------------- recording
@@ -155,9 +153,9 @@ class Client:
             try:
                 chunk = self.sock.recv(65536)
             except TimeoutError:
-                raise
+                raise  # reply() turns it into code -1
             except OSError:
-                chunk = b""
+                chunk = b""  # reset by the server: the same as a close
             if not chunk:
                 self.closed = True
                 return None
@@ -448,7 +446,7 @@ def populate(home: Path, sc: Scenario) -> None:
     """Create the scenario directory with the same initial tree in ``home``."""
     base = home / sc.id
     base.mkdir()
-    entries = list(BASE_TREE) + list(sc.tree)
+    entries = list(BASE_TREE)
     if sc.big:
         entries.append(("big.bin", big_content()))
     for name, content in entries:

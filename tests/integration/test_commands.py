@@ -197,6 +197,7 @@ def test_transfer_parameters(raw: Raw) -> None:
     assert raw.code("STRU F") == 200
     assert raw.code("STRU R") == 504
     assert raw.code("ALLO 1024") == 202
+    assert raw.code("TYPE I") == 200
     assert raw.code("REST 100") == 350
     assert raw.code("REST 0") == 350
     assert raw.code("REST x") == 501

@@ -292,7 +292,7 @@ def test_two_clients_at_once(srv: Any) -> None:
             (srv.root / name).write_bytes(bytes([i]) * 500_000)
             c.code("TYPE I")
             names.append((c, c.passive(), name))
-        for c, data, name in names:
+        for c, _data, name in names:
             assert c.code(f"RETR {name}") == 150
         for i, (c, data, _) in enumerate(names):
             assert recv_all(data) == bytes([i]) * 500_000

@@ -1,5 +1,8 @@
 """Fixtures of the interop suite: a seeded ftpd on 127.0.0.1 or ::1 and a client work directory.
 
+``pytest.mark.client("lftp")`` on a module or test checks that the client is installed before any
+fixture runs (see ``support.require``).
+
 When a test fails, the tail of the server's log is printed with the report (the client's own
 transcript is in the failure message), so that a failure shows both sides of the conversation.
 """
@@ -12,7 +15,20 @@ from typing import Any
 
 import pytest
 
-from .support import require_ipv6, seed
+from .support import require, require_ipv6, seed
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "client(program, package=None): the test runs this FTP client program"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture: a missing client skips (or, in CI, fails) without starting a server.
+    for mark in item.iter_markers("client"):
+        require(*mark.args, **mark.kwargs)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -26,7 +42,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED = pytest.StashKey[bool]()
 
 
-def _serve(request: pytest.FixtureRequest, factory: Callable[..., Any], **overrides: object) -> Iterator[Any]:
+def _serve(
+    request: pytest.FixtureRequest, factory: Callable[..., Any], **overrides: object
+) -> Iterator[Any]:
     srv = factory(**overrides)
     seed(srv.root)
     yield srv

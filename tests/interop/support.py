@@ -53,7 +53,9 @@ def require(program: str, package: str | None = None) -> str:
         return path
     msg = f"{program} is not installed (apt-get install -y {package or program})"
     if clients_required():
-        pytest.fail(f"{msg}; {REQUIRE_ENV} is set, so every interop client is required", pytrace=False)
+        pytest.fail(
+            f"{msg}; {REQUIRE_ENV} is set, so every interop client is required", pytrace=False
+        )
     pytest.skip(msg)
 
 
@@ -173,7 +175,9 @@ def ftp_url(srv: object, path: str = "/", *, with_login: bool = True) -> str:
 
 def sent_commands(transcript: str, prefix: str) -> list[str]:
     """Commands a client logged as sent, e.g. lftp's ``---> FEAT`` lines with prefix ``---> ``."""
-    return [line[len(prefix) :].strip() for line in transcript.splitlines() if line.startswith(prefix)]
+    return [
+        line[len(prefix) :].strip() for line in transcript.splitlines() if line.startswith(prefix)
+    ]
 
 
 def replies_to(transcript: str, sent_prefix: str, reply_prefix: str) -> list[tuple[str, str]]:
@@ -200,7 +204,9 @@ def reply_code(pairs: list[tuple[str, str]], command: str) -> str:
 
 
 def assert_dir(root: Path, rel: str) -> None:
-    assert (root / rel).is_dir(), f"{rel} is not a directory on the server; home has {sorted(top_names(root))}"
+    assert (root / rel).is_dir(), (
+        f"{rel} is not a directory on the server; home has {sorted(top_names(root))}"
+    )
 
 
 def assert_file(root: Path, rel: str, data: bytes) -> None:

@@ -44,7 +44,9 @@ def sent(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("passive_commands", "data_cmd"), [(("epsv", "pasv"), "EPSV"), (("pasv",), "PASV")]
+    ("passive_commands", "data_cmd"),
+    [(("epsv", "pasv"), "EPSV"), (("pasv",), "PASV")],
+    ids=["EPSV", "PASV"],
 )
 async def test_aioftp_workflow(
     srv: Any,
@@ -64,7 +66,10 @@ async def test_aioftp_workflow(
             await c.login(srv.user, srv.password)
             listed = await c.list()
             assert {p.name for p, _ in listed} == top_names(root)
-            assert {p.name: info["type"] for p, info in listed} == {"hello.txt": "file", "docs": "dir"}
+            assert {p.name: info["type"] for p, info in listed} == {
+                "hello.txt": "file",
+                "docs": "dir",
+            }
 
             await c.download("hello.txt", ws / "got.bin", write_into=True)
             assert (ws / "got.bin").read_bytes() == PAYLOAD

@@ -36,7 +36,10 @@ from .support import (
     write_local,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.client("curl"),
+]
 
 # Data-connection mode -> (curl flags, the command curl must send for it).
 MODES = {
@@ -135,7 +138,9 @@ def test_curl_names_with_spaces_and_utf8(srv: Any, ws: Path) -> None:
     curl(ws, "-o", "back.bin", base + remote_dir + quote(UTF8_NAME))
     assert (ws / "back.bin").read_bytes() == PAYLOAD
     # rename and delete with such names go through -Q verbatim (curl sends UTF-8 bytes as given)
-    curl(ws, "-o", "ls.txt", "-Q", f"RNFR {SPACE_DIR}/{SPACE_NAME}", "-Q", f"RNTO {UTF8_NAME}", base)
+    curl(
+        ws, "-o", "ls.txt", "-Q", f"RNFR {SPACE_DIR}/{SPACE_NAME}", "-Q", f"RNTO {UTF8_NAME}", base
+    )
     assert_file(root, UTF8_NAME, SMALL)
     curl(ws, "-o", "ls.txt", "-Q", f"DELE {SPACE_DIR}/{UTF8_NAME}", base)
     assert_absent(root, f"{SPACE_DIR}/{UTF8_NAME}")

@@ -128,7 +128,9 @@ def test_ftplib_workflow_ipv6(srv6: Any, passive: bool, data_cmd: str) -> None:
     [("AUTH TLS", "AUTH SSL"), ("AUTH SSL", "AUTH TLS")],
     ids=["filezilla-tls-then-ssl", "curl-ssl-then-tls"],
 )
-def test_auth_probing_before_user_is_refused_without_dropping(srv: Any, order: tuple[str, str]) -> None:
+def test_auth_probing_before_user_is_refused_without_dropping(
+    srv: Any, order: tuple[str, str]
+) -> None:
     """FileZilla tries AUTH TLS then AUTH SSL (curl the reverse) and carries on in plaintext only
     if both are refused with an error and the connection stays up (protocol-and-clients.md §3.1)."""
     ftp = connect(srv)

@@ -39,7 +39,10 @@ from .support import (
     write_local,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.client("lftp"),
+]
 
 SETTINGS = [
     f"set net:timeout {NET_TIMEOUT}",

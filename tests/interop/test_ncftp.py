@@ -32,13 +32,20 @@ from .support import (
     write_local,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.client("ncftpls", "ncftp"),
+    pytest.mark.client("ncftpget", "ncftp"),
+    pytest.mark.client("ncftpput", "ncftp"),
+]
 
 # Data-connection mode -> (ncftp flag, the command it must send).
 MODES = {"PASV": ("-F", "PASV"), "PORT": ("-E", "PORT")}
 
 
-def ncftp(tool: str, srv: Any, ws: Path, *args: str, check: bool = True) -> tuple[Result, list[str]]:
+def ncftp(
+    tool: str, srv: Any, ws: Path, *args: str, check: bool = True
+) -> tuple[Result, list[str]]:
     """Run an ncftp tool; return its result and the commands it logged (``Cmd: ...``)."""
     log = ws / f"{tool}.debug"
     log.unlink(missing_ok=True)
@@ -86,7 +93,9 @@ def test_ncftp_workflow(srv: Any, ws: Path, mode: str) -> None:
 
     # download and delete the remote file (-DD), then remove its directory (raw RMD)
     (ws / "dl").mkdir()
-    res, cmds = ncftp("ncftpget", srv, ws, flag, "-DD", srv.host, str(ws / "dl"), "/docs/readme.txt")
+    res, cmds = ncftp(
+        "ncftpget", srv, ws, flag, "-DD", srv.host, str(ws / "dl"), "/docs/readme.txt"
+    )
     assert (ws / "dl" / "readme.txt").read_bytes() == SMALL
     assert "DELE" in {c.split()[0] for c in cmds}, cmds
     assert_absent(root, "docs/readme.txt")

@@ -37,7 +37,10 @@ from .support import (
     write_local,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.client("rclone"),
+]
 
 FTP_LINE = re.compile(r'FTP (Tx|Rx): "?(.*?)"?$')
 # Modification times with whole seconds, as MFMT carries them (2017-07-14, 2014-05-13 UTC).

@@ -35,7 +35,10 @@ from .support import (
     write_local,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.client("tnftp"),
+]
 
 # Data-connection mode -> (tnftp commands, the command tnftp must send for it).
 MODES = {

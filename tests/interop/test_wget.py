@@ -28,7 +28,10 @@ from .support import (
     top_names,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.client("wget"),
+]
 
 # Data-connection mode -> (wget flags, the command it must send).
 MODES = {"PASV": ([], "PASV"), "PORT": (["--no-passive-ftp"], "PORT")}

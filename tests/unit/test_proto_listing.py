@@ -27,7 +27,7 @@ from ftpd.proto.textmode import FromNetwork, ToNetwork
 
 NOW = calendar.timegm((2024, 6, 15, 12, 0, 0))
 DAY = 86400
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 LS_RE = re.compile(
     r"^(?P<mode>[-dl][-rwxsStT]{9}) +(?P<links>\d+) +(?P<owner>\S+) +(?P<group>\S+) +"

@@ -27,7 +27,6 @@ from ftpd.proto.commands import (
     COMMANDS,
     HTTP_VERBS,
     NOT_IMPLEMENTED,
-    SITE_COMMANDS,
     Arg,
     Need,
     lookup,
@@ -114,12 +113,16 @@ class FakeFS:
             raise self._err(errno.EISDIR)
         if path not in self.files:
             raise self._err(errno.ENOENT)
+        if offset > len(self.files[path]):
+            raise self._err(errno.EINVAL)  # as LocalFS: a restart marker beyond the end
         return FakeReader(self.files[path], offset)
 
     def open_write(self, path: str, offset: int, append: bool) -> FakeWriter:
         if path in self.dirs:
             raise self._err(errno.EISDIR)
         self._parent_ok(path)
+        if offset > len(self.files.get(path, b"")):
+            raise self._err(errno.EINVAL)
         return FakeWriter(path, offset, append)
 
     def mkdir(self, path: str) -> None:
@@ -757,6 +760,9 @@ def test_stru_mode(d: Drive, verb: str, ok: list[str], unimpl: list[str], bad: l
 
 
 def test_rest(d: Drive) -> None:
+    assert d("REST 100").code == 501  # TYPE A: a byte marker is no file offset (RFC 3659 §5.1)
+    assert d("REST 0").code == 350
+    d("TYPE I")
     assert d("REST 100").code == 350 and d.s.rest == 100
     assert d("REST -1").code == 501
     assert d("REST abc").code == 501
@@ -923,6 +929,7 @@ def test_retr_missing_file_is_550_and_keeps_listener(d: Drive) -> None:
 
 def test_rest_applies_to_next_transfer_only(d: Drive) -> None:
     d.fs.files["/f"] = b"0123456789"
+    d("TYPE I")
     d("REST 4")
     d("PASV")
     r = d("RETR f")
@@ -944,6 +951,8 @@ def test_stor_and_appe(d: Drive) -> None:
     r = d("APPE log")
     assert r.transfer.writer.append and r.transfer.kind == "APPE"
     assert "ASCII" in d.finish(r)[0].text
+    d.fs.files["/log"] = b"0123456789"
+    d("TYPE I")
     d("REST 5")
     d("PASV")
     r = d("APPE log")  # REST + APPE resumes at the offset
@@ -954,6 +963,19 @@ def test_stor_and_appe(d: Drive) -> None:
     r = d("STOR log")
     assert r.transfer.writer.offset == 7
     d.finish(r)
+
+
+def test_rest_beyond_end_of_file_is_554(d: Drive) -> None:
+    d.fs.files["/f"] = b"0123456789"
+    d("TYPE I")
+    d("PASV")
+    for cmd in ("RETR f", "STOR f", "APPE f"):
+        d("REST 11")
+        r = d(cmd)
+        assert r.code == 554, cmd  # RFC 3659 §5.3: reported on the transfer command
+        assert d.s.rest == 0 and d.s.data is Data.PASSIVE
+    d("REST 10")
+    d.finish(d("RETR f"))  # exactly at the end is fine
 
 
 def test_stor_root_and_missing_dir(d: Drive) -> None:
@@ -974,6 +996,7 @@ def test_stou(d: Drive) -> None:
     r = d("STOU /d/report")
     assert r.transfer.vpath == "/d/report.0"
     d.finish(r)
+    d("TYPE I")
     d("REST 3")
     d("PASV")
     assert d("STOU").code == 550 and d.s.rest == 0
@@ -1154,6 +1177,7 @@ def test_cwd_cdup_pwd(d: Drive) -> None:
     assert d("XCWD /a").code == 250
     assert d("CWD f").code == 550 and d.s.cwd == "/a"  # not a directory
     assert d("CWD nothere").code == 550
+    assert d("CWD").code == 250 and d.s.cwd == "/"  # no argument: home (pyftpdlib, Pure-FTPd)
 
 
 def test_pwd_quotes_doubled(d: Drive) -> None:

@@ -1,0 +1,153 @@
+"""Clients that do not read: back-pressure bounds the server's memory, timeouts free the rest.
+
+- A client pipelining thousands of commands must not monopolise the event loop: other sessions
+  keep getting answers while its commands are worked through.
+- A client that sends commands but never reads the replies: the server stops reading from it once
+  its replies back up, so its memory stays bounded (a few hundred KiB, not megabytes per client).
+- A client that never reads its data connection (RETR of a big file, binary and ASCII): memory
+  stays flat (sendfile or one block in flight) and ``data_timeout`` aborts the transfer with 426.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from .support import Ctl, fds, noop_latency, pss_kib, settle_fds, split_replies, wait_for
+
+
+class Prober(threading.Thread):
+    def __init__(self, srv: Any) -> None:
+        super().__init__(daemon=True)
+        self.ctl = Ctl(srv.host, srv.port).login(srv.user, srv.password)
+        self.stop = threading.Event()
+        self.samples: list[tuple[float, float]] = []  # (finished at, seconds)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t = noop_latency(self.ctl)
+            self.samples.append((time.perf_counter(), t))
+            time.sleep(0.005)
+
+    def worst_between(self, t0: float, t1: float) -> tuple[float, int]:
+        inside = [lat for at, lat in self.samples if t0 <= at <= t1]
+        # A probe still blocked when the window closed counts too: the time since the last one.
+        last = max((at for at, _ in self.samples if at <= t1), default=t0)
+        return max([*inside, t1 - max(last, t0)]), len(inside)
+
+
+def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: Any) -> None:
+    """20,000 NOOPs in one burst from one client; another client's NOOP must not wait for all of
+    them. Observed before the fix: the whole burst is handled in one ``data_received`` call and
+    the other session waits ~1 s (0.8 s for 10,000 on 2 cores)."""
+    srv = servers(log_level="warning")
+    prober = Prober(srv)
+    prober.start()
+    time.sleep(0.3)
+    burst = 20_000
+    s = socket.create_connection((srv.host, srv.port), timeout=30)
+    try:
+        s.recv(100)
+        t0 = time.perf_counter()
+        s.sendall(b"NOOP\r\n" * burst)
+        buf, n = b"", 0
+        while n < burst:
+            buf += s.recv(1 << 20)
+            replies, buf = split_replies(buf)
+            n += len(replies)
+        t1 = time.perf_counter()
+    finally:
+        s.close()
+        prober.stop.set()
+        prober.join(10)
+    worst, probes = prober.worst_between(t0, t1)
+    figures.record("pipelining fairness", burst=burst, burst_seconds=round(t1 - t0, 3),
+                   other_session_probes=probes, other_session_worst_ms=round(worst * 1000, 1))
+    assert worst < 0.3, (
+        f"another session waited {worst:.3f} s while {burst} pipelined commands took "
+        f"{t1 - t0:.3f} s ({probes} probes answered meanwhile)")
+
+
+def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
+    """Clients that send HELP (a 384-byte reply) as fast as they can and never read."""
+    srv = servers(log_level="warning")
+    time.sleep(0.3)
+    pss0, fd0 = pss_kib(srv.pid), fds(srv.pid)
+    clients = 6
+    socks = []
+    sent_total = 0
+    try:
+        for _ in range(clients):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect((srv.host, srv.port))
+            c.setblocking(False)
+            data = b"HELP\r\n" * 50_000
+            sent, stalled_since = 0, None
+            deadline = time.monotonic() + 8
+            # Send until the server stops reading for 0.5 s (back-pressure reached us).
+            while time.monotonic() < deadline:
+                try:
+                    sent += c.send(data[sent % len(data):])
+                    stalled_since = None
+                except BlockingIOError:
+                    stalled_since = stalled_since or time.monotonic()
+                    if time.monotonic() - stalled_since > 0.5:
+                        break
+                    time.sleep(0.02)
+            sent_total += sent
+            socks.append(c)
+        time.sleep(0.5)
+        grown = pss_kib(srv.pid) - pss0
+        figures.record("unread replies", clients=clients, commands_sent=sent_total // 6,
+                       pss_kib_before=pss0, pss_kib_grown=grown,
+                       pss_kib_per_client=round(grown / clients))
+        # The transport's high-water mark (64 KiB) plus a queue of 32 lines is what a client that
+        # does not read should cost; 1 MiB per client leaves room for allocator slack.
+        assert grown < clients * 1024, f"{grown} KiB for {clients} clients that never read"
+    finally:
+        for c in socks:
+            c.close()
+    assert settle_fds(srv.pid, fd0) <= fd0
+
+
+@pytest.mark.parametrize("mode", ["I", "A"])
+def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode: str) -> None:
+    srv = servers(data_timeout=2, log_level="info")
+    big = srv.root / "big.bin"
+    with open(big, "wb") as fh:
+        fh.write(b"0123456789abcde\n" * (4 << 20))  # 64 MiB, text-like so TYPE A converts it
+    time.sleep(0.3)
+    fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
+    with Ctl(srv.host, srv.port).login(srv.user, srv.password) as ctl:
+        assert ctl.cmd(f"TYPE {mode}").code == 200
+        d = ctl.data_socket()
+        d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        t0 = time.monotonic()
+        assert ctl.cmd("RETR big.bin").code == 150
+        peak = pss0
+        # The transfer stalls at once; the server must give up data_timeout (2 s) later.
+        final = None
+        while time.monotonic() - t0 < 10:
+            peak = max(peak, pss_kib(srv.pid))
+            try:
+                final = ctl.reply(timeout=0.2)
+                break
+            except (TimeoutError, socket.timeout):
+                continue
+        waited = time.monotonic() - t0
+        assert final is not None, "no reply 10 s after the data connection stalled"
+        assert final.code == 426, final
+        assert 1.5 < waited < 6, waited
+        assert ctl.cmd("NOOP").code == 200  # the session carries on
+        d.close()
+    fd1 = settle_fds(srv.pid, fd0)
+    figures.record(f"unread data connection (TYPE {mode})", file_mib=64, stalled_after_s=round(waited, 2),
+                   pss_kib_before=pss0, pss_kib_peak=peak, fds_before=fd0, fds_after=fd1)
+    assert peak - pss0 < 8 * 1024, (pss0, peak)
+    assert fd1 <= fd0
+    assert wait_for(lambda: "result=timeout" in srv.log(), 5), srv.log()[-1500:]
