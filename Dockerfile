@@ -29,11 +29,12 @@ LABEL org.opencontainers.image.title="ftpd" \
       org.opencontainers.image.description="An asyncio FTP server" \
       org.opencontainers.image.licenses="MIT"
 # A fixed, numeric, non-root identity (build args to match the owner of a host directory). The
-# entries are written directly: the slim base needs no useradd for two lines.
+# entries are written directly: the slim base needs no useradd for two lines. /var/log/ftpd is
+# for an optional xferlog file (FTPD_XFERLOG_FILE=/var/log/ftpd/xferlog on a volume).
 RUN echo "ftpd:x:${FTPD_GID}:" >> /etc/group \
     && echo "ftpd:x:${FTPD_UID}:${FTPD_GID}:ftpd:/data:/usr/sbin/nologin" >> /etc/passwd \
-    && mkdir -p /data \
-    && chown "${FTPD_UID}:${FTPD_GID}" /data
+    && mkdir -p /data /var/log/ftpd \
+    && chown "${FTPD_UID}:${FTPD_GID}" /data /var/log/ftpd
 COPY --from=build /opt/ftpd /opt/ftpd
 # Everything is configured through FTPD_* variables (and the aliases in docs/DOCKER.md).
 # - Port 2121, not 21: a non-root process binds it with no capability under any runtime (host

@@ -84,6 +84,10 @@ METRICS: dict[str, list[Metric]] = {
 }
 
 
+FULL = {"hold": 2000, "mixed": 500, "concurrency": 20, "size": "256M", "duration": 10.0}
+QUICK = {"hold": 200, "mixed": 50, "concurrency": 10, "size": "32M", "duration": 3.0}
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -224,20 +228,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="small scale: hold 200, 3 s runs")
     p.add_argument("--scenarios", default="hold,logins,small,retr,stor,mixed")
-    p.add_argument("--hold", type=int, default=2000, help="sessions held (hold)")
-    p.add_argument("--mixed", type=int, default=500, help="sessions (mixed)")
+    p.add_argument("--hold", type=int, help="sessions held (hold; 2000, quick 200)")
+    p.add_argument("--mixed", type=int, help="sessions (mixed; 500, quick 50)")
     p.add_argument("--think", type=float, default=1.0, help="mean think time (mixed)")
-    p.add_argument("--concurrency", type=int, default=20, help="clients (logins, small)")
-    p.add_argument("--size", default="256M", help="big file (retr, stor)")
-    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--concurrency", type=int, help="clients (logins, small; 20, quick 10)")
+    p.add_argument("--size", help="big file (retr, stor; 256M, quick 32M)")
+    p.add_argument("--duration", type=float, help="seconds per run (10, quick 3)")
     p.add_argument("--procs", type=int, default=2, help="ftpd-load worker processes")
     p.add_argument("--source-addresses", default="", help="e.g. 127.0.0.1-127.0.0.8")
     p.add_argument("--out", default="bench/results.md", help="markdown table file")
     p.add_argument("--raw", default="", help="JSON file with every run's result")
     a = p.parse_args(argv)
-    if a.quick:
-        a.hold, a.mixed, a.duration, a.size, a.concurrency = 200, 50, 3.0, "32M", 10
-        a.repeat = min(a.repeat, 3)
+    # --quick changes the defaults only: explicit options win.
+    defaults = QUICK if a.quick else FULL
+    for key, value in defaults.items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
     a.scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
     for name in a.scenarios:
         if name not in METRICS:
@@ -246,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     from ftpd.load.options import parse_size
 
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    load_start = os.getloadavg()[0]  # other work on the box makes the figures noisy: say so
     with tempfile.TemporaryDirectory(prefix="ftpd-compare-") as tmp:
         work = Path(tmp)
         big = work / BIG_FILE
@@ -260,8 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name} run {n + 1}/{a.repeat}: {kind}", file=sys.stderr, flush=True)
                     r = run_one(kind, name, a, work, big, n)
                     results.setdefault((kind, name), []).append(r)
+    load_end = os.getloadavg()[0]
     header = (
-        f"ftpd vs pyftpdlib, ftpd-load on loopback, {os.cpu_count()} CPUs, "
+        f"ftpd vs pyftpdlib, ftpd-load on loopback, {os.cpu_count()} CPUs "
+        f"(load average {load_start:.1f} at start, {load_end:.1f} at end), "
         f"{a.repeat} runs each, {a.duration:g} s per run, tool procs {a.procs}; "
         f"hold {a.hold}, mixed {a.mixed} (think {a.think:g} s), concurrency {a.concurrency}, "
         f"big file {a.size}.\n\n"

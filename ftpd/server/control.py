@@ -87,7 +87,9 @@ class ControlChannel(asyncio.Protocol):
         server = self.server
         self.session = Session(server.session_settings, peer[0], local[0])
         if server.tls_context is not None and transport.get_extra_info("ssl_object") is not None:
-            self.session.secure = True  # the implicit FTPS listener: TLS from the first byte
+            # The implicit FTPS listener: TLS from the first byte. Data is protected by default
+            # there too (clients such as aioftp's open TLS data connections without PROT P).
+            self.session.secure = self.session.pbsz = self.session.prot_p = True
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused %s: %s", self._who(), refusal)

@@ -160,7 +160,7 @@ class MetricsEndpoint:
         # A registry of our own, not the global one: several servers can live in one process
         # (tests), and nothing a library registers globally leaks into our output.
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(observer))  # type: ignore[arg-type]
+        self.registry.register(_Collector(observer))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         try:

@@ -49,25 +49,29 @@ class Observer:
         self._lag_task: asyncio.Task[None] | None = None
         # Both outputs are checked here, before anything listens, so that a mistake is a one-line
         # start-up error (exit 2) and never a server running without its logs or metrics.
-        if config.xferlog_file:
-            try:
-                self.xferlog = XferLog(config.xferlog_file)
-            except OSError as exc:
-                raise ConfigError(
-                    f"invalid value for xferlog_file: {show(config.xferlog_file)} "
-                    f"(cannot open it: {exc.strerror or exc})"
-                ) from None
-        if config.metrics_port:
+        try:
+            self._check_outputs()
+        except ConfigError as exc:
+            if getattr(getattr(server, "counters", None), "workers", 1) > 1:
+                # A worker's exception never reaches the terminal (the supervisor only sees its
+                # exit status): say it here.
+                log.error("%s", exc)
+            raise
+
+    def _check_outputs(self) -> None:
+        cfg = self.config
+        if cfg.metrics_port:
             from .metrics import require_prometheus
 
+            require_prometheus()
+        if cfg.xferlog_file:
             try:
-                require_prometheus()
-            except ConfigError as exc:
-                if getattr(getattr(server, "counters", None), "workers", 1) > 1:
-                    # A worker's exception never reaches the terminal (the supervisor only sees
-                    # its exit status): say it here.
-                    log.error("%s", exc)
-                raise
+                self.xferlog = XferLog(cfg.xferlog_file)
+            except OSError as exc:
+                raise ConfigError(
+                    f"invalid value for xferlog_file: {show(cfg.xferlog_file)} "
+                    f"(cannot open it: {exc.strerror or exc})"
+                ) from None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

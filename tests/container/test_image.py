@@ -402,3 +402,20 @@ def _logical_lines(text: str) -> list[str]:
         lines.append(" ".join(current.split()))
         current = ""
     return lines
+
+
+def test_compose_example_matches_the_image() -> None:
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads the compose file (pip install pyyaml)")
+    compose = yaml.safe_load((REPO / "config" / "docker-compose.yml").read_text())
+    svc = compose["services"]["ftpd"]
+    env = svc["environment"]
+    low, high = int(env["PASV_MIN_PORT"]), int(env["PASV_MAX_PORT"])
+    assert f"{low}-{high}:{low}-{high}" in svc["ports"]  # the passive range, published 1:1
+    assert "21:2121" in svc["ports"]
+    assert "PASV_ADDRESS" in env and "FTP_USER" in env and "FTP_PASS" in env
+    assert "ftp-data:/data" in svc["volumes"]
+    assert svc["build"]["context"] == ".."
+    grace = re.search(r"FTPD_SHUTDOWN_GRACE=(\d+)", DOCKERFILE.read_text())
+    assert grace and int(svc["stop_grace_period"].rstrip("s")) > int(grace.group(1))
+    text = (REPO / "config" / "docker-compose.yml").read_text()
+    assert "/certs:ro" in text and "FTPD_TLS_CERT" in text  # the optional TLS mount is shown

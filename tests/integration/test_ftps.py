@@ -686,6 +686,45 @@ def test_upload_with_close_notify_is_kept(ftpd_factory: Any, pki: Pki) -> None:
     ftp.quit()
 
 
+def test_upload_by_a_client_that_never_reads(ftpd_factory: Any, pki: Pki) -> None:
+    """lftp (GnuTLS) never reads an upload's data connection: it sends the file and close_notify
+    and closes the socket. Anything the server sent on that connection (a TLS 1.3
+    NewSessionTicket after the handshake) is then unread, so the client's kernel answers the close
+    with RST and drops what it had not yet sent: the upload must still arrive whole, i.e. the
+    server must send nothing the client has to read before its close_notify."""
+    srv = tls_server(ftpd_factory, pki)
+    ftp = login(srv, pki)
+    ftp.voidcmd("TYPE I")
+    ctx: ssl.SSLContext = ftp.context  # type: ignore[attr-defined]
+    data = PAYLOAD * 4  # 1 MiB: more than the socket buffers hold
+    for i in range(3):
+        raw, _ = ftplib.FTP.ntransfercmd(ftp, f"STOR blind{i}.bin")
+        with raw:
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = ctx.wrap_bio(inc, out, server_hostname=srv.host,
+                               session=ftp.sock.session)  # type: ignore[union-attr]
+            while True:
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    raw.sendall(out.read())
+                    inc.write(raw.recv(65536))
+            assert obj.session_reused
+            view = memoryview(data)
+            while view:
+                view = view[obj.write(view[:65536]):]
+                raw.sendall(out.read())
+            try:
+                obj.unwrap()  # close_notify; the server's is never waited for
+            except ssl.SSLWantReadError:
+                pass
+            raw.sendall(out.read())
+        assert ftp.voidresp().startswith("226")
+        assert (srv.root / f"blind{i}.bin").read_bytes() == data
+    ftp.quit()
+
+
 # --- start-up -------------------------------------------------------------------------------------
 
 

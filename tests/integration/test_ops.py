@@ -80,7 +80,7 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if self.proc.stdout is not None:
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
             self.stdout += self.proc.stdout.read().splitlines()
             self.proc.stdout.close()
         return self.proc.returncode
@@ -199,6 +199,7 @@ def test_server_configured_by_aliases_only(launch: Any) -> None:
             assert m, text
             assert ".".join(m.group(1, 2, 3, 4)) == "127.0.0.1"
             assert 65010 <= int(m.group(5)) * 256 + int(m.group(6)) <= 65014
+        assert c.code("TYPE I") == 200
         d = c.passive()
         c.send("STOR a.bin")
         assert c.reply()[0] == 150
@@ -209,8 +210,11 @@ def test_server_configured_by_aliases_only(launch: Any) -> None:
         c.close()
     assert (p.root / "a.bin").read_bytes() == PAYLOAD
     assert Raw(p.host, p.port).cmd("USER user")[0] == 331  # the default name is gone...
+    ftp = ftplib.FTP(timeout=TIMEOUT)
+    ftp.connect(p.host, p.port)
     with pytest.raises(ftplib.error_perm, match="530"):
-        ftplib.FTP(p.host, timeout=TIMEOUT).login("user", "pa ss")
+        ftp.login("user", "pa ss")
+    ftp.close()
 
 
 def test_generated_password_printed_once(launch: Any) -> None:
@@ -454,6 +458,40 @@ def test_metrics_after_transfers(factory: Any) -> None:
     assert srv.stop() == 0
 
 
+def _two_free_ports() -> int:
+    """A port P such that P and P + 1 are both free now."""
+    for _ in range(50):
+        first = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", first + 1))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError("no two adjacent free ports")
+
+
+def test_metrics_per_worker_ports(factory: Any) -> None:
+    pytest.importorskip("prometheus_client")
+    port = _two_free_ports()
+    srv = factory(metrics_port=port, workers=2, pasv_ports="65030-65039")
+    workers = {}
+    for p in (port, port + 1):
+        m = wait_for(lambda p=p: _try_scrape(p), 10)
+        assert m, f"no metrics on port {p}"
+        (info,) = [dict(labels) for (name, labels) in m if name == "ftpd_info"]
+        workers[info["worker"]] = m[("ftpd_passive_ports_capacity", ())]
+    assert workers == {"0": 5, "1": 5}  # each worker owns half of the passive range
+    assert srv.stop() == 0
+
+
+def _try_scrape(port: int) -> Any:
+    try:
+        return scrape(port)
+    except OSError:
+        return None
+
+
 async def test_event_loop_lag_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
@@ -568,7 +606,7 @@ def test_sigterm_stops_a_stalled_transfer_within_the_grace_period(factory: Any) 
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(10) == 0
     elapsed = time.monotonic() - t0
-    assert 1.3 < elapsed < 4, elapsed
+    assert 1.3 < elapsed < 6, elapsed
     busy.sock.settimeout(5)
     assert busy.closed(5)
     data.close()
