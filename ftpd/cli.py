@@ -68,7 +68,8 @@ def _error(message: str) -> None:
 def serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Load the config, prepare the homes, then run the server until it shuts down."""
     config = load_config(argv, env)
-    if single_user_enabled(config) and not config.password:
+    generated = single_user_enabled(config) and not config.password
+    if generated:
         config = replace(config, password=secrets.token_urlsafe(12))
     _make_dir("root", config.root)
     if config.anonymous and config.anonymous_root:
@@ -76,7 +77,7 @@ def serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
     # Read the users file now so that its errors are one line and exit 2, like config errors.
     # (run() builds its own Authenticator; loading the file twice costs microseconds.)
     Authenticator.from_config(config)
-    return _server_run(config, announcer(config))
+    return _server_run(config, announcer(config, show_password=generated))
 
 
 def _make_dir(key: str, path: str) -> None:
@@ -96,7 +97,7 @@ def _server_run(config: Config, on_ready: OnReady) -> int:
     return run(config, on_ready=on_ready)
 
 
-def announcer(config: Config) -> OnReady:
+def announcer(config: Config, show_password: bool = True) -> OnReady:
     """The ``on_ready`` callback: tell the operator where we listen and how to connect."""
 
     def on_ready(addresses: list[tuple[str, int]]) -> None:
@@ -104,19 +105,23 @@ def announcer(config: Config) -> OnReady:
         root = os.path.abspath(config.root)
         listening = ", ".join(_hostport(host, port) for host, port in bound)
         print(f"ftpd serving {root} on {listening}", flush=True)
-        print(f"connect with: {connect_url(config, bound)}", flush=True)
+        # A password the operator chose never goes to the logs (docker logs); a generated one must.
+        print(f"connect with: {connect_url(config, bound, show_password)}", flush=True)
 
     return on_ready
 
 
-def connect_url(config: Config, addresses: Sequence[tuple[str, int]]) -> str:
+def connect_url(
+    config: Config, addresses: Sequence[tuple[str, int]], show_password: bool = True
+) -> str:
     """An ``ftp://`` URL a local client can use; credentials only for the single user."""
     # Prefer an IPv4 listener: every client handles it; a wildcard becomes loopback.
     host, port = next((a for a in addresses if ":" not in a[0]), addresses[0])
     host = _WILDCARDS.get(host, host)
     userinfo = ""
     if single_user_enabled(config) and config.password:
-        userinfo = f"{quote(config.user, safe='')}:{quote(config.password, safe='')}@"
+        secret = f":{quote(config.password, safe='')}" if show_password else ""
+        userinfo = f"{quote(config.user, safe='')}{secret}@"
     return f"ftp://{userinfo}{_hostport(host, port)}/"
 
 

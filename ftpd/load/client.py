@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import os
 import re
 import socket
@@ -35,6 +36,10 @@ _PASV_RE = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,
 _EPSV_RE = re.compile(r"\((.)\1\1(\d{1,5})\1\)")
 
 _shared_buffer = memoryview(bytearray(READ_BUFFER))
+# The TLS session a data connection being opened should resume (see ResumingContext).
+_resume: contextvars.ContextVar[ssl.SSLSession | None] = contextvars.ContextVar(
+    "ftpd_load_resume", default=None
+)
 _upload_block = os.urandom(WRITE_BLOCK)
 
 
@@ -134,6 +139,42 @@ class ReplyParser:
             return code, "\n".join(lines)
         self._lines.append(text)
         return None
+
+
+class ResumingContext(ssl.SSLContext):
+    """A client context whose data connections resume the control connection's TLS session.
+
+    Servers may require it so that nobody else can hijack a data connection (vsftpd's
+    ``require_ssl_reuse``, ftpd's ``tls_require_session_reuse``). asyncio and uvloop have no
+    parameter for a session, but both call ``wrap_bio`` from a callback that runs in a copy of
+    the context of the ``create_connection`` call, so a context variable carries it there.
+    """
+
+    def wrap_bio(  # type: ignore[override]
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        if session is None and not server_side:
+            session = _resume.get()
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+def client_context(cafile: str | None = None, insecure: bool = False) -> ResumingContext:
+    """TLS client context: the system CAs (or ``cafile``); no verification when ``insecure``."""
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif cafile:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.load_default_certs()
+    return ctx
 
 
 def make_socket(family: int, source: str | None) -> socket.socket:
@@ -386,7 +427,7 @@ class FtpClient(asyncio.Protocol):
                 return code, text
             if 100 <= code < 200:
                 continue
-            raise ReplyError(code, text, line.split(" ", 1)[0] if line else "greeting")
+            raise ReplyError(code, text, line.split(" ", 1)[0] if line else "reply")
 
     async def start_tls(self) -> None:
         """Explicit FTPS (RFC 4217 §4-§9): AUTH TLS, handshake, PBSZ 0, PROT P."""
@@ -453,6 +494,10 @@ class FtpClient(asyncio.Protocol):
     async def _wrap(self, sock: socket.socket, protocol: asyncio.BaseProtocol) -> asyncio.Transport:
         loop = asyncio.get_running_loop()
         ctx = self.ssl_context if self.data_tls else None
+        token = None
+        if ctx is not None and self.transport is not None:
+            control = self.transport.get_extra_info("ssl_object")
+            token = _resume.set(control.session if control is not None else None)
         try:
             transport, _ = await loop.create_connection(
                 lambda: protocol,
@@ -463,6 +508,9 @@ class FtpClient(asyncio.Protocol):
         except BaseException:
             sock.close()
             raise
+        finally:
+            if token is not None:
+                _resume.reset(token)
         return transport  # type: ignore[return-value]
 
     async def download(self, command: str, epsv: bool = False, expected: int = -1) -> int:

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from ftpd.load.client import FtpClient, ReplyError, ShortTransfer, error_key
+from ftpd.load.client import FtpClient, ReplyError, ShortTransfer, client_context, error_key
 from ftpd.load.options import Options, Plan
 from ftpd.load.stats import Recorder
 
@@ -63,11 +63,7 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 def make_ssl_context(opts: Options) -> ssl.SSLContext:
     """Client TLS context: system CAs (or ``--cafile``), verification off with ``--insecure``."""
-    ctx = ssl.create_default_context(cafile=opts.cafile)
-    if opts.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return client_context(opts.cafile, opts.insecure)
 
 
 class Worker:

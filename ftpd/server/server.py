@@ -243,6 +243,13 @@ class Server:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(ch.transfer_task for ch in self.channels):
             await asyncio.sleep(0.05)
+        # Past the grace period: abort what still runs while the sessions are open, so that each
+        # transfer ends with its 426 (and its log and xferlog lines) before the 421.
+        running = [ch.transfer_task for ch in self.channels if ch.transfer_task is not None]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=5.0)
         for ch in list(self.channels):
             ch.close(Reply(421, "Server shutting down."))
         if self._sweeper is not None:

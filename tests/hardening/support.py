@@ -253,12 +253,12 @@ class Ctl:
         return int(m.group(1))
 
     def data_socket(self, *, source: str | None = None, timeout: float = 10.0) -> socket.socket:
-        """EPSV, then connect a data socket (from ``source`` if given)."""
+        """EPSV, then connect a data socket from ``source`` (default: the control connection's
+        own address, as a real client does)."""
         port = self.epsv()
         s = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         s.settimeout(timeout)
-        if source is not None:
-            s.bind((source, 0))
+        s.bind((source or self.sock.getsockname()[0], 0))
         s.connect((self.host, port))
         return s
 

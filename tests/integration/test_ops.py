@@ -572,11 +572,6 @@ def test_sigterm_lets_a_running_transfer_finish(factory: Any) -> None:
     assert (srv.root / "slow.bin").read_bytes() == PAYLOAD
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Server.shutdown closes sessions (421) before their cancelled transfers can answer 426;"
-    " needs the shutdown patch described in the ops report",
-)
 def test_sigterm_aborts_transfers_after_the_grace_period(factory: Any, tmp_path: Path) -> None:
     log_path = tmp_path / "xfer.log"
     srv = factory(shutdown_grace=1.5, xferlog_file=str(log_path))

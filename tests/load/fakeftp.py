@@ -26,6 +26,7 @@ class DataRecord:
     control_peer: str
     data_peer: str
     tls: bool
+    resumed: bool  # the data connection resumed the control connection's TLS session
     command: str
     nbytes: int
 
@@ -155,6 +156,9 @@ class FakeFtp:
                         peer,
                         dwriter.get_extra_info("peername")[0],
                         dwriter.get_extra_info("ssl_object") is not None,
+                        bool(
+                            getattr(dwriter.get_extra_info("ssl_object"), "session_reused", False)
+                        ),
                         cmd,
                         0,
                     )

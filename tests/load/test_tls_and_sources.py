@@ -1,8 +1,9 @@
-"""Explicit FTPS and source-address binding, against a small stdlib-ssl FTP server.
+"""Explicit FTPS and source-address binding.
 
 pyftpdlib's TLS_FTPHandler needs PyOpenSSL, which this environment does not have, so the TLS
 client path is exercised against tests/load/fakeftp.py (AUTH TLS, PBSZ 0, PROT P, TLS data
-connections) with a CA made by trustme.
+connections, records session resumption and peer addresses) and against ftpd's own FTPS, with a
+CA made by trustme.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 from fakeftp import FakeFtp
-from loadtool import assert_sane, run_load
+from loadtool import assert_sane, run_load, server_args
 
-from ftpd.load.client import FtpClient
+from ftpd.load.client import FtpClient, client_context
 
 
 @pytest.fixture
@@ -37,9 +39,12 @@ def _args(server: FakeFtp) -> list[str]:
     return ["--port", str(server.port), "--user", "user", "--password", "pass"]
 
 
-async def test_client_tls_download_and_upload(ftps: FakeFtp, ca: trustme.CA) -> None:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
+async def test_client_tls_download_and_upload(
+    ftps: FakeFtp, ca: trustme.CA, tmp_path: Path
+) -> None:
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    ctx = client_context(str(cafile))
     s = FtpClient()
     greeting = await s.connect(("127.0.0.1", ftps.port), 2, None, ctx, "127.0.0.1")
     assert greeting == (220, "fake FTP server\nready")
@@ -49,9 +54,10 @@ async def test_client_tls_download_and_upload(ftps: FakeFtp, ca: trustme.CA) -> 
     assert await s.upload("STOR y", 2_500_000, epsv=True) == 2_500_000
     await s.quit()
     assert ftps.tls_sessions == 1
-    assert [(d.command, d.tls, d.nbytes) for d in ftps.data] == [
-        ("RETR", True, 300_000),
-        ("STOR", True, 2_500_000),
+    # Both data connections were TLS and resumed the control connection's session.
+    assert [(d.command, d.tls, d.resumed, d.nbytes) for d in ftps.data] == [
+        ("RETR", True, True, 300_000),
+        ("STOR", True, True, 2_500_000),
     ]
 
 
@@ -69,7 +75,7 @@ def test_cli_tls_with_cafile(ftps: FakeFtp, ca: trustme.CA, tmp_path: Path) -> N
     assert r["bytes"]["retr"] == 300_000 * r["counts"]["retr"]
     # The set-up session and the two workers' sessions all went through AUTH TLS.
     assert ftps.tls_sessions == 3
-    assert ftps.data and all(d.tls for d in ftps.data)
+    assert ftps.data and all(d.tls and d.resumed for d in ftps.data)
 
 
 def test_cli_tls_verification(ftps: FakeFtp, tmp_path: Path) -> None:
@@ -105,3 +111,31 @@ def test_source_addresses_round_robin(tmp_path: Path) -> None:
     # refuse foreign data connections, RFC 2577).
     assert len(server.data) == 12
     assert all(d.data_peer == d.control_peer for d in server.data)
+
+
+def test_ftpd_explicit_tls_with_session_reuse(
+    ftpd_factory: Any, ca: trustme.CA, tmp_path: Path
+) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    # ftpd requires data connections to resume the control connection's TLS session.
+    server = ftpd_factory(
+        tls="required",
+        tls_cert=str(cert_file),
+        tls_key=str(key_file),
+        tls_require_session_reuse=True,
+    )
+    rc, r, log = run_load(
+        ["small", "-c", "4", *server_args(server), "--tls", "--cafile", str(ca_file)]
+        + ["--mix", "retr=1,stor=1", "--duration", "1.5", "--epsv"],
+        tmp_path,
+    )
+    assert rc == 0, log
+    assert_sane(r, "small")
+    assert r["errors"] == {}
+    assert r["counts"]["retr"] > 4 and r["counts"]["stor"] > 4
+    assert r["bytes"]["retr"] == 4096 * r["counts"]["retr"]
+    assert not list(server.root.glob("ftpd-load-*"))

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -161,20 +161,37 @@ def test_serve_word_and_relative_root(
     assert f"ftpd serving {tmp_path / 'ftp-root'} on" in capsys.readouterr().out
 
 
-def test_given_password_is_url_quoted(
+def test_given_password_is_never_printed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    # A password the operator chose must not land in the logs (docker logs); the user name is
+    # still shown, URL-quoted.
     password, user = "p@ss:w/rd %?#", "us er"
     serve(
         monkeypatch,
         [("::1", 2121)],
         *("--root", str(tmp_path), "--host", "::1", "--password", password, "--user", user),
     )
-    url = capsys.readouterr().out.splitlines()[1].removeprefix("connect with: ")
+    out = capsys.readouterr().out
+    assert password not in out and quote(password, safe="") not in out
+    url = out.splitlines()[1].removeprefix("connect with: ")
     parts = urlsplit(url)
-    assert (unquote(parts.username or ""), unquote(parts.password or "")) == (user, password)
+    assert (unquote(parts.username or ""), parts.password) == (user, None)
     assert (parts.hostname, parts.port) == ("::1", 2121)
     assert "@[::1]:2121/" in url
+
+
+def test_generated_password_is_printed_url_quoted() -> None:
+    from ftpd.cli import connect_url
+    from ftpd.config import Config
+
+    config = Config(user="us er", password="p@ss:w/rd %?#")
+    url = connect_url(config, [("::1", 2121)], show_password=True)
+    parts = urlsplit(url)
+    assert (unquote(parts.username or ""), unquote(parts.password or "")) == (
+        "us er",
+        "p@ss:w/rd %?#",
+    )
 
 
 @pytest.mark.parametrize(
@@ -193,7 +210,7 @@ def test_wildcards_become_loopback_in_the_url(
 ) -> None:
     serve(monkeypatch, bound, "--root", str(tmp_path), "--host", host, "--password", "pw")
     serving, connect = capsys.readouterr().out.splitlines()
-    assert connect == f"connect with: ftp://user:pw@{shown}/"
+    assert connect == f"connect with: ftp://user@{shown}/"  # a chosen password is not shown
     assert serving.endswith(" on " + ", ".join(cli._hostport(h, p) for h, p in bound))
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from test_proto_session import Drive
 
-from ftpd.proto.errors import BadSequence
+from ftpd.proto.errors import BadSequence, CannotOpenData
 from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
+    FsCall,
     StartTransfer,
     Transfer,
 )
@@ -40,6 +41,8 @@ def test_retr(d: Drive) -> None:
     d("TYPE I")
     d("PASV")
     r = d("RETR /dir/f.bin")
+    (call,) = r.of(FsCall)
+    assert repr(call) == "FsCall('open_read', ('/dir/f.bin', 0))"
     assert r.replies == [] and d.s.data is Data.TRANSFERRING
     t = r.transfer
     assert (t.kind, t.vpath, t.offset, t.ascii, t.name) == ("RETR", "/dir/f.bin", 0, False, "f.bin")
@@ -141,6 +144,8 @@ def test_stou(d: Drive) -> None:
         ("no-connection", 425),
         ("timeout", 426),
         ("refused", 425),
+        ("tls-no-reuse", 522),
+        ("tls-failed", 522),
         ("local-error", 451),
     ],
 )
@@ -175,6 +180,9 @@ def test_commands_during_a_transfer(d: Drive) -> None:
     assert "Data connection open: RETR /f" in d("STAT").text
     assert d("PASV").code == 503
     assert d("PORT 127,0,0,1,240,0").code == 503
+    assert d("RETR f").code == 503  # the IO layer queues it; the session would refuse it anyway
+    with pytest.raises(BadSequence):
+        d.s.begin_transfer(Transfer("RETR", "/f"))
     assert d("NOOP").code == 200
     # ABOR while running: ask the IO layer to abort; it sends the 426, then ABOR answers 226.
     r = d("ABOR")
@@ -189,6 +197,12 @@ def test_quit_during_transfer_waits(d: Drive) -> None:
     assert d("QUIT").replies == [] and not d.s.closing and d.s.quit_pending
     assert [x.code for x in d.finish(r)] == [150, 226, 221]
     assert d.s.closing
+
+
+def test_begin_transfer_needs_data_setup(d: Drive) -> None:
+    with pytest.raises(CannotOpenData) as exc:
+        d.s.begin_transfer(Transfer("RETR", "/f"))
+    assert exc.value.code == 425 and d.s.data is Data.NONE and d.s.transfer is None
 
 
 def test_transfer_end_without_transfer_is_bad_sequence(d: Drive) -> None:

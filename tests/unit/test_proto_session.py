@@ -364,6 +364,31 @@ def test_internal_error_is_451_and_session_survives(
     assert d("NOOP").code == 200
 
 
+def test_oserror_from_a_plain_handler_uses_errno_table(
+    monkeypatch: pytest.MonkeyPatch, d: Drive
+) -> None:
+    def full(self: Session, arg: str) -> Reply:
+        raise OSError(errno.ENOSPC, "/real/path")
+
+    monkeypatch.setattr(Session, "ftp_SYST", full)
+    r = d("SYST")
+    assert r.code == 452 and "/real" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("::ffff:10.0.0.1", "10.0.0.1"),
+        ("fe80::1%lo", "fe80::1"),
+        ("::1", "::1"),
+        ("10.0.0.1", "10.0.0.1"),
+        ("not:an:ip", "not:an:ip"),
+    ],
+)
+def test_peer_address_normalised(given: str, kept: str) -> None:
+    assert Session(SessionSettings(), given, given).peer_ip == kept
+
+
 def test_internal_error_inside_generator_is_451(d: Drive) -> None:
     d.answer = lambda req: (None, None)  # type: ignore[method-assign]  # stat() "returns" None
     r = d("CWD /")  # None.is_dir: AttributeError inside the handler
@@ -643,6 +668,7 @@ def test_epsv(d: Drive) -> None:
     assert d("EPSV 1").code == 229
     assert d("EPSV 2").code == 522
     assert d("EPSV 3").code == 522
+    assert d("EPSV x").code == 501  # not a protocol number at all
 
 
 def test_epsv_on_ipv6() -> None:
