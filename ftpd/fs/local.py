@@ -228,6 +228,9 @@ class LocalWriter:
                     raise OSError(errno.EIO, "short write")
                 view = view[n:]
 
+    # Blocking form, for a caller that already runs in a worker thread (bulk uploads).
+    write_sync = _write
+
     async def write(self, data: bytes | memoryview) -> None:
         """Write all of ``data`` (one executor hop; an ``OSError`` leaves the writer abortable)."""
         await _in_executor(self._write, data, executor=self._executor)

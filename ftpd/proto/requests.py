@@ -101,7 +101,7 @@ class Transfer:
     """
 
     __slots__ = ("kind", "vpath", "offset", "ascii", "reader", "writer", "payload", "name",
-                 "bytes", "started", "tls")
+                 "bytes", "started", "tls", "connected")
 
     def __init__(self, kind: str, vpath: str, *, offset: int = 0, ascii: bool = False,
                  reader: Any = None, writer: Any = None, payload: bytes | None = None,
@@ -117,6 +117,7 @@ class Transfer:
         self.bytes = 0
         self.started = 0.0
         self.tls = False  # PROT P: the data connection is wrapped in TLS
+        self.connected = False  # the data connection is up (150 sent)
 
     @property
     def upload(self) -> bool:

@@ -29,7 +29,8 @@ class Security:
     __slots__ = ()
 
     def _tls_off(self: Session) -> bool:
-        return self.settings.tls_mode == "off"
+        # An implicit-FTPS session is under TLS even when explicit AUTH TLS is turned off.
+        return self.settings.tls_mode == "off" and not self.secure
 
     def ftp_AUTH(self: Session, arg: str) -> Generator[Any, Any, None] | Reply:
         if self._tls_off():

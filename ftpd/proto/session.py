@@ -310,7 +310,7 @@ class Session(FileOps, Security):
         facts = "".join(f"{f}{'*' if f in self.mlst_facts else ''};" for f in ALL_FACTS)
         feats = ["EPRT", "EPSV", "HOST", "MDTM", "MFMT", f"MLST {facts}", "REST STREAM", "SIZE",
                  "TVFS", "UTF8"]
-        if self.settings.tls_mode != "off":
+        if self.settings.tls_mode != "off" or self.secure:
             feats += ["AUTH TLS", "PBSZ", "PROT"]
         return sorted(feats)
 

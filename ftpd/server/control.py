@@ -52,7 +52,7 @@ class ControlChannel(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
-        "counted_ip", "counted_user", "connected_at",
+        "counted_ip", "counted_user", "connected_at", "timed_out",
     )
 
     def __init__(self, server: Server) -> None:
@@ -74,6 +74,7 @@ class ControlChannel(asyncio.Protocol):
         self.counted_ip = ""
         self.counted_user = ""
         self.connected_at = 0.0
+        self.timed_out = False  # the sweeper cancelled the transfer for lack of progress
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -163,12 +164,14 @@ class ControlChannel(asyncio.Protocol):
 
     def _step(self, gen: Any) -> None:
         """Drive a handler synchronously while its requests can be answered at once; hand it to a
-        task at the first request that must wait (file IO, hashing, sleeping). Most logins never
-        need a task: the single user's password check is a constant-time compare."""
+        task at the first request that must wait (file IO, hashing, sleeping, TLS). PASV, the start
+        of a transfer and most logins (a constant-time compare for the single user) need no task."""
         session = self.session
         value: Any = None
+        exc: BaseException | None = None
         while True:
-            item = session.advance(gen, value)
+            item = session.advance(gen, value, exc)
+            value = exc = None
             kind = type(item)
             if kind is Done:
                 for r in item.replies:  # type: ignore[union-attr]
@@ -177,15 +180,37 @@ class ControlChannel(asyncio.Protocol):
                 return
             if kind is Reply:
                 self._reply(item)  # type: ignore[arg-type]
-                value = None
                 continue
-            if kind is Authenticate:
-                value = self.server.authenticate_fast(self, item.name, item.password)  # type: ignore[union-attr]
-                if value is not NEED_ASYNC:
-                    continue
-            self.busy = True
-            asyncio.get_running_loop().create_task(self._drive(gen, item))
-            return
+            try:
+                value = self._perform_now(item)
+            except OSError as e:
+                exc = e
+                continue
+            if value is NEED_ASYNC:
+                self.busy = True
+                asyncio.get_running_loop().create_task(self._drive(gen, item))
+                return
+
+    def _perform_now(self, req: Any) -> Any:
+        """Requests that complete without waiting; ``NEED_ASYNC`` for the others."""
+        kind = type(req)
+        if kind is OpenPassive:
+            self._drop_passive()
+            session = self.session
+            listener = self.server.pasv_pool.open(session.local_ip)
+            self.passive = listener
+            return (self.server.pasv_address or session.local_ip, listener.port)
+        if kind is StartTransfer:
+            t: Transfer = req.transfer
+            t.started = time.monotonic()
+            self.transfer_task = asyncio.get_running_loop().create_task(self._transfer(t))
+            return None
+        if kind is CloseData:
+            self._drop_passive()
+            return None
+        if kind is Authenticate:
+            return self.server.authenticate_fast(self, req.name, req.password)
+        return NEED_ASYNC
 
     async def _drive(self, gen: Any, first: Any) -> None:
         session = self.session
@@ -228,24 +253,11 @@ class ControlChannel(asyncio.Protocol):
             return await getattr(self.fs, req.method)(*req.args)
         if kind is Authenticate:
             return await self.server.authenticate(self, req.name, req.password)
-        if kind is StartTransfer:
-            t: Transfer = req.transfer
-            t.started = time.monotonic()
-            self.transfer_task = asyncio.get_running_loop().create_task(self._transfer(t))
-            return None
         if kind is AbortTransfer:
             task = self.transfer_task
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
-            return None
-        if kind is OpenPassive:
-            self._drop_passive()
-            listener = self.server.pasv_pool.open(self.transport.get_extra_info("sockname")[0])
-            self.passive = listener
-            return (self.server.pasv_host(self), listener.port)
-        if kind is CloseData:
-            self._drop_passive()
             return None
         if kind is Sleep:
             await asyncio.sleep(req.seconds)
@@ -253,7 +265,10 @@ class ControlChannel(asyncio.Protocol):
         if kind is StartTLS:
             await self._start_tls()
             return None
-        raise TypeError(f"unknown request {req!r}")
+        value = self._perform_now(req)
+        if value is NEED_ASYNC:
+            raise TypeError(f"unknown request {req!r}")
+        return value
 
     def _after_command(self) -> None:
         session = self.session
@@ -315,7 +330,7 @@ class ControlChannel(asyncio.Protocol):
             listener = self.passive
             self.passive = None
             peer = None if server.config.pasv_promiscuous else session.peer_ip
-            return await listener.accept(peer, timeout)
+            return await listener.accept(peer)
         if session.active_addr is None:
             raise datamod.DataTimeout()
         host, port = session.active_addr
@@ -329,7 +344,11 @@ class ControlChannel(asyncio.Protocol):
         try:
             outcome, error = await self._run_transfer(t)
         except asyncio.CancelledError:
-            outcome = "aborted"
+            if self.timed_out:
+                outcome = "timeout" if t.connected else "no-connection"
+            else:
+                outcome = "aborted"
+            self.timed_out = False
         finally:
             await self._finish_files(t, outcome)
         self.transfer_task = None
@@ -358,17 +377,18 @@ class ControlChannel(asyncio.Protocol):
         except (datamod.DataTimeout, OSError) as exc:
             log.info("%s data connection failed: %r", self._who(), exc)
             return "no-connection", None
+        t.connected = True
         self._reply(self.session.transfer_opened(t))
         try:
             if t.tls:
                 return await self._pump_tls(sock, t, timeout, progress)
             if t.writer is not None:
-                await datamod.receive_upload(sock, t.writer, t.ascii, timeout, progress)
+                await datamod.receive_upload(sock, t.writer, t.ascii, progress, self.server.bulk)
                 return await self._commit_upload(t), None
             if t.payload is not None:
-                await datamod.send_bytes(sock, t.payload, timeout, progress)
+                await datamod.send_bytes(sock, t.payload, progress)
             else:
-                await datamod.send_file(sock, t.reader, t.ascii, timeout, progress)
+                await datamod.send_file(sock, t.reader, t.ascii, progress)
             return "ok", None
         except datamod.DataTimeout:
             return "timeout", None

@@ -3,7 +3,7 @@
 Data connections are plain non-blocking sockets driven with ``add_reader``/``add_writer`` futures
 rather than asyncio transports: that lets RETR use ``os.sendfile`` (zero copy; uvloop has no
 ``loop.sendfile``) and STOR receive straight into large reusable buffers, with no per-chunk objects.
-Every wait has the data timeout: a transfer that stalls longer is aborted.
+A transfer that makes no progress for ``data_timeout`` is aborted by the server's sweeper.
 
 - Passive: a port from ``pasv_ports`` is bound per transfer (a port in use is skipped, exhaustion is an
   ``OSError`` → ``425``) on the control connection's local address, listened on with a backlog of 1, and
@@ -28,12 +28,23 @@ from typing import Any
 
 from ..proto.textmode import FromNetwork, ToNetwork
 
-__all__ = ["PassivePool", "DataTimeout", "ForeignPeer", "PassiveListener", "connect_active",
-           "send_file", "send_bytes", "receive_upload"]
+__all__ = [
+    "PassivePool",
+    "DataTimeout",
+    "ForeignPeer",
+    "PassiveListener",
+    "connect_active",
+    "send_file",
+    "send_bytes",
+    "receive_upload",
+    "BulkThreads",
+]
 
 log = logging.getLogger("ftpd.data")
 
 RECV_BUF = 256 * 1024  # per buffer; an upload uses two (double buffering)
+BULK_AFTER = 4 * 1024 * 1024  # an upload this far along is big: finish it in a bulk thread
+BULK_BUF = 1024 * 1024  # per write in a bulk thread
 READ_BLOCK = 256 * 1024  # RETR blocks when sendfile cannot be used
 SENDFILE_MAX = 16 * 1024 * 1024  # per os.sendfile call, so one transfer cannot hog the loop
 
@@ -56,18 +67,22 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(DataTimeout())
 
 
-async def _wait_fd(loop: asyncio.AbstractEventLoop, fd: int, write: bool, timeout: float) -> None:
-    """Wait until ``fd`` is readable/writable, at most ``timeout`` seconds."""
+async def _wait_fd(
+    loop: asyncio.AbstractEventLoop, fd: int, write: bool, timeout: float | None = None
+) -> None:
+    """Wait until ``fd`` is readable/writable. Transfers pass no timeout: the server's sweeper
+    aborts a transfer that makes no progress for ``data_timeout`` (no timer per wait)."""
     fut: asyncio.Future[None] = loop.create_future()
     add: Callable[..., Any] = loop.add_writer if write else loop.add_reader
     remove: Callable[[int], Any] = loop.remove_writer if write else loop.remove_reader
     add(fd, _wake, fut)
-    timer = loop.call_later(timeout, _expire, fut)
+    timer = loop.call_later(timeout, _expire, fut) if timeout is not None else None
     try:
         await fut
     finally:
         remove(fd)
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
 
 
 class PassivePool:
@@ -118,7 +133,7 @@ class PassiveListener:
         self.sock = sock
         self.port = port
 
-    async def accept(self, peer_ip: str | None, timeout: float) -> socket.socket:
+    async def accept(self, peer_ip: str | None) -> socket.socket:
         """The data connection from ``peer_ip`` (any peer if None); closes the listener."""
         loop = asyncio.get_running_loop()
         try:
@@ -126,12 +141,15 @@ class PassiveListener:
                 try:
                     conn, addr = self.sock.accept()
                 except BlockingIOError:
-                    await _wait_fd(loop, self.sock.fileno(), False, timeout)
+                    await _wait_fd(loop, self.sock.fileno(), False)
                     continue
                 if peer_ip is not None and _norm(addr[0]) != peer_ip:
                     # Port theft (RFC 2577 §5): refuse it, keep waiting for the real client.
-                    log.warning("passive port %d: refused data connection from foreign %s",
-                                self.port, addr[0])
+                    log.warning(
+                        "passive port %d: refused data connection from foreign %s",
+                        self.port,
+                        addr[0],
+                    )
                     conn.close()
                     continue
                 conn.setblocking(False)
@@ -175,7 +193,9 @@ async def connect_active(host: str, port: int, local_ip: str, timeout: float) ->
     return sock
 
 
-async def _sendall(sock: socket.socket, data: bytes | memoryview, timeout: float) -> None:
+async def _sendall(
+    sock: socket.socket, data: bytes | memoryview, timeout: float | None = None
+) -> None:
     view = memoryview(data)
     loop = asyncio.get_running_loop()
     while view:
@@ -187,15 +207,15 @@ async def _sendall(sock: socket.socket, data: bytes | memoryview, timeout: float
         view = view[n:]
 
 
-async def send_bytes(sock: socket.socket, data: bytes, timeout: float,
-                     progress: Callable[[int], None]) -> None:
+async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int], None]) -> None:
     """Send a prepared payload (a listing)."""
-    await _sendall(sock, data, timeout)
+    await _sendall(sock, data)
     progress(len(data))
 
 
-async def send_file(sock: socket.socket, reader: Any, ascii: bool, timeout: float,
-                    progress: Callable[[int], None]) -> None:
+async def send_file(
+    sock: socket.socket, reader: Any, ascii: bool, progress: Callable[[int], None]
+) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A."""
     loop = asyncio.get_running_loop()
     fd = reader.fileno() if not ascii else None
@@ -207,7 +227,7 @@ async def send_file(sock: socket.socket, reader: Any, ascii: bool, timeout: floa
             try:
                 n = os.sendfile(out, fd, offset, min(remaining, SENDFILE_MAX))
             except BlockingIOError:
-                await _wait_fd(loop, out, True, timeout)
+                await _wait_fd(loop, out, True)
                 continue
             if n == 0:
                 break  # the file shrank under us: send what there was
@@ -224,24 +244,65 @@ async def send_file(sock: socket.socket, reader: Any, ascii: bool, timeout: floa
         progress(len(block))
         if conv is not None:
             block = conv.convert(block)
-        await _sendall(sock, block, timeout)
+        await _sendall(sock, block)
     if conv is not None:
         tail = conv.flush()
         if tail:
-            await _sendall(sock, tail, timeout)
+            await _sendall(sock, tail)
 
 
-async def receive_upload(sock: socket.socket, writer: Any, ascii: bool, timeout: float,
-                         progress: Callable[[int], None]) -> None:
-    """STOR/APPE: receive into large buffers; write one while the next fills (double buffering)."""
+class BulkThreads:
+    """A few threads for the bulk of large uploads: there a blocking ``recv_into`` + ``write`` loop
+    runs at disk/loopback speed with one executor round trip per upload instead of one per block.
+    Used only while a thread is free, so uploads never queue behind each other."""
+
+    __slots__ = ("executor", "size", "busy")
+
+    def __init__(self, executor: Any, size: int) -> None:
+        self.executor = executor
+        self.size = size
+        self.busy = 0
+
+
+def _bulk_receive(
+    sock: socket.socket, write: Callable[[memoryview], None], progress: Callable[[int], None]
+) -> None:
+    buf = bytearray(BULK_BUF)
+    view = memoryview(buf)
+    recv_into = sock.recv_into
+    while True:
+        filled = 0
+        while filled < BULK_BUF:
+            n = recv_into(view[filled:])
+            if n == 0:
+                break
+            filled += n
+        if filled:
+            write(view[:filled])
+            progress(filled)
+        if filled < BULK_BUF:
+            return
+
+
+async def receive_upload(
+    sock: socket.socket,
+    writer: Any,
+    ascii: bool,
+    progress: Callable[[int], None],
+    bulk: BulkThreads | None = None,
+) -> None:
+    """STOR/APPE: receive into large buffers; write one while the next fills (double buffering).
+    Past ``BULK_AFTER`` bytes a binary upload moves to a bulk thread when one is free."""
     loop = asyncio.get_running_loop()
     fd = sock.fileno()
     bufs = (bytearray(RECV_BUF), bytearray(RECV_BUF))
     which = 0
     pending: asyncio.Future[Any] | None = None
     conv = FromNetwork() if ascii else None
+    received = 0
+    can_bulk = bulk is not None and conv is None and hasattr(writer, "write_sync")
 
-    async def flush(data: memoryview) -> asyncio.Future[Any]:
+    def flush(data: memoryview) -> asyncio.Future[Any]:
         chunk: bytes | memoryview = conv.convert(data) if conv is not None else data
         return asyncio.ensure_future(writer.write(chunk))
 
@@ -256,20 +317,26 @@ async def receive_upload(sock: socket.socket, writer: Any, ascii: bool, timeout:
                 except BlockingIOError:
                     if filled and pending is None:
                         break  # nothing queued for disk: write what we have rather than wait
-                    await _wait_fd(loop, fd, False, timeout)
+                    await _wait_fd(loop, fd, False)
                     continue
                 if n == 0:
                     eof = True
                     break
                 filled += n
                 progress(n)
+            received += filled
             if pending is not None:
                 await pending
                 pending = None
             if filled:
-                pending = await flush(view[:filled])
+                pending = flush(view[:filled])
                 which ^= 1
             if eof:
+                break
+            if can_bulk and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
+                await pending
+                pending = None
+                await _receive_in_thread(sock, writer, progress, bulk)  # type: ignore[arg-type]
                 break
         if pending is not None:
             await pending
@@ -285,3 +352,25 @@ async def receive_upload(sock: socket.socket, writer: Any, ascii: bool, timeout:
                 await pending
             except BaseException:  # noqa: BLE001 - the writer is aborted by the caller
                 pass
+
+
+async def _receive_in_thread(
+    sock: socket.socket, writer: Any, progress: Callable[[int], None], bulk: BulkThreads
+) -> None:
+    loop = asyncio.get_running_loop()
+    bulk.busy += 1
+    sock.setblocking(True)
+    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, writer.write_sync, progress)
+    try:
+        await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        # ABOR, timeout or shutdown: unblock the thread's recv, and wait for it to stop before the
+        # caller closes or aborts the file (the thread must never write to a reused fd).
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        await asyncio.wait([fut])
+        raise
+    finally:
+        bulk.busy -= 1

@@ -32,7 +32,7 @@ from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import Login
 from .control import NEED_ASYNC, ControlChannel
-from .data import PassivePool
+from .data import BulkThreads, PassivePool
 from .logs import setup_logging
 from .observe import Observer
 from .tls import make_context
@@ -73,6 +73,9 @@ class Server:
         self.log_commands = logging.getLogger("ftpd.session").isEnabledFor(logging.DEBUG)
         self.executor = concurrent.futures.ThreadPoolExecutor(config.io_threads,
                                                               thread_name_prefix="ftpd-io")
+        bulk_threads = max(2, config.io_threads // 4)
+        self.bulk = BulkThreads(concurrent.futures.ThreadPoolExecutor(
+            bulk_threads, thread_name_prefix="ftpd-bulk"), bulk_threads)
         self.channels: set[ControlChannel] = set()
         self._fs_cache: dict[tuple[str, bool], LocalFS] = {}
         self._next_sid = 0
@@ -178,10 +181,6 @@ class Server:
             self._fs_cache[key] = fs
         return fs
 
-    def pasv_host(self, ch: ControlChannel) -> str:
-        """The address advertised in 227: ``pasv_address`` if set, else our end of the control link."""
-        return self.pasv_address or ch.transport.get_extra_info("sockname")[0]
-
     # ------------------------------------------------------------------ timeouts
     async def _sweep(self) -> None:
         cfg = self.config
@@ -195,7 +194,13 @@ class Server:
                 if ch.session.login is not Login.LOGGED_IN:
                     if now - ch.connected_at > cfg.login_timeout:
                         expired.append((ch, "Login timeout."))
-                elif ch.transfer_task is None and not ch.busy and now - ch.last_activity > cfg.idle_timeout:
+                elif ch.transfer_task is not None:
+                    if now - ch.last_activity > cfg.data_timeout and not ch.timed_out:
+                        # No progress (no data connection, or a stalled one): abort with 426.
+                        log.info("%s data timeout", ch._who())
+                        ch.timed_out = True
+                        ch.transfer_task.cancel()
+                elif not ch.busy and now - ch.last_activity > cfg.idle_timeout:
                     expired.append((ch, "Timeout."))
             for ch, why in expired:
                 log.info("%s closed: %s", ch._who(), why)
@@ -257,6 +262,7 @@ class Server:
         await asyncio.sleep(0)
         self.observer.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.bulk.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:

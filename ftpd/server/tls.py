@@ -72,7 +72,17 @@ class TlsData:
         self.loop = asyncio.get_running_loop()
         self.inc = ssl.MemoryBIO()
         self.out = ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
+        # No session tickets on data connections: a client resumes them with the control
+        # connection's session anyway, and lftp (GnuTLS) never reads an upload's data connection,
+        # so an unread ticket there makes its kernel answer the close with RST and drop the
+        # upload's tail. OpenSSL copies num_tickets into each new SSL object, so lowering it
+        # around this (synchronous, single-threaded) call affects this connection only.
+        tickets = ctx.num_tickets
+        ctx.num_tickets = 0
+        try:
+            self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
+        finally:
+            ctx.num_tickets = tickets
         self.timeout = timeout
         self.peer_closed = False  # close_notify received
 

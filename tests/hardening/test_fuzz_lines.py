@@ -10,7 +10,7 @@ UTF-8, overlong lines) cut into arbitrary chunks, and checks:
 - no output line contains LF or NUL, and bytes that are not Telnet/NUL/CRLF survive exactly
   (RFC 2640 names, invalid UTF-8 kept by surrogateescape).
 
-The number of examples is ``FTPD_FUZZ_EXAMPLES`` (default 300 per property, about 2 s in all);
+The number of examples is ``FTPD_FUZZ_EXAMPLES`` (default 200 per property, a few seconds in all);
 docs/HARDENING.md shows a long run.
 """
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from ftpd.proto.lines import TOO_LONG, LineReader, parse_command
 
-EXAMPLES = int(os.environ.get("FTPD_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("FTPD_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 MAX_LINE = 64  # small, so that overlong lines are common; 4096 in the server
 ITERATIONS = {"streams": 0, "bytes": 0}

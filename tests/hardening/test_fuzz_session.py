@@ -20,7 +20,7 @@ After every step:
   only for what the account's permission letters allow; a file opened for a command is handed to
   its transfer (never leaked).
 
-``FTPD_FUZZ_EXAMPLES`` (default 120 sequences of up to 40 steps) scales the run.
+``FTPD_FUZZ_EXAMPLES`` (default 100 sequences of up to 40 steps) scales the run.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from ftpd.proto.state import Data, Login
 
 from .support import check_reply_lines
 
-EXAMPLES = int(os.environ.get("FTPD_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("FTPD_FUZZ_EXAMPLES", "100"))
 STEPS = 40
 COUNTS = {"sequences": 0, "lines": 0, "requests": 0, "faults": 0, "transfers": 0}
 MTIME = 1_700_000_000.0

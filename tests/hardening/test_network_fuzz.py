@@ -111,8 +111,9 @@ async def attack(srv: Any, source: str, rng: random.Random, stats: dict[str, int
         if rng.random() < 0.5:
             writer.transport.abort()  # vanish
         else:
+            writer.write_eof()  # half-close: the server answers what it got, then closes
+            data = await _drain_until_closed(reader, 10)
             writer.close()
-            data = await _drain_until_closed(reader, 5)
             replies, rest = split_replies(data)  # raises on anything that is not a reply
             assert replies and replies[0][0].startswith(b"220 "), data[:200]
             assert rest == b"", rest[:200]
@@ -212,5 +213,6 @@ async def test_hostile_connections_do_not_hurt_the_server(servers: Any, figures:
     # more than 32 MiB at the peak, and the server must give most of it back.
     assert peak - pss0 < 32 * 1024, (pss0, peak)
     assert pss1 - pss0 < 16 * 1024, (pss0, pss1)
-    # Other sessions keep working: no probe took longer than 2 s (2 loaded, shared cores).
-    assert worst < 2.0, (p50, p99, worst)
+    # Other sessions keep working: no probe waited a whole second (on 2 loaded, shared cores;
+    # the idle round trip is ~0.1 ms).
+    assert worst < 1.0, (p50, p99, worst)

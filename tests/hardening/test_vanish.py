@@ -21,7 +21,7 @@ import trustme
 from .support import Ctl, fds, settle_fds
 
 ROUNDS = 12
-BIG = 16 * 1024 * 1024
+BIG = 8 * 1024 * 1024
 
 
 def _rst(s: socket.socket) -> None:
@@ -48,10 +48,6 @@ def srv(servers: Any) -> Any:
     s = servers(data_timeout=5, log_level="warning")
     (s.root / "big.bin").write_bytes(b"0123456789abcde\n" * (BIG // 16))
     (s.root / "old.txt").write_bytes(b"old version\n")
-    d = s.root / "many"
-    d.mkdir()
-    for i in range(3000):
-        (d / f"file-with-a-longish-name-{i:05d}.txt").write_bytes(b"")
     return s
 
 
@@ -89,6 +85,11 @@ def test_vanish_mid_stor(srv: Any, figures: Any) -> None:
 
 
 def test_vanish_mid_list(srv: Any, figures: Any) -> None:
+    d = srv.root / "many"
+    d.mkdir()
+    for i in range(3000):
+        (d / f"file-with-a-longish-name-{i:05d}.txt").touch()
+
     def scenario() -> None:
         c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
         d = c.data_socket()

@@ -339,6 +339,13 @@ def test_implicit_ftps(ftpd_factory: Any, pki: Pki) -> None:
     workflow(ftp, srv.root, "implicit", rounds=2)
     assert all(ftp.reused), ftp.reused  # type: ignore[attr-defined]
     ftp.quit()
+    # data is protected there without PBSZ/PROT too (aioftp's client never sends them)
+    ftp = login(srv, pki, cls=ImplicitFTP_TLS, port=port, prot_p=False)
+    ftp._prot_p = True  # type: ignore[attr-defined]  # wrap data connections, PROT never sent
+    got = bytearray()
+    ftp.retrbinary("RETR hello.bin", got.extend)
+    assert bytes(got) == PAYLOAD and ftp.reused == [True]  # type: ignore[attr-defined]
+    ftp.quit()
     # the explicit port goes on speaking plain text first
     with socket.create_connection((srv.host, srv.port), TIMEOUT) as s:
         assert s.recv(100).startswith(b"220 ")
@@ -357,6 +364,7 @@ def test_implicit_listener_with_tls_off_can_protect_data(ftpd_factory: Any, pki:
     assert {"PBSZ", "PROT"} <= feat_lines(ftp)
     assert code(ftp, "PBSZ 0") == "200"
     assert code(ftp, "PROT P") == "200"
+    ftp.prot_p()  # the same again, through ftplib, so that it wraps its data connections
     workflow(ftp, srv.root, "implicit-only")
     ftp.quit()
 
