@@ -47,9 +47,7 @@ class FileOps:
 
     def ftp_CDUP(self: Session, arg: str) -> Gen:
         target = parent(self.cwd)
-        st = yield self.fs("stat", target)
-        if not st.is_dir:
-            raise FileUnavailable("Not a directory.")
+        yield self.fs("stat", target)  # the parent may have been removed meanwhile: 550
         self.cwd = target
         # RFC 959 lists 200, but clients (jlaffaye/ftp for rclone) require 250, as vsftpd sends.
         return Reply(250, f"Directory successfully changed to {quote_path(target)}.")

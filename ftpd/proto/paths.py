@@ -8,7 +8,7 @@ realpath containment check before any access, so that symlinks cannot escape eit
 
 from __future__ import annotations
 
-from .errors import ArgumentError, FileUnavailable, NameNotAllowed
+from .errors import FileUnavailable, NameNotAllowed
 
 __all__ = ["MAX_PATH", "MAX_NAME", "resolve", "parent", "basename", "quote_path"]
 
@@ -50,12 +50,6 @@ def basename(vpath: str) -> str:
 def quote_path(vpath: str) -> str:
     """A path inside a 257 reply: quoted, embedded quotes doubled (RFC 959 Appendix II)."""
     return '"' + vpath.replace('"', '""') + '"'
-
-
-def require_arg(arg: str) -> str:
-    if not arg:
-        raise ArgumentError("Syntax error: command needs an argument.")
-    return arg
 
 
 def strip_ls_flags(arg: str) -> str:

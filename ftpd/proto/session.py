@@ -580,8 +580,6 @@ class Session(FileOps, Security):
         sub, _, rest = arg.strip().partition(" ")
         spec = SITE_COMMANDS.get(sub.upper())
         if spec is None:
-            if not arg.strip():
-                raise ArgumentError("Syntax error: command needs an argument.")
             raise ArgumentError(f"Unknown SITE command {_printable(sub)!r}.")
         self._check(spec, rest)
         if sub.upper() == "HELP":

@@ -38,7 +38,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def servers(request: pytest.FixtureRequest, ftpd_factory: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+def servers(
+    request: pytest.FixtureRequest, ftpd_factory: Callable[..., Any]
+) -> Iterator[Callable[..., Any]]:
     """``ftpd_factory``, plus the tail of each server's log printed when the test fails."""
     started: list[Any] = []
 

@@ -57,9 +57,14 @@ def main() -> None:
             return
         machine = model.SessionMachine()
         flags = data[0]
-        machine.start(tls=("off", "explicit", "required")[flags % 3], attempts=flags >> 2 & 3,
-                      delay=0.0, promiscuous=bool(flags & 0x10),
-                      addrs=("127.0.0.1", "127.0.0.1"), perms="elradfmwMT" if flags & 0x20 else "elr")
+        machine.start(
+            tls=("off", "explicit", "required")[flags % 3],
+            attempts=flags >> 2 & 3,
+            delay=0.0,
+            promiscuous=bool(flags & 0x10),
+            addrs=("127.0.0.1", "127.0.0.1"),
+            perms="elradfmwMT" if flags & 0x20 else "elr",
+        )
         if flags & 0x40:
             machine.log_in()
         for chunk in data[1:].split(b"\x00\x00"):  # two NULs: let a running transfer end

@@ -158,8 +158,15 @@ class Closed(ConnectionError):
 class Ctl:
     """A blocking raw control connection. ``source``: local address to bind (e.g. 127.0.0.2)."""
 
-    def __init__(self, host: str, port: int, *, source: str | None = None,
-                 timeout: float = 10.0, greet: bool = True) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        source: str | None = None,
+        timeout: float = 10.0,
+        greet: bool = True,
+    ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -212,7 +219,7 @@ class Ctl:
                 if not chunk:
                     return True
                 self.buf += chunk
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
         except ConnectionResetError:
             return True
@@ -226,7 +233,9 @@ class Ctl:
     def abort(self) -> None:
         """Vanish: close with RST (SO_LINGER 0), as a crashed client or a cut cable looks."""
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
         except OSError:
             pass
         self.close()

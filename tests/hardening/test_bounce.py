@@ -33,7 +33,7 @@ def _listener(host: str) -> socket.socket:
 def _connected(listener: socket.socket) -> bool:
     try:
         conn, _ = listener.accept()
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
     conn.close()
     return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
-import time
 from typing import Any
 
 from .support import Closed, Ctl, wait_for
@@ -66,7 +65,10 @@ def test_sigkill_during_uploads_loses_nothing(servers: Any, figures: Any) -> Non
     threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(UPLOADS)]
     for t in threads:
         t.start()
-    assert wait_for(lambda: len([i for i in finished if i < SMALL]) == SMALL, 20), (finished, errors)
+    assert wait_for(lambda: len([i for i in finished if i < SMALL]) == SMALL, 20), (
+        finished,
+        errors,
+    )
     half_sent.wait(30)  # all forty big uploads are half-way
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(10)
@@ -78,7 +80,9 @@ def test_sigkill_during_uploads_loses_nothing(servers: Any, figures: Any) -> Non
     states = {}
     for i in range(UPLOADS):
         data = (root / f"f{i:02d}.bin").read_bytes()
-        states[i] = "old" if data == old[i] else "new" if data == new[i] else f"CORRUPT({len(data)})"
+        states[i] = (
+            "old" if data == old[i] else "new" if data == new[i] else f"CORRUPT({len(data)})"
+        )
     leftovers = sorted(p.name for p in root.iterdir() if p.name.startswith(".ftpd-upload-"))
 
     # A new server on the same home cleans the leftovers up at start-up.
@@ -91,12 +95,17 @@ def test_sigkill_during_uploads_loses_nothing(servers: Any, figures: Any) -> Non
         for i in range(UPLOADS):
             data, _, r = c.retr(f"f{i:02d}.bin")
             served[i] = r.code == 226 and data == (new[i] if states[i] == "new" else old[i])
-    figures.record("SIGKILL during uploads", uploads=UPLOADS, completed_before_kill=SMALL,
-                   killed_mid_upload=UPLOADS - SMALL,
-                   old=sum(s == "old" for s in states.values()),
-                   new=sum(s == "new" for s in states.values()),
-                   corrupt=sum(s.startswith("CORRUPT") for s in states.values()),
-                   temp_files_after_kill=len(leftovers), temp_files_after_restart=len(remaining))
+    figures.record(
+        "SIGKILL during uploads",
+        uploads=UPLOADS,
+        completed_before_kill=SMALL,
+        killed_mid_upload=UPLOADS - SMALL,
+        old=sum(s == "old" for s in states.values()),
+        new=sum(s == "new" for s in states.values()),
+        corrupt=sum(s.startswith("CORRUPT") for s in states.values()),
+        temp_files_after_kill=len(leftovers),
+        temp_files_after_restart=len(remaining),
+    )
     assert all(finished.get(i) == 226 for i in range(SMALL)), finished
     assert not [s for s in states.values() if s.startswith("CORRUPT")], states
     assert all(states[i] == "new" for i in range(SMALL))  # acknowledged with 226: durable

@@ -60,7 +60,9 @@ def _umount(path: Path) -> None:
 
 def _mount_ext2(tmp_path: Path, size_mib: int) -> Mount:
     if shutil.which("mkfs.ext2") is None:
-        pytest.fail("mkfs.ext2 is needed for the loop-mounted filesystem (apt-get install e2fsprogs)")
+        pytest.fail(
+            "mkfs.ext2 is needed for the loop-mounted filesystem (apt-get install e2fsprogs)"
+        )
     image = tmp_path / "fs.img"
     with open(image, "wb") as fh:
         fh.truncate(size_mib << 20)
@@ -110,8 +112,9 @@ def _stor_expect_failure(c: Ctl, verb: str, name: str, data: bytes) -> tuple[int
 
 
 @pytest.mark.parametrize("atomic", [True, False])
-def test_disk_full_is_452_and_cleaned_up(servers: Any, small_fs: Mount, figures: Any,
-                                         atomic: bool) -> None:
+def test_disk_full_is_452_and_cleaned_up(
+    servers: Any, small_fs: Mount, figures: Any, atomic: bool
+) -> None:
     (small_fs.path / "keep.txt").write_bytes(b"previous version\n")
     srv = servers(root=str(small_fs.path), atomic_uploads=atomic)
     free0 = small_fs.free()
@@ -129,8 +132,12 @@ def test_disk_full_is_452_and_cleaned_up(servers: Any, small_fs: Mount, figures:
                 assert not atomic or leftover == "appended.bin"  # in place: kept for resume
                 assert c.cmd(f"DELE {leftover}").code == 250
         assert c.stor("small.txt", b"fits\n").code == 226
-    figures.record(f"disk full ({small_fs.kind}, atomic={atomic})",
-                   **{k: v[1] for k, v in results.items()}, free_before=free0, free_after=small_fs.free())
+    figures.record(
+        f"disk full ({small_fs.kind}, atomic={atomic})",
+        **{k: v[1] for k, v in results.items()},
+        free_before=free0,
+        free_after=small_fs.free(),
+    )
     assert all(v == (150, 452) for v in results.values()), results
     if atomic:
         assert (small_fs.path / "keep.txt").read_bytes() == b"previous version\n"

@@ -32,12 +32,34 @@ IAC = b"\xff"
 # Pieces a hostile stream is made of; the random ones cover everything else.
 PIECES = st.one_of(
     st.binary(max_size=40),
-    st.sampled_from([
-        b"\r\n", b"\n", b"\r", b"\0", IAC, IAC + IAC, IAC + b"\xf4", IAC + b"\xf2", IAC + b"\xfb\x01",
-        IAC + b"\xfd", IAC + b"\xfe\x18", b"\xff\xff\xff", b"\xc3\xa9", b"\xc3", b"\xed\xa0\x80",
-        b"\x80\x81", b"USER ", b"RETR ", b"ABOR", b" ", b"x" * (MAX_LINE - 1), b"y" * MAX_LINE,
-        b"z" * (MAX_LINE + 1), b"w" * (3 * MAX_LINE),
-    ]),
+    st.sampled_from(
+        [
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\0",
+            IAC,
+            IAC + IAC,
+            IAC + b"\xf4",
+            IAC + b"\xf2",
+            IAC + b"\xfb\x01",
+            IAC + b"\xfd",
+            IAC + b"\xfe\x18",
+            b"\xff\xff\xff",
+            b"\xc3\xa9",
+            b"\xc3",
+            b"\xed\xa0\x80",
+            b"\x80\x81",
+            b"USER ",
+            b"RETR ",
+            b"ABOR",
+            b" ",
+            b"x" * (MAX_LINE - 1),
+            b"y" * MAX_LINE,
+            b"z" * (MAX_LINE + 1),
+            b"w" * (3 * MAX_LINE),
+        ]
+    ),
 )
 STREAMS = st.lists(PIECES, max_size=30).map(b"".join)
 
@@ -78,7 +100,9 @@ def reference(stream: bytes, max_line: int) -> tuple[list[str], int]:
     return lines, len(pending)
 
 
-def feed_in_chunks(stream: bytes, cuts: list[int], max_line: int = MAX_LINE) -> tuple[list[str], LineReader]:
+def feed_in_chunks(
+    stream: bytes, cuts: list[int], max_line: int = MAX_LINE
+) -> tuple[list[str], LineReader]:
     reader = LineReader(max_line)
     out: list[str] = []
     prev = 0
@@ -150,5 +174,9 @@ def test_iac_storm_is_bounded() -> None:
 
 def test_report_iterations(figures: object) -> None:
     """Runs last in this module: records how many streams the properties above tried."""
-    figures.record("fuzz: line parser (hypothesis)", streams=ITERATIONS["streams"],  # type: ignore[attr-defined]
-                   bytes=ITERATIONS["bytes"], examples_per_property=EXAMPLES)
+    figures.record(
+        "fuzz: line parser (hypothesis)",
+        streams=ITERATIONS["streams"],  # type: ignore[attr-defined]
+        bytes=ITERATIONS["bytes"],
+        examples_per_property=EXAMPLES,
+    )

@@ -62,25 +62,116 @@ COUNTS = {"sequences": 0, "lines": 0, "requests": 0, "faults": 0, "transfers": 0
 MTIME = 1_700_000_000.0
 
 # ------------------------------------------------------------------------------ line material
-VERBS = sorted({*COMMANDS, *ALIASES, *NOT_IMPLEMENTED, *HTTP_VERBS, "SITE CHMOD", "SITE HELP",
-                "OPTS MLST", "OPTS UTF8", "XYZZY", ""})
+VERBS = sorted(
+    {
+        *COMMANDS,
+        *ALIASES,
+        *NOT_IMPLEMENTED,
+        *HTTP_VERBS,
+        "SITE CHMOD",
+        "SITE HELP",
+        "OPTS MLST",
+        "OPTS UTF8",
+        "XYZZY",
+        "",
+    }
+)
 ARGS = [
-    "", " ", "/", ".", "..", "../../..", "/../etc/passwd", "..\\..", "f", "a b", "dir", "dir/g",
-    "dir/../f", "//dir//g", "./dir/./g/..", "-la", "-la dir", "-l /../..", "*", "dir/*", "x" * 300,
-    "d/" * 1200, "\x00f", "f\x00", "new", "new/sub", "dir/new", '"q"', "f\r", "\u00e9t\u00e9",
-    "127,0,0,1,4,1", "127,0,0,1,0,21", "10,0,0,1,4,1", "1,2,3", "256,0,0,1,1,1", "127,0,0,1,0,0",
-    "|1|127.0.0.1|1025|", "|2|::1|1025|", "|1|10.0.0.1|1025|", "|1|127.0.0.1|21|", "||||",
-    "|3|x|1|", "|1|127.0.0.1|0|", "|1|::ffff:127.0.0.1|2000|", "ALL", "1", "2", "A", "I", "L 8",
-    "E", "F", "R", "S", "B", "0", "100", "-5", "99999999999999999999", "TLS", "SSL", "P", "C",
-    "777 f", "999 f", "644", "20200101000000 f", "20201301000000 f", "20200101000000", "ON",
-    "OFF", "type;size;", "user", "pw", "anonymous", "refuse", "CHMOD 600 f", "HELP",
+    "",
+    " ",
+    "/",
+    ".",
+    "..",
+    "../../..",
+    "/../etc/passwd",
+    "..\\..",
+    "f",
+    "a b",
+    "dir",
+    "dir/g",
+    "dir/../f",
+    "//dir//g",
+    "./dir/./g/..",
+    "-la",
+    "-la dir",
+    "-l /../..",
+    "*",
+    "dir/*",
+    "x" * 300,
+    "d/" * 1200,
+    "\x00f",
+    "f\x00",
+    "new",
+    "new/sub",
+    "dir/new",
+    '"q"',
+    "f\r",
+    "\u00e9t\u00e9",
+    "127,0,0,1,4,1",
+    "127,0,0,1,0,21",
+    "10,0,0,1,4,1",
+    "1,2,3",
+    "256,0,0,1,1,1",
+    "127,0,0,1,0,0",
+    "|1|127.0.0.1|1025|",
+    "|2|::1|1025|",
+    "|1|10.0.0.1|1025|",
+    "|1|127.0.0.1|21|",
+    "||||",
+    "|3|x|1|",
+    "|1|127.0.0.1|0|",
+    "|1|::ffff:127.0.0.1|2000|",
+    "ALL",
+    "1",
+    "2",
+    "A",
+    "I",
+    "L 8",
+    "E",
+    "F",
+    "R",
+    "S",
+    "B",
+    "0",
+    "100",
+    "-5",
+    "99999999999999999999",
+    "TLS",
+    "SSL",
+    "P",
+    "C",
+    "777 f",
+    "999 f",
+    "644",
+    "20200101000000 f",
+    "20201301000000 f",
+    "20200101000000",
+    "ON",
+    "OFF",
+    "type;size;",
+    "user",
+    "pw",
+    "anonymous",
+    "refuse",
+    "CHMOD 600 f",
+    "HELP",
 ]
 ARG_BYTES = st.one_of(
     st.sampled_from([a.encode("utf-8", "surrogateescape") for a in ARGS]),
     st.binary(max_size=24),
     st.text(max_size=16).map(lambda s: s.encode("utf-8", "surrogatepass")),
-    st.sampled_from([b"\xff\xf4\xff\xf2", b"\xff\xff", b"\xc3", b"\xed\xa0\x80", b"\x80abc",
-                     b"a\rb", b"\xff\xfb", b"x" * 5000]),
+    st.sampled_from(
+        [
+            b"\xff\xf4\xff\xf2",
+            b"\xff\xff",
+            b"\xc3",
+            b"\xed\xa0\x80",
+            b"\x80abc",
+            b"a\rb",
+            b"\xff\xfb",
+            b"x" * 5000,
+        ]
+    ),
 )
 VERB_BYTES = st.one_of(
     st.sampled_from([v.encode() for v in VERBS]),
@@ -95,16 +186,50 @@ LINES = st.builds(
     ARG_BYTES,
     st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r\n\r\n", b""]),
 )
-FAULTS = [errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO,
-          errno.ELOOP, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR,
-          errno.ENOTDIR, errno.EXDEV, errno.EINVAL, errno.EMFILE, -1]  # -1: PathEscapeError
-OUTCOMES = ["ok", "aborted", "lost", "no-connection", "timeout", "refused", "tls-no-reuse",
-            "tls-failed", "local-error"]
+FAULTS = [
+    errno.ENOENT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.ELOOP,
+    errno.ENAMETOOLONG,
+    errno.EEXIST,
+    errno.ENOTEMPTY,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EXDEV,
+    errno.EINVAL,
+    errno.EMFILE,
+    -1,
+]  # -1: PathEscapeError
+OUTCOMES = [
+    "ok",
+    "aborted",
+    "lost",
+    "no-connection",
+    "timeout",
+    "refused",
+    "tls-no-reuse",
+    "tls-failed",
+    "local-error",
+]
 PERMS = st.sets(st.sampled_from("elradfmwMT")).map(lambda s: "".join(sorted(s)))
 
 # What a filesystem call needs from the account's permission letters (any one of them).
-NEEDS = {"open_read": "r", "open_write": "wa", "unique_name": "w", "list": "l", "mkdir": "m",
-         "rmdir": "d", "delete": "d", "rename": "f", "chmod": "M", "set_mtime": "T"}
+NEEDS = {
+    "open_read": "r",
+    "open_write": "wa",
+    "unique_name": "w",
+    "list": "l",
+    "mkdir": "m",
+    "rmdir": "d",
+    "delete": "d",
+    "rename": "f",
+    "chmod": "M",
+    "set_mtime": "T",
+}
 
 
 def is_virtual(path: object) -> bool:
@@ -145,8 +270,11 @@ class FakeFS:
         if p not in self.dirs:
             raise self.err(errno.ENOTDIR if p in self.files else errno.ENOENT)
         pre = p.rstrip("/") + "/"
-        names = [x for x in (*self.dirs, *self.files) if x != p and x.startswith(pre)
-                 and "/" not in x[len(pre):]]
+        names = [
+            x
+            for x in (*self.dirs, *self.files)
+            if x != p and x.startswith(pre) and "/" not in x[len(pre) :]
+        ]
         return [self.stat(x) for x in names]
 
     def open_read(self, p: str, offset: int) -> Any:
@@ -249,16 +377,33 @@ class SessionMachine(RuleBasedStateMachine):
         attempts=st.integers(0, 3),
         delay=st.sampled_from([0.0, 1.0]),
         promiscuous=st.booleans(),
-        addrs=st.sampled_from([("127.0.0.1", "127.0.0.1"), ("::1", "::1"),
-                               ("::ffff:127.0.0.1", "::ffff:127.0.0.1"), ("127.0.0.1", "127.0.0.2")]),
+        addrs=st.sampled_from(
+            [
+                ("127.0.0.1", "127.0.0.1"),
+                ("::1", "::1"),
+                ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+                ("127.0.0.1", "127.0.0.2"),
+            ]
+        ),
         perms=PERMS,
     )
-    def start(self, tls: str, attempts: int, delay: float, promiscuous: bool,
-              addrs: tuple[str, str], perms: str) -> None:
+    def start(
+        self,
+        tls: str,
+        attempts: int,
+        delay: float,
+        promiscuous: bool,
+        addrs: tuple[str, str],
+        perms: str,
+    ) -> None:
         COUNTS["sequences"] += 1
         ERRORS.records.clear()
-        self.settings = SessionSettings(max_login_attempts=attempts, login_fail_delay=delay,
-                                        port_promiscuous=promiscuous, tls_mode=tls)
+        self.settings = SessionSettings(
+            max_login_attempts=attempts,
+            login_fail_delay=delay,
+            port_promiscuous=promiscuous,
+            tls_mode=tls,
+        )
         self.addrs = addrs
         self.perms = perms
         self.fs = FakeFS()
@@ -435,26 +580,66 @@ class SessionMachine(RuleBasedStateMachine):
         self.send(b"USER user\r\nPASS pw\r\n", [])
 
     @precondition(lambda self: not self.closed and self.s.logged_in)
-    @rule(line=st.sampled_from(["CWD dir", "CDUP", "MKD new", "RMD dir", "DELE f", "RNFR f",
-                                "RNTO g", "SIZE f", "MDTM f", "MFMT 20200101000000 f", "MLST f",
-                                "STAT dir", "SITE CHMOD 600 f", "RETR f", "STOR g", "STOU",
-                                "APPE f", "LIST", "MLSD dir", "PASV", "EPSV", "AUTH TLS"]),
-          faults=st.lists(st.sampled_from(FAULTS), min_size=1, max_size=2))
+    @rule(
+        line=st.sampled_from(
+            [
+                "CWD dir",
+                "CDUP",
+                "MKD new",
+                "RMD dir",
+                "DELE f",
+                "RNFR f",
+                "RNTO g",
+                "SIZE f",
+                "MDTM f",
+                "MFMT 20200101000000 f",
+                "MLST f",
+                "STAT dir",
+                "SITE CHMOD 600 f",
+                "RETR f",
+                "STOR g",
+                "STOU",
+                "APPE f",
+                "LIST",
+                "MLSD dir",
+                "PASV",
+                "EPSV",
+                "AUTH TLS",
+            ]
+        ),
+        faults=st.lists(st.sampled_from(FAULTS), min_size=1, max_size=2),
+    )
     def fs_fault(self, line: str, faults: list[int]) -> None:
         """A well-formed command whose filesystem (or socket, or TLS) request fails."""
         self.send(b"TYPE I\r\n", [])
         self.send(f"{line}\r\n".encode(), faults)
 
     @precondition(lambda self: not self.closed and self.s.logged_in)
-    @rule(verb=st.sampled_from(["RETR f", "STOR new", "APPE f", "STOU", "LIST", "NLST dir",
-                                "MLSD", "RETR dir/g", "STOR dir/x"]),
-          setup=st.sampled_from(["PASV", "EPSV", "PORT 127,0,0,1,4,1", "EPRT |2|::1|1025|"]))
+    @rule(
+        verb=st.sampled_from(
+            [
+                "RETR f",
+                "STOR new",
+                "APPE f",
+                "STOU",
+                "LIST",
+                "NLST dir",
+                "MLSD",
+                "RETR dir/g",
+                "STOR dir/x",
+            ]
+        ),
+        setup=st.sampled_from(["PASV", "EPSV", "PORT 127,0,0,1,4,1", "EPRT |2|::1|1025|"]),
+    )
     def start_transfer(self, verb: str, setup: str) -> None:
         self.send(f"{setup}\r\n{verb}\r\n".encode(), [])
 
     @precondition(lambda self: self.running is not None)
-    @rule(outcome=st.sampled_from(OUTCOMES), opened=st.booleans(),
-          err=st.sampled_from([None, errno.ENOSPC, errno.EIO, errno.EDQUOT]))
+    @rule(
+        outcome=st.sampled_from(OUTCOMES),
+        opened=st.booleans(),
+        err=st.sampled_from([None, errno.ENOSPC, errno.EIO, errno.EDQUOT]),
+    )
     def transfer_ends(self, outcome: str, opened: bool, err: int | None) -> None:
         error = FakeFS.err(err) if err is not None and outcome == "local-error" else None
         self.finish_running(outcome, opened and outcome not in ("no-connection", "refused"), error)
@@ -501,8 +686,12 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 TestSessionFuzz = SessionMachine.TestCase
-TestSessionFuzz.settings = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-                                    suppress_health_check=list(HealthCheck))
+TestSessionFuzz.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

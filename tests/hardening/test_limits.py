@@ -23,7 +23,8 @@ SOURCES = [f"127.0.0.{i}" for i in range(2, 8)]
 async def _flood_one(srv: Any, source: str, hold: asyncio.Event) -> str:
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(srv.host, srv.port, local_addr=(source, 0)), 20)
+            asyncio.open_connection(srv.host, srv.port, local_addr=(source, 0)), 20
+        )
     except (ConnectionError, TimeoutError) as exc:
         return f"connect failed {exc!r}"
     try:
@@ -56,14 +57,18 @@ async def test_flood_above_limits(servers: Any, figures: Any) -> None:
     await asyncio.sleep(0.2)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     # Sessions that were there first: one from the flooders' own address, three from elsewhere.
-    first = [Ctl(srv.host, srv.port, source=src).login(srv.user, srv.password)
-             for src in (SOURCES[0], "127.0.0.1", "127.0.0.1", "127.0.0.9")]
+    first = [
+        Ctl(srv.host, srv.port, source=src).login(srv.user, srv.password)
+        for src in (SOURCES[0], "127.0.0.1", "127.0.0.1", "127.0.0.9")
+    ]
     for c in first:
         assert c.cmd("TYPE I").code == 200
 
     hold = asyncio.Event()
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(_flood_one(srv, SOURCES[i % len(SOURCES)], hold)) for i in range(FLOOD)]
+    tasks = [
+        asyncio.create_task(_flood_one(srv, SOURCES[i % len(SOURCES)], hold)) for i in range(FLOOD)
+    ]
     # While the flood is held open, the first sessions work as before.
     rounds = 0
     while time.monotonic() - t0 < 3 or rounds < 2:
@@ -83,10 +88,20 @@ async def test_flood_above_limits(servers: Any, figures: Any) -> None:
 
     admitted = results.count("220")
     refused = results.count("421+closed")
-    figures.record("connection flood", flood=FLOOD, max_sessions=MAX_SESSIONS, max_per_ip=MAX_PER_IP,
-                   admitted=admitted, refused_421=refused, seconds=round(elapsed, 1),
-                   workload_rounds=rounds, fds_before=fd0, fds_peak=peak_fds,
-                   pss_kib_before=pss0, pss_kib_peak=peak_pss)
+    figures.record(
+        "connection flood",
+        flood=FLOOD,
+        max_sessions=MAX_SESSIONS,
+        max_per_ip=MAX_PER_IP,
+        admitted=admitted,
+        refused_421=refused,
+        seconds=round(elapsed, 1),
+        workload_rounds=rounds,
+        fds_before=fd0,
+        fds_peak=peak_fds,
+        pss_kib_before=pss0,
+        pss_kib_peak=peak_pss,
+    )
     assert admitted + refused == FLOOD, sorted(set(results) - {"220", "421+closed"})[:5]
     # Per IP: 6 each, one of 127.0.0.2's slots is taken by a first session; and never more than
     # max_sessions in all.
@@ -112,7 +127,9 @@ async def test_pipelined_login_flood_respects_max_per_ip(servers: Any) -> None:
     srv = servers(max_per_ip=3, log_level="warning")
 
     async def one() -> list[bytes]:
-        reader, writer = await asyncio.open_connection(srv.host, srv.port, local_addr=("127.0.0.5", 0))
+        reader, writer = await asyncio.open_connection(
+            srv.host, srv.port, local_addr=("127.0.0.5", 0)
+        )
         writer.write(f"USER {srv.user}\r\nPASS {srv.password}\r\nNOOP\r\n".encode())
         data = b""
         try:

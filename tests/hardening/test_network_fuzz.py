@@ -53,7 +53,8 @@ class Prober(threading.Thread):
 
 async def _open(srv: Any, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.wait_for(
-        asyncio.open_connection(srv.host, srv.port, local_addr=(source, 0), limit=1 << 20), 10)
+        asyncio.open_connection(srv.host, srv.port, local_addr=(source, 0), limit=1 << 20), 10
+    )
 
 
 async def _drain_until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
@@ -92,12 +93,19 @@ async def nul_bytes(w: asyncio.StreamWriter, rng: random.Random) -> None:
 
 
 async def invalid_utf8(w: asyncio.StreamWriter, rng: random.Random) -> None:
-    w.write(b"USER \xc3\x28\xa0\xa1\r\nPASS \xed\xa0\x80\xf8\x88\x80\x80\x80\r\n\xfe\xfe\xfe\r\n"
-            b"\xc0\xaf\xc0\xaf\r\nSITE \xe2\x82\r\n" * 40)
+    w.write(
+        b"USER \xc3\x28\xa0\xa1\r\nPASS \xed\xa0\x80\xf8\x88\x80\x80\x80\r\n\xfe\xfe\xfe\r\n"
+        b"\xc0\xaf\xc0\xaf\r\nSITE \xe2\x82\r\n" * 40
+    )
 
 
 ATTACKS: list[Callable[[asyncio.StreamWriter, random.Random], Awaitable[None]]] = [
-    random_bytes, iac_storm, overlong_lines, no_crlf, nul_bytes, invalid_utf8,
+    random_bytes,
+    iac_storm,
+    overlong_lines,
+    no_crlf,
+    nul_bytes,
+    invalid_utf8,
 ]
 
 
@@ -182,7 +190,9 @@ async def test_hostile_connections_do_not_hurt_the_server(servers: Any, figures:
     pipelined_total = 0
     started = time.monotonic()
     try:
-        pipe = asyncio.ensure_future(asyncio.gather(pipelined(srv, SOURCES[1]), pipelined(srv, SOURCES[2])))
+        pipe = asyncio.ensure_future(
+            asyncio.gather(pipelined(srv, SOURCES[1]), pipelined(srv, SOURCES[2]))
+        )
         for _ in range(WAVES):
             await _wave(srv, rng, stats)
             peak = max(peak, pss_kib(srv.pid))
@@ -201,13 +211,24 @@ async def test_hostile_connections_do_not_hurt_the_server(servers: Any, figures:
     pss1 = pss_kib(srv.pid)
     log = srv.log()
     total = sum(stats.values()) + WAVES  # + the HTTP clients
-    figures.record("network fuzz", connections=total, pipelined_commands=pipelined_total,
-                   attacks=dict(sorted(stats.items())), seconds=round(elapsed, 1),
-                   fds_before=fd0, fds_after=fd1, pss_kib_before=pss0, pss_kib_peak=peak,
-                   pss_kib_after=pss1, noop_ms_idle=round(base_latency * 1000, 2),
-                   noop_ms_p50=round(p50 * 1000, 2), noop_ms_p99=round(p99 * 1000, 2),
-                   noop_ms_max=round(worst * 1000, 2), probes=len(lat))
-    assert "Traceback" not in log, log[log.find("Traceback") - 500:][:3000]
+    figures.record(
+        "network fuzz",
+        connections=total,
+        pipelined_commands=pipelined_total,
+        attacks=dict(sorted(stats.items())),
+        seconds=round(elapsed, 1),
+        fds_before=fd0,
+        fds_after=fd1,
+        pss_kib_before=pss0,
+        pss_kib_peak=peak,
+        pss_kib_after=pss1,
+        noop_ms_idle=round(base_latency * 1000, 2),
+        noop_ms_p50=round(p50 * 1000, 2),
+        noop_ms_p99=round(p99 * 1000, 2),
+        noop_ms_max=round(worst * 1000, 2),
+        probes=len(lat),
+    )
+    assert "Traceback" not in log, log[log.find("Traceback") - 500 :][:3000]
     assert fd1 <= fd0, f"fd leak: {fd0} before, {fd1} after"
     # Bounded memory: 240 hostile connections and two 10,000-command pipelines may not cost
     # more than 32 MiB at the peak, and the server must give most of it back.

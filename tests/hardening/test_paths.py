@@ -72,7 +72,11 @@ def snapshot(base: Path) -> dict[str, tuple[Any, ...]]:
         for name in dirnames + filenames:
             p = Path(dirpath) / name
             st = os.lstat(p)
-            digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else ""
+            digest = (
+                hashlib.sha256(p.read_bytes()).hexdigest()
+                if p.is_file() and not p.is_symlink()
+                else ""
+            )
             out[str(p.relative_to(base))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
     return out
 
@@ -123,16 +127,43 @@ class Session:
 
 # Paths that must never reach outside the home (read side).
 ESCAPES = [
-    "../secret.txt", "../../../../../../secret.txt", "/../secret.txt", "..//..//secret.txt",
-    "//..//..//secret.txt", "/./../secret.txt", "pub/../../secret.txt", "pub/../../../secret.txt",
-    "%2e%2e/secret.txt", "..%2fsecret.txt", "..\\secret.txt", "..\\..\\secret.txt",
-    "/etc/passwd", "../../../../etc/passwd", "link_out_file", "link_out_dir/outside-secret2.txt",
-    "link_out_abs_dir/outside-secret2.txt", "pub/up/secret.txt", "pub/up/outside/outside-secret2.txt",
-    "link_prefix/prefix-secret.txt", "link_in_dir/up/secret.txt", "link_in_dir/../../secret.txt",
-    "loop", "loop/x",
+    "../secret.txt",
+    "../../../../../../secret.txt",
+    "/../secret.txt",
+    "..//..//secret.txt",
+    "//..//..//secret.txt",
+    "/./../secret.txt",
+    "pub/../../secret.txt",
+    "pub/../../../secret.txt",
+    "%2e%2e/secret.txt",
+    "..%2fsecret.txt",
+    "..\\secret.txt",
+    "..\\..\\secret.txt",
+    "/etc/passwd",
+    "../../../../etc/passwd",
+    "link_out_file",
+    "link_out_dir/outside-secret2.txt",
+    "link_out_abs_dir/outside-secret2.txt",
+    "pub/up/secret.txt",
+    "pub/up/outside/outside-secret2.txt",
+    "link_prefix/prefix-secret.txt",
+    "link_in_dir/up/secret.txt",
+    "link_in_dir/../../secret.txt",
+    "loop",
+    "loop/x",
 ]
-ESCAPE_DIRS = ["..", "../..", "/..", "link_out_dir", "link_out_abs_dir", "pub/up", "link_prefix",
-               "link_in_dir/up", "pub/up/outside", "loop"]
+ESCAPE_DIRS = [
+    "..",
+    "../..",
+    "/..",
+    "link_out_dir",
+    "link_out_abs_dir",
+    "pub/up",
+    "link_prefix",
+    "link_in_dir/up",
+    "pub/up/outside",
+    "loop",
+]
 
 
 def test_reads_never_leave_the_home(world: tuple[Path, Any]) -> None:
@@ -171,8 +202,14 @@ def test_followed_links_inside_the_home_work(world: tuple[Path, Any]) -> None:
     """The jail is not a blanket "no symlinks": links that stay inside are followed."""
     _, srv = world
     s = Session(srv)
-    for path in ("link_in_file", "link_in_dir/file.txt", "//pub//file.txt", "/pub/./file.txt",
-                 "../pub/file.txt", "/../../pub/../pub/file.txt"):
+    for path in (
+        "link_in_file",
+        "link_in_dir/file.txt",
+        "//pub//file.txt",
+        "/pub/./file.txt",
+        "../pub/file.txt",
+        "/../../pub/../pub/file.txt",
+    ):
         r, data = s.transfer("RETR", path)
         assert (r.code, data) == (226, b"PUBLIC\n"), (path, r)
     listing, r = s.ctl.listing("NLST", "/")
@@ -183,24 +220,42 @@ def test_followed_links_inside_the_home_work(world: tuple[Path, Any]) -> None:
 
 
 WRITES = [
-    ("STOR", "link_out_dir/new.txt"), ("STOR", "link_out_abs_dir/new.txt"),
-    ("STOR", "link_out_file"), ("STOR", "pub/up/new.txt"), ("STOR", "link_prefix/new.txt"),
-    ("APPE", "link_out_file"), ("APPE", "link_out_dir/outside-secret2.txt"),
-    ("APPE", "pub/up/secret.txt"), ("STOU", "link_out_dir/x"), ("STOU", "pub/up/x"),
+    ("STOR", "link_out_dir/new.txt"),
+    ("STOR", "link_out_abs_dir/new.txt"),
+    ("STOR", "link_out_file"),
+    ("STOR", "pub/up/new.txt"),
+    ("STOR", "link_prefix/new.txt"),
+    ("APPE", "link_out_file"),
+    ("APPE", "link_out_dir/outside-secret2.txt"),
+    ("APPE", "pub/up/secret.txt"),
+    ("STOU", "link_out_dir/x"),
+    ("STOU", "pub/up/x"),
     ("REST+STOR", "link_out_file"),
 ]
 COMMANDS = [
-    "DELE link_out_dir/outside-secret2.txt", "DELE link_out_abs_dir/outside-secret2.txt",
-    "DELE pub/up/secret.txt", "DELE link_prefix/prefix-secret.txt",
-    "RMD link_out_dir/..", "RMD pub/up/outside", "MKD link_out_dir/newdir", "MKD pub/up/newdir",
-    "MKD link_prefix/newdir", "SITE CHMOD 777 link_out_file", "SITE CHMOD 777 pub/up/secret.txt",
-    "SITE CHMOD 777 link_out_dir", "MFMT 20000101000000 link_out_file",
-    "MFMT 20000101000000 pub/up/secret.txt", "MFMT 20000101000000 link_out_dir/outside-secret2.txt",
+    "DELE link_out_dir/outside-secret2.txt",
+    "DELE link_out_abs_dir/outside-secret2.txt",
+    "DELE pub/up/secret.txt",
+    "DELE link_prefix/prefix-secret.txt",
+    "RMD link_out_dir/..",
+    "RMD pub/up/outside",
+    "MKD link_out_dir/newdir",
+    "MKD pub/up/newdir",
+    "MKD link_prefix/newdir",
+    "SITE CHMOD 777 link_out_file",
+    "SITE CHMOD 777 pub/up/secret.txt",
+    "SITE CHMOD 777 link_out_dir",
+    "MFMT 20000101000000 link_out_file",
+    "MFMT 20000101000000 pub/up/secret.txt",
+    "MFMT 20000101000000 link_out_dir/outside-secret2.txt",
 ]
 RENAMES = [
-    ("pub/file.txt", "link_out_dir/stolen.txt"), ("pub/file.txt", "pub/up/stolen.txt"),
-    ("link_out_dir/outside-secret2.txt", "pub/got.txt"), ("pub/up/secret.txt", "pub/got.txt"),
-    ("link_prefix/prefix-secret.txt", "got.txt"), ("pub", "link_out_dir/pub"),
+    ("pub/file.txt", "link_out_dir/stolen.txt"),
+    ("pub/file.txt", "pub/up/stolen.txt"),
+    ("link_out_dir/outside-secret2.txt", "pub/got.txt"),
+    ("pub/up/secret.txt", "pub/got.txt"),
+    ("link_prefix/prefix-secret.txt", "got.txt"),
+    ("pub", "link_out_dir/pub"),
 ]
 
 
@@ -274,8 +329,17 @@ def test_names_with_cr_lf_inject_no_lines(world: tuple[Path, Any]) -> None:
     r = s.cmd("STAT crlf")
     assert r.code == 213 and len(r.lines) == len(CRLF_NAMES) + 2, r
     # A CR can be sent inside a command (only LF ends a line): MKD/CWD/PWD must not echo it raw.
-    for line in ("MKD crlf/a\rb", "CWD crlf/a\rb", "PWD", "MLST /crlf/a\rb", "RNFR /crlf/a\rb",
-                 "RNTO /crlf/c\r226 x", "CWD /crlf/c\r226 x", "PWD", "XPWD"):
+    for line in (
+        "MKD crlf/a\rb",
+        "CWD crlf/a\rb",
+        "PWD",
+        "MLST /crlf/a\rb",
+        "RNFR /crlf/a\rb",
+        "RNTO /crlf/c\r226 x",
+        "CWD /crlf/c\r226 x",
+        "PWD",
+        "XPWD",
+    ):
         r = s.cmd(line)  # the strict reply parser rejects a bare CR/LF inside a reply line
         assert r.code < 500 or line.startswith(("RNFR", "RNTO")), (line, r)
     assert s.cmd("NOOP").code == 200
@@ -331,8 +395,18 @@ def test_symlink_swapped_between_check_and_open(world: tuple[Path, Any], figures
     before = snapshot(base)
     # The flipper runs in its own process, so that it races the server at full speed rather
     # than taking turns with this test's threads for the GIL.
-    flipper = subprocess.Popen([sys.executable, "-c", FLIPPER, str(race), str(real_dir),
-                                str(home / "realf"), str(base / "outside"), str(base / "outside" / "f")])
+    flipper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            FLIPPER,
+            str(race),
+            str(real_dir),
+            str(home / "realf"),
+            str(base / "outside"),
+            str(base / "outside" / "f"),
+        ]
+    )
     s = Session(srv)
     attempts = refused = got_inside = 0
     deadline = time.monotonic() + 2.0

@@ -21,11 +21,14 @@ SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
 LOGIN_TIMEOUT = 2.0
 
 
-async def _slow_client(srv: Any, i: int, trickle: bool, out: list[tuple[float, bool, str]],
-                       gate: asyncio.Semaphore) -> None:
+async def _slow_client(
+    srv: Any, i: int, trickle: bool, out: list[tuple[float, bool, str]], gate: asyncio.Semaphore
+) -> None:
     async with gate:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(
-            srv.host, srv.port, local_addr=(SOURCES[i % len(SOURCES)], 0)), 20)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(srv.host, srv.port, local_addr=(SOURCES[i % len(SOURCES)], 0)),
+            20,
+        )
         t0 = time.monotonic()
     got = b""
     try:
@@ -56,7 +59,9 @@ async def test_slowloris_closed_at_login_timeout(servers: Any, figures: Any) -> 
     good = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     results: list[tuple[float, bool, str]] = []
     gate = asyncio.Semaphore(256)  # connections being opened at once
-    tasks = [asyncio.create_task(_slow_client(srv, i, i % 4 == 0, results, gate)) for i in range(COUNT)]
+    tasks = [
+        asyncio.create_task(_slow_client(srv, i, i % 4 == 0, results, gate)) for i in range(COUNT)
+    ]
     t_start = time.monotonic()
     peak_fds, peak_pss = fd0, pss0
     latencies = []
@@ -82,14 +87,25 @@ async def test_slowloris_closed_at_login_timeout(servers: Any, figures: Any) -> 
     told = [r for r in closed if "421" in r[2]]
     early = [r for r in closed if r[0] < LOGIN_TIMEOUT - 0.1]
     late = [r for r in results if r[0] > LOGIN_TIMEOUT + 3.0]
-    figures.record("slowloris", connections=COUNT, trickling=COUNT // 4, closed_by_server=len(closed),
-                   got_421=len(told), seconds=round(flood_seconds, 1),
-                   close_after_s_min=round(min(r[0] for r in results), 2),
-                   close_after_s_max=round(max(r[0] for r in results), 2),
-                   server_cpu_s_flood=round(cpu_flood, 2), server_cpu_s_idle_2s=round(idle_cpu, 3),
-                   fds_before=fd0, fds_peak=peak_fds, fds_after=fd1, pss_kib_before=pss0,
-                   pss_kib_peak=peak_pss, pss_kib_after=pss1,
-                   logged_in_noop_ms_max=round(max(latencies) * 1000, 1))
+    figures.record(
+        "slowloris",
+        connections=COUNT,
+        trickling=COUNT // 4,
+        closed_by_server=len(closed),
+        got_421=len(told),
+        seconds=round(flood_seconds, 1),
+        close_after_s_min=round(min(r[0] for r in results), 2),
+        close_after_s_max=round(max(r[0] for r in results), 2),
+        server_cpu_s_flood=round(cpu_flood, 2),
+        server_cpu_s_idle_2s=round(idle_cpu, 3),
+        fds_before=fd0,
+        fds_peak=peak_fds,
+        fds_after=fd1,
+        pss_kib_before=pss0,
+        pss_kib_peak=peak_pss,
+        pss_kib_after=pss1,
+        logged_in_noop_ms_max=round(max(latencies) * 1000, 1),
+    )
     assert alive(srv.pid)
     assert len(closed) == COUNT, [r for r in results if not r[1]][:3]
     assert not early, early[:3]

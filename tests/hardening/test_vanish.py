@@ -35,8 +35,9 @@ def _check_rounds(srv: Any, figures: Any, name: str, scenario: Callable[[], None
         scenario()
     peak = fds(srv.pid)
     fd1 = settle_fds(srv.pid, fd0, timeout=8)
-    figures.record(f"vanish: {name}", rounds=ROUNDS, fds_before=fd0, fds_right_after=peak,
-                   fds_settled=fd1)
+    figures.record(
+        f"vanish: {name}", rounds=ROUNDS, fds_before=fd0, fds_right_after=peak, fds_settled=fd1
+    )
     assert fd1 <= fd0, f"{name}: {fd1 - fd0} fds leaked over {ROUNDS} rounds"
     # The server is still fine: a new session works.
     with Ctl(srv.host, srv.port).login(srv.user, srv.password) as c:
@@ -158,9 +159,16 @@ def _client_hello(ca: Path) -> bytes:
 def tls_srv(servers: Any, pki: tuple[Path, Path, Path]) -> Any:
     ca, cert, key = pki
     port = _free_port()
-    s = servers(tls="explicit", tls_cert=str(cert), tls_key=str(key), implicit_tls_port=port,
-                tls_handshake_timeout=2, data_timeout=5, tls_require_session_reuse=False,
-                log_level="warning")
+    s = servers(
+        tls="explicit",
+        tls_cert=str(cert),
+        tls_key=str(key),
+        implicit_tls_port=port,
+        tls_handshake_timeout=2,
+        data_timeout=5,
+        tls_require_session_reuse=False,
+        log_level="warning",
+    )
     s.implicit_port = port
     (s.root / "big.bin").write_bytes(b"x" * BIG)
     return s
@@ -216,7 +224,9 @@ def test_silent_tls_handshake_times_out(tls_srv: Any, figures: Any) -> None:
     assert settle_fds(srv.pid, fd0) <= fd0
 
 
-def test_vanish_mid_prot_p_data_handshake(tls_srv: Any, pki: tuple[Path, Path, Path], figures: Any) -> None:
+def test_vanish_mid_prot_p_data_handshake(
+    tls_srv: Any, pki: tuple[Path, Path, Path], figures: Any
+) -> None:
     ca = pki[0]
     srv = tls_srv
     ctx = ssl.create_default_context(cafile=str(ca))
