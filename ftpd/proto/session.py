@@ -84,6 +84,13 @@ def _as_list(result: Reply | list[Reply] | None) -> list[Reply]:
     return result
 
 
+def _ipv4_octets(host: str) -> tuple[int, ...]:
+    parts = host.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise ValueError(host)
+    return tuple(int(p) for p in parts)
+
+
 def _normalise_ip(ip: str) -> str:
     """``::ffff:1.2.3.4`` → ``1.2.3.4``, so that IPv4 clients on a dual-stack socket compare equal."""
     if ":" not in ip:
@@ -446,7 +453,7 @@ class Session(FileOps, Security):
         if extended:
             return Reply(229, f"Entering Extended Passive Mode (|||{port}|)")
         try:
-            octets = ipaddress.IPv4Address(_normalise_ip(host)).packed
+            octets = _ipv4_octets(_normalise_ip(host))
         except ValueError:
             yield CloseData()
             self.data = step(DATA, self.data, "RESET")

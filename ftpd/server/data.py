@@ -97,10 +97,8 @@ class PassivePool:
 
     def open(self, local_ip: str) -> PassiveListener:
         """Bind and listen on a free port of the range on ``local_ip``. ``OSError`` if none is free."""
-        ip = ipaddress.ip_address(local_ip.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        ip = _norm(local_ip)
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         count = self.last - self.first + 1
         start = random.randrange(count)  # random start: ports are harder to guess (RFC 2577 §5)
         for i in range(count):
@@ -110,7 +108,7 @@ class PassivePool:
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((str(ip), port))
+                sock.bind((ip, port))
                 sock.listen(1)
             except OSError as exc:
                 sock.close()
@@ -164,6 +162,9 @@ class PassiveListener:
 
 
 def _norm(ip: str) -> str:
+    """Canonical text of an address; IPv4-mapped IPv6 becomes IPv4 (dual-stack sockets)."""
+    if ":" not in ip:
+        return ip  # IPv4 as the socket layer reports it: already canonical
     try:
         a = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:

@@ -147,3 +147,31 @@ async def test_pipelined_login_flood_respects_max_per_ip(servers: Any) -> None:
     ok = [r for r in results if r == [b"220", b"331", b"230", b"200"]]
     refused = [r for r in results if r == [b"421"]]
     assert len(ok) <= 3 and len(ok) + len(refused) == 12, results
+
+
+def test_idle_passive_ports_are_released(servers: Any) -> None:
+    """Sessions that open a passive port and never use it (NOOP keep-alives only) must not hold
+    the pool for ever: after ``data_timeout`` without a data connection the listener is closed,
+    as pyftpdlib does (30 s), so a few logged-in clients cannot exhaust ``pasv_ports``.
+    Observed before the fix: the listener lives as long as the session (``idle_timeout``)."""
+    srv = servers(pasv_ports="65200-65203", data_timeout=1, log_level="warning")
+    (srv.root / "f").write_bytes(b"data")
+    hogs = [Ctl(srv.host, srv.port).login(srv.user, srv.password) for _ in range(4)]
+    for c in hogs:
+        c.epsv()
+    with Ctl(srv.host, srv.port).login(srv.user, srv.password) as victim:
+        assert victim.cmd("EPSV").code == 425  # the pool (4 ports) is exhausted right now
+        deadline = time.monotonic() + 4
+        while True:
+            for c in hogs:
+                assert c.cmd("NOOP").code == 200  # the hogs stay active
+            r = victim.cmd("EPSV")
+            if r.code == 229 or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert r.code == 229, "passive ports still held 4 s after data_timeout (1 s)"
+        victim.cmd("ABOR")
+        data, _, r = victim.retr("f")
+        assert (r.code, data) == (226, b"data")
+    for c in hogs:
+        c.close()
