@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -709,8 +709,7 @@ def test_upload_by_a_client_that_never_reads(ftpd_factory: Any, pki: Pki) -> Non
         raw, _ = ftplib.FTP.ntransfercmd(ftp, f"STOR blind{i}.bin")
         with raw:
             inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(inc, out, server_hostname=srv.host,
-                               session=ftp.sock.session)  # type: ignore[union-attr]
+            obj = ctx.wrap_bio(inc, out, server_hostname=srv.host, session=ftp.sock.session)  # type: ignore[union-attr]
             while True:
                 try:
                     obj.do_handshake()
@@ -721,7 +720,7 @@ def test_upload_by_a_client_that_never_reads(ftpd_factory: Any, pki: Pki) -> Non
             assert obj.session_reused
             view = memoryview(data)
             while view:
-                view = view[obj.write(view[:65536]):]
+                view = view[obj.write(view[:65536]) :]
                 raw.sendall(out.read())
             try:
                 obj.unwrap()  # close_notify; the server's is never waited for
