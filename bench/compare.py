@@ -1,14 +1,19 @@
-"""Run the same ftpd-load scenarios against ftpd and pyftpdlib, back to back, on loopback.
+"""Run ftpd-load against ftpd and pyftpdlib, back to back on loopback, and tabulate the figures.
 
-Both servers get the same user, the same files and no connection limits (pyftpdlib through
-bench/pyftpdlib_server.py: max_cons=0, max_cons_per_ip=0, sendfile on). Every (scenario, repeat,
-server) run starts a fresh server process, so that memory per session is measured from a cold
-server each time, and the servers alternate so that drifts of the machine hit both alike.
-Prints one markdown table (median, min-max over ``--repeat`` runs, ratio ftpd/pyftpdlib) and
-writes it to ``--out``; the raw JSON of every run goes to ``--raw``.
+Every (case, repeat, server) run starts a fresh server process, so that memory per session is
+measured from a cold server each time; the servers alternate (ftpd first on even repeats) so that
+the machine's drifts hit both alike. Both servers serve a fresh root on tmpfs (``--root-dir``,
+default /dev/shm), so that no disk is measured; the big file is one file hard-linked into each
+root (same page cache). The system load average is recorded before each run: other work on the
+machine makes the figures noisy, and the table says how noisy it was.
 
-    python bench/compare.py --quick            # small scale, about 2 minutes
-    python bench/compare.py --repeat 3 --hold 10000 --procs 4
+Writes a markdown report (``--out``): the machine, one table of medians with min-max over
+``--repeat`` runs, the ratio to the reference server and whether each of issue 5's targets is
+met, then the exact commands and the list of runs with their load. ``--raw`` keeps every JSON.
+
+    python bench/compare.py --preset quick --repeat 1           # a few minutes
+    python bench/compare.py --preset issue --repeat 3           # issue 5's scale, about 45 min
+    python bench/compare.py --preset issue --cases hold,mixed   # some cases only
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -23,69 +30,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(REPO))
+
+from cases import SCALES, Case, Metric, Target, Variant, make_cases  # noqa: E402
+
 USER, PASSWORD = "bench", "bench-pass"
 BIG_FILE = "big.bin"
-
-# metric name -> (how to read it from a result, higher is better)
-Metric = tuple[str, Callable[[dict[str, Any]], float | None], bool]
-
-
-def _get(*path: str) -> Callable[[dict[str, Any]], float | None]:
-    def read(result: dict[str, Any]) -> float | None:
-        value: Any = result
-        for key in path:
-            if not isinstance(value, dict) or key not in value:
-                return None
-            value = value[key]
-        return value
-
-    return read
-
-
-METRICS: dict[str, list[Metric]] = {
-    "hold": [
-        ("sessions established/s", _get("rates", "establish_per_s"), True),
-        ("NOOP p99 ms (all held)", _get("latency", "noop", "p99"), False),
-        ("server KiB per session (PSS)", _get("server", "per_session_kib"), False),
-        ("server CPU µs per session set-up", _get("server", "cpu_us_per_session"), False),
-        ("alive at end", _get("sessions", "alive_at_end"), True),
-    ],
-    "logins": [
-        ("logins/s", _get("rates", "logins_per_s"), True),
-        ("login p99 ms", _get("latency", "login", "p99"), False),
-        ("server CPU µs per login", _get("server", "cpu_us_per_op"), False),
-    ],
-    "small": [
-        ("transfers/s", _get("rates", "transfers_per_s"), True),
-        ("RETR p99 ms", _get("latency", "retr", "p99"), False),
-        ("server CPU µs per transfer", _get("server", "cpu_us_per_op"), False),
-    ],
-    "retr": [
-        ("RETR MB/s", _get("rates", "mb_per_s"), True),
-        ("server CPU µs per RETR", _get("server", "cpu_us_per_op"), False),
-    ],
-    "stor": [
-        ("STOR MB/s", _get("rates", "mb_per_s"), True),
-        ("server CPU µs per STOR", _get("server", "cpu_us_per_op"), False),
-    ],
-    "mixed": [
-        ("actions/s", _get("rates", "actions_per_s"), True),
-        ("action p99 ms (LIST)", _get("latency", "list", "p99"), False),
-        ("action p99 ms (RETR)", _get("latency", "retr", "p99"), False),
-        ("server KiB per session (PSS)", _get("server", "per_session_kib"), False),
-        ("alive at end", _get("sessions", "alive_at_end"), True),
-    ],
-}
-
-
-FULL = {"hold": 2000, "mixed": 500, "concurrency": 20, "size": "256M", "duration": 10.0}
-QUICK = {"hold": 200, "mixed": 50, "concurrency": 10, "size": "32M", "duration": 3.0}
+PASV = {"ftpd": "61000-61999", "pyftpdlib": "62000-62999"}  # outside the ephemeral range
+Results = dict[tuple[str, str], list[dict[str, Any]]]  # (case key, variant name) -> results
 
 
 def free_port() -> int:
@@ -95,7 +53,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Wait until something accepts on 127.0.0.1:port (or fail if the process died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,179 +67,357 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15
     raise RuntimeError(f"server not listening on port {port} after {timeout} s")
 
 
+def server_command(v: Variant, case: Case, port: int, root: Path, users: Path | None) -> list[str]:
+    """The command line that starts ``v`` for ``case``."""
+    if v.kind == "pyftpdlib":
+        cmd = [sys.executable, str(HERE / "pyftpdlib_server.py"), "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--root", str(root), "--user", USER, "--password", PASSWORD]
+        return cmd + ["--pasv-ports", PASV["pyftpdlib"], "--log-level", case.log_level]
+    cmd = [sys.executable, "-m", "ftpd", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--root", str(root)]
+    if users is not None:
+        cmd += ["--users-file", str(users)]
+    else:
+        cmd += ["--user", USER, "--password", PASSWORD]
+    cmd += ["--max-per-ip", "0", "--max-sessions", "0", "--pasv-ports", PASV["ftpd"]]
+    return cmd + ["--log-level", case.log_level, *v.flags]
+
+
 class Server:
     """One server process started for one run."""
 
-    def __init__(self, kind: str, root: Path, log: Path) -> None:
-        self.kind = kind
-        self.port = free_port()
+    def __init__(self, cmd: list[str], port: int, log: Path, workers: int) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        if kind == "ftpd":
-            cmd = [sys.executable, "-m", "ftpd", "--host", "127.0.0.1", "--port", str(self.port)]
-            cmd += ["--root", str(root), "--user", USER, "--password", PASSWORD]
-            cmd += ["--max-per-ip", "0", "--max-sessions", "0", "--pasv-ports", "61000-61999"]
-            cmd += ["--log-level", "warning"]
-        else:
-            cmd = [sys.executable, str(HERE / "pyftpdlib_server.py"), "--host", "127.0.0.1"]
-            cmd += ["--port", str(self.port), "--root", str(root), "--user", USER]
-            cmd += ["--password", PASSWORD, "--pasv-ports", "62000-62999"]
+        env.pop("FTPD_CONFIG", None)
         self._log = log.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_listening(self.port, self.proc)
+            wait_listening(port, self.proc)
+            # Let every worker start and the server go idle before the "before" sample.
+            time.sleep(1.0 if workers > 1 else 0.3)
         except BaseException as exc:
             self.stop()
             tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{kind} did not start: {exc}\n{tail}") from None
+            raise RuntimeError(f"{cmd[:3]} did not start: {exc}\n{tail}") from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
 
 
-def scenario_args(name: str, a: argparse.Namespace) -> list[str]:
-    """ftpd-load arguments for one scenario at the chosen scale."""
-    common = ["--duration", str(a.duration), "--procs", str(a.procs)]
-    if a.source_addresses:
-        common += ["--source-addresses", a.source_addresses]
-    if name == "hold":
-        return ["hold", str(a.hold), *common, "--noop-sample", "100"]
-    if name == "logins":
-        return ["logins", "-c", str(a.concurrency), *common]
-    if name == "small":
-        return ["small", "-c", str(a.concurrency), *common]
-    if name == "retr":
-        return ["retr", "-c", "1", "--file", f"/{BIG_FILE}", *common]
-    if name == "stor":
-        return ["stor", "-c", "1", "--size", a.size, *common]
-    if name == "mixed":
-        return ["mixed", str(a.mixed), "--think", str(a.think), *common]
-    raise ValueError(name)
-
-
-def run_one(
-    kind: str, name: str, a: argparse.Namespace, work: Path, big: Path, n: int
-) -> dict[str, Any]:
-    """Start a fresh server, run one scenario against it, stop it; return the JSON result."""
-    root = work / f"{kind}-{name}-{n}"
-    root.mkdir()
-    if name == "retr":
-        os.link(big, root / BIG_FILE)  # the same file (and page cache) for both servers
-    server = Server(kind, root, work / f"{kind}.log")
-    out = work / f"{kind}-{name}-{n}.json"
-    cmd = [sys.executable, "-m", "ftpd.load", *scenario_args(name, a)]
-    cmd += ["--port", str(server.port), "--user", USER, "--password", PASSWORD]
-    cmd += ["--server-pid", str(server.proc.pid), "--json", str(out), "--progress", "none"]
+def conntrack() -> tuple[int, int] | None:
+    """(entries, maximum) of the connection-tracking table, if the kernel has one."""
+    base = Path("/proc/sys/net/netfilter")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 600)
+        return int((base / "nf_conntrack_count").read_text()), int(
+            (base / "nf_conntrack_max").read_text()
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def calm_down(gap: float) -> None:
+    """Before a run with thousands of connections: sleep ``gap`` s, then (bounded by 120 s more)
+    until the connection-tracking table is below a third full (TIME_WAIT entries expire)."""
+    time.sleep(gap)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ct = conntrack()
+        if ct is None or ct[0] < ct[1] // 3:
+            return
+        time.sleep(5)
+
+
+def load_command(case: Case, port: int, pid: int, out: Path) -> list[str]:
+    """The ftpd-load command of one run."""
+    user = "bench-users" if case.users_file else USER
+    cmd = [sys.executable, "-m", "ftpd.load", *case.load, "--port", str(port)]
+    cmd += ["--user", user, "--password", PASSWORD, "--server-pid", str(pid)]
+    return cmd + ["--json", str(out), "--progress", "none"]
+
+
+def make_users_file(work: Path) -> Path:
+    """A users file with one user (scrypt hash from ``ftpd passwd``); homes are created per run."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftpd", "passwd"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    hashed = proc.stdout.strip().splitlines()[-1]
+    path = work / "users.toml"
+    path.write_text(f'[[users]]\nname = "bench-users"\npassword_hash = "{hashed}"\nhome = "home"\n')
+    return path
+
+
+def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """Start a fresh server, run the case's ftpd-load command, stop it; the JSON result."""
+    tag = f"{case.key}-{v.name.replace(' ', '').replace('--', '-')}-{n}"
+    root = work / tag
+    root.mkdir()
+    users = None
+    if case.users_file and v.kind == "ftpd":
+        users = root / "users.toml"
+        shutil.copy(a.users_template, users)
+        root = root / "home"
+        root.mkdir()
+    if case.big_file:
+        os.link(work / BIG_FILE, root / BIG_FILE)
+    port = free_port()
+    cmd = server_command(v, case, port, root, users)
+    workers = int(v.flags[v.flags.index("--workers") + 1]) if "--workers" in v.flags else 1
+    load1 = os.getloadavg()
+    server = Server(cmd, port, work / f"{v.kind}.log", workers)
+    out = work / f"{tag}.json"
+    lcmd = load_command(case, port, server.proc.pid, out)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(lcmd, capture_output=True, text=True, timeout=case.timeout, cwd=REPO)
     finally:
         server.stop()
+        shutil.rmtree(work / tag, ignore_errors=True)
     if not out.exists():
-        raise RuntimeError(f"{kind} {name}: no result\n{proc.stdout}\n{proc.stderr}")
-    result = json.loads(out.read_text())
+        raise RuntimeError(f"{tag}: no result (status {proc.returncode})\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    result["bench"] = {
+        "case": case.key,
+        "variant": v.name,
+        "repeat": n,
+        "status": proc.returncode,
+        "seconds": round(time.monotonic() - t0, 1),
+        "loadavg_before": [round(x, 2) for x in load1],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "server_command": cmd,
+        "load_command": lcmd,
+    }
     if result["errors_total"]:
-        print(f"  {kind} {name}: errors {result['errors']}", file=sys.stderr)
+        print(f"  {tag}: errors {result['errors']}", file=sys.stderr)
     return result
 
 
-def _fmt(values: list[float]) -> str:
+# -- the report --------------------------------------------------------------------------------
+
+
+def _fmt_value(v: float) -> str:
+    mag = abs(v)
+    digits = 0 if mag >= 100 or v == int(v) else 1 if mag >= 10 else 2 if mag >= 1 else 3
+    return f"{v:,.{digits}f}"
+
+
+def _cell(values: list[float]) -> str:
     if not values:
         return "n/a"
-    med = statistics.median(values)
-    digits = 0 if med >= 100 else 1 if med >= 10 else 2 if med >= 1 else 3
-    text = f"{med:.{digits}f}"
-    if len(values) > 1:
-        text += f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    text = _fmt_value(statistics.median(values))
+    if len(values) > 1 and min(values) != max(values):
+        text += f" ({_fmt_value(min(values))}–{_fmt_value(max(values))})"
     return text
 
 
-def table(results: dict[tuple[str, str], list[dict[str, Any]]], a: argparse.Namespace) -> str:
-    """The markdown comparison table."""
+def _values(results: Results, case: str, variant: str, m: Metric) -> list[float]:
+    return [v for r in results.get((case, variant), []) if (v := m.read(r)) is not None]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _verdict(t: Target, case: Case, m: Metric, results: Results) -> tuple[str, str]:
+    """(target text, met text) for ftpd's figure, the case's first variant."""
+    mine = _values(results, case.key, case.variants[0].name, m)
+    if not mine:
+        return t.text, "no data"
+    other = _median(_values(results, t.versus_case or case.key, t.versus, m))
+    checks = [t.met(v, other) for v in mine] if t.every_run else [t.met(_median(mine), other)]
+    if any(c is None for c in checks):
+        return t.text, f"no {t.versus} figure"
+    return t.text, "**met**" if all(checks) else "**not met**"
+
+
+def table(cases: list[Case], results: Results) -> str:
+    """The markdown table of every case's figures."""
     lines = [
-        "| scenario | metric | ftpd median (min-max) | pyftpdlib median (min-max) | ftpd / pyftpdlib |",
-        "|---|---|---|---|---|",
+        "| case | figure | ftpd | reference | ftpd / ref | target | |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name in a.scenarios:
-        for label, read, _higher in METRICS[name]:
-            cols = {}
-            meds = {}
-            for kind in ("ftpd", "pyftpdlib"):
-                vals = [v for r in results.get((kind, name), []) if (v := read(r)) is not None]
-                cols[kind] = _fmt([float(v) for v in vals])
-                meds[kind] = statistics.median(vals) if vals else None
-            ratio = "n/a"
-            if meds["ftpd"] is not None and meds["pyftpdlib"]:
-                ratio = f"{meds['ftpd'] / meds['pyftpdlib']:.2f}x"
-            lines.append(f"| {name} | {label} | {cols['ftpd']} | {cols['pyftpdlib']} | {ratio} |")
+    for case in cases:
+        subject = case.variants[0].name
+        ref = case.variants[1].name if len(case.variants) > 1 else ""
+        for i, m in enumerate(case.metrics):
+            mine = _values(results, case.key, subject, m)
+            theirs = _values(results, case.key, ref, m) if ref else []
+            ratio = "—"
+            if mine and theirs and statistics.median(theirs):
+                ratio = f"{statistics.median(mine) / statistics.median(theirs):.2f}×"
+            ref_cell = "—"
+            if ref:
+                ref_cell = _cell(theirs)
+                if ref != "pyftpdlib":
+                    ref_cell = f"{ref}: {ref_cell}"
+            title = case.title if i == 0 else ""
+            if i == 0 and subject != "ftpd":
+                title += f" ({subject})"
+            verdicts = [_verdict(t, case, m, results) for t in m.targets] or [("", "")]
+            target = "; ".join(v[0] for v in verdicts if v[0])
+            met = "; ".join(v[1] for v in verdicts if v[1])
+            lines.append(
+                f"| {title} | {m.label} | {_cell(mine)} | {ref_cell} | {ratio} | {target} | {met} |"
+            )
     return "\n".join(lines)
 
 
+def _shell(cmd: list[str]) -> str:
+    out = []
+    for part in cmd:
+        if part == sys.executable:
+            part = "python"
+        out.append(
+            part if part and all(c.isalnum() or c in "-_./,=:" for c in part) else repr(part)
+        )
+    return " ".join(out)
+
+
+def commands(cases: list[Case], results: Results) -> str:
+    """The exact command lines of the first run of each case and variant."""
+    lines = []
+    for case in cases:
+        lines.append(f"- **{case.title}**" + (f" ({case.note})" if case.note else ""))
+        for v in case.variants:
+            runs = results.get((case.key, v.name))
+            if not runs:
+                continue
+            b = runs[0]["bench"]
+            lines.append(f"  - {v.name}: `{_shell(b['server_command'])}`")
+        if runs:
+            lines.append(f"  - load: `{_shell(runs[0]['bench']['load_command'])}`")
+    return "\n".join(lines)
+
+
+def runs_table(cases: list[Case], results: Results) -> str:
+    """One line per run: its load average, errors and length."""
+    lines = [
+        "| case | server | run | load avg 1/5 min before | errors | exit | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        for v in case.variants:
+            for r in results.get((case.key, v.name), []):
+                b = r["bench"]
+                la = b["loadavg_before"]
+                lines.append(
+                    f"| {case.key} | {v.name} | {b['repeat'] + 1} | {la[0]:.2f} / {la[1]:.2f} | "
+                    f"{r['errors_total']} | {b['status']} | {b['seconds']} |"
+                )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One paragraph on the machine and the software versions."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = []
+    for mod in ("uvloop", "pyftpdlib"):
+        try:
+            m = __import__(mod)
+            versions.append(f"{mod} {getattr(m, '__version__', getattr(m, '__ver__', '?'))}")
+        except ImportError:
+            versions.append(f"{mod} missing")
+    return (
+        f"{os.cpu_count()} × {cpu}, {mem:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {', '.join(versions)}; "
+        f"RLIMIT_NOFILE {os.sysconf('SC_OPEN_MAX')}."
+    )
+
+
+def report(cases: list[Case], results: Results, a: argparse.Namespace, spent: float) -> str:
+    """The whole markdown report."""
+    loads = [r["bench"]["loadavg_before"][0] for rs in results.values() for r in rs]
+    load_text = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "n/a"
+    return (
+        f"## ftpd vs pyftpdlib: preset `{a.preset}`, {a.repeat} run(s) per server and case\n\n"
+        f"Machine: {machine()} Run {time.strftime('%Y-%m-%d %H:%M %Z')}, {spent / 60:.0f} min; "
+        f"1-minute load average before each run {load_text} (other work shared the machine). "
+        f"Roots on {a.root_dir} (tmpfs). Figures are medians (min–max) over the runs; "
+        f"targets are checked on ftpd's median unless they say 'every run'.\n\n"
+        f"{table(cases, results)}\n\n### Commands (first run; PORT and PID change per run)\n\n"
+        f"{commands(cases, results)}\n\n### Runs\n\n{runs_table(cases, results)}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse options, run everything, print and write the table."""
-    p = argparse.ArgumentParser(description="ftpd vs pyftpdlib with ftpd-load")
+    """Parse options, run every case, write the report."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=sorted(SCALES), default="quick")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="small scale: hold 200, 3 s runs")
-    p.add_argument("--scenarios", default="hold,logins,small,retr,stor,mixed")
-    p.add_argument("--hold", type=int, help="sessions held (hold; 2000, quick 200)")
-    p.add_argument("--mixed", type=int, help="sessions (mixed; 500, quick 50)")
-    p.add_argument("--think", type=float, default=1.0, help="mean think time (mixed)")
-    p.add_argument("--concurrency", type=int, help="clients (logins, small; 20, quick 10)")
-    p.add_argument("--size", help="big file (retr, stor; 256M, quick 32M)")
-    p.add_argument("--duration", type=float, help="seconds per run (10, quick 3)")
-    p.add_argument("--procs", type=int, default=2, help="ftpd-load worker processes")
-    p.add_argument("--source-addresses", default="", help="e.g. 127.0.0.1-127.0.0.8")
-    p.add_argument("--out", default="bench/results.md", help="markdown table file")
+    p.add_argument("--cases", default="", help="comma-separated case keys (default: all)")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--root-dir", default="/dev/shm", help="where server roots go (tmpfs)")
+    p.add_argument("--gap", type=float, default=20.0, help="seconds of rest before heavy runs")
+    p.add_argument("--out", default="bench/results.md", help="markdown report")
     p.add_argument("--raw", default="", help="JSON file with every run's result")
     a = p.parse_args(argv)
-    # --quick changes the defaults only: explicit options win.
-    defaults = QUICK if a.quick else FULL
-    for key, value in defaults.items():
-        if getattr(a, key) is None:
-            setattr(a, key, value)
-    a.scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
-    for name in a.scenarios:
-        if name not in METRICS:
-            p.error(f"unknown scenario {name!r}")
-    sys.path.insert(0, str(REPO))
+    all_cases = make_cases(SCALES[a.preset])
+    if a.list:
+        for c in all_cases:
+            print(f"{c.key:14} {c.title}: ftpd-load {' '.join(c.load)}")
+        return 0
+    wanted = [k.strip() for k in a.cases.split(",") if k.strip()]
+    unknown = set(wanted) - {c.key for c in all_cases}
+    if unknown:
+        p.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    cases = [c for c in all_cases if not wanted or c.key in wanted]
     from ftpd.load.options import parse_size
 
-    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    load_start = os.getloadavg()[0]  # other work on the box makes the figures noisy: say so
-    with tempfile.TemporaryDirectory(prefix="ftpd-compare-") as tmp:
+    results: Results = {}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ftpd-compare-", dir=a.root_dir) as tmp:
         work = Path(tmp)
-        big = work / BIG_FILE
-        with big.open("wb") as f:
+        if any(c.big_file for c in cases):
             block = os.urandom(1 << 20)
-            for _ in range(parse_size(a.size) >> 20):
-                f.write(block)
-        for name in a.scenarios:
-            for n in range(a.repeat):
-                order = ("ftpd", "pyftpdlib") if n % 2 == 0 else ("pyftpdlib", "ftpd")
-                for kind in order:
-                    print(f"{name} run {n + 1}/{a.repeat}: {kind}", file=sys.stderr, flush=True)
-                    r = run_one(kind, name, a, work, big, n)
-                    results.setdefault((kind, name), []).append(r)
-    load_end = os.getloadavg()[0]
-    header = (
-        f"ftpd vs pyftpdlib, ftpd-load on loopback, {os.cpu_count()} CPUs "
-        f"(load average {load_start:.1f} at start, {load_end:.1f} at end), "
-        f"{a.repeat} runs each, {a.duration:g} s per run, tool procs {a.procs}; "
-        f"hold {a.hold}, mixed {a.mixed} (think {a.think:g} s), concurrency {a.concurrency}, "
-        f"big file {a.size}.\n\n"
-    )
-    text = header + table(results, a) + "\n"
-    print(text)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(text)
-    if a.raw:
-        raw = {f"{k}/{s}": v for (k, s), v in results.items()}
-        Path(a.raw).write_text(json.dumps(raw, indent=1))
+            with (work / BIG_FILE).open("wb") as f:
+                for _ in range(parse_size(SCALES[a.preset].size) >> 20):
+                    f.write(block)
+        if any(c.users_file for c in cases):
+            a.users_template = make_users_file(work)
+        try:
+            for case in cases:
+                for n in range(a.repeat):
+                    order = case.variants if n % 2 == 0 else case.variants[::-1]
+                    for v in order:
+                        if case.heavy:
+                            calm_down(a.gap)
+                        print(
+                            f"{case.key} run {n + 1}/{a.repeat}: {v.name} "
+                            f"(load {os.getloadavg()[0]:.2f})",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        r = run_one(case, v, n, work, a)
+                        results.setdefault((case.key, v.name), []).append(r)
+        except KeyboardInterrupt:
+            print("interrupted: reporting what ran", file=sys.stderr)
+        finally:
+            text = report(cases, results, a, time.monotonic() - started)
+            print(text)
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(text)
+            if a.raw:
+                raw = {f"{k}/{v}": rs for (k, v), rs in results.items()}
+                Path(a.raw).write_text(json.dumps(raw, indent=1))
     return 0
 
 

@@ -29,17 +29,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--auth-failed-delay", type=float, default=3.0, help="pyftpdlib's default: 3")
     p.add_argument("--max-login-attempts", type=int, default=3)
     p.add_argument("--no-sendfile", action="store_true")
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="pyftpdlib logs connect, login and transfer lines at info (its default)",
+    )
     args = p.parse_args(argv)
 
     import logging
 
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.log import config_logging
     from pyftpdlib.servers import FTPServer
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    logging.basicConfig(level=logging.WARNING)
+    # pyftpdlib's own logging set-up (what it does by default, at INFO), which also turns off the
+    # costly LogRecord fields it does not print; only the level is ours.
+    config_logging(level=getattr(logging, args.log_level.upper()))
 
     authorizer = DummyAuthorizer()
     authorizer.add_user(args.user, args.password, args.root, perm="elradfmwMT")

@@ -165,6 +165,21 @@ class Config:
         default=0, metadata={"help": "ban a client IP after this many failed logins (0: never)"}
     )
     ban_seconds: float = field(default=600.0, metadata={"help": "how long a ban lasts"})
+    storage: str = field(
+        default="local",
+        metadata={"help": "where homes live: local (directories) or s3 (key prefixes in a bucket)"},
+    )
+    s3_endpoint: str = field(
+        default="",
+        metadata={"help": "S3 endpoint URL for MinIO, Ceph and others (empty: AWS)"},
+    )
+    s3_bucket: str = field(default="", metadata={"help": "S3 bucket (required when storage = s3)"})
+    s3_prefix: str = field(
+        default="", metadata={"help": "key prefix in the bucket; each user's home is PREFIX/NAME/"}
+    )
+    s3_region: str = field(
+        default="", metadata={"help": "S3 region (empty: from the AWS environment or config files)"}
+    )
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Config))
@@ -189,6 +204,7 @@ LOOPS = ("auto", "uvloop", "asyncio")
 TLS_MODES = ("off", "explicit", "required")
 TLS_VERSIONS = ("1.2", "1.3")
 LOG_FORMATS = ("text", "json")
+STORAGES = ("local", "s3")
 
 
 def show(value: object) -> str:
@@ -269,7 +285,7 @@ def _from_toml(key: str, value: Any, source: str) -> Any:
 def _normalise(key: str, value: str) -> str:
     # Enumerated values are matched case-insensitively ("INFO" is as good as "info"); anything
     # else is kept as typed so that the error message shows it.
-    choices = {"log_level": LOG_LEVELS, "loop": LOOPS}.get(key)
+    choices = {"log_level": LOG_LEVELS, "loop": LOOPS, "storage": STORAGES}.get(key)
     if choices and value.strip().lower() in choices:
         return value.strip().lower()
     return value
@@ -538,6 +554,28 @@ def validate(config: Config) -> None:
         raise _invalid("metrics_host", c.metrics_host, "an IP address or a host name")
     if c.ban_after < 0:
         raise _invalid("ban_after", c.ban_after, "an integer >= 0 (0: never)")
+    _validate_storage(c)
+
+
+# S3 bucket names (AWS: 3-63 of [a-z0-9.-]; S3-compatible servers allow a little more).
+_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+_ENDPOINT_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_REGION_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _validate_storage(c: Config) -> None:
+    if c.storage not in STORAGES:
+        raise _invalid("storage", c.storage, "one of " + ", ".join(STORAGES))
+    if c.storage == "s3" and not c.s3_bucket:
+        raise _invalid("s3_bucket", c.s3_bucket, 'a bucket name when storage is "s3"')
+    if c.s3_bucket and not _BUCKET_RE.fullmatch(c.s3_bucket):
+        raise _invalid("s3_bucket", c.s3_bucket, "a bucket name: 3-255 of A-Z a-z 0-9 . _ -")
+    if c.s3_endpoint and not _ENDPOINT_RE.fullmatch(c.s3_endpoint):
+        raise _invalid("s3_endpoint", c.s3_endpoint, "empty or an http:// or https:// URL")
+    if _CONTROL_RE.search(c.s3_prefix) or ".." in c.s3_prefix.split("/"):
+        raise _invalid("s3_prefix", c.s3_prefix, "a key prefix without control characters or ..")
+    if c.s3_region and not _REGION_RE.fullmatch(c.s3_region):
+        raise _invalid("s3_region", c.s3_region, "empty or a region name such as eu-west-1")
 
 
 _PASV_ADDR_EXPECTED = "empty, an IPv4 address or a host name"

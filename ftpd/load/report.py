@@ -64,6 +64,9 @@ def _server(run: Run, established: int, run_ops: int) -> dict[str, Any] | None:
     if before is not None and est is not None and established and run.opts.scenario in _HELD:
         out["per_session_kib"] = round((est.pss_kib - before.pss_kib) / established, 2)
         out["per_session_rss_kib"] = round((est.rss_kib - before.rss_kib) / established, 2)
+        if ran is not None:
+            # After the run (before the final NOOPs and QUIT): what the work left behind.
+            out["per_session_kib_end"] = round((ran.pss_kib - before.pss_kib) / established, 2)
     if begin is not None and est is not None and established:
         cpu = est.cpu_seconds - begin.cpu_seconds
         out["cpu_seconds_establish"] = round(cpu, 3)
@@ -117,6 +120,8 @@ def build_result(
         "errors": dict(sorted(total.errors.items())),
         "errors_total": total.errors_total(),
         "latency": {op: h.summary_ms() for op, h in sorted(total.latency.items())},
+        # The headline operations' samples merged (in mixed: every action, whatever its kind).
+        "primary_latency": run.primary_histogram(total).summary_ms(),
         "bytes": dict(sorted(total.bytes.items())),
         "rates": rates,
         "server": _server(run, sessions["established"], run_ops),

@@ -52,7 +52,7 @@ class ControlChannel(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
-        "counted_ip", "counted_user", "connected_at", "timed_out",
+        "counted_ip", "counted_user", "connected_at", "timed_out", "early",
     )
 
     def __init__(self, server: Server) -> None:
@@ -75,6 +75,7 @@ class ControlChannel(asyncio.Protocol):
         self.counted_user = ""
         self.connected_at = 0.0
         self.timed_out = False  # the sweeper cancelled the transfer for lack of progress
+        self.early: tlsmod.EarlyTls | None = None  # PROT P passive connection accepted at once
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -197,9 +198,16 @@ class ControlChannel(asyncio.Protocol):
         if kind is OpenPassive:
             self._drop_passive()
             session = self.session
-            listener = self.server.pasv_pool.open(session.local_ip)
-            self.passive = listener
-            return (self.server.pasv_address or session.local_ip, listener.port)
+            server = self.server
+            listener = server.pasv_pool.open(session.local_ip)
+            if session.prot_p and server.tls_context is not None:
+                peer = None if server.config.pasv_promiscuous else session.peer_ip
+                self.early = tlsmod.EarlyTls(listener, peer, server.tls_context,
+                                             server.config.tls_handshake_timeout,
+                                             server.config.tls_require_session_reuse)
+            else:
+                self.passive = listener
+            return (server.pasv_address or session.local_ip, listener.port)
         if kind is StartTransfer:
             t: Transfer = req.transfer
             t.started = time.monotonic()
@@ -372,8 +380,9 @@ class ControlChannel(asyncio.Protocol):
             t.bytes += n
             self.last_activity = time.monotonic()
 
+        early, self.early = self.early, None
         try:
-            sock = await self._data_connection()
+            sock = await (early.accepted if early is not None else self._data_connection())
         except (datamod.DataTimeout, OSError) as exc:
             log.info("%s data connection failed: %r", self._who(), exc)
             return "no-connection", None
@@ -381,7 +390,7 @@ class ControlChannel(asyncio.Protocol):
         self._reply(self.session.transfer_opened(t))
         try:
             if t.tls:
-                return await self._pump_tls(sock, t, timeout, progress)
+                return await self._pump_tls(sock, t, timeout, progress, early)
             if t.writer is not None:
                 await datamod.receive_upload(sock, t.writer, t.ascii, progress, self.server.bulk)
                 return await self._commit_upload(t), None
@@ -400,12 +409,15 @@ class ControlChannel(asyncio.Protocol):
         finally:
             sock.close()
 
-    async def _pump_tls(self, sock: Any, t: Transfer, timeout: float,
-                        progress: Any) -> tuple[str, OSError | None]:
+    async def _pump_tls(self, sock: Any, t: Transfer, timeout: float, progress: Any,
+                        early: tlsmod.EarlyTls | None = None) -> tuple[str, OSError | None]:
         server = self.server
         try:
-            conn = await tlsmod.wrap_data(sock, server.tls_context, server.config.tls_handshake_timeout,
-                                          server.config.tls_require_session_reuse)
+            conn = await early.claim() if early is not None else None
+            if conn is None:
+                conn = await tlsmod.wrap_data(
+                    sock, server.tls_context, server.config.tls_handshake_timeout,
+                    server.config.tls_require_session_reuse, tickets=0 if t.writer else 1)
         except tlsmod.TlsNotResumed:
             log.info("%s PROT P data connection did not resume the TLS session", self._who())
             return "tls-no-reuse", None
@@ -457,6 +469,9 @@ class ControlChannel(asyncio.Protocol):
         if self.passive is not None:
             self.passive.close()
             self.passive = None
+        if self.early is not None:
+            self.early.close()
+            self.early = None
 
     def _pause_reading(self) -> None:
         if not self.read_paused and not self.closed:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..auth import NEED_CACHE_MISS, Account, Authenticator
 from ..config import Config, ConfigError, pasv_range
+from ..fs.base import FileSystem
 from ..fs.local import LocalFS, cleanup_stale_uploads
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
@@ -77,7 +78,7 @@ class Server:
         self.bulk = BulkThreads(concurrent.futures.ThreadPoolExecutor(
             bulk_threads, thread_name_prefix="ftpd-bulk"), bulk_threads)
         self.channels: set[ControlChannel] = set()
-        self._fs_cache: dict[tuple[str, bool], LocalFS] = {}
+        self._fs_cache: dict[tuple[str, bool], FileSystem] = {}
         self._next_sid = 0
         self._servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -172,12 +173,19 @@ class Server:
         del self.banned[ip]
         return False
 
-    def fs_for(self, account: Account) -> LocalFS:
-        """One filesystem object per home, shared by that home's sessions (lean sessions)."""
-        key = (account.home, True)
+    def fs_for(self, account: Account) -> FileSystem:
+        """One filesystem object per home, shared by that home's sessions (lean sessions). With
+        ``storage = "s3"`` the home is the key prefix ``<s3_prefix>/<account name>/``."""
+        s3 = self.config.storage == "s3"
+        key = (account.name, False) if s3 else (account.home, True)
         fs = self._fs_cache.get(key)
         if fs is None:
-            fs = LocalFS(account.home, self.executor, atomic_uploads=self.config.atomic_uploads)
+            if s3:
+                from ..fs.s3 import user_fs  # the optional s3 extra: imported only when used
+
+                fs = user_fs(self.config, account.name)
+            else:
+                fs = LocalFS(account.home, self.executor, atomic_uploads=self.config.atomic_uploads)
             self._fs_cache[key] = fs
         return fs
 

@@ -66,23 +66,25 @@ class TlsData:
 
     __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed")
 
-    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
+                 tickets: int = 0) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.loop = asyncio.get_running_loop()
         self.inc = ssl.MemoryBIO()
         self.out = ssl.MemoryBIO()
-        # No session tickets on data connections: a client resumes them with the control
-        # connection's session anyway, and lftp (GnuTLS) never reads an upload's data connection,
-        # so an unread ticket there makes its kernel answer the close with RST and drop the
-        # upload's tail. OpenSSL copies num_tickets into each new SSL object, so lowering it
-        # around this (synchronous, single-threaded) call affects this connection only.
-        tickets = ctx.num_tickets
-        ctx.num_tickets = 0
+        # Session tickets on a data connection: one on downloads, because curl (OpenSSL) uses a
+        # TLS 1.3 ticket once and resumes its next data connection with the newest one; none on
+        # uploads, because lftp and rclone never read an upload's data connection, and an unread
+        # ticket makes their kernel answer the close with RST and drop the upload's tail.
+        # OpenSSL copies num_tickets into each new SSL object, so changing it around this
+        # (synchronous, single-threaded) call affects this connection only.
+        saved = ctx.num_tickets
+        ctx.num_tickets = tickets
         try:
             self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
         finally:
-            ctx.num_tickets = tickets
+            ctx.num_tickets = saved
         self.timeout = timeout
         self.peer_closed = False  # close_notify received
 
@@ -167,9 +169,9 @@ class TlsData:
 
 
 async def wrap_data(sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
-                    require_reuse: bool) -> TlsData:
+                    require_reuse: bool, tickets: int = 0) -> TlsData:
     """Run the TLS handshake on an accepted/connected data socket, as the server side."""
-    conn = TlsData(sock, ctx, timeout)
+    conn = TlsData(sock, ctx, timeout, tickets)
     await conn.handshake()
     if require_reuse and not conn.obj.session_reused:
         raise TlsNotResumed()
@@ -210,3 +212,60 @@ async def tls_receive_upload(conn: TlsData, writer: Any, ascii: bool,
         tail = conv.flush()
         if tail:
             await writer.write(tail)
+
+
+class EarlyTls:
+    """A PROT P passive data connection accepted as soon as it arrives, with TLS started as soon
+    as the client speaks. aioftp's client runs the data handshake right after connecting, before
+    it sends the transfer command (pyftpdlib and aioftp's server accept at once); curl, lftp and
+    FileZilla start it only after the 150 reply, and then the transfer runs the handshake itself
+    with the ticket policy of its direction."""
+
+    __slots__ = ("accepted", "task", "sock", "started")
+
+    def __init__(self, listener: Any, peer: str | None, ctx: ssl.SSLContext, timeout: float,
+                 require_reuse: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self.accepted: asyncio.Future[socket.socket] = loop.create_future()
+        self.sock: socket.socket | None = None
+        self.started = False
+        self.task = loop.create_task(self._run(listener, peer, ctx, timeout, require_reuse))
+        self.task.add_done_callback(_swallow)
+
+    async def _run(self, listener: Any, peer: str | None, ctx: ssl.SSLContext, timeout: float,
+                   require_reuse: bool) -> TlsData:
+        try:
+            sock = await listener.accept(peer)
+        except BaseException as exc:
+            if not self.accepted.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    self.accepted.cancel()
+                else:
+                    self.accepted.set_exception(exc)
+                    self.accepted.add_done_callback(_swallow)
+            raise
+        self.sock = sock
+        self.accepted.set_result(sock)
+        await _wait_fd(asyncio.get_running_loop(), sock.fileno(), False)  # the ClientHello
+        self.started = True
+        # The direction is not known yet: issue the one ticket a download needs (curl resumes
+        # its next data connection with it). Clients that start early read their connection.
+        return await wrap_data(sock, ctx, timeout, require_reuse, tickets=1)
+
+    async def claim(self) -> TlsData | None:
+        """After the 150: the handshake the client started early, or None (run it yourself)."""
+        if self.started:
+            return await self.task
+        self.task.cancel()
+        await asyncio.wait([self.task])
+        return None
+
+    def close(self) -> None:
+        self.task.cancel()
+        if self.sock is not None:
+            self.sock.close()
+
+
+def _swallow(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: a data connection that never came is not an error to log

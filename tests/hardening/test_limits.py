@@ -140,12 +140,18 @@ async def test_pipelined_login_flood_respects_max_per_ip(servers: Any) -> None:
                         break
         except TimeoutError:
             pass
+        except ConnectionResetError:
+            # Refused with our USER/PASS still unread: the kernel answers the close with RST,
+            # which may discard the 421 before we read it.
+            data += b"RST"
         writer.transport.abort()
+        if data.endswith(b"RST"):
+            return [r[0][:3] for r in split_replies(data[:-3])[0]] or [b"RST"]
         return [r[0][:3] for r in split_replies(data)[0]]
 
     results = await asyncio.gather(*(one() for _ in range(12)))
     ok = [r for r in results if r == [b"220", b"331", b"230", b"200"]]
-    refused = [r for r in results if r == [b"421"]]
+    refused = [r for r in results if r in ([b"421"], [b"RST"])]
     assert len(ok) <= 3 and len(ok) + len(refused) == 12, results
 
 

@@ -66,7 +66,14 @@ ALTERNATIVES: dict[str, object] = {
     "metrics_host": "0.0.0.0",
     "ban_after": 5,
     "ban_seconds": 60.0,
+    "storage": "s3",
+    "s3_endpoint": "http://127.0.0.1:9000",
+    "s3_bucket": "ftpd-data",
+    "s3_prefix": "ftp/homes",
+    "s3_region": "eu-west-1",
 }
+# Values that need another key to validate, given through the environment (the lowest source).
+COMPANIONS: dict[str, dict[str, str]] = {"storage": {"FTPD_S3_BUCKET": "ftpd-data"}}
 
 
 def as_text(value: object) -> str:
@@ -99,12 +106,13 @@ def test_no_sources_gives_defaults() -> None:
 @pytest.mark.parametrize("name", FIELD_NAMES)
 def test_every_field_settable_from_file_env_and_flag(name: str, tmp_path: Path) -> None:
     value = ALTERNATIVES[name]
+    env = COMPANIONS.get(name, {})
     path = write_toml(tmp_path / "ftpd.toml", {name: value})
-    assert getattr(load_config(["--config", str(path)], {}), name) == value
-    assert getattr(load_config([], {env_name(name): as_text(value)}), name) == value
-    assert getattr(load_config([f"{flag_name(name)}={as_text(value)}"], {}), name) == value
+    assert getattr(load_config(["--config", str(path)], env), name) == value
+    assert getattr(load_config([], {**env, env_name(name): as_text(value)}), name) == value
+    assert getattr(load_config([f"{flag_name(name)}={as_text(value)}"], env), name) == value
     # The TOML spelling of a flag is accepted as well.
-    assert getattr(load_config([f"--{name}", as_text(value)], {}), name) == value
+    assert getattr(load_config([f"--{name}", as_text(value)], env), name) == value
 
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
