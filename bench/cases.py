@@ -112,6 +112,7 @@ class Variant:
 
 FTPD = Variant("ftpd", "ftpd")
 PYFTPDLIB = Variant("pyftpdlib", "pyftpdlib")
+SINK = Variant("sink server", "sink")  # bench/sink_server.py: the client measured alone
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,22 @@ def make_cases(sc: Scale) -> list[Case]:
                 Metric("server CPU ms per STOR", _per_op_ms),
                 ERRORS,
             ),
+        ),
+        Case(
+            "client-retr",
+            f"client ceiling: RETR {sc.size} from a sink",
+            ("retr", "-c", "1", "--file", "/big.bin", "--duration", d),
+            (Metric("RETR MB/s", get("rates", "mb_per_s")), ERRORS),
+            variants=(SINK,),
+            note="bench/sink_server.py sends from tmpfs with sendfile: the client's ceiling",
+        ),
+        Case(
+            "client-stor",
+            f"client ceiling: STOR {sc.size} to a sink",
+            ("stor", "-c", "1", "--size", sc.size, "--duration", d),
+            (Metric("STOR MB/s", get("rates", "mb_per_s")), ERRORS),
+            variants=(SINK,),
+            note="bench/sink_server.py splices to /dev/null: the client's ceiling",
         ),
         Case(
             "mixed",

@@ -42,7 +42,9 @@ from cases import SCALES, Case, Metric, Target, Variant, make_cases  # noqa: E40
 
 USER, PASSWORD = "bench", "bench-pass"
 BIG_FILE = "big.bin"
-PASV = {"ftpd": "61000-61999", "pyftpdlib": "62000-62999"}  # outside the ephemeral range
+# Passive ranges: outside the ephemeral range, one per server kind.
+PASV = {"ftpd": "61000-61999", "pyftpdlib": "62000-62999", "sink": "63000-63999"}
+SCALES_SIZE = ["1G"]  # the preset's big-file size (the sink's file), set by main()
 Results = dict[tuple[str, str], list[dict[str, Any]]]  # (case key, variant name) -> results
 
 
@@ -69,6 +71,9 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
 
 def server_command(v: Variant, case: Case, port: int, root: Path, users: Path | None) -> list[str]:
     """The command line that starts ``v`` for ``case``."""
+    if v.kind == "sink":
+        cmd = [sys.executable, str(HERE / "sink_server.py"), "--port", str(port)]
+        return cmd + ["--file-size", SCALES_SIZE[0], "--pasv-ports", PASV["sink"]]
     if v.kind == "pyftpdlib":
         cmd = [sys.executable, str(HERE / "pyftpdlib_server.py"), "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--root", str(root), "--user", USER, "--password", PASSWORD]
@@ -380,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cases = [c for c in all_cases if not wanted or c.key in wanted]
+    SCALES_SIZE[0] = SCALES[a.preset].size
     from ftpd.load.options import parse_size
 
     results: Results = {}

@@ -36,6 +36,9 @@ class TlsNotResumed(Exception):
 
 def make_context(config: Config) -> ssl.SSLContext:
     """The server context; a clear ``ConfigError`` when the certificate or key is unusable."""
+    if not (config.tls_cert and config.tls_key):
+        raise ConfigError(f"invalid value for tls_cert: {show(config.tls_cert)} (FTPS needs "
+                          "tls_cert and tls_key: PEM certificate and key files)")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if config.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
