@@ -203,6 +203,15 @@ def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -
         "server_command": cmd,
         "load_command": lcmd,
     }
+    subst = {
+        str(work / tag): "ROOT",
+        str(out): "result.json",
+        str(HERE) + "/": "bench/",
+        str(port): "PORT",
+        str(server.proc.pid): "PID",
+    }
+    result["bench"]["server_shell"] = _shell(cmd, subst)
+    result["bench"]["load_shell"] = _shell(lcmd, subst)
     if result["errors_total"]:
         print(f"  {tag}: errors {result['errors']}", file=sys.stderr)
     return result
@@ -278,14 +287,19 @@ def table(cases: list[Case], results: Results) -> str:
     return "\n".join(lines)
 
 
-def _shell(cmd: list[str]) -> str:
+def _shell(cmd: list[str], subst: dict[str, str]) -> str:
+    """``cmd`` as one shell line, with the run's own paths, port and pid made generic."""
     out = []
     for part in cmd:
         if part == sys.executable:
             part = "python"
-        out.append(
-            part if part and all(c.isalnum() or c in "-_./,=:" for c in part) else repr(part)
-        )
+        if part in subst:
+            part = subst[part]  # the port and the pid: whole arguments only
+        for old, new in subst.items():
+            if "/" in old:
+                part = part.replace(old, new)
+        ok = part and all(c.isalnum() or c in "-_./,=:" for c in part)
+        out.append(part if ok else repr(part))
     return " ".join(out)
 
 
@@ -294,14 +308,14 @@ def commands(cases: list[Case], results: Results) -> str:
     lines = []
     for case in cases:
         lines.append(f"- **{case.title}**" + (f" ({case.note})" if case.note else ""))
+        load = ""
         for v in case.variants:
             runs = results.get((case.key, v.name))
-            if not runs:
-                continue
-            b = runs[0]["bench"]
-            lines.append(f"  - {v.name}: `{_shell(b['server_command'])}`")
-        if runs:
-            lines.append(f"  - load: `{_shell(runs[0]['bench']['load_command'])}`")
+            if runs:
+                lines.append(f"  - {v.name}: `{runs[0]['bench']['server_shell']}`")
+                load = load or runs[0]["bench"]["load_shell"]
+        if load:
+            lines.append(f"  - ftpd-load: `{load}`")
     return "\n".join(lines)
 
 
@@ -358,7 +372,8 @@ def report(cases: list[Case], results: Results, a: argparse.Namespace, spent: fl
         f"1-minute load average before each run {load_text} (other work shared the machine). "
         f"Roots on {a.root_dir} (tmpfs). Figures are medians (min–max) over the runs; "
         f"targets are checked on ftpd's median unless they say 'every run'.\n\n"
-        f"{table(cases, results)}\n\n### Commands (first run; PORT and PID change per run)\n\n"
+        f"{table(cases, results)}\n\n### Commands\n\n"
+        "ROOT is a fresh directory on tmpfs, PORT a free port, PID the server's pid.\n\n"
         f"{commands(cases, results)}\n\n### Runs\n\n{runs_table(cases, results)}\n"
     )
 

@@ -3,10 +3,11 @@
 It answers just the commands ftpd-load's ``retr``, ``stor``, ``small`` and ``logins`` scenarios
 send, with no filesystem behind them: STOR splices the data connection to /dev/null (no copy to
 user space) and remembers only the size; RETR sends that many bytes (``--file-size`` for a path
-never stored) with ``os.sendfile`` from one file in /dev/shm (zero copy, from memory). Each control connection gets a thread with blocking sockets, the
-cheapest way to move bulk data in Python: the GIL is released during every ``recv_into`` and
-``sendfile``. If ftpd-load reaches the same MB/s against this as against ftpd, the figure is the
-client's (or the loopback's), not the server's.
+never stored) with ``os.sendfile`` from one file in /dev/shm (zero copy, from memory). Each
+control connection gets a thread with blocking sockets, the cheapest way to move bulk data in
+Python: the GIL is released during every ``splice`` and ``sendfile``. What ftpd-load reaches
+against this is its own ceiling (with the loopback's); a server that measures close to it is
+measured by the client, not the other way round.
 
     python bench/sink_server.py --port 2199 --file-size 1G
 """

@@ -120,6 +120,7 @@ class S3Storage:
         copy_threshold: int = COPY_THRESHOLD,
         copy_part_size: int = COPY_PART_SIZE,
         max_connections: int = MAX_CONNECTIONS,
+        max_attempts: int = 5,
     ) -> None:
         if part_size < MIN_PART_SIZE or copy_part_size < MIN_PART_SIZE:
             raise ValueError(f"S3 parts must be at least {MIN_PART_SIZE} bytes")
@@ -135,12 +136,13 @@ class S3Storage:
         self.copy_threshold = copy_threshold
         self.copy_part_size = copy_part_size
         self.max_connections = max_connections
+        self.max_attempts = max_attempts  # per request, retries of throttling and 5xx included
         self.conditional_put = True  # PutObject If-None-Match; off once the server says 501
         self._client: Any = None
         self._stack: AsyncExitStack | None = None
         self._lock = asyncio.Lock()
         # Aborts finishing in the background after their caller was cancelled (strong refs).
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_config(cls, config: Config) -> S3Storage:
@@ -156,7 +158,7 @@ class S3Storage:
                     max_pool_connections=self.max_connections,
                     connect_timeout=10,
                     read_timeout=60,
-                    retries={"max_attempts": 5, "mode": "standard"},
+                    retries={"max_attempts": self.max_attempts, "mode": "standard"},
                     # botocore >= 1.36 adds CRC checksums (and aws-chunked bodies) to every upload
                     # by default, which many S3-compatible servers reject; send them only when an
                     # operation requires one.
@@ -185,10 +187,16 @@ class S3Storage:
         except S3_ERRORS as exc:
             raise to_oserror(exc, op, key) from None
 
-    def keep(self, task: asyncio.Task[None]) -> None:
-        """Hold a reference to a background task until it ends."""
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Hold a reference to a background task (an abort whose caller was cancelled) until it
+        ends. Its failure is retrieved here: ``to_oserror`` has logged it already."""
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("S3 background task failed: %r", task.exception())
 
     async def check(self) -> None:
         """``HeadBucket``: raise ``OSError`` when the bucket cannot be reached (for start-up)."""

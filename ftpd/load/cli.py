@@ -198,10 +198,10 @@ def check_fd_budget(opts: Options) -> None:
     procs = max(1, min(opts.procs, opts.sessions))
     need = -(-opts.sessions // procs) * per_session + 64
     if need > limit:
+        enough = -(-opts.sessions * per_session // (limit - 64))
         raise ValueError(
             f"{opts.sessions} sessions need about {need} fds per process with --procs {procs}, "
-            f"but a process may open {limit}: use --procs {-(-opts.sessions * per_session // (limit - 64))}"
-            " or more"
+            f"but a process may open {limit}: use --procs {enough} or more"
         )
 
 

@@ -88,7 +88,7 @@ class Histogram:
         return self.max
 
     def summary_ms(self) -> dict[str, float | int]:
-        """p50/p90/p99/max/mean in milliseconds plus the sample count (the JSON ``latency`` entry)."""
+        """p50/p90/p99/max/mean in ms plus the sample count (the JSON ``latency`` entry)."""
         out: dict[str, float | int] = {}
         for pct in PERCENTILES:
             out[f"p{int(pct)}"] = round(self.percentile(pct) / 1e6, 4)

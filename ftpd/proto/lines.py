@@ -49,28 +49,51 @@ def _strip_telnet(data: bytes) -> bytes:
 
 
 class LineReader:
-    """Incremental line framer with a hard cap on buffered bytes."""
+    """Incremental line framer with a hard cap on buffered bytes.
 
-    __slots__ = ("_buf", "_discarding", "max_line")
+    ``feed(data, limit)`` returns at most ``limit`` lines and keeps the rest of the bytes as they
+    came: a client that pipelines thousands of commands costs its raw bytes, not thousands of
+    line objects, until the session gets to them (``has_more``).
+    """
+
+    __slots__ = ("_buf", "_pos", "_discarding", "max_line")
 
     def __init__(self, max_line: int = 4096) -> None:
         self._buf = b""
+        self._pos = 0  # lines before this offset of _buf were returned already
         self._discarding = False
         self.max_line = max_line
 
     @property
     def buffered(self) -> int:
-        """Bytes held waiting for a line end (never more than ``max_line``)."""
-        return len(self._buf)
+        """Bytes held waiting to be returned as lines."""
+        return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> list[str]:
-        """Add received bytes; return the complete lines (without line ends), in order."""
-        buf = self._buf + data if self._buf else data
+    def has_more(self) -> bool:
+        """Whether a complete line is waiting (``feed(b"", limit)`` returns it)."""
+        return self._buf.find(b"\n", self._pos) >= 0
+
+    def feed(self, data: bytes = b"", limit: int = 0) -> list[str]:
+        """Add received bytes; return the complete lines (without line ends), in order, at most
+        ``limit`` of them (0: all)."""
+        if data:
+            if self._pos:
+                self._buf = self._buf[self._pos :] + data
+                self._pos = 0
+            else:
+                self._buf = self._buf + data if self._buf else data
+        buf = self._buf
+        start = self._pos
         lines: list[str] = []
-        start = 0
-        while True:
+        while not limit or len(lines) < limit:
             nl = buf.find(b"\n", start)
             if nl < 0:
+                if len(buf) - start > self.max_line:
+                    # Overlong and still no line end: drop it, report it once at its end.
+                    self._discarding = True
+                    buf, start = b"", 0
+                elif self._discarding:
+                    buf, start = b"", 0
                 break
             if self._discarding:
                 self._discarding = False
@@ -80,14 +103,10 @@ class LineReader:
             else:
                 lines.append(self._decode(buf[start:nl]))
             start = nl + 1
-        rest = buf[start:]
-        if len(rest) > self.max_line:
-            # Overlong and still no line end: drop what we have and remember to report it once.
-            self._discarding = True
-            rest = b""
-        elif self._discarding:
-            rest = b""
-        self._buf = rest
+        if start >= len(buf):
+            buf, start = b"", 0
+        self._buf = buf
+        self._pos = start
         return lines
 
     @staticmethod

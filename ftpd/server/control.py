@@ -43,6 +43,7 @@ log = logging.getLogger("ftpd.session")
 xfer_log = logging.getLogger("ftpd.transfer")
 
 MAX_QUEUED_LINES = 32
+BATCH = 16  # commands run per turn of one session before the others get theirs
 NEED_ASYNC = object()  # Server.authenticate_fast: "cannot answer without awaiting"
 
 
@@ -52,7 +53,8 @@ class ControlChannel(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
-        "counted_ip", "counted_user", "connected_at", "timed_out", "early",
+        "counted_ip", "counted_user", "connected_at", "timed_out", "early", "draining",
+        "scheduled",
     )
 
     def __init__(self, server: Server) -> None:
@@ -76,6 +78,8 @@ class ControlChannel(asyncio.Protocol):
         self.connected_at = 0.0
         self.timed_out = False  # the sweeper cancelled the transfer for lack of progress
         self.early: tlsmod.EarlyTls | None = None  # PROT P passive connection accepted at once
+        self.draining = False  # _process_queue is running (no re-entry from _after_command)
+        self.scheduled = False  # a _process_queue call is pending on the loop
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -105,10 +109,19 @@ class ControlChannel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
-        for line in self.reader.feed(data):
-            if self.closed:
-                return
-            self._on_line(line)
+        reader = self.reader
+        lines = reader.feed(data, MAX_QUEUED_LINES)
+        if not lines:
+            return
+        q = self.queue
+        if q is None:
+            q = self.queue = deque()
+        q.extend(lines)
+        if reader.has_more():
+            # More pipelined commands than we take at once: they wait as raw bytes, and reading
+            # pauses until the session has worked through them (bounded memory per client).
+            self._pause_reading()
+        self._process_queue()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -132,21 +145,12 @@ class ControlChannel(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if (self.queue or self.read_paused) and not self.draining and not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self._process_queue)
         self._maybe_resume_reading()
 
     # ------------------------------------------------------------------ command processing
-    def _on_line(self, line: str) -> None:
-        session = self.session
-        if self.busy or (session.transfer is not None and not session.allowed_during_transfer(line)):
-            q = self.queue
-            if q is None:
-                q = self.queue = deque()
-            q.append(line)
-            if len(q) >= MAX_QUEUED_LINES:
-                self._pause_reading()
-            return
-        self._run(line)
-
     def _run(self, line: str) -> None:
         if self.server.log_commands:
             masked = _mask(line)
@@ -279,23 +283,59 @@ class ControlChannel(asyncio.Protocol):
         return value
 
     def _after_command(self) -> None:
-        session = self.session
-        if session.closing:
+        if self.session.closing:
             self.close()
             return
+        if (self.queue or self.read_paused) and not self.draining:
+            self._process_queue()
+        else:
+            self._maybe_resume_reading()
+
+    def _process_queue(self) -> None:
+        """Run queued commands in order, at most ``BATCH`` now: a client that pipelines thousands
+        of commands then yields the loop to the other sessions between batches. Nothing runs
+        while a command is in progress, while the client is not reading our replies, or (except
+        ABOR, STAT, NOOP and QUIT, which jump the queue) while a transfer runs."""
+        self.scheduled = False
+        if self.draining:
+            return
+        self.draining = True
+        session = self.session
         q = self.queue
-        while q and not self.busy and not self.closed:
-            if session.transfer is not None and not session.allowed_during_transfer(q[0]):
-                # ABOR (and friends) jump the queue while a transfer runs.
-                for i, line in enumerate(q):
-                    if session.allowed_during_transfer(line):
-                        del q[i]
-                        self._run(line)
+        if q is None:
+            q = self.queue = deque()
+        done = 0
+        try:
+            while not self.busy and not self.closed and not self.write_paused:
+                if not q:
+                    if not self.reader.has_more():
+                        break
+                    q.extend(self.reader.feed(b"", BATCH))
+                if done >= BATCH:
+                    if not self.scheduled:
+                        self.scheduled = True
+                        asyncio.get_running_loop().call_soon(self._process_queue)
+                    break
+                if session.transfer is not None and not session.allowed_during_transfer(q[0]):
+                    # ABOR, STAT, NOOP and QUIT jump the queue while a transfer runs.
+                    for i, line in enumerate(q):
+                        if session.allowed_during_transfer(line):
+                            del q[i]
+                            break
+                    else:
+                        if len(q) < 4 * MAX_QUEUED_LINES and self.reader.has_more():
+                            q.extend(self.reader.feed(b"", BATCH))
+                            continue
                         break
                 else:
-                    break
-                continue
-            self._run(q.popleft())
+                    line = q.popleft()
+                done += 1
+                self._run(line)
+        finally:
+            self.draining = False
+        if session.closing and not self.closed:
+            self.close()
+            return
         self._maybe_resume_reading()
 
     def _reply(self, reply: Reply) -> None:
@@ -481,7 +521,7 @@ class ControlChannel(asyncio.Protocol):
     def _maybe_resume_reading(self) -> None:
         if self.read_paused and not self.write_paused and not self.closed:
             q = self.queue
-            if q is None or len(q) < MAX_QUEUED_LINES // 2:
+            if (q is None or len(q) < MAX_QUEUED_LINES // 2) and not self.reader.has_more():
                 self.read_paused = False
                 self.transport.resume_reading()
 

@@ -24,7 +24,6 @@ from .support import (
     noop_latency,
     pss_kib,
     settle_fds,
-    split_replies,
     wait_for,
 )
 
@@ -51,8 +50,8 @@ class Prober(threading.Thread):
 
 def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: Any) -> None:
     """50,000 NOOPs in one burst from one client; another client's NOOP must not wait for all of
-    them. Observed before the fix: the whole burst is handled in one ``data_received`` call and
-    the other session waits ~1 s (0.8 s for 10,000 on 2 cores)."""
+    them. Observed before the fix: every line of a read (up to 256 KiB, ~43,000 NOOPs) is handled
+    in one ``data_received`` call, and the other session waits 0.4-1.2 s on 2 cores."""
     srv = servers(log_level="warning")
     prober = Prober(srv)
     prober.start()
@@ -63,11 +62,11 @@ def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: 
         s.recv(100)
         t0 = time.perf_counter()
         s.sendall(b"NOOP\r\n" * burst)
-        buf, n = b"", 0
-        while n < burst:
-            buf += s.recv(1 << 20)
-            replies, buf = split_replies(buf)
-            n += len(replies)
+        n = 0
+        while n < burst:  # NOOP replies are one line each; counting keeps this side cheap
+            chunk = s.recv(1 << 20)
+            assert chunk, f"closed after {n} replies"
+            n += chunk.count(b"\n")
         t1 = time.perf_counter()
     finally:
         s.close()
@@ -81,7 +80,9 @@ def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: 
         other_session_probes=probes,
         other_session_worst_ms=round(worst * 1000, 1),
     )
-    assert worst < 0.3, (
+    # Relative to the burst, so that machine speed does not matter: handled in small batches the
+    # other session waits ~10 ms; handled a read (~43,000 lines) at a time, most of the burst.
+    assert worst < max(0.05, 0.25 * (t1 - t0)), (
         f"another session waited {worst:.3f} s while {burst} pipelined commands took "
         f"{t1 - t0:.3f} s ({probes} probes answered meanwhile)"
     )
@@ -150,7 +151,7 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     srv = servers(data_timeout=2, log_level="info")
     big = srv.root / "big.bin"
     with open(big, "wb") as fh:
-        fh.write(b"0123456789abcde\n" * (4 << 20))  # 64 MiB, text-like so TYPE A converts it
+        fh.write(b"0123456789abcde\n" * (1 << 20))  # 16 MiB, text-like so TYPE A converts it
     time.sleep(0.3)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     with Ctl(srv.host, srv.port).login(srv.user, srv.password) as ctl:
@@ -178,7 +179,7 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     fd1 = settle_fds(srv.pid, fd0)
     figures.record(
         f"unread data connection (TYPE {mode})",
-        file_mib=64,
+        file_mib=16,
         stalled_after_s=round(waited, 2),
         pss_kib_before=pss0,
         pss_kib_peak=peak,

@@ -166,8 +166,18 @@ ESCAPE_DIRS = [
 ]
 
 
-def test_reads_never_leave_the_home(world: tuple[Path, Any]) -> None:
-    base, srv = world
+@pytest.mark.parametrize("root_is_link", [False, True], ids=["root", "root-via-symlink"])
+def test_reads_never_leave_the_home(tmp_path: Path, servers: Any, root_is_link: bool) -> None:
+    """Also with the configured root being a symlink (``base/homelink -> home``) created outside
+    the home: relative links are then resolved from the real home, not from the link."""
+    base = tmp_path / "w"
+    base.mkdir()
+    build(base)
+    root = base / "home"
+    if root_is_link:
+        os.symlink("home", base / "homelink")
+        root = base / "homelink"
+    srv = servers(root=str(root))
     before = snapshot(base)
     s = Session(srv)
     failures = []
@@ -369,29 +379,38 @@ def test_very_long_names_and_paths(world: tuple[Path, Any]) -> None:
 
 
 FLIPPER = """
-import os, sys
-race, real_d, real_f, out_d, out_f = sys.argv[1:]
+import ctypes, os, sys
+race, out_d, out_f = sys.argv[1:]
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+def exchange(a, b):
+    # renameat2(RENAME_EXCHANGE) swaps a real entry and a symlink atomically: the path the
+    # server resolved a moment ago is now a link to outside, with no moment of absence.
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2")
 d, f = os.path.join(race, "dir"), os.path.join(race, "f")
+os.symlink(out_d, d + ".alt")
+os.symlink(out_f, f + ".alt")
 while True:
-    for td, tf in ((real_d, real_f), (out_d, out_f)):
-        os.symlink(td, d + ".tmp"); os.replace(d + ".tmp", d)
-        os.symlink(tf, f + ".tmp"); os.replace(f + ".tmp", f)
+    exchange(d, d + ".alt")
+    exchange(f, f + ".alt")
 """
 
 
 def test_symlink_swapped_between_check_and_open(world: tuple[Path, Any], figures: Any) -> None:
-    """A local user races the server: ``race/dir`` and ``race/f`` flip between a real entry and
-    a symlink to outside, thousands of times, while RETR/STOR/LIST go through them."""
+    """A local user races the server: ``race/dir`` and ``race/f`` are swapped between a real
+    entry and a symlink to outside, as fast as a process can, while RETR/STOR/LIST go through
+    them. A check-then-open jail (realpath, then a path-following open) loses this race; the
+    walk with O_NOFOLLOW from the home must not."""
     base, srv = world
     home = base / "home"
     race = home / "race"
     race.mkdir()
     (base / "outside" / "f").write_bytes(SECRET + b" race\n")
-    real_dir = home / "realdir"
-    real_dir.mkdir()
-    (real_dir / "outside-secret2.txt").write_bytes(b"INSIDE\n")
-    (real_dir / "f").write_bytes(b"INSIDE\n")
-    (home / "realf").write_bytes(b"INSIDE\n")
+    (race / "dir").mkdir()  # real entries inside the home, swapped with links to outside
+    (race / "dir" / "outside-secret2.txt").write_bytes(b"INSIDE\n")
+    (race / "dir" / "f").write_bytes(b"INSIDE\n")
+    (race / "f").write_bytes(b"INSIDE\n")
     before = snapshot(base)
     # The flipper runs in its own process, so that it races the server at full speed rather
     # than taking turns with this test's threads for the GIL.
@@ -401,8 +420,6 @@ def test_symlink_swapped_between_check_and_open(world: tuple[Path, Any], figures
             "-c",
             FLIPPER,
             str(race),
-            str(real_dir),
-            str(home / "realf"),
             str(base / "outside"),
             str(base / "outside" / "f"),
         ]
@@ -418,7 +435,7 @@ def test_symlink_swapped_between_check_and_open(world: tuple[Path, Any], figures
                 assert SECRET not in data, (path, data)
                 got_inside += data == b"INSIDE\n"
                 refused += r.code >= 400
-            s.transfer("LIST", "race/dir")  # lists realdir (inside) or is refused
+            s.transfer("LIST", "race/dir")  # lists the inside directory or is refused
             s.transfer("STOR", "race/dir/planted.txt", upload=b"PWNED")
             attempts += 2
     finally:

@@ -250,3 +250,23 @@ def test_vanish_mid_prot_p_data_handshake(
         _rst(c.sock)
 
     _check_rounds(srv, figures, "mid-TLS handshake (PROT P data)", scenario)
+
+
+def test_plaintext_pipelined_after_auth_tls_is_dropped(
+    tls_srv: Any, pki: tuple[Path, Path, Path]
+) -> None:
+    """STARTTLS command injection: commands sent in plain text in the same packet as AUTH TLS
+    must not run once the connection is under TLS (they were never protected)."""
+    ca = pki[0]
+    ctx = ssl.create_default_context(cafile=str(ca))
+    srv = tls_srv
+    c = Ctl(srv.host, srv.port)
+    # More lines than the server queues, so that some are still unread when TLS starts.
+    c.send(b"AUTH TLS\r\n" + b"NOOP\r\n" * 40 + b"USER injected\r\nNOOP\r\n")
+    assert c.reply().code == 234
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+    c.buf = b""
+    r = c.cmd("SYST")
+    assert r.code == 215, f"a plain-text command ran under TLS: {r}"
+    assert c.cmd("PASS x").code == 503  # no USER was taken from the plain-text part
+    c.close()

@@ -1,7 +1,8 @@
 """Fixtures of the S3 backend tests: a moto S3 server process on 127.0.0.1, reset before every test.
 
-``moto_endpoint`` starts ``python -m moto.server -H 127.0.0.1 -p 0`` once per test session (the
-kernel picks a free port; the server prints it) and stops it by PID at the end. ``bucket`` wipes
+``moto_endpoint`` starts moto's server (``moto_launcher.py``: ``python -m moto.server`` plus a
+route to seed many keys at once) on 127.0.0.1 once per test session (the kernel picks a free port;
+the server prints it) and stops it by PID at the end. ``bucket`` wipes
 moto's state (``POST /moto-api/reset``) and creates an empty bucket, so every test starts from
 nothing. The AWS variables point botocore at fake credentials and never at a metadata service or
 the machine's ``~/.aws`` files; the ftpd processes started by the tests inherit them.
@@ -9,6 +10,7 @@ the machine's ``~/.aws`` files; the ftpd processes started by the tests inherit 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -24,6 +26,8 @@ from botocore.config import Config as BotoConfig
 
 from ftpd.fs.s3 import S3FS, S3Storage
 from ftpd.fs.s3_client import user_prefix
+
+from .moto_launcher import SEED_PATH
 
 BUCKET = "ftpd-test"
 PREFIX = "homes"
@@ -48,7 +52,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp / "moto.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            [sys.executable, str(Path(__file__).with_name("moto_launcher.py")), "127.0.0.1", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -109,6 +113,14 @@ async def storage(moto_endpoint: str, bucket: str) -> AsyncIterator[S3Storage]:
 @pytest.fixture
 def fs(storage: S3Storage) -> S3FS:
     return S3FS(storage, user_prefix(PREFIX, "alice"))
+
+
+def seed(endpoint: str, keys: list[tuple[str, int]]) -> None:
+    """Create many small objects at once (see moto_launcher.py)."""
+    body = json.dumps({"bucket": BUCKET, "keys": keys}).encode()
+    req = urllib.request.Request(endpoint + SEED_PATH, data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.status == 200
 
 
 def keys(inspect: Any, prefix: str = "") -> list[str]:

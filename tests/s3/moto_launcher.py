@@ -1,0 +1,56 @@
+"""moto's S3 server for these tests, run as ``python -m moto.server`` runs it, plus a seeding route.
+
+moto spends about 8 ms of CPU on every HTTP request, so creating the 5,000 keys of the paging test
+with PutObject would take 40 s. ``POST /_ftpd_tests/seed`` with ``{"bucket": B, "keys": [[key,
+size], ...]}`` puts them straight into moto's S3 backend instead (0.2 s); everything the tests check
+still goes through the S3 API.
+
+Usage: ``python tests/s3/moto_launcher.py HOST PORT`` (port 0: any free port; the URL is logged as
+werkzeug's "Running on http://HOST:PORT" line).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from moto.s3.models import s3_backends
+from werkzeug.serving import run_simple
+
+SEED_PATH = "/_ftpd_tests/seed"
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def with_seeding(app: Wsgi) -> Wsgi:
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != SEED_PATH or environ.get("REQUEST_METHOD") != "POST":
+            return app(environ, start_response)
+        spec = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for key, size in spec["keys"]:
+            backend.put_object(spec["bucket"], key, b"x" * size)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"seeded"]
+
+    return wsgi
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(host, port, with_seeding(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
