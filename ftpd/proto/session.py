@@ -526,6 +526,12 @@ class Session(FileOps, Security):
         yield from self._reset_data()
         return Reply(225, "ABOR command successful; data channel closed.")
 
+    def forget_data_setup(self) -> None:
+        """The IO layer dropped an unused passive listener (data timeout): back to no setup."""
+        if self.data in (Data.PASSIVE, Data.ACTIVE):
+            self.data = step(DATA, self.data, "RESET")
+            self.active_addr = None
+
     def begin_transfer(self, transfer: Transfer) -> None:
         """Called by transfer handlers once the file is open: the data machine moves on."""
         if self.data is Data.NONE:

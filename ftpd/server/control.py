@@ -54,7 +54,7 @@ class ControlChannel(asyncio.Protocol):
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
         "counted_ip", "counted_user", "connected_at", "timed_out", "early", "draining",
-        "scheduled",
+        "scheduled", "passive_since",
     )
 
     def __init__(self, server: Server) -> None:
@@ -80,6 +80,7 @@ class ControlChannel(asyncio.Protocol):
         self.early: tlsmod.EarlyTls | None = None  # PROT P passive connection accepted at once
         self.draining = False  # _process_queue is running (no re-entry from _after_command)
         self.scheduled = False  # a _process_queue call is pending on the loop
+        self.passive_since = 0.0  # when the current passive listener was opened
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -204,6 +205,7 @@ class ControlChannel(asyncio.Protocol):
             session = self.session
             server = self.server
             listener = server.pasv_pool.open(session.local_ip)
+            self.passive_since = time.monotonic()
             if session.prot_p and server.tls_context is not None:
                 peer = None if server.config.pasv_promiscuous else session.peer_ip
                 self.early = tlsmod.EarlyTls(listener, peer, server.tls_context,

@@ -87,6 +87,7 @@ class Server:
         # Brute-force bans (ban_after/ban_seconds): per process, like the failed-login counters.
         self.failures: Counter[str] = Counter()
         self.banned: dict[str, float] = {}
+        self._failures_since = 0.0
 
     # ------------------------------------------------------------------ sessions
     def admit(self, ch: ControlChannel) -> str | None:
@@ -156,7 +157,18 @@ class Server:
                             "peer": f"{ch.peer[0]}:{ch.peer[1]}", "user": account.name})
         return account
 
+    def _expire_bans(self, now: float) -> None:
+        """Forget bans that ended, and failure counts older than a ban's length (an address that
+        rotates, or a user's occasional typo, must not grow these tables for ever)."""
+        for ip in [ip for ip, until in self.banned.items() if until <= now]:
+            del self.banned[ip]
+        if now - self._failures_since > self.config.ban_seconds:
+            self.failures.clear()
+            self._failures_since = now
+
     def _count_failure(self, ip: str) -> None:
+        if not self.failures:
+            self._failures_since = time.monotonic()
         self.failures[ip] += 1
         if self.failures[ip] >= self.config.ban_after:
             del self.failures[ip]
@@ -210,6 +222,13 @@ class Server:
                         ch.transfer_task.cancel()
                 elif not ch.busy and now - ch.last_activity > cfg.idle_timeout:
                     expired.append((ch, "Timeout."))
+                elif (ch.passive is not None or ch.early is not None) and \
+                        now - ch.passive_since > cfg.data_timeout:
+                    # A PASV nobody used: give its port back to the pool (pyftpdlib: 30 s).
+                    ch._drop_passive()
+                    ch.session.forget_data_setup()
+            if self.banned or self.failures:
+                self._expire_bans(now)
             for ch, why in expired:
                 log.info("%s closed: %s", ch._who(), why)
                 ch.close(Reply(421, why + " Closing control connection."))

@@ -123,10 +123,14 @@ async def test_flood_above_limits(servers: Any, figures: Any) -> None:
 
 
 async def test_pipelined_login_flood_respects_max_per_ip(servers: Any) -> None:
-    """Connections that log in at once (USER+PASS pipelined with the connect) all count."""
+    """Connections that log in at once (USER+PASS pipelined with the connect) all count: of 12
+    held open together from one address, at most 3 get in."""
     srv = servers(max_per_ip=3, log_level="warning")
+    answered = 0
+    all_answered = asyncio.Event()
 
     async def one() -> list[bytes]:
+        nonlocal answered
         reader, writer = await asyncio.open_connection(
             srv.host, srv.port, local_addr=("127.0.0.5", 0)
         )
@@ -144,6 +148,10 @@ async def test_pipelined_login_flood_respects_max_per_ip(servers: Any) -> None:
             # Refused with our USER/PASS still unread: the kernel answers the close with RST,
             # which may discard the 421 before we read it.
             data += b"RST"
+        answered += 1
+        if answered == 12:
+            all_answered.set()
+        await all_answered.wait()  # hold every connection until all have their answer
         writer.transport.abort()
         if data.endswith(b"RST"):
             return [r[0][:3] for r in split_replies(data[:-3])[0]] or [b"RST"]
