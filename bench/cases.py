@@ -113,6 +113,7 @@ class Variant:
 FTPD = Variant("ftpd", "ftpd")
 PYFTPDLIB = Variant("pyftpdlib", "pyftpdlib")
 SINK = Variant("sink server", "sink")  # bench/sink_server.py: the client measured alone
+FLOOR = Variant("floor server", "floor")  # bench/floor_server.py: the platform's minimum
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def make_cases(sc: Scale) -> list[Case]:
     hold_load = ("hold", str(sc.hold), *big, "--duration", d, "--noop-sample", "100")
     logins_load = ("logins", "-c", c, *two, "--duration", d)
     small_load = ("small", "-c", c, *two, "--duration", d)
+    mixed_load = ("mixed", str(sc.mixed), "--think", str(sc.think), *big)
+    mixed_load += ("--duration", str(sc.mixed_duration))
     cpu_login = "server CPU µs per login"
     cpu_small = "server CPU µs per transfer"
     w2 = Variant("ftpd --workers 2", "ftpd", ("--workers", "2"))
@@ -294,17 +297,45 @@ def make_cases(sc: Scale) -> list[Case]:
             note="bench/sink_server.py splices to /dev/null: the client's ceiling",
         ),
         Case(
+            "floor-logins",
+            "platform floor: logins",
+            logins_load,
+            (
+                Metric(cpu_login, get("server", "cpu_us_per_op")),
+                Metric("logins/s", get("rates", "logins_per_s")),
+                ERRORS,
+            ),
+            variants=(FLOOR,),
+            note="bench/floor_server.py: canned replies, no state; no Python server goes under it",
+        ),
+        Case(
+            "floor-small",
+            "platform floor: small RETR 4 KiB",
+            small_load,
+            (
+                Metric(cpu_small, get("server", "cpu_us_per_op")),
+                Metric("transfers/s", get("rates", "transfers_per_s")),
+                ERRORS,
+            ),
+            variants=(FLOOR,),
+            note="bench/floor_server.py: PASV, accept, one send, close; no filesystem",
+        ),
+        Case(
+            "floor-small-stor",
+            "platform floor: small STOR 4 KiB",
+            (*small_load, "--mix", "retr=0,stor=1"),
+            (
+                Metric(cpu_small, get("server", "cpu_us_per_op")),
+                Metric("transfers/s", get("rates", "transfers_per_s")),
+                ERRORS,
+            ),
+            variants=(FLOOR,),
+            note="bench/floor_server.py: PASV, accept, read to EOF, close; no filesystem",
+        ),
+        Case(
             "mixed",
             f"mixed {sc.mixed} (think {sc.think:g} s, {sc.mixed_duration:g} s)",
-            (
-                "mixed",
-                str(sc.mixed),
-                "--think",
-                str(sc.think),
-                *big,
-                "--duration",
-                str(sc.mixed_duration),
-            ),
+            mixed_load,
             (
                 ERRORS,
                 Metric("alive at the end", get("sessions", "alive_at_end"), (exactly(sc.mixed),)),
@@ -324,6 +355,22 @@ def make_cases(sc: Scale) -> list[Case]:
             ),
             heavy=True,
             timeout=sc.mixed_duration + 900,
+        ),
+        Case(
+            "floor-mixed",
+            f"platform floor: mixed {sc.mixed}",
+            mixed_load,
+            (
+                ERRORS,
+                Metric("alive at the end", get("sessions", "alive_at_end")),
+                Metric("action p99 ms (all kinds)", get("primary_latency", "p99")),
+                Metric("server CPU µs per action", get("server", "cpu_us_per_op")),
+                Metric("actions/s", get("rates", "actions_per_s")),
+            ),
+            variants=(FLOOR,),
+            heavy=True,
+            timeout=sc.mixed_duration + 900,
+            note="bench/floor_server.py: can the client and the machine carry this load at all?",
         ),
         Case(
             "logins-info",

@@ -19,6 +19,7 @@ met, then the exact commands and the list of runs with their load. ``--raw`` kee
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -43,8 +44,26 @@ from cases import SCALES, Case, Metric, Target, Variant, make_cases  # noqa: E40
 USER, PASSWORD = "bench", "bench-pass"
 BIG_FILE = "big.bin"
 # Passive ranges: outside the ephemeral range, one per server kind.
-PASV = {"ftpd": "61000-61999", "pyftpdlib": "62000-62999", "sink": "63000-63999"}
+PASV = {
+    "ftpd": "61000-61999",
+    "pyftpdlib": "62000-62999",
+    "sink": "63000-63999",
+    "floor": "64000-64999",
+}
 SCALES_SIZE = ["1G"]  # the preset's big-file size (the sink's file), set by main()
+# --flag -> (the Scale field it overrides, its type, help)
+SCALE_FLAGS = {
+    "hold": ("hold", int, "sessions held (hold)"),
+    "mixed": ("mixed", int, "sessions (mixed)"),
+    "think": ("think", float, "mean think time, s (mixed)"),
+    "mixed-duration": ("mixed_duration", float, "seconds (mixed)"),
+    "workers-hold": ("workers_hold", int, "sessions held with ftpd --workers 2"),
+    "size": ("size", str, "big file (retr, stor), e.g. 1G"),
+    "duration": ("duration", float, "seconds per run (all but mixed)"),
+    "concurrency": ("concurrency", int, "clients (logins, small)"),
+    "procs": ("procs_big", int, "ftpd-load processes for hold and mixed"),
+    "source-addresses": ("sources", str, "for hold and mixed, e.g. 127.0.0.1-127.0.0.8"),
+}
 Results = dict[tuple[str, str], list[dict[str, Any]]]  # (case key, variant name) -> results
 
 
@@ -71,6 +90,9 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
 
 def server_command(v: Variant, case: Case, port: int, root: Path, users: Path | None) -> list[str]:
     """The command line that starts ``v`` for ``case``."""
+    if v.kind == "floor":
+        cmd = [sys.executable, str(HERE / "floor_server.py"), "--port", str(port)]
+        return cmd + ["--pasv-ports", PASV["floor"]]
     if v.kind == "sink":
         cmd = [sys.executable, str(HERE / "sink_server.py"), "--port", str(port)]
         return cmd + ["--file-size", SCALES_SIZE[0], "--pasv-ports", PASV["sink"]]
@@ -258,7 +280,7 @@ def _verdict(t: Target, case: Case, m: Metric, results: Results) -> tuple[str, s
 def table(cases: list[Case], results: Results) -> str:
     """The markdown table of every case's figures."""
     lines = [
-        "| case | figure | ftpd | reference | ftpd / ref | target | |",
+        "| case | figure | ftpd (or the named server) | reference | ftpd / ref | target | |",
         "|---|---|---|---|---|---|---|",
     ]
     for case in cases:
@@ -367,7 +389,8 @@ def report(cases: list[Case], results: Results, a: argparse.Namespace, spent: fl
     loads = [r["bench"]["loadavg_before"][0] for rs in results.values() for r in rs]
     load_text = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "n/a"
     return (
-        f"## ftpd vs pyftpdlib: preset `{a.preset}`, {a.repeat} run(s) per server and case\n\n"
+        f"## ftpd vs pyftpdlib: preset `{a.preset}`{' with ' + str(a.overrides) if a.overrides else ''}, "
+        f"{a.repeat} run(s) per server and case\n\n"
         f"Machine: {machine()} Run {time.strftime('%Y-%m-%d %H:%M %Z')}, {spent / 60:.0f} min; "
         f"1-minute load average before each run {load_text} (other work shared the machine). "
         f"Roots on {a.root_dir} (tmpfs). Figures are medians (min–max) over the runs; "
@@ -389,8 +412,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gap", type=float, default=20.0, help="seconds of rest before heavy runs")
     p.add_argument("--out", default="bench/results.md", help="markdown report")
     p.add_argument("--raw", default="", help="JSON file with every run's result")
+    p.add_argument("--quick", action="store_true", help="the same as --preset quick")
+    g = p.add_argument_group("scale (overrides the preset's)")
+    for flag, (field, kind, text) in SCALE_FLAGS.items():
+        g.add_argument(f"--{flag}", dest=field, type=kind, default=None, help=text)
     a = p.parse_args(argv)
-    all_cases = make_cases(SCALES[a.preset])
+    if a.quick:
+        a.preset = "quick"
+    fields = [field for field, _, _ in SCALE_FLAGS.values()]
+    overrides = {k: getattr(a, k) for k in fields if getattr(a, k) is not None}
+    scale = dataclasses.replace(SCALES[a.preset], **overrides)
+    a.overrides = overrides
+    all_cases = make_cases(scale)
     if a.list:
         for c in all_cases:
             print(f"{c.key:14} {c.title}: ftpd-load {' '.join(c.load)}")
@@ -400,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cases = [c for c in all_cases if not wanted or c.key in wanted]
-    SCALES_SIZE[0] = SCALES[a.preset].size
+    SCALES_SIZE[0] = scale.size
     from ftpd.load.options import parse_size
 
     results: Results = {}
@@ -410,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(c.big_file for c in cases):
             block = os.urandom(1 << 20)
             with (work / BIG_FILE).open("wb") as f:
-                for _ in range(parse_size(SCALES[a.preset].size) >> 20):
+                for _ in range(parse_size(scale.size) >> 20):
                     f.write(block)
         if any(c.users_file for c in cases):
             a.users_template = make_users_file(work)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import socket
 import sys
 
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pasv-ports", default="64000-64999")
     a = p.parse_args(argv)
     first, last = (int(x) for x in a.pasv_ports.split("-"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # as every server here does
     import uvloop
 
     try:

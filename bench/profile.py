@@ -28,11 +28,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cases import FTPD, PYFTPDLIB, Case, Variant  # noqa: E402
+from cases import FLOOR, FTPD, PYFTPDLIB, Case, Variant  # noqa: E402
 from compare import PASSWORD, USER, Server, free_port, server_command  # noqa: E402
 from pyspy_top import parse, top  # noqa: E402
-
-FLOOR = Variant("floor", "floor")
 
 
 def threads(pid: int) -> dict[str, tuple[str, int, int]]:
@@ -42,7 +40,6 @@ def threads(pid: int) -> dict[str, tuple[str, int, int]]:
     for proc in pids:
         for task in Path(f"/proc/{proc}/task").iterdir():
             try:
-                name = (task / "comm").read_text().strip()
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
@@ -99,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         root = work / "root"
         root.mkdir()
         port = free_port()
-        if variant.kind == "floor":
-            cmd = [sys.executable, str(HERE / "floor_server.py"), "--port", str(port)]
-        else:
-            cmd = server_command(variant, case, port, root, None)
+        cmd = server_command(variant, case, port, root, None)
         server = Server(cmd, port, work / "server.log", 2 if "--workers" in a.flags else 1)
         pid = server.proc.pid
         out = work / "result.json"

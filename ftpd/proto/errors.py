@@ -111,6 +111,8 @@ _ERRNO_REPLIES: dict[int, tuple[int, str]] = {
     errno.ENOSPC: (452, "Insufficient storage space."),
     errno.EDQUOT: (552, "Disk quota exceeded."),
     errno.EFBIG: (552, "File too large."),
+    # A storage backend that cannot do this (object storage: MFMT, APPE, REST+STOR).
+    errno.EOPNOTSUPP: (504, "Not supported by this storage."),
 }
 
 

@@ -11,7 +11,14 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, FileUnavailable, FtpError, NameNotAllowed
+from .errors import (
+    ArgumentError,
+    FileUnavailable,
+    FtpError,
+    NameNotAllowed,
+    NotImplementedErr,
+    ParamNotImplemented,
+)
 from .listing import list_line, mdtm_time, mlsd_line, mlsx_facts, nlst_line, parse_time_val
 from .paths import basename, parent, quote_path, resolve, strip_ls_flags
 from .replies import Reply
@@ -107,6 +114,8 @@ class FileOps:
         return Reply(213, mdtm_time(st.mtime))
 
     def ftp_MFMT(self: Session, arg: str) -> Gen:
+        if not self.caps.set_mtime:
+            raise NotImplementedErr("MFMT not supported by this storage.")
         value, _, name = arg.strip().partition(" ")
         if not name:
             raise ArgumentError("Syntax: MFMT <YYYYMMDDHHMMSS> <path>.")
@@ -120,9 +129,13 @@ class FileOps:
 
     def ftp_MLST(self: Session, arg: str, path: str) -> Gen:
         st = yield self.fs("stat", path)
-        facts = mlsx_facts(st, self.mlst_facts, self.perms)
+        facts = mlsx_facts(st, self.mlst_facts, self.fact_perms())
         # RFC 3659 §7.2: the entry line starts with one space; TVFS: the full virtual path.
         return Reply(250, f"Listing {path}", f"{facts} {path}", "End.")
+
+    def fact_perms(self: Session) -> str:
+        """Permission letters for the MLSx perm fact: the user's, less what the storage cannot."""
+        return self.perms if self.caps.resume_write else self.perms.replace("a", "")
 
     # ------------------------------------------------------------------ listings
     def _listing(self: Session, path: str) -> Generator[Any, Any, tuple[list[FileStat], bool]]:
@@ -155,7 +168,7 @@ class FileOps:
         if not st.is_dir:
             raise ArgumentError("Not a directory.")  # RFC 3659 §7.2.1: 501, no data connection
         entries = yield self.fs("list", path)
-        facts, perms = self.mlst_facts, self.perms
+        facts, perms = self.mlst_facts, self.fact_perms()
         payload = "".join(mlsd_line(e, facts, perms) + "\r\n" for e in sorted(entries, key=_name))
         return (yield from self._send_listing("MLSD", path, payload))
 
@@ -173,8 +186,12 @@ class FileOps:
         path = resolve(self.cwd, raw)
         entries, _ = yield from self._listing(path)
         now = time.time()
-        return Reply(213, f"Status of {quote_path(path)}:", *(list_line(e, now) for e in entries),
-                     "End of status.")
+        return Reply(
+            213,
+            f"Status of {quote_path(path)}:",
+            *(list_line(e, now) for e in entries),
+            "End of status.",
+        )
 
     # ------------------------------------------------------------------ transfers
     def _take_rest(self: Session) -> int:
@@ -194,7 +211,9 @@ class FileOps:
         self.require_data_setup()
         offset = self._take_rest()
         reader = yield from self._open_at(self.fs("open_read", path, offset), offset)
-        t = Transfer("RETR", path, offset=offset, ascii=self.ascii, reader=reader, name=basename(path))
+        t = Transfer(
+            "RETR", path, offset=offset, ascii=self.ascii, reader=reader, name=basename(path)
+        )
         self.begin_transfer(t)
         yield StartTransfer(t)
         return None
@@ -206,14 +225,24 @@ class FileOps:
         return (yield from self._upload("APPE", path, append=True))
 
     def _upload(self: Session, kind: str, path: str, append: bool) -> Gen:
+        if (self.rest or append) and not self.caps.resume_write:
+            # Object storage cannot write into the middle or the end of an existing object:
+            # refused before any data connection is used.
+            self.rest = 0
+            raise ParamNotImplemented(
+                "Resuming or appending uploads is not supported by this storage."
+            )
         self.require_data_setup()
         if path == "/":
             raise NameNotAllowed("Not a file name.")
         offset = self._take_rest()
         # REST then APPE resumes at the offset like REST+STOR (RFC 3659 §5.5 allows either).
-        writer = yield from self._open_at(self.fs("open_write", path, offset, append and offset == 0),
-                                          offset)
-        t = Transfer(kind, path, offset=offset, ascii=self.ascii, writer=writer, name=basename(path))
+        writer = yield from self._open_at(
+            self.fs("open_write", path, offset, append and offset == 0), offset
+        )
+        t = Transfer(
+            kind, path, offset=offset, ascii=self.ascii, writer=writer, name=basename(path)
+        )
         self.begin_transfer(t)
         yield StartTransfer(t)
         return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import GeneratorType
 from typing import Any
 
+from ..fs.base import Capabilities
 from .commands import (
     COMMANDS,
     HTTP_VERBS,
@@ -47,7 +48,9 @@ from .requests import AbortTransfer, Authenticate, CloseData, OpenPassive, Reque
 from .security import Security
 from .state import DATA, LOGIN, Data, Login, step
 
-__all__ = ["Session", "SessionSettings", "Done", "HandlerResult"]
+__all__ = ["Session", "SessionSettings", "Done", "HandlerResult", "FULL_CAPABILITIES"]
+
+FULL_CAPABILITIES = Capabilities()
 
 log = logging.getLogger("ftpd.session")
 
@@ -110,7 +113,7 @@ class Session(FileOps, Security):
     __slots__ = (
         "settings", "peer_ip", "local_ip", "login", "user", "account", "perms", "cwd", "data",
         "active_addr", "epsv_all", "ascii", "rest", "rename_from", "failed_logins", "closing",
-        "quit_pending", "transfer", "mlst_facts", "secure", "pbsz", "prot_p",
+        "quit_pending", "transfer", "mlst_facts", "secure", "pbsz", "prot_p", "caps",
     )
 
     def __init__(self, settings: SessionSettings, peer_ip: str, local_ip: str) -> None:
@@ -136,6 +139,7 @@ class Session(FileOps, Security):
         self.secure = False  # the control connection is under TLS
         self.pbsz = False
         self.prot_p = False  # RFC 4217 §9: data connections protected (PROT P)
+        self.caps = FULL_CAPABILITIES  # what the storage behind the account can do (set at login)
 
     # ------------------------------------------------------------------ entry points
     def greeting(self) -> Reply:
@@ -315,8 +319,10 @@ class Session(FileOps, Security):
     def features(self) -> list[str]:
         """FEAT lines, from what the command table implements (RFC 2389 §3.2)."""
         facts = "".join(f"{f}{'*' if f in self.mlst_facts else ''};" for f in ALL_FACTS)
-        feats = ["EPRT", "EPSV", "HOST", "MDTM", "MFMT", f"MLST {facts}", "REST STREAM", "SIZE",
-                 "TVFS", "UTF8"]
+        feats = ["EPRT", "EPSV", "HOST", "MDTM", f"MLST {facts}", "REST STREAM", "SIZE", "TVFS",
+                 "UTF8"]
+        if self.caps.set_mtime:  # FEAT advertises only what the storage can do
+            feats.append("MFMT")
         if self.settings.tls_mode != "off" or self.secure:
             feats += ["AUTH TLS", "PBSZ", "PROT"]
         return sorted(feats)
@@ -601,6 +607,8 @@ class Session(FileOps, Security):
         return self._site_chmod(rest)
 
     def _site_chmod(self, rest: str) -> Generator[Any, Any, Reply]:
+        if not self.caps.chmod:
+            raise ParamNotImplemented("SITE CHMOD not supported by this storage.")
         mode_s, _, name = rest.strip().partition(" ")
         try:
             mode = int(mode_s, 8)

@@ -150,6 +150,7 @@ class Server:
         self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
         ch.fs = self.fs_for(account)
+        ch.session.caps = ch.fs.capabilities
         self.observer.login(ch, True)
         if log.isEnabledFor(logging.INFO):
             log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name,
@@ -240,6 +241,14 @@ class Server:
         loop.set_default_executor(self.executor)
         if cfg.pasv_address:
             self.pasv_address = await _resolve_pasv_address(cfg.pasv_address)
+        if cfg.storage == "s3":
+            from ..fs.s3 import shared_storage  # the optional s3 extra: imported only when used
+
+            try:
+                await shared_storage(cfg).check()  # a wrong bucket fails now, not at first login
+            except OSError as exc:
+                raise ConfigError(f"invalid value for s3_bucket: {cfg.s3_bucket!r} "
+                                  f"(cannot use it: {exc})") from None
         try:
             sock = _listen_socket(cfg.host, cfg.port, cfg.backlog,
                                   reuse_port=self.counters.workers > 1)
@@ -287,6 +296,10 @@ class Server:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await asyncio.sleep(0)
+        if self.config.storage == "s3":
+            from ..fs.s3 import close_shared_storage
+
+            await close_shared_storage()  # finishes aborts of unfinished multipart uploads
         self.observer.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.bulk.executor.shutdown(wait=False, cancel_futures=True)
@@ -379,6 +392,8 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
 def _cleanup_stale_uploads(config: Config) -> None:
     """Remove temp files of uploads a crash interrupted, once, before any worker serves (a worker
     doing it while another serves could delete a live upload)."""
+    if config.storage != "local":
+        return  # object storage: an unfinished multipart upload is never visible
     homes = sorted({a.home for a in Authenticator.from_config(config).accounts})
     removed = sum(cleanup_stale_uploads(home) for home in homes if os.path.isdir(home))
     if removed:

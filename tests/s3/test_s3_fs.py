@@ -57,15 +57,18 @@ class CallCounter:
         self.active = 0
         self.most = 0
         self.delay = 0.0
+        self.part_delays: dict[int, float] = {}  # UploadPart: a delay per part number
         client.meta.events.register(f"before-call.s3.{operation}", self._before)
         client.meta.events.register(f"after-call.s3.{operation}", self._after)
 
-    async def _before(self, **_: Any) -> None:
+    async def _before(self, params: dict[str, Any], **_: Any) -> None:
         self.calls += 1
         self.active += 1
         self.most = max(self.most, self.active)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        part = int(params.get("query_string", {}).get("partNumber", 0))
+        delay = self.part_delays.get(part, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
 
     def _after(self, **_: Any) -> None:
         self.active -= 1
@@ -312,7 +315,7 @@ async def test_multipart_upload_of_50_mib_streams_with_bounded_memory(
 async def test_write_waits_while_two_parts_are_in_flight(fs: S3FS, storage: S3Storage) -> None:
     client = await storage.client()
     parts = CallCounter(client, "UploadPart")
-    parts.delay = 0.3  # a slow S3
+    parts.part_delays = {1: 0.3, 2: 1.5}  # a slow S3; part 2 slower, so waiting for it would show
     md5s: list[bytes] = []
     client.meta.events.register(
         "before-send.s3.UploadPart",
