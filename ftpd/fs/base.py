@@ -25,6 +25,19 @@ class PathEscapeError(PermissionError):
         self.vpath = vpath
 
 
+def virtual_parts(vpath: str) -> list[str]:
+    """The components of a virtual path. The core normalises paths already; backends call this
+    as defence in depth against an un-normalised one (NUL, relative, ``..``)."""
+    if "\0" in vpath:
+        raise OSError(errno.EINVAL, "NUL byte in path")
+    if not vpath.startswith("/"):
+        raise OSError(errno.EINVAL, "not an absolute virtual path")
+    parts = [p for p in vpath.split("/") if p and p != "."]
+    if ".." in parts:
+        raise PathEscapeError(vpath)
+    return parts
+
+
 @dataclass(slots=True, frozen=True)
 class FileStat:
     """What the listing formats and SIZE/MDTM need to know about one entry."""

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 import aiofiles.os
 
-from ftpd.fs.base import Capabilities, FileStat, PathEscapeError
+from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
 
 __all__ = [
     "TEMP_PREFIX",
@@ -345,17 +345,7 @@ class LocalFS:
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
-    @staticmethod
-    def _parts(vpath: str) -> list[str]:
-        """The components of a virtual path; defence in depth against an un-normalised one."""
-        if "\0" in vpath:
-            raise OSError(errno.EINVAL, "NUL byte in path")
-        if not vpath.startswith("/"):
-            raise OSError(errno.EINVAL, "not an absolute virtual path")
-        parts = [p for p in vpath.split("/") if p and p != "."]
-        if ".." in parts:
-            raise PathEscapeError(vpath)
-        return parts
+    _parts = staticmethod(virtual_parts)
 
     def _inside(self, real: str) -> bool:
         return real == self.home or os.path.commonpath([self.home, real]) == self.home

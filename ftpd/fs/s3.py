@@ -39,7 +39,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ftpd.fs.base import Capabilities, FileStat, PathEscapeError
+from ftpd.fs.base import Capabilities, FileStat, virtual_parts
 from ftpd.fs.s3_client import (
     MAX_KEY_BYTES,
     MAX_PARTS,
@@ -330,13 +330,7 @@ class S3FS:
 
     @staticmethod
     def _parts(vpath: str) -> list[str]:
-        if "\0" in vpath:
-            raise OSError(errno.EINVAL, "NUL byte in path")
-        if not vpath.startswith("/"):
-            raise OSError(errno.EINVAL, "not an absolute virtual path")
-        parts = [p for p in vpath.split("/") if p and p != "."]
-        if ".." in parts:
-            raise PathEscapeError(vpath)
+        parts = virtual_parts(vpath)
         try:
             vpath.encode("utf-8")
         except UnicodeEncodeError:
