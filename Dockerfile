@@ -16,10 +16,12 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY ftpd ./ftpd
 # prometheus-client (the "metrics" extra) is pure Python and ~100 KiB: shipping it lets users turn
-# metrics on with FTPD_METRICS_PORT alone.
-RUN pip wheel --wheel-dir /wheels ".[metrics]" \
+# metrics on with FTPD_METRICS_PORT alone. S3 storage needs the "s3" extra too:
+#   docker build --build-arg FTPD_EXTRAS=metrics,s3 -t ftpd .
+ARG FTPD_EXTRAS=metrics
+RUN pip wheel --wheel-dir /wheels ".[${FTPD_EXTRAS}]" \
     && python -m venv /opt/ftpd \
-    && /opt/ftpd/bin/pip install --no-index --find-links /wheels "ftpd[metrics]" \
+    && /opt/ftpd/bin/pip install --no-index --find-links /wheels "ftpd[${FTPD_EXTRAS}]" \
     && /opt/ftpd/bin/pip uninstall --yes pip setuptools
 
 FROM python:3.12.10-slim-bookworm

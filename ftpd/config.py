@@ -180,6 +180,19 @@ class Config:
     s3_region: str = field(
         default="", metadata={"help": "S3 region (empty: from the AWS environment or config files)"}
     )
+    proxy_protocol: str = field(
+        default="off",
+        metadata={
+            "help": "PROXY protocol v1/v2 header from a load balancer: off, optional or required"
+        },
+    )
+    proxy_trusted: str = field(
+        default="127.0.0.0/8,::1/128",
+        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured"},
+    )
+    proxy_timeout: float = field(
+        default=5.0, metadata={"help": "seconds to wait for a PROXY header from a trusted peer"}
+    )
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Config))
@@ -205,6 +218,7 @@ TLS_MODES = ("off", "explicit", "required")
 TLS_VERSIONS = ("1.2", "1.3")
 LOG_FORMATS = ("text", "json")
 STORAGES = ("local", "s3")
+PROXY_MODES = ("off", "optional", "required")
 
 
 def show(value: object) -> str:
@@ -285,7 +299,8 @@ def _from_toml(key: str, value: Any, source: str) -> Any:
 def _normalise(key: str, value: str) -> str:
     # Enumerated values are matched case-insensitively ("INFO" is as good as "info"); anything
     # else is kept as typed so that the error message shows it.
-    choices = {"log_level": LOG_LEVELS, "loop": LOOPS, "storage": STORAGES}.get(key)
+    choices = {"log_level": LOG_LEVELS, "loop": LOOPS, "storage": STORAGES,
+               "proxy_protocol": PROXY_MODES}.get(key)
     if choices and value.strip().lower() in choices:
         return value.strip().lower()
     return value
@@ -555,6 +570,28 @@ def validate(config: Config) -> None:
     if c.ban_after < 0:
         raise _invalid("ban_after", c.ban_after, "an integer >= 0 (0: never)")
     _validate_storage(c)
+    _validate_proxy(c)
+
+
+def _validate_proxy(c: Config) -> None:
+    if c.proxy_protocol not in PROXY_MODES:
+        raise _invalid("proxy_protocol", c.proxy_protocol, "one of " + ", ".join(PROXY_MODES))
+    parts = [p.strip() for p in c.proxy_trusted.split(",") if p.strip()]
+    try:
+        for part in parts:
+            ipaddress.ip_network(part, strict=False)
+    except ValueError:
+        raise _invalid("proxy_trusted", c.proxy_trusted,
+                       "comma-separated CIDRs such as 10.0.0.0/8,::1/128") from None
+    if c.proxy_protocol != "off" and not parts:
+        raise _invalid("proxy_trusted", c.proxy_trusted, "at least one CIDR when proxy_protocol is on")
+    if not (math.isfinite(c.proxy_timeout) and c.proxy_timeout > 0):
+        raise _invalid("proxy_timeout", c.proxy_timeout, "a number of seconds > 0")
+    if c.proxy_protocol != "off" and c.implicit_tls_port:
+        # The header must be read before the TLS handshake; the implicit listener does not yet.
+        raise ConfigError("invalid value for implicit_tls_port: "
+                          f"{c.implicit_tls_port} (expected 0 when proxy_protocol is on: "
+                          "implicit FTPS behind a PROXY balancer is not supported yet)")
 
 
 # S3 bucket names (AWS: 3-63 of [a-z0-9.-]; S3-compatible servers allow a little more).

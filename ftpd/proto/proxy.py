@@ -135,8 +135,9 @@ def _parse_v2(buf: bytes) -> ProxyHeader | None:
         if size < 12:
             raise ProxyError("PROXY v2: short TCP4 address block")
         s, d, sp, dp = struct.unpack_from("!4s4sHH", body)
-        return ProxyHeader(length, (str(ipaddress.IPv4Address(s)), sp),
-                           (str(ipaddress.IPv4Address(d)), dp))
+        return ProxyHeader(
+            length, (str(ipaddress.IPv4Address(s)), sp), (str(ipaddress.IPv4Address(d)), dp)
+        )
     if fam == _TCP6:
         if size < 36:
             raise ProxyError("PROXY v2: short TCP6 address block")
@@ -164,8 +165,9 @@ class ProxyPolicy:
     @classmethod
     def from_text(cls, mode: str, trusted: str, timeout: float) -> ProxyPolicy:
         """From the config keys; ``ValueError`` on a bad CIDR."""
-        nets = tuple(ipaddress.ip_network(p.strip(), strict=False)
-                     for p in trusted.split(",") if p.strip())
+        nets = tuple(
+            ipaddress.ip_network(p.strip(), strict=False) for p in trusted.split(",") if p.strip()
+        )
         return cls(mode, nets, timeout)
 
     @property

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ..proto import proxy as proxyproto
 from ..proto.lines import LineReader
 from ..proto.replies import Reply
 from ..proto.requests import (
@@ -54,7 +55,7 @@ class ControlChannel(asyncio.Protocol):
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
         "counted_ip", "counted_user", "connected_at", "timed_out", "early", "draining",
-        "scheduled", "passive_since",
+        "scheduled", "passive_since", "proxy_buf", "proxy_timer",
     )
 
     def __init__(self, server: Server) -> None:
@@ -81,18 +82,34 @@ class ControlChannel(asyncio.Protocol):
         self.draining = False  # _process_queue is running (no re-entry from _after_command)
         self.scheduled = False  # a _process_queue call is pending on the loop
         self.passive_since = 0.0  # when the current passive listener was opened
+        self.proxy_buf: bytes | None = None  # not None while waiting for a PROXY header
+        self.proxy_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self.transport = transport
         self.last_activity = self.connected_at = time.monotonic()
         peer = transport.get_extra_info("peername") or ("?", 0)
-        local = transport.get_extra_info("sockname") or ("", 0)
         self.peer = (peer[0], peer[1])
         # SO_OOBINLINE (the urgent byte of Telnet SYNCH / ftplib's OOB "ABOR" stays in the stream) is
         # set on the listening socket and inherited by accepted ones; both loops set TCP_NODELAY.
+        if self.server.proxy.trusts(peer[0]):
+            # A load balancer: the session (limits, bans, greeting) starts once its PROXY header
+            # names the real client. The spec: "The receiver MUST NOT start processing the
+            # connection before it receives a complete and valid PROXY protocol header".
+            self.proxy_buf = b""
+            self.proxy_timer = asyncio.get_running_loop().call_later(
+                self.server.proxy.timeout, self._proxy_timeout)
+            return
+        self._open_session()
+
+    def _open_session(self) -> None:
+        transport = self.transport
         server = self.server
-        self.session = Session(server.session_settings, peer[0], local[0])
+        local = transport.get_extra_info("sockname") or ("", 0)
+        # peer_ip is the real client's (PROXY header) for limits, bans, PORT checks and the data
+        # connection check; local_ip stays this node's address, where passive ports are bound.
+        self.session = Session(server.session_settings, self.peer[0], local[0])
         if server.tls_context is not None and transport.get_extra_info("ssl_object") is not None:
             # The implicit FTPS listener: TLS from the first byte. Data is protected by default
             # there too (clients such as aioftp's open TLS data connections without PROT P).
@@ -108,7 +125,63 @@ class ControlChannel(asyncio.Protocol):
             log.info("connect %s", self._who(), extra={"event": "connect"})
         transport.write(server.greeting)
 
+    def _proxy_header(self, data: bytes) -> bytes | None:
+        """Header phase: the bytes after a complete header (the session then runs), or None."""
+        buf = self.proxy_buf = (self.proxy_buf or b"") + data
+        policy = self.server.proxy
+        try:
+            header = proxyproto.parse(buf)
+        except proxyproto.NotProxy:
+            if policy.required:
+                return self._proxy_refuse("no PROXY header")
+            header = proxyproto.ProxyHeader(0)  # optional: a direct client, bytes are FTP
+        except proxyproto.ProxyError as exc:
+            return self._proxy_refuse(str(exc))
+        if header is None:
+            return None
+        self._proxy_done(header)
+        if self.closed:
+            return None
+        return buf[header.length:]
+
+    def _proxy_done(self, header: proxyproto.ProxyHeader) -> None:
+        if self.proxy_timer is not None:
+            self.proxy_timer.cancel()
+            self.proxy_timer = None
+        self.proxy_buf = None
+        if header.src is not None:
+            log.debug("PROXY header from %s: client %s:%d", self.peer[0], *header.src)
+            self.peer = header.src
+        self._open_session()
+
+    def _proxy_timeout(self) -> None:
+        self.proxy_timer = None
+        if self.closed:
+            return
+        if self.proxy_buf == b"" and not self.server.proxy.required:
+            # optional: nothing came, so this is a direct client waiting for our greeting.
+            self._proxy_done(proxyproto.ProxyHeader(0))
+        elif self.proxy_buf is not None:
+            self._proxy_refuse("no complete PROXY header in time")
+
+    def _proxy_refuse(self, why: str) -> None:
+        log.info("closing connection from %s:%d: %s", self.peer[0], self.peer[1], why)
+        if self.proxy_timer is not None:
+            self.proxy_timer.cancel()
+            self.proxy_timer = None
+        self.proxy_buf = None
+        self.closed = True
+        self.transport.abort()  # the spec: reject partial or invalid headers; nothing to say
+        return None
+
     def data_received(self, data: bytes) -> None:
+        if self.proxy_buf is not None:
+            rest = self._proxy_header(data)
+            if not rest:
+                return
+            data = rest
+        if self.closed:
+            return
         self.last_activity = time.monotonic()
         reader = self.reader
         lines = reader.feed(data, MAX_QUEUED_LINES)

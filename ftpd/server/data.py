@@ -26,6 +26,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from ..proto.proxy import MAX_HEADER, NotProxy, ProxyError, ProxyHeader, ProxyPolicy, parse
 from ..proto.textmode import FromNetwork, ToNetwork
 
 __all__ = [
@@ -88,12 +89,13 @@ async def _wait_fd(
 class PassivePool:
     """The passive port range, shared by all sessions of one process."""
 
-    __slots__ = ("first", "last", "in_use")
+    __slots__ = ("first", "last", "in_use", "proxy")
 
-    def __init__(self, first: int, last: int) -> None:
+    def __init__(self, first: int, last: int, proxy: ProxyPolicy | None = None) -> None:
         self.first = first
         self.last = last
         self.in_use: set[int] = set()
+        self.proxy = proxy  # PROXY headers are read on data connections as on control ones
 
     def open(self, local_ip: str) -> PassiveListener:
         """Bind and listen on a free port of the range on ``local_ip``. ``OSError`` if none is free."""
@@ -132,8 +134,12 @@ class PassiveListener:
         self.port = port
 
     async def accept(self, peer_ip: str | None) -> socket.socket:
-        """The data connection from ``peer_ip`` (any peer if None); closes the listener."""
+        """The data connection from ``peer_ip`` (any peer if None); closes the listener.
+
+        Behind a load balancer (``proxy_protocol``) the connection's client is the one its PROXY
+        header names, and that is what is compared with the control connection's real client."""
         loop = asyncio.get_running_loop()
+        proxy = self.pool.proxy
         try:
             while True:
                 try:
@@ -141,12 +147,24 @@ class PassiveListener:
                 except BlockingIOError:
                     await _wait_fd(loop, self.sock.fileno(), False)
                     continue
-                if peer_ip is not None and _norm(addr[0]) != peer_ip:
+                client = addr[0]
+                if proxy is not None and proxy.trusts(client):
+                    conn.setblocking(False)
+                    try:
+                        header = await _read_proxy_header(loop, conn, proxy)
+                    except (OSError, ProxyError, DataTimeout) as exc:
+                        log.info("passive port %d: closing data connection from %s: %s",
+                                 self.port, client, exc or type(exc).__name__)
+                        conn.close()
+                        continue
+                    if header.src is not None:
+                        client = header.src[0]
+                if peer_ip is not None and _norm(client) != peer_ip:
                     # Port theft (RFC 2577 §5): refuse it, keep waiting for the real client.
                     log.warning(
                         "passive port %d: refused data connection from foreign %s",
                         self.port,
-                        addr[0],
+                        client,
                     )
                     conn.close()
                     continue
@@ -159,6 +177,46 @@ class PassiveListener:
         if self.sock.fileno() >= 0:
             self.sock.close()
             self.pool.in_use.discard(self.port)
+
+
+async def _read_proxy_header(
+    loop: asyncio.AbstractEventLoop, conn: socket.socket, policy: ProxyPolicy
+) -> ProxyHeader:
+    """Read exactly the PROXY header off ``conn`` (peeking first, so that a TLS ClientHello or
+    upload bytes after it stay in the socket); ``ProxyHeader(0)`` for a headerless peer under
+    ``optional``."""
+    deadline = loop.time() + policy.timeout
+    while True:
+        try:
+            buf = conn.recv(MAX_HEADER, socket.MSG_PEEK)
+        except BlockingIOError:
+            buf = None
+        if buf == b"":
+            raise ConnectionResetError("closed before its PROXY header")
+        if buf:
+            try:
+                header = parse(buf)
+            except NotProxy:
+                if policy.required:
+                    raise
+                return ProxyHeader(0)
+            if header is not None:
+                got = 0
+                while got < header.length:  # peeked already: these reads do not block
+                    got += len(conn.recv(header.length - got))
+                return header
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            if buf is None and not policy.required:
+                return ProxyHeader(0)  # optional, and a client that waits for us to speak
+            raise DataTimeout()
+        if buf:
+            await asyncio.sleep(min(0.005, remaining))  # a partial header: wait for the rest
+        else:
+            try:
+                await _wait_fd(loop, conn.fileno(), False, remaining)
+            except DataTimeout:
+                continue  # decided at the top of the loop
 
 
 def _norm(ip: str) -> str:

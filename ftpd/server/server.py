@@ -29,6 +29,7 @@ from ..auth import NEED_CACHE_MISS, Account, Authenticator
 from ..config import Config, ConfigError, pasv_range
 from ..fs.base import FileSystem
 from ..fs.local import LocalFS, cleanup_stale_uploads
+from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import Login
@@ -66,7 +67,10 @@ class Server:
         self.tls_context = make_context(config) if tls_wanted else None
         workers = max(1, config.workers)
         first, last = split_range(*pasv_range(config), workers, worker)
-        self.pasv_pool = PassivePool(first, last)
+        # PROXY protocol (a load balancer in front): read on control and data connections alike.
+        self.proxy = ProxyPolicy.from_text(config.proxy_protocol, config.proxy_trusted,
+                                           config.proxy_timeout)
+        self.pasv_pool = PassivePool(first, last, self.proxy)
         # Limits hold across worker processes: counters live in shared memory (see workers.py).
         self.counters = counters or SharedCounters(1)
         self.pasv_address = ""  # resolved at start-up when pasv_address is a host name

@@ -71,6 +71,9 @@ ALTERNATIVES: dict[str, object] = {
     "s3_bucket": "ftpd-data",
     "s3_prefix": "ftp/homes",
     "s3_region": "eu-west-1",
+    "proxy_protocol": "required",
+    "proxy_trusted": "10.0.0.0/8,fd00::/8",
+    "proxy_timeout": 3.0,
 }
 # Values that need another key to validate, given through the environment (the lowest source).
 COMPANIONS: dict[str, dict[str, str]] = {"storage": {"FTPD_S3_BUCKET": "ftpd-data"}}
