@@ -219,7 +219,7 @@ def make_cases(sc: Scale) -> list[Case]:
             logins_load,
             (
                 Metric(cpu_login, get("server", "cpu_us_per_op"), (at_most(60),)),
-                Metric("logins/s (client-bound)", get("rates", "logins_per_s")),
+                Metric(f"logins/s ({c} clients)", get("rates", "logins_per_s")),
                 Metric("login p99 ms", get("latency", "login", "p99")),
                 ERRORS,
             ),
@@ -230,7 +230,7 @@ def make_cases(sc: Scale) -> list[Case]:
             logins_load,
             (
                 Metric(cpu_login, get("server", "cpu_us_per_op")),
-                Metric("logins/s (client-bound)", get("rates", "logins_per_s")),
+                Metric(f"logins/s ({c} clients)", get("rates", "logins_per_s")),
                 ERRORS,
             ),
             variants=(FTPD,),
@@ -243,7 +243,7 @@ def make_cases(sc: Scale) -> list[Case]:
             small_load,
             (
                 Metric(cpu_small, get("server", "cpu_us_per_op"), (at_most(120), vs("<=", 0.8))),
-                Metric("transfers/s (client-bound)", get("rates", "transfers_per_s")),
+                Metric(f"transfers/s ({c} clients)", get("rates", "transfers_per_s")),
                 Metric("RETR p99 ms", get("latency", "retr", "p99")),
                 ERRORS,
             ),
@@ -254,7 +254,7 @@ def make_cases(sc: Scale) -> list[Case]:
             (*small_load, "--mix", "retr=0,stor=1"),
             (
                 Metric(cpu_small, get("server", "cpu_us_per_op"), (at_most(120), vs("<=", 0.8))),
-                Metric("transfers/s (client-bound)", get("rates", "transfers_per_s")),
+                Metric(f"transfers/s ({c} clients)", get("rates", "transfers_per_s")),
                 Metric("STOR p99 ms", get("latency", "stor", "p99")),
                 ERRORS,
             ),

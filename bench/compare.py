@@ -161,6 +161,26 @@ def calm_down(gap: float) -> None:
         time.sleep(5)
 
 
+def ftpd_version() -> str:
+    """The commit the ftpd code comes from, ``+dirty`` when ftpd/ differs from it (read-only git).
+
+    Recorded per run: on a shared working tree the server code may change between runs.
+    """
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "ftpd"], cwd=REPO, capture_output=True
+        ).returncode
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+FTPD_VERSION = ["unknown"]
+
+
 def load_command(case: Case, port: int, pid: int, out: Path) -> list[str]:
     """The ftpd-load command of one run."""
     user = "bench-users" if case.users_file else USER
@@ -222,6 +242,7 @@ def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -
         "seconds": round(time.monotonic() - t0, 1),
         "loadavg_before": [round(x, 2) for x in load1],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "ftpd_version": FTPD_VERSION[0],
         "server_command": cmd,
         "load_command": lcmd,
     }
@@ -344,8 +365,8 @@ def commands(cases: list[Case], results: Results) -> str:
 def runs_table(cases: list[Case], results: Results) -> str:
     """One line per run: its load average, errors and length."""
     lines = [
-        "| case | server | run | load avg 1/5 min before | errors | exit | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| case | server | run | load avg 1/5 min before | errors | exit | seconds | ftpd code |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case in cases:
         for v in case.variants:
@@ -354,7 +375,8 @@ def runs_table(cases: list[Case], results: Results) -> str:
                 la = b["loadavg_before"]
                 lines.append(
                     f"| {case.key} | {v.name} | {b['repeat'] + 1} | {la[0]:.2f} / {la[1]:.2f} | "
-                    f"{r['errors_total']} | {b['status']} | {b['seconds']} |"
+                    f"{r['errors_total']} | {b['status']} | {b['seconds']} | "
+                    f"{b.get('ftpd_version', 'not recorded')} |"
                 )
     return "\n".join(lines)
 
@@ -388,13 +410,19 @@ def report(cases: list[Case], results: Results, a: argparse.Namespace, spent: fl
     """The whole markdown report."""
     loads = [r["bench"]["loadavg_before"][0] for rs in results.values() for r in rs]
     load_text = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "n/a"
+    scale = f" with {a.overrides}" if a.overrides else ""
+    reused = " Results of cases not run by this invocation come from --reuse." if a.reuse else ""
+    first = min((r["started"] for rs in results.values() for r in rs), default="")
+    last = max((r["ended"] for rs in results.values() for r in rs), default="")
+    when = f"Runs from {first[:16]} to {last[:16]} UTC" if first else "No runs"
     return (
-        f"## ftpd vs pyftpdlib: preset `{a.preset}`{' with ' + str(a.overrides) if a.overrides else ''}, "
+        f"## ftpd vs pyftpdlib: preset `{a.preset}`{scale}, "
         f"{a.repeat} run(s) per server and case\n\n"
-        f"Machine: {machine()} Run {time.strftime('%Y-%m-%d %H:%M %Z')}, {spent / 60:.0f} min; "
-        f"1-minute load average before each run {load_text} (other work shared the machine). "
-        f"Roots on {a.root_dir} (tmpfs). Figures are medians (min–max) over the runs; "
-        f"targets are checked on ftpd's median unless they say 'every run'.\n\n"
+        f"Machine: {machine()} {when}; this invocation ran {spent / 60:.0f} min.{reused} "
+        "1-minute load average before each run "
+        f"{load_text} (other work shared the machine). Roots on {a.root_dir} (tmpfs). Figures "
+        "are medians (min–max) over the runs; targets are checked on ftpd's median unless they "
+        "say 'every run'.\n\n"
         f"{table(cases, results)}\n\n### Commands\n\n"
         "ROOT is a fresh directory on tmpfs, PORT a free port, PID the server's pid.\n\n"
         f"{commands(cases, results)}\n\n### Runs\n\n{runs_table(cases, results)}\n"
@@ -413,10 +441,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench/results.md", help="markdown report")
     p.add_argument("--raw", default="", help="JSON file with every run's result")
     p.add_argument("--quick", action="store_true", help="the same as --preset quick")
+    p.add_argument(
+        "--report-only", action="store_true", help="run nothing: rewrite the report of --reuse"
+    )
+    p.add_argument(
+        "--reuse",
+        default="",
+        help="a --raw file of an earlier run: report its results too, for the cases not run now",
+    )
     g = p.add_argument_group("scale (overrides the preset's)")
     for flag, (field, kind, text) in SCALE_FLAGS.items():
         g.add_argument(f"--{flag}", dest=field, type=kind, default=None, help=text)
     a = p.parse_args(argv)
+    if a.report_only and not a.reuse:
+        p.error("--report-only needs --reuse")
     if a.quick:
         a.preset = "quick"
     fields = [field for field, _, _ in SCALE_FLAGS.values()]
@@ -437,6 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     from ftpd.load.options import parse_size
 
     results: Results = {}
+    run_keys = set() if a.report_only else {c.key for c in cases}
+    if a.reuse:
+        for key, runs in json.loads(Path(a.reuse).read_text()).items():
+            case_key, variant = key.split("/", 1)
+            if case_key not in run_keys:
+                results[(case_key, variant)] = runs
+        cases = [
+            c for c in all_cases if c.key in run_keys or (c.key, c.variants[0].name) in results
+        ]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ftpd-compare-", dir=a.root_dir) as tmp:
         work = Path(tmp)
@@ -449,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             a.users_template = make_users_file(work)
         try:
             for case in cases:
+                if case.key not in run_keys:
+                    continue  # reused
                 for n in range(a.repeat):
                     order = case.variants if n % 2 == 0 else case.variants[::-1]
                     for v in order:
@@ -460,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                             file=sys.stderr,
                             flush=True,
                         )
+                        FTPD_VERSION[0] = ftpd_version()
                         r = run_one(case, v, n, work, a)
                         results.setdefault((case.key, v.name), []).append(r)
         except KeyboardInterrupt:

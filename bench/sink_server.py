@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     text = args.file_size.upper()
     args.file_size = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
     # A file on tmpfs (real pages, not a sparse hole): sendfile from memory, never a disk.
-    tmp = tempfile.NamedTemporaryFile(dir="/dev/shm", prefix="sink-")  # noqa: SIM115
+    # Unnamed (unlinked at once): nothing is left in /dev/shm however the server is stopped.
+    tmp = tempfile.TemporaryFile(dir="/dev/shm", prefix="sink-")  # noqa: SIM115
     block = os.urandom(1 << 20)
     for _ in range(args.file_size >> 20):
         tmp.write(block)

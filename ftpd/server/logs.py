@@ -132,11 +132,23 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
 
+def _lean_records() -> None:
+    """Skip what our log lines never show: the caller's file and line (a stack walk per record),
+    thread, process and task names."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if hasattr(logging, "logAsyncioTasks"):
+        logging.logAsyncioTasks = False
+
+
 def setup_logging(config: Config) -> None:
     """Send the ``ftpd`` loggers' records to stderr in ``config.log_format`` at ``log_level``.
 
     Idempotent: a second call (a test, a worker) replaces the handler the first one installed.
     """
+    _lean_records()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, _HANDLER_MARK, False):
