@@ -102,9 +102,13 @@ class Config:
         default="auto",
         metadata={"help": "event loop: auto (uvloop when installed), uvloop or asyncio"},
     )
-    backlog: int = field(default=1024, metadata={"help": "listen backlog of the control socket"})
+    backlog: int = field(default=1024, metadata={
+        "help": "listen backlog of the control sockets; also the most connections that may wait "
+                "for their PROXY header on the implicit FTPS port"})
     io_threads: int = field(
-        default=32, metadata={"help": "threads for file IO and password hashing"}
+        default=32, metadata={"help": "most threads for file IO (started only while file calls "
+                                      "stall, e.g. on a slow disk; one or two on a fast one) and "
+                                      "for password hashing"}
     )
     atomic_uploads: bool = field(
         default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
@@ -587,11 +591,6 @@ def _validate_proxy(c: Config) -> None:
         raise _invalid("proxy_trusted", c.proxy_trusted, "at least one CIDR when proxy_protocol is on")
     if not (math.isfinite(c.proxy_timeout) and c.proxy_timeout > 0):
         raise _invalid("proxy_timeout", c.proxy_timeout, "a number of seconds > 0")
-    if c.proxy_protocol != "off" and c.implicit_tls_port:
-        # The header must be read before the TLS handshake; the implicit listener does not yet.
-        raise ConfigError("invalid value for implicit_tls_port: "
-                          f"{c.implicit_tls_port} (expected 0 when proxy_protocol is on: "
-                          "implicit FTPS behind a PROXY balancer is not supported yet)")
 
 
 # S3 bucket names (AWS: 3-63 of [a-z0-9.-]; S3-compatible servers allow a little more).

@@ -15,12 +15,14 @@ mapped in two steps:
    symlinks), the walk fails with ``ENOTDIR``/``ELOOP`` instead of leaving the home. This is the
    portable stand-in for Linux ``openat2(RESOLVE_BENEATH)``, which the stdlib does not expose.
 
-Every blocking call runs in the executor given at construction, one ``run_in_executor`` hop per
-operation: resolving, opening, ``fstat`` and seeking for RETR is one hop, and a directory listing
-(``scandir`` plus a stat of every entry) is one hop. The hop goes through aiofiles' executor wrapper
-(``aiofiles.os.wrap``) around our own functions on raw fds rather than through aiofiles' file objects,
-because those cost one hop per method and cannot open with ``dir_fd``/``O_NOFOLLOW``; readers also
-need the real fd for ``os.sendfile``.
+Every blocking call leaves the loop, one hop per operation: resolving, opening, ``fstat`` and
+seeking for RETR is one hop, a directory listing (``scandir`` plus a stat of every entry) is one
+hop, and a small upload's last write, close and rename are one hop. The server hands in its
+``IoPool`` (``iopool.py``: loop futures, batched wake-ups, ~3x cheaper per hop than
+``run_in_executor``); any ``concurrent.futures`` executor works too, through aiofiles' executor
+wrapper (``aiofiles.os.wrap``). Either way the calls are our own functions on raw fds rather than
+aiofiles' file objects, because those cost one hop per method and cannot open with
+``dir_fd``/``O_NOFOLLOW``; readers also need the real fd for ``os.sendfile``.
 
 Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
 ``commit`` renames it over the target, so readers see the old file until the upload completes and
@@ -41,13 +43,14 @@ import os
 import secrets
 import stat as st
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import aiofiles.os
 
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
+from ftpd.fs.iopool import IoPool
 
 __all__ = [
     "TEMP_PREFIX",
@@ -132,13 +135,13 @@ class LocalReader:
     """An open file for RETR. ``position`` is authoritative: ``read`` uses ``os.pread`` there,
     and sendfile callers pass it as the offset and then call ``advance``."""
 
-    __slots__ = ("size", "_fd", "_pos", "_lock", "_executor")
+    __slots__ = ("size", "_fd", "_pos", "_lock", "_hops")
 
-    def __init__(self, fd: int, size: int, offset: int, executor: Executor | None) -> None:
+    def __init__(self, fd: int, size: int, offset: int, hops: _Hops) -> None:
         self.size = size
         self._fd = fd
         self._pos = offset
-        self._executor = executor
+        self._hops = hops
         # Held around pread and close so that close never frees an fd number that a read
         # running in another thread is about to use (it could be reused by another open()).
         self._lock = threading.Lock()
@@ -162,7 +165,7 @@ class LocalReader:
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes from the current position; ``b""`` at end of file."""
-        data = await _in_executor(self._pread, n, self._pos, executor=self._executor)
+        data = await self._hops.run(self._pread, n, self._pos)
         self._pos += len(data)
         return data
 
@@ -174,7 +177,7 @@ class LocalReader:
             _close_quietly(fd)
 
     async def close(self) -> None:
-        await _run_shielded(self._executor, self.close_sync)
+        await self._hops.run_shielded(self.close_sync)
 
     def __del__(self) -> None:
         # Safety net against fd leaks if a caller forgets close(); no lock (nobody else holds us).
@@ -191,12 +194,14 @@ class LocalWriter:
     open), and keeping them is what lets the client resume with REST after a broken transfer.
     """
 
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_executor")
+    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")
+
+    COMMIT_TAKES_TAIL = True  # ``commit(tail)``: see ``ftpd.server.data.receive_upload``
 
     def __init__(
         self,
         fd: int,
-        executor: Executor | None,
+        hops: _Hops,
         dir_fd: int = -1,
         temp: str | None = None,
         target: str = "",
@@ -206,7 +211,7 @@ class LocalWriter:
         self._temp = temp
         self._target = target
         self._done = False
-        self._executor = executor
+        self._hops = hops
         # Serialises write / commit / abort: a write cancelled by ABOR may still be running in a
         # thread when abort arrives; abort must wait for it rather than close the fd under it.
         self._lock = threading.Lock()
@@ -231,9 +236,9 @@ class LocalWriter:
     # Blocking form, for a caller that already runs in a worker thread (bulk uploads).
     write_sync = _write
 
-    async def write(self, data: bytes | memoryview) -> None:
-        """Write all of ``data`` (one executor hop; an ``OSError`` leaves the writer abortable)."""
-        await _in_executor(self._write, data, executor=self._executor)
+    def write(self, data: bytes | memoryview) -> Awaitable[None]:
+        """Write all of ``data`` (one hop; an ``OSError`` leaves the writer abortable)."""
+        return self._hops.run(self._write, data)
 
     def finish_sync(self, commit: bool) -> None:
         """Blocking commit (``commit=True``) or abort. Idempotent once it has succeeded."""
@@ -266,13 +271,21 @@ class LocalWriter:
                 _close_quietly(self._dir_fd)
                 self._dir_fd = -1
 
-    async def commit(self) -> None:
-        """Make the upload visible: rename the temp file over the target (or just close)."""
-        await _run_shielded(self._executor, self.finish_sync, True)
+    def _write_and_finish(self, tail: bytes | memoryview) -> None:
+        if tail:
+            self._write(tail)
+        self.finish_sync(True)
+
+    async def commit(self, tail: bytes | memoryview = b"") -> None:
+        """Make the upload visible: rename the temp file over the target (or just close).
+
+        ``tail``, the upload's last bytes, is written first in the same hop: a small upload then
+        costs two hops (open, commit) instead of three."""
+        await self._hops.run_shielded(self._write_and_finish, tail)
 
     async def abort(self) -> None:
         """Discard the upload; after a successful commit this does nothing."""
-        await _run_shielded(self._executor, self.finish_sync, False)
+        await self._hops.run_shielded(self.finish_sync, False)
 
     def __del__(self) -> None:
         # Safety net for a writer dropped without commit/abort: free the fds, drop the temp.
@@ -294,19 +307,61 @@ def _call(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-# The one executor hop of each operation, through aiofiles' executor wrapper: the hop is the same
-# as aiofiles' own file methods, but one per *operation* (open+fstat+seek, a whole listing, a 256 KiB
-# block) rather than one per method call.
+# With a plain executor, the one hop of each operation goes through aiofiles' executor wrapper:
+# the same hop as aiofiles' own file methods, but one per *operation* (open+fstat+seek, a whole
+# listing, a 256 KiB block) rather than one per method call.
 _in_executor = aiofiles.os.wrap(_call)
 
 
-async def _run_shielded(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` in the executor; if the caller is cancelled, let it finish anyway.
+class _Hops:
+    """How one filesystem's blocking calls leave the loop: the server's ``IoPool`` (a bare future
+    per call, cheap), else any ``concurrent.futures`` executor or the loop's default one."""
 
-    Used for close/commit/abort so that cancelling a transfer (ABOR, disconnect, shutdown) never
-    skips the step that frees an fd or removes a temp file.
-    """
-    fut = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    __slots__ = ("pool", "executor")
+
+    def __init__(self, executor: IoPool | Executor | None) -> None:
+        self.pool = executor if isinstance(executor, IoPool) else None
+        self.executor = None if self.pool is not None else executor
+
+    def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        return _in_executor(fn, *args, executor=self.executor)  # type: ignore[no-any-return]
+
+    def run_open(self, fn: Callable[..., T], dispose: Callable[[T], object], *args: Any
+                 ) -> Awaitable[T]:
+        """For calls that return an open resource: if the caller is cancelled while the job runs,
+        the resource is disposed of when it arrives instead of leaking."""
+        if self.pool is not None:
+            return self.pool.submit(fn, *args, dispose=dispose)
+        return _run_open(self.executor, fn, dispose, *args)
+
+    def run_shielded(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run ``fn``; if the caller is cancelled, let it finish anyway. Used for close, commit
+        and abort, so that cancelling a transfer (ABOR, disconnect, shutdown) never skips the step
+        that frees an fd or removes a temp file."""
+        if self.pool is not None:
+            return _shielded(self.pool.submit(fn, *args))
+        return _shielded(asyncio.get_running_loop().run_in_executor(self.executor, fn, *args))
+
+
+async def _run_open(executor: Executor | None, fn: Callable[..., T],
+                    dispose: Callable[[T], object], *args: Any) -> T:
+    loop = asyncio.get_running_loop()
+    fut = loop.run_in_executor(executor, fn, *args)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+
+        def _dispose(f: asyncio.Future[T]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                loop.run_in_executor(executor, dispose, f.result())
+
+        fut.add_done_callback(_dispose)
+        raise
+
+
+async def _shielded(fut: asyncio.Future[T]) -> T:
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
@@ -335,13 +390,14 @@ class LocalFS:
 
     capabilities = Capabilities()
 
-    def __init__(self, home: str, executor: Executor | None, atomic_uploads: bool = True) -> None:
+    def __init__(self, home: str, executor: IoPool | Executor | None,
+                 atomic_uploads: bool = True) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
-        self._executor = executor
+        self._hops = _Hops(executor)
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
@@ -373,6 +429,29 @@ class LocalFS:
             return self.home, ""
         parent, name = os.path.split(real)
         return parent, name
+
+    def _walk_fast(self, comps: list[str], final_flags: int = _WALK_FLAGS) -> int | None:
+        """The directory ``home/comps`` opened by walking down with O_NOFOLLOW, or None if that
+        fails for any reason (a symlink on the way, a missing entry...).
+
+        The fast path of every operation: when no symlink is involved, the lexical path *is*
+        the real path, so ``realpath`` (an ``lstat`` per component, in Python) and the jail
+        check can be skipped. On None the caller takes the general path (``_locate``), which
+        follows symlinks inside the home and produces the right error."""
+        try:
+            fd = os.open(self.home, final_flags if not comps else _WALK_FLAGS)
+        except OSError:
+            return None
+        last = len(comps) - 1
+        for i, comp in enumerate(comps):
+            try:
+                nfd = os.open(comp, final_flags if i == last else _WALK_FLAGS, dir_fd=fd)
+            except OSError:
+                return None
+            finally:
+                os.close(fd)
+            fd = nfd
+        return fd
 
     def _open_dir(self, real_dir: str, final_flags: int = _WALK_FLAGS) -> _DirFd:
         """Open ``real_dir`` (inside the home) by walking down from the home with O_NOFOLLOW."""
@@ -409,6 +488,17 @@ class LocalFS:
     # -- blocking operations ------------------------------------------------------------------
 
     def _stat(self, vpath: str) -> FileStat:
+        parts = self._parts(vpath)
+        dfd = self._walk_fast(parts[:-1]) if parts else None
+        if dfd is not None:
+            try:
+                s = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+                if not st.S_ISLNK(s.st_mode):
+                    return _file_stat(parts[-1], s)
+            except OSError:
+                pass  # the general path gives the right error
+            finally:
+                os.close(dfd)
         parent, name = self._locate(vpath, follow=False)
         if not name:
             return _file_stat("/", os.stat(self.home))
@@ -418,10 +508,17 @@ class LocalFS:
         return _file_stat(name, self._stat_target(parent, name, vpath), is_link=True)
 
     def _list(self, vpath: str) -> list[FileStat]:
-        parent, name = self._locate(vpath, follow=True)
-        real = os.path.join(parent, name) if name else self.home
+        parts = self._parts(vpath)
+        fast = self._walk_fast(parts, _LIST_FLAGS)
+        if fast is not None:
+            real = os.path.join(self.home, *parts)
+            dir_fd = _DirFd(fast)
+        else:
+            parent, name = self._locate(vpath, follow=True)
+            real = os.path.join(parent, name) if name else self.home
+            dir_fd = self._open_dir(real, _LIST_FLAGS)
         out: list[FileStat] = []
-        with self._open_dir(real, _LIST_FLAGS) as dfd, os.scandir(dfd) as it:
+        with dir_fd as dfd, os.scandir(dfd) as it:
             for entry in it:
                 ename = entry.name
                 if is_upload_temp(ename):
@@ -445,11 +542,22 @@ class LocalFS:
     def _open_read(self, vpath: str, offset: int) -> LocalReader:
         if offset < 0:
             raise OSError(errno.EINVAL, "negative offset")
-        parent, name = self._locate(vpath, follow=True)
-        if not name:
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
-        with self._open_dir(parent) as dfd:
-            fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+        fd = -1
+        parts = self._parts(vpath)
+        dfd = self._walk_fast(parts[:-1]) if parts else None
+        if dfd is not None:
+            try:
+                fd = os.open(parts[-1], _READ_FLAGS, dir_fd=dfd)
+            except OSError:
+                pass  # e.g. ELOOP for a symlink: the general path follows it if it may
+            finally:
+                os.close(dfd)
+        if fd < 0:
+            parent, name = self._locate(vpath, follow=True)
+            if not name:
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
+            with self._open_dir(parent) as dfd:
+                fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
         try:
             s = os.fstat(fd)
             if st.S_ISDIR(s.st_mode):
@@ -463,11 +571,15 @@ class LocalFS:
         except BaseException:
             os.close(fd)
             raise
-        return LocalReader(fd, s.st_size, offset, self._executor)
+        return LocalReader(fd, s.st_size, offset, self._hops)
 
     def _open_write(self, vpath: str, offset: int, append: bool) -> LocalWriter:
         if offset < 0 or (append and offset):
             raise OSError(errno.EINVAL, "invalid offset for upload")
+        if self.atomic_uploads and offset == 0 and not append:
+            writer = self._open_temp_fast(vpath)
+            if writer is not None:
+                return writer
         parent, name = self._locate(vpath, follow=True)
         if not name:
             raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
@@ -476,6 +588,28 @@ class LocalFS:
             if self.atomic_uploads and offset == 0 and not append:
                 return self._open_temp(dfd, name, vpath)
             return self._open_in_place(dfd, name, vpath, offset, append)
+        except BaseException:
+            _close_quietly(dfd)
+            raise
+
+    def _open_temp_fast(self, vpath: str) -> LocalWriter | None:
+        """``_open_temp`` without ``realpath`` when no symlink is involved (see ``_walk_fast``)."""
+        parts = self._parts(vpath)
+        dfd = self._walk_fast(parts[:-1]) if parts else None
+        if dfd is None:
+            return None
+        try:
+            old = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        except OSError:
+            old = None
+            parts = []  # let the general path produce the error
+        if not parts or (old is not None and st.S_ISLNK(old.st_mode)):
+            _close_quietly(dfd)
+            return None  # e.g. STOR onto a symlink: the general path follows it if it may
+        try:
+            return self._open_temp(dfd, parts[-1], vpath)  # the writer owns dfd now
         except BaseException:
             _close_quietly(dfd)
             raise
@@ -507,7 +641,7 @@ class LocalFS:
             except OSError:
                 pass
         # The writer owns both fds from here on (the directory fd is closed by commit/abort).
-        return LocalWriter(fd, self._executor, dir_fd=dfd, temp=temp, target=name)
+        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name)
 
     def _open_in_place(
         self, dfd: int, name: str, vpath: str, offset: int, append: bool
@@ -532,7 +666,7 @@ class LocalFS:
             os.close(fd)
             raise
         os.close(dfd)
-        return LocalWriter(fd, self._executor)
+        return LocalWriter(fd, self._hops)
 
     def _mkdir(self, vpath: str) -> None:
         parent, name = self._locate(vpath, follow=False)
@@ -616,63 +750,45 @@ class LocalFS:
 
     # -- the async interface --------------------------------------------------------------
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await _in_executor(fn, *args, executor=self._executor)  # type: ignore[no-any-return]
-
-    async def _run_open(self, fn: Callable[..., T], dispose: Callable[[T], None], *args: Any) -> T:
-        """Like ``_run`` for calls that return an open resource: if the caller is cancelled
-        while the job runs, the resource is disposed of when it arrives instead of leaking."""
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, fn, *args)
-        try:
-            return await asyncio.shield(fut)
-        except asyncio.CancelledError:
-
-            def _dispose(f: asyncio.Future[T]) -> None:
-                if not f.cancelled() and f.exception() is None:
-                    loop.run_in_executor(self._executor, dispose, f.result())
-
-            fut.add_done_callback(_dispose)
-            raise
-
-    async def stat(self, vpath: str) -> FileStat:
+    def stat(self, vpath: str) -> Awaitable[FileStat]:
         """Facts about one entry; symlinks inside the home are followed (``is_link`` set)."""
-        return await self._run(self._stat, vpath)
+        return self._hops.run(self._stat, vpath)
 
-    async def list(self, vpath: str) -> list[FileStat]:
-        """All entries of a directory sorted by name, in one executor call."""
-        return await self._run(self._list, vpath)
+    def list(self, vpath: str) -> Awaitable[list[FileStat]]:
+        """All entries of a directory sorted by name, in one hop."""
+        return self._hops.run(self._list, vpath)
 
-    async def open_read(self, vpath: str, offset: int = 0) -> LocalReader:
+    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[LocalReader]:
         """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""
-        return await self._run_open(self._open_read, LocalReader.close_sync, vpath, offset)
+        return self._hops.run_open(self._open_read, LocalReader.close_sync, vpath, offset)
 
-    async def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> LocalWriter:
+    def open_write(self, vpath: str, offset: int = 0, append: bool = False
+                   ) -> Awaitable[LocalWriter]:
         """Start an upload; see ``LocalWriter`` for atomic versus in-place."""
-        return await self._run_open(
+        return self._hops.run_open(
             self._open_write, lambda w: w.finish_sync(False), vpath, offset, append
         )
 
-    async def mkdir(self, vpath: str) -> None:
-        await self._run(self._mkdir, vpath)
+    def mkdir(self, vpath: str) -> Awaitable[None]:
+        return self._hops.run(self._mkdir, vpath)
 
-    async def rmdir(self, vpath: str) -> None:
-        await self._run(self._rmdir, vpath)
+    def rmdir(self, vpath: str) -> Awaitable[None]:
+        return self._hops.run(self._rmdir, vpath)
 
-    async def delete(self, vpath: str) -> None:
+    def delete(self, vpath: str) -> Awaitable[None]:
         """Delete a file or a symlink (the link itself); a directory gives ``EISDIR``."""
-        await self._run(self._delete, vpath)
+        return self._hops.run(self._delete, vpath)
 
-    async def rename(self, src: str, dst: str) -> None:
+    def rename(self, src: str, dst: str) -> Awaitable[None]:
         """Rename an entry (a symlink is moved as a link); an existing file ``dst`` is replaced."""
-        await self._run(self._rename, src, dst)
+        return self._hops.run(self._rename, src, dst)
 
-    async def set_mtime(self, vpath: str, mtime: float) -> None:
-        await self._run(self._set_mtime, vpath, mtime)
+    def set_mtime(self, vpath: str, mtime: float) -> Awaitable[None]:
+        return self._hops.run(self._set_mtime, vpath, mtime)
 
-    async def chmod(self, vpath: str, mode: int) -> None:
-        await self._run(self._chmod, vpath, mode)
+    def chmod(self, vpath: str, mode: int) -> Awaitable[None]:
+        return self._hops.run(self._chmod, vpath, mode)
 
-    async def unique_name(self, vdir: str, prefix: str) -> str:
+    def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         """Create an empty ``<prefix>.N`` in ``vdir`` and return its virtual path (STOU)."""
-        return await self._run(self._unique_name, vdir, prefix)
+        return self._hops.run(self._unique_name, vdir, prefix)

@@ -101,7 +101,7 @@ class Transfer:
     """
 
     __slots__ = ("kind", "vpath", "offset", "ascii", "reader", "writer", "payload", "name",
-                 "bytes", "started", "tls", "connected")
+                 "bytes", "started", "tls", "connected", "held")
 
     def __init__(self, kind: str, vpath: str, *, offset: int = 0, ascii: bool = False,
                  reader: Any = None, writer: Any = None, payload: bytes | None = None,
@@ -118,6 +118,7 @@ class Transfer:
         self.started = 0.0
         self.tls = False  # PROT P: the data connection is wrapped in TLS
         self.connected = False  # the data connection is up (150 sent)
+        self.held: Any = None  # a 150 reply the IO layer holds back to send with the final one
 
     @property
     def upload(self) -> bool:

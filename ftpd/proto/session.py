@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import GeneratorType
 from typing import Any
 
@@ -68,6 +68,8 @@ class SessionSettings:
     port_promiscuous: bool = False
     tls_mode: str = "off"  # off | explicit | required
     implicit_tls: bool = False
+    # What the configured storage can do, known before login: FEAT may come before USER (lftp).
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
 class Done:
@@ -139,7 +141,9 @@ class Session(FileOps, Security):
         self.secure = False  # the control connection is under TLS
         self.pbsz = False
         self.prot_p = False  # RFC 4217 §9: data connections protected (PROT P)
-        self.caps = FULL_CAPABILITIES  # what the storage behind the account can do (set at login)
+        # What the storage behind the account can do: the configured backend's until login, then
+        # the account's own filesystem's.
+        self.caps = settings.capabilities
 
     # ------------------------------------------------------------------ entry points
     def greeting(self) -> Reply:

@@ -15,6 +15,7 @@ import logging
 import ssl
 import time
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..proto import proxy as proxyproto
@@ -58,7 +59,7 @@ class ControlChannel(asyncio.Protocol):
         "scheduled", "passive_since", "proxy_buf", "proxy_timer",
     )
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, peer: tuple[str, int] | None = None) -> None:
         self.server = server
         self.transport: Any = None
         self.session: Session = None  # type: ignore[assignment]
@@ -69,7 +70,9 @@ class ControlChannel(asyncio.Protocol):
         self.last_activity = 0.0
         self.transfer_task: asyncio.Task[None] | None = None
         self.passive: datamod.PassiveListener | None = None
-        self.peer = ("", 0)
+        # Given by the server's own accept loop (implicit FTPS behind a balancer: the PROXY header
+        # was read off the raw socket before TLS): the real client, so no header phase here.
+        self.peer = peer or ("", 0)
         self.closed = False
         self.sid = 0
         self.read_paused = False
@@ -89,6 +92,9 @@ class ControlChannel(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self.transport = transport
         self.last_activity = self.connected_at = time.monotonic()
+        if self.peer[0]:  # the real client is known already (see __init__)
+            self._open_session()
+            return
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = (peer[0], peer[1])
         # SO_OOBINLINE (the urgent byte of Telnet SYNCH / ftplib's OOB "ABOR" stays in the stream) is
@@ -241,13 +247,13 @@ class ControlChannel(asyncio.Protocol):
                 self._reply(result)  # type: ignore[arg-type]
         self._after_command()
 
-    def _step(self, gen: Any) -> None:
+    def _step(self, gen: Any, value: Any = None, exc: BaseException | None = None) -> None:
         """Drive a handler synchronously while its requests can be answered at once; hand it to a
-        task at the first request that must wait (file IO, hashing, sleeping, TLS). PASV, the start
-        of a transfer and most logins (a constant-time compare for the single user) need no task."""
+        task at the first request that must wait (hashing, sleeping, TLS, a remote filesystem).
+        PASV, the start of a transfer and most logins (a constant-time compare for the single
+        user) need no task; a local file call (a bare future from the IoPool) resumes the handler
+        from the future's callback, so it needs none either."""
         session = self.session
-        value: Any = None
-        exc: BaseException | None = None
         while True:
             item = session.advance(gen, value, exc)
             value = exc = None
@@ -260,6 +266,22 @@ class ControlChannel(asyncio.Protocol):
             if kind is Reply:
                 self._reply(item)  # type: ignore[arg-type]
                 continue
+            if kind is FsCall:
+                fs = self.fs
+                if fs is None:
+                    exc = PermissionError(13, "not logged in")
+                    continue
+                try:
+                    pending = getattr(fs, item.method)(*item.args)  # type: ignore[union-attr]
+                except OSError as e:
+                    exc = e
+                    continue
+                self.busy = True
+                if isinstance(pending, asyncio.Future):
+                    pending.add_done_callback(partial(self._resume, gen))
+                else:
+                    asyncio.get_running_loop().create_task(self._drive(gen, None, pending))
+                return
             try:
                 value = self._perform_now(item)
             except OSError as e:
@@ -299,7 +321,19 @@ class ControlChannel(asyncio.Protocol):
             return self.server.authenticate_fast(self, req.name, req.password)
         return NEED_ASYNC
 
-    async def _drive(self, gen: Any, first: Any) -> None:
+    def _resume(self, gen: Any, fut: asyncio.Future[Any]) -> None:
+        """A file call's future is done: carry on with the handler where ``_step`` left it."""
+        self.busy = False
+        if fut.cancelled():  # only the pool's shutdown does this
+            gen.close()
+            return
+        exc = fut.exception()
+        if exc is not None and not isinstance(exc, Exception):
+            gen.close()
+            return
+        self._step(gen, None if exc is not None else fut.result(), exc)
+
+    async def _drive(self, gen: Any, first: Any, pending: Any = None) -> None:
         session = self.session
         value: Any = None
         exc: BaseException | None = None
@@ -307,8 +341,12 @@ class ControlChannel(asyncio.Protocol):
         try:
             while True:
                 try:
-                    value = await self._perform(item)
+                    if pending is not None:
+                        value, pending = await pending, None
+                    else:
+                        value = await self._perform(item)
                 except OSError as e:
+                    pending = None
                     exc = e
                 item = session.advance(gen, value, exc)
                 value = exc = None
@@ -416,6 +454,18 @@ class ControlChannel(asyncio.Protocol):
     def _reply(self, reply: Reply) -> None:
         if self.closed:
             return
+        self._note_reply(reply)
+        self.transport.write(reply.encode())
+
+    def _replies(self, replies: list[Reply]) -> None:
+        """Several replies in one write (one syscall, one wake-up of the client)."""
+        if self.closed:
+            return
+        for r in replies:
+            self._note_reply(r)
+        self.transport.write(b"".join([r.encode() for r in replies]))
+
+    def _note_reply(self, reply: Reply) -> None:
         if reply.code >= 400:
             self.server.observer.error_reply(self, reply.code)
             if reply.code != 421 and log.isEnabledFor(logging.INFO):
@@ -423,7 +473,6 @@ class ControlChannel(asyncio.Protocol):
                          extra={"event": "reply", "code": reply.code})
         elif self.server.log_commands:
             log.debug("%s -> %d %s", self._who(), reply.code, reply.lines[0])
-        self.transport.write(reply.encode())
 
     async def _start_tls(self) -> None:
         # Nothing sent in plain text after AUTH may run as if it came under TLS (the STARTTLS
@@ -482,8 +531,9 @@ class ControlChannel(asyncio.Protocol):
                           extra={"event": "transfer", "kind": t.kind, "path": t.vpath,
                                  "bytes": t.bytes, "seconds": round(seconds, 3), "result": outcome})
         self.server.observer.transfer(self, t, outcome, seconds)
-        for r in session.transfer_finished(t, outcome, error):
-            self._reply(r)
+        replies = session.transfer_finished(t, outcome, error)
+        held, t.held = t.held, None
+        self._replies([held, *replies] if held is not None else replies)
         if not self.closed:
             self._after_command()
 
@@ -502,17 +552,31 @@ class ControlChannel(asyncio.Protocol):
             log.info("%s data connection failed: %r", self._who(), exc)
             return "no-connection", None
         t.connected = True
-        self._reply(self.session.transfer_opened(t))
+        opened = self.session.transfer_opened(t)
         try:
             if t.tls:
+                self._reply(opened)
                 return await self._pump_tls(sock, t, timeout, progress, early)
             if t.writer is not None:
-                await datamod.receive_upload(sock, t.writer, t.ascii, progress, self.server.bulk)
-                return await self._commit_upload(t), None
+                self._reply(opened)  # the client waits for it before it sends
+                outcome = await datamod.receive_upload(
+                    sock, t.writer, t.ascii, progress, self.server.bulk,
+                    partial(self._commit_upload, t))
+                return outcome or "lost", None
+            # A download that fits in the socket buffer (a small file, most listings) completes
+            # without waiting: its 150 then goes out with the 226 in one write, which saves a
+            # syscall and a wake-up of the client. Before any wait, the 150 is sent at once.
+            t.held = opened
+
+            def send_held() -> None:
+                held, t.held = t.held, None
+                if held is not None:
+                    self._reply(held)
+
             if t.payload is not None:
-                await datamod.send_bytes(sock, t.payload, progress)
+                await datamod.send_bytes(sock, t.payload, progress, send_held)
             else:
-                await datamod.send_file(sock, t.reader, t.ascii, progress)
+                await datamod.send_file(sock, t.reader, t.ascii, progress, send_held)
             return "ok", None
         except datamod.DataTimeout:
             return "timeout", None
@@ -552,11 +616,20 @@ class ControlChannel(asyncio.Protocol):
         finally:
             await conn.close(min(timeout, 5.0))
 
-    async def _commit_upload(self, t: Transfer) -> str:
+    async def _commit_upload(self, t: Transfer, tail: bytes | memoryview = b"") -> str:
+        """Commit an upload whose data connection has ended; ``tail`` is its last, unwritten
+        bytes (written in the commit's own hop by writers that can, e.g. ``LocalWriter``)."""
         await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
         if self.closed:
             return "lost"  # the client vanished: never report a partial upload as complete
-        await t.writer.commit()
+        writer = t.writer
+        if tail and not getattr(writer, "COMMIT_TAKES_TAIL", False):
+            await writer.write(tail)
+            tail = b""
+        if tail:
+            await writer.commit(tail)
+        else:
+            await writer.commit()
         return "ok"
 
     async def _finish_files(self, t: Transfer, outcome: str) -> None:

@@ -23,11 +23,13 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..proto.proxy import MAX_HEADER, NotProxy, ProxyError, ProxyHeader, ProxyPolicy, parse
 from ..proto.textmode import FromNetwork, ToNetwork
+
+T = TypeVar("T")
 
 __all__ = [
     "PassivePool",
@@ -266,16 +268,27 @@ async def _sendall(
         view = view[n:]
 
 
-async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int], None]) -> None:
-    """Send a prepared payload (a listing)."""
-    await _sendall(sock, data)
+async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int], None],
+                     before_wait: Callable[[], None] | None = None) -> None:
+    """Send a prepared payload (a listing). ``before_wait`` runs once, before the first wait
+    (the caller's held 150 reply goes out then, see ``ControlChannel._run_transfer``)."""
+    try:
+        n = sock.send(data)
+    except BlockingIOError:
+        n = 0
+    if n < len(data):
+        if before_wait is not None:
+            before_wait()
+        await _sendall(sock, memoryview(data)[n:])
     progress(len(data))
 
 
 async def send_file(
-    sock: socket.socket, reader: Any, ascii: bool, progress: Callable[[int], None]
+    sock: socket.socket, reader: Any, ascii: bool, progress: Callable[[int], None],
+    before_wait: Callable[[], None] | None = None,
 ) -> None:
-    """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A."""
+    """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.
+    ``before_wait`` runs once, before the first wait (see ``send_bytes``)."""
     loop = asyncio.get_running_loop()
     fd = reader.fileno() if not ascii else None
     if fd is not None:
@@ -286,6 +299,9 @@ async def send_file(
             try:
                 n = os.sendfile(out, fd, offset, min(remaining, SENDFILE_MAX))
             except BlockingIOError:
+                if before_wait is not None:
+                    before_wait()
+                    before_wait = None
                 await _wait_fd(loop, out, True)
                 continue
             if n == 0:
@@ -295,6 +311,8 @@ async def send_file(
             reader.advance(n)
             progress(n)
         return
+    if before_wait is not None:
+        before_wait()  # block reads wait on the IO pool
     conv = ToNetwork() if ascii else None
     while True:
         block = await reader.read(READ_BLOCK)
@@ -349,9 +367,14 @@ async def receive_upload(
     ascii: bool,
     progress: Callable[[int], None],
     bulk: BulkThreads | None = None,
-) -> None:
+    finish: Callable[[bytes | memoryview], Awaitable[T]] | None = None,
+) -> T | None:
     """STOR/APPE: receive into large buffers; write one while the next fills (double buffering).
-    Past ``BULK_AFTER`` bytes a binary upload moves to a bulk thread when one is free."""
+    Past ``BULK_AFTER`` bytes a binary upload moves to a bulk thread when one is free.
+
+    At end of data, ``finish(tail)`` gets the last bytes not yet written (its result is returned):
+    the caller commits them with the upload in one hop, so a small upload costs no separate
+    write. Without ``finish`` the tail is written here."""
     loop = asyncio.get_running_loop()
     fd = sock.fileno()
     bufs = (_take_buffer(), _take_buffer())
@@ -387,23 +410,25 @@ async def receive_upload(
             if pending is not None:
                 await pending
                 pending = None
+            if eof:
+                tail: bytes | memoryview = view[:filled]
+                if conv is not None:
+                    tail = conv.convert(tail) + conv.flush()
+                break
             if filled:
                 pending = flush(view[:filled])
                 which ^= 1
-            if eof:
-                break
             if can_bulk and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
                 await pending
                 pending = None
                 await _receive_in_thread(sock, writer, progress, bulk)  # type: ignore[arg-type]
+                tail = b""
                 break
-        if pending is not None:
-            await pending
-            pending = None
-        if conv is not None:
-            tail = conv.flush()
-            if tail:
-                await writer.write(tail)
+        if finish is not None:
+            return await finish(tail)  # the buffers stay ours until it has written the tail
+        if tail:
+            await writer.write(tail)
+        return None
     finally:
         if pending is not None:
             pending.cancel()

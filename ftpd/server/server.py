@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import gc
 import logging
 import os
@@ -27,9 +28,10 @@ from typing import Any
 
 from ..auth import NEED_CACHE_MISS, Account, Authenticator
 from ..config import Config, ConfigError, pasv_range
-from ..fs.base import FileSystem
+from ..fs.base import Capabilities, FileSystem
+from ..fs.iopool import IoPool
 from ..fs.local import LocalFS, cleanup_stale_uploads
-from ..proto.proxy import ProxyPolicy
+from ..proto.proxy import MAX_HEADER, NotProxy, ProxyError, ProxyHeader, ProxyPolicy, parse
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import Login
@@ -46,6 +48,9 @@ log = logging.getLogger("ftpd")
 
 SWEEP_INTERVAL = 1.0
 SHUTDOWN_GRACE = 10.0
+ACCEPT_RETRY_DELAY = 1.0  # out of file descriptors: wait before accepting again (as asyncio does)
+# accept() errors that concern one connection only (it was reset before we took it).
+_ACCEPT_SKIP = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR)
 
 
 class Server:
@@ -62,6 +67,7 @@ class Server:
             login_fail_delay=config.login_fail_delay,
             port_promiscuous=config.port_promiscuous,
             tls_mode=config.tls,
+            capabilities=_storage_capabilities(config),
         )
         tls_wanted = config.tls != "off" or config.implicit_tls_port
         self.tls_context = make_context(config) if tls_wanted else None
@@ -76,6 +82,9 @@ class Server:
         self.pasv_address = ""  # resolved at start-up when pasv_address is a host name
         self.max_line = 4096
         self.log_commands = logging.getLogger("ftpd.session").isEnabledFor(logging.DEBUG)
+        # Local file calls go through the lean IoPool (iopool.py: ~3x cheaper per hop); the
+        # loop's default executor (password hashing, name resolution) stays a ThreadPoolExecutor.
+        self.io = IoPool(config.io_threads, "ftpd-io")
         self.executor = concurrent.futures.ThreadPoolExecutor(config.io_threads,
                                                               thread_name_prefix="ftpd-io")
         bulk_threads = max(2, config.io_threads // 4)
@@ -85,6 +94,12 @@ class Server:
         self._fs_cache: dict[tuple[str, bool], FileSystem] = {}
         self._next_sid = 0
         self._servers: list[asyncio.base_events.Server] = []
+        # Implicit FTPS behind a PROXY balancer: our own accept loop (see _serve_implicit_proxied),
+        # its listening socket, and one short-lived task per connection until its TLS is up.
+        self._tls_accept: asyncio.Task[None] | None = None
+        self._tls_sock: socket.socket | None = None
+        self._handoffs: set[asyncio.Task[None]] = set()
+        self._headers_pending = 0  # connections of trusted peers still reading their header
         self._sweeper: asyncio.Task[None] | None = None
         self.observer = Observer(config, self)
         self.greeting = Reply(220, config.banner).encode()
@@ -202,7 +217,7 @@ class Server:
 
                 fs = user_fs(self.config, account.name)
             else:
-                fs = LocalFS(account.home, self.executor, atomic_uploads=self.config.atomic_uploads)
+                fs = LocalFS(account.home, self.io, atomic_uploads=self.config.atomic_uploads)
             self._fs_cache[key] = fs
         return fs
 
@@ -262,14 +277,25 @@ class Server:
         self._servers.append(srv)
         addrs = [(s.getsockname()[0], s.getsockname()[1]) for s in srv.sockets]
         if cfg.implicit_tls_port:
-            tls_sock = _listen_socket(cfg.host, cfg.implicit_tls_port, cfg.backlog,
-                                      reuse_port=self.counters.workers > 1)
-            tls_srv = await loop.create_server(
-                lambda: ControlChannel(self), sock=tls_sock, backlog=cfg.backlog,
-                ssl=self.tls_context, ssl_handshake_timeout=cfg.tls_handshake_timeout)
-            self._servers.append(tls_srv)
-            log.info("implicit FTPS on %s", ", ".join(
-                f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in tls_srv.sockets))
+            tls_sock = _listen_socket(
+                cfg.host, cfg.implicit_tls_port, cfg.backlog, reuse_port=self.counters.workers > 1
+            )
+            if cfg.proxy_protocol == "off":
+                tls_srv = await loop.create_server(
+                    lambda: ControlChannel(self),
+                    sock=tls_sock,
+                    backlog=cfg.backlog,
+                    ssl=self.tls_context,
+                    ssl_handshake_timeout=cfg.tls_handshake_timeout,
+                )
+                self._servers.append(tls_srv)
+            else:
+                # TLS from the first byte, but a balancer's PROXY header comes before it: accept
+                # ourselves, read the header off the raw socket, then start TLS on the rest.
+                self._tls_sock = tls_sock
+                self._tls_accept = loop.create_task(self._serve_implicit_proxied(tls_sock))
+            host, port = tls_sock.getsockname()[:2]
+            log.info("implicit FTPS on %s:%d", host, port)
         self._sweeper = loop.create_task(self._sweep())
         await self.observer.start()
         # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
@@ -282,6 +308,7 @@ class Server:
         """Stop accepting, 421 to idle sessions, let transfers finish within ``grace``, then abort."""
         for srv in self._servers:
             srv.close()
+        await self._stop_implicit_proxied()
         for ch in list(self.channels):
             if ch.transfer_task is None and not ch.busy:
                 ch.close(Reply(421, "Server shutting down."))
@@ -306,7 +333,167 @@ class Server:
             await close_shared_storage()  # finishes aborts of unfinished multipart uploads
         self.observer.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.io.shutdown()
         self.bulk.executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ implicit FTPS + PROXY
+    # create_server(ssl=...) would start TLS on the first byte, but behind a balancer the PROXY
+    # header comes first, often in the same segment as the ClientHello. So this listener accepts
+    # itself and reads exactly the header's bytes from the raw socket (peeked, then consumed; not
+    # one byte of TLS), then lets the loop run TLS on the same socket (connect_accepted_socket).
+    # A task per connection lives until its TLS handshake is done; only trusted peers have a
+    # header phase, bounded in time (proxy_timeout) and in number (backlog), and logged when
+    # refused. Untrusted peers go straight to TLS, exactly as on the create_server listener.
+    async def _serve_implicit_proxied(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(lsock)
+            except OSError as exc:
+                if exc.errno in _ACCEPT_SKIP:
+                    continue
+                # EMFILE/ENFILE/ENOBUFS/ENOMEM: the connection waits in the backlog meanwhile.
+                log.error(
+                    "implicit FTPS listener: accept failed (%s); retrying in %.0f s",
+                    exc.strerror or exc,
+                    ACCEPT_RETRY_DELAY,
+                )
+                await asyncio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            task = loop.create_task(self._implicit_proxied_conn(conn, (addr[0], addr[1])))
+            self._handoffs.add(task)
+            task.add_done_callback(self._handoffs.discard)
+
+    async def _implicit_proxied_conn(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        """One accepted connection: its PROXY header (trusted peers), then TLS, then a session."""
+        cfg = self.config
+        policy = self.proxy
+        handed = False
+        try:
+            conn.setblocking(False)
+            if policy.trusts(peer[0]):
+                if self._headers_pending >= cfg.backlog:
+                    log.warning(
+                        "closing connection from %s:%d: %d connections already waiting "
+                        "for their PROXY header",
+                        peer[0],
+                        peer[1],
+                        self._headers_pending,
+                    )
+                    return
+                self._headers_pending += 1
+                try:
+                    async with asyncio.timeout(policy.timeout):
+                        header = await _read_proxy_header_exactly(conn, policy.required)
+                except TimeoutError:
+                    log.info(
+                        "closing connection from %s:%d: no complete PROXY header in time", *peer
+                    )
+                    return
+                except ProxyError as exc:  # NotProxy included: "no PROXY header" (required)
+                    log.info("closing connection from %s:%d: %s", peer[0], peer[1], exc)
+                    return
+                finally:
+                    self._headers_pending -= 1
+                if header is None:
+                    log.debug("connection from %s:%d closed before its PROXY header", *peer)
+                    return
+                if header.src is not None:
+                    log.debug("PROXY header from %s: client %s:%d", peer[0], *header.src)
+                    peer = header.src
+            # The channel starts with the real client, so connection_made skips the header phase
+            # and limits, bans, logs and the data-connection check all see that client.
+            real = peer
+            handed = True  # from here the transport owns the socket (and closes it on failure)
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: ControlChannel(self, real),
+                conn,
+                ssl=self.tls_context,
+                ssl_handshake_timeout=cfg.tls_handshake_timeout,
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            # A failed or stalled handshake: as quiet as on the create_server listener.
+            log.debug("implicit FTPS connection from %s:%d failed: %r", peer[0], peer[1], exc)
+        except Exception:  # our bug: logged, and the listener goes on
+            log.exception("implicit FTPS connection from %s:%d", peer[0], peer[1])
+        finally:
+            if not handed:
+                conn.close()
+
+    async def _stop_implicit_proxied(self) -> None:
+        """Stop accepting and drop the connections not yet sessions (header or handshake)."""
+        tasks = list(self._handoffs)
+        if self._tls_accept is not None:
+            tasks.append(self._tls_accept)
+            self._tls_accept = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        if self._tls_sock is not None:
+            self._tls_sock.close()
+            self._tls_sock = None
+
+
+async def _read_proxy_header_exactly(conn: socket.socket, required: bool) -> ProxyHeader | None:
+    """Read a PROXY header from the raw socket and not one byte more: ``ProxyHeader(0)`` for a
+    headerless (direct TLS) client when not ``required``; None if the peer closed first.
+
+    Peek what is there and parse it: a complete header is then received exactly (its length);
+    an incomplete one means every byte peeked belongs to the header, so those are received and we
+    wait for the socket to be readable again (no polling). ``ProxyError`` for a broken header,
+    and for bytes that start no header at all (a TLS ClientHello) under ``required``."""
+    loop = asyncio.get_running_loop()
+    got = b""  # bytes of the header received so far
+    while True:
+        try:
+            peeked = conn.recv(MAX_HEADER - len(got), socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            peeked = None
+        if peeked == b"":
+            return None
+        if peeked:
+            buf = got + peeked
+            try:
+                header = parse(buf)
+            except NotProxy:
+                if got:  # began like a header, then went astray
+                    raise ProxyError("malformed PROXY header") from None
+                if required:
+                    raise ProxyError("no PROXY header") from None
+                return ProxyHeader(0)  # optional: a direct client; its bytes are TLS
+            take = len(peeked) if header is None else header.length - len(got)
+            got += _recv_exactly(conn, take)
+            if header is not None:
+                return header
+        await _readable(loop, conn)
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    """``n`` bytes already peeked, hence in the socket buffer: these reads do not block."""
+    chunks = []
+    while n > 0:
+        chunk = conn.recv(n)
+        if not chunk:
+            raise ConnectionResetError("PROXY header cut short")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+    fut: asyncio.Future[None] = loop.create_future()
+    fd = conn.fileno()
+    loop.add_reader(fd, _wake, fut)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(fd)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
@@ -437,3 +624,12 @@ def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | No
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def _storage_capabilities(config: Config) -> Capabilities:
+    """What the configured storage can do (FEAT before login must not promise more)."""
+    if config.storage == "s3":
+        from ..fs.s3 import S3FS  # the optional extra: imported only when configured
+
+        return S3FS.capabilities
+    return LocalFS.capabilities

@@ -1,13 +1,15 @@
 """Two ftpd nodes on one S3 bucket behind HAProxy, all on loopback (docs/SCALING.md, "Behind a
 load balancer"; the layout of config/haproxy.cfg).
 
-    client 127.0.0.77/.78 -> HAProxy VIP 127.0.0.10 (source 127.0.0.5, send-proxy-v2)
+    client 127.0.0.77/.78/.79 -> HAProxy VIP 127.0.0.10 (source 127.0.0.5, send-proxy-v2)
         control: leastconn over n1 127.0.0.11 and n2 127.0.0.12
+        implicit FTPS: leastconn over the nodes' implicit_tls_port (header, then TLS)
         data:    127.0.0.10:65300-65309 -> n1, 127.0.0.10:65310-65319 -> n2 (the port names the node)
     n1, n2 -> moto S3 (one bucket, one home prefix)
 
 Checked: upload through one node and download through the other, with PASV and EPSV; the real
-client IP in both nodes' logs; the per-IP limit counts the real client; killing a node
+client IP in both nodes' logs; the per-IP limit counts the real client; curl downloads over
+implicit FTPS (PROT P data) through HAProxy and the node logs the real client; killing a node
 mid-upload drops that session, leaves no object, and new sessions go to the other node.
 HAProxy is the Debian package; missing, the test skips (fails under FTPD_REQUIRE_CLIENTS=1).
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 import pytest
 
 VIP, BALANCER, CLIENT, CLIENT2 = "127.0.0.10", "127.0.0.5", "127.0.0.77", "127.0.0.78"
+CURL_CLIENT = "127.0.0.79"
 NODES = {"n1": ("127.0.0.11", "65300-65309"), "n2": ("127.0.0.12", "65310-65319")}
 BUCKET, PREFIX = "ftpd-cluster", "homes"
 MOTO_LAUNCHER = Path(__file__).parent.parent / "s3" / "moto_launcher.py"
@@ -41,10 +44,14 @@ MiB = 1 << 20
 
 
 def _haproxy() -> str:
-    path = shutil.which("haproxy")
+    return _require("haproxy")
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
     if path is not None:
         return path
-    msg = "haproxy is not installed (apt-get install -y haproxy)"
+    msg = f"{tool} is not installed (apt-get install -y {tool})"
     if os.environ.get(REQUIRE_ENV, "").strip().lower() not in ("", "0", "no", "false"):
         pytest.fail(f"{msg}; {REQUIRE_ENV} is set, so it is required", pytrace=False)
     pytest.skip(msg)
@@ -71,6 +78,7 @@ class Node:
     name: str
     host: str
     port: int
+    tls_port: int  # implicit FTPS
     proc: subprocess.Popen[bytes]
     log_path: Path
 
@@ -81,6 +89,8 @@ class Node:
 @dataclass
 class Cluster:
     port: int  # the control port on the VIP
+    ftps_port: int  # the implicit FTPS port on the VIP
+    ca: Path  # the CA of the nodes' certificate (issued for the VIP)
     nodes: dict[str, Node]
     s3: object  # a boto3 client, to look at the bucket from outside
 
@@ -124,9 +134,13 @@ def _wait_ready(log_path: Path, pattern: str, proc: subprocess.Popen[bytes], wha
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     haproxy = _haproxy()
     import boto3
+    import trustme
     from botocore.config import Config as BotoConfig
 
     tmp = tmp_path_factory.mktemp("cluster")
+    ca = trustme.CA()  # clients reach the nodes through the VIP: that is the certificate's name
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    ca.issue_cert(VIP).private_key_and_cert_chain_pem.write_to_path(str(tmp / "node.pem"))
     env = dict(os.environ)
     env.pop("FTPD_CONFIG", None)
     env.update(
@@ -166,8 +180,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         nodes: dict[str, Node] = {}
         for name, (host, pasv) in NODES.items():
             log_path = tmp / f"{name}.log"
+            tls_port = _free_port(host)
             flags = dict(
                 host=host, port=0, user="user", password="12345", root=str(tmp / name),
+                tls="explicit", tls_cert=tmp / "node.pem", tls_key=tmp / "node.pem",
+                implicit_tls_port=tls_port,
                 storage="s3", s3_endpoint=endpoint, s3_bucket=BUCKET, s3_prefix=PREFIX,
                 s3_region="us-east-1", pasv_ports=pasv, pasv_address=VIP,
                 proxy_protocol="required", proxy_trusted=f"{BALANCER}/32", max_per_ip=2,
@@ -178,11 +195,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 argv += [f"--{k.replace('_', '-')}", str(v)]
             proc = spawn(argv, log_path)
             port = int(_wait_ready(log_path, r"^ftpd serving .* on \S+:(\d+)$", proc, name))
-            nodes[name] = Node(name, host, port, proc, log_path)
+            nodes[name] = Node(name, host, port, tls_port, proc, log_path)
 
-        port = _free_port(VIP)
+        port = ftps_port = _free_port(VIP)
+        while ftps_port == port:
+            ftps_port = _free_port(VIP)
         cfg = tmp / "haproxy.cfg"
-        cfg.write_text(_haproxy_cfg(port, nodes))
+        cfg.write_text(_haproxy_cfg(port, ftps_port, nodes))
         hp_log = tmp / "haproxy.log"
         hp = spawn([haproxy, "-db", "-f", str(cfg)], hp_log)
         deadline = time.monotonic() + 10
@@ -196,13 +215,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             if hp.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"haproxy did not start:\n{hp_log.read_text(errors='replace')}")
             time.sleep(0.1)
-        yield Cluster(port, nodes, s3)
+        yield Cluster(port, ftps_port, tmp / "ca.pem", nodes, s3)
     finally:
         for p in reversed(procs):
             _stop(p)
 
 
-def _haproxy_cfg(port: int, nodes: dict[str, Node]) -> str:
+def _haproxy_cfg(port: int, ftps_port: int, nodes: dict[str, Node]) -> str:
     """config/haproxy.cfg with this test's addresses and short timers."""
     out = [
         "global",
@@ -221,6 +240,11 @@ def _haproxy_cfg(port: int, nodes: dict[str, Node]) -> str:
     ]
     for n in nodes.values():
         out.append(f"    server {n.name} {n.host}:{n.port} send-proxy-v2 check inter 500ms fall 1")
+    out += ["listen ftps_implicit", f"    bind {VIP}:{ftps_port}", "    balance leastconn"]
+    for n in nodes.values():
+        out.append(
+            f"    server {n.name} {n.host}:{n.tls_port} send-proxy-v2 check inter 500ms fall 1"
+        )
     for n in nodes.values():
         first, last = NODES[n.name][1].split("-")
         out += [
@@ -294,6 +318,34 @@ def test_per_ip_limit_sees_the_real_client(cluster: Cluster) -> None:
         ftp.quit()
 
 
+def test_implicit_ftps_through_haproxy(cluster: Cluster, tmp_path: Path) -> None:
+    """curl's implicit FTPS (``ftps://``): HAProxy puts a PROXY v2 header before the client's
+    ClientHello on the control connection and on the PROT P data connection; the node reads
+    exactly the header, then TLS, and logs the real client."""
+    curl = _require("curl")
+    payload = os.urandom(MiB + 77)
+    up, _ = cluster.login()
+    up.storbinary("STOR tls.bin", io.BytesIO(payload))
+    up.quit()
+    out = tmp_path / "tls.bin"
+    url = f"ftps://user:12345@{VIP}:{cluster.ftps_port}/tls.bin"
+    argv = [curl, "-q", "-sS", "-v", "--max-time", "30", "--ssl-reqd", "--cacert", str(cluster.ca)]
+    argv += ["--interface", CURL_CLIENT, "-o", str(out), url]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == payload
+    assert "PROT P" in res.stderr  # curl protected the data connection
+    mark = rf"{re.escape(CURL_CLIENT)}:\d+ user login ok"
+    deadline = time.monotonic() + 5
+    while not any(re.search(mark, n.log()) for n in cluster.nodes.values()):
+        assert time.monotonic() < deadline, "no node logged the real curl client"
+        time.sleep(0.05)
+    for node in cluster.nodes.values():
+        log = node.log()
+        assert "refused data connection" not in log and "closing connection" not in log, log
+        assert not re.search(rf"{re.escape(BALANCER)}:\d+ user login ok", log)
+
+
 def test_node_killed_mid_upload(cluster: Cluster) -> None:
     keep, _ = cluster.login()  # a session on the other node (leastconn), for the record
     ftp, victim = cluster.login()
@@ -335,8 +387,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_shipped_haproxy_cfg_and_compose_agree() -> None:
-    """config/haproxy.cfg parses (haproxy -c), and each node's passive range, advertised address
-    and trusted proxy in config/docker-compose.cluster.yml match it; every ftpd key is valid."""
+    """config/haproxy.cfg parses (haproxy -c), and each node's passive range, implicit FTPS port,
+    advertised address and trusted proxy in config/docker-compose.cluster.yml match it; every
+    ftpd key is valid."""
     import yaml
 
     from ftpd.config import load_config
@@ -352,6 +405,8 @@ def test_shipped_haproxy_cfg_and_compose_agree() -> None:
     services = compose["services"]
     balancer = services["haproxy"]["networks"]["ftp"]["ipv4_address"]
     published = services["haproxy"]["ports"]
+    m = re.search(r"listen ftps_implicit\n\s+bind :(\d+)\n", cfg)
+    assert m is not None and f"{m.group(1)}:{m.group(1)}" in published
     for name in ("ftpd1", "ftpd2"):
         env = {k: str(v) for k, v in services[name]["environment"].items()}
         pasv = env["FTPD_PASV_PORTS"]
@@ -364,6 +419,12 @@ def test_shipped_haproxy_cfg_and_compose_agree() -> None:
         )
         assert env["FTPD_PROXY_TRUSTED"] == f"{balancer}/32"
         assert env["FTPD_PROXY_PROTOCOL"] == "required"
+        tls_port = env["FTPD_IMPLICIT_TLS_PORT"]
+        assert re.search(rf"server {name} {name}:{tls_port} send-proxy-v2", cfg), (name, tls_port)
+        mounts = [v.split(":")[1] for v in services[name]["volumes"]]
+        for key in ("FTPD_TLS_CERT", "FTPD_TLS_KEY"):
+            assert os.path.dirname(env[key]) in mounts, (name, key)
         env.update(FTPD_PASSWORD="x", FTPD_PASV_ADDRESS="ftp.example.com", FTPD_USER="ftp")
         config = load_config([], {k: v for k, v in env.items() if k.startswith("FTPD_")})
         assert config.pasv_ports == pasv and config.storage == "s3"
+        assert config.implicit_tls_port == int(tls_port) and config.tls == "explicit"

@@ -4,16 +4,19 @@
 ``"<step>.<role>"`` (step index into the scenario's steps; role ``reply`` for a command, ``setup``/
 ``prelim``/``final``/``data`` for a data action), ``"<step>"`` for every role of a data action, or
 ``"tree"`` for the final directory tree. An entry states what ftpd must do there (``code``: the
-reply code, or a role -> code mapping for a whole step; ``detail``: the pinned text, see
-``compare.norm_reply``; ``tree``: the paths whose final state differs from the reference's, with
-ftpd's expected ``(kind, size, sha256 prefix)`` or None for "absent"), and the reason: the RFC
-section or the client that makes ftpd's behaviour the right one. Everything not listed here must
-match pyftpdlib; an entry that no longer matches a difference fails the test too.
+reply code, or a role -> code mapping for a whole step, where ``ABSENT`` means "no such reply" and
+every reply role that differs must be listed; ``detail``: the pinned text, see
+``compare.norm_reply``, or the data, ``ABSENT`` for none; ``derive``: ftpd's observation as a
+function of pyftpdlib's, for a difference that is a rule rather than a value; ``tree``: the paths
+whose final state differs from the reference's, with ftpd's expected ``(kind, size, sha256
+prefix)`` or None for "absent"), and the reason: the RFC section or the client that makes ftpd's
+behaviour the right one. Everything not listed here must match pyftpdlib; an entry that no longer
+matches a difference fails the test too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +36,28 @@ EQUIVALENT_CODES: dict[int, tuple[int, str]] = {
 MLSX_PERM_LETTERS = frozenset("acdeflmprw")
 
 
+class _Absent:
+    """No reply in that role, or no data: equal to the recording's None."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or other is self
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
 @dataclass(frozen=True)
 class Allow:
     reason: str
-    code: int | Mapping[str, int] | None = None
+    code: int | Mapping[str, Any] | None = None
     detail: Any = None
     tree: Mapping[bytes, Any] | None = None
+    derive: Callable[[Any], Any] | None = None
 
 
 _FEAT = [

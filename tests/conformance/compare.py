@@ -5,7 +5,8 @@ text the protocol pins down (the quoted path of a ``257``, the value of a ``213`
 the parsed entry of an ``MLST``, the feature lines of ``FEAT``, the parsed listing of ``STAT <path>``).
 Everything else in a reply's text is free-form (RFC 959 §4.2) and ignored. Data is compared byte for
 byte, except listings, which are parsed into (name, type, size, mtime) entries: LIST has no standard
-format (owner, group, link count and column widths differ between servers).
+format (owner, group, link count and column widths differ between servers). ``check`` then holds
+the differences against an allow-list (``allowlist.py``, and tests/s3's on top of it for S3).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .allowlist import EQUIVALENT_CODES, MLSX_PERM_LETTERS
-from .harness import Recording, Reply, StepRecord
+from .allowlist import ABSENT, EQUIVALENT_CODES, MLSX_PERM_LETTERS, Allow
+from .harness import Recording, Reply, Scenario, StepRecord
 
 TIME_SLACK = 300  # seconds: files written during the run differ by how long each server took
 
@@ -239,3 +241,112 @@ def compare(ref: Recording, got: Recording) -> list[Diff]:
 def tree_delta(a: dict[bytes, Any], b: dict[bytes, Any]) -> dict[bytes, Any]:
     """Entries of ``a`` that ``b`` lacks or has differently."""
     return {k: v for k, v in sorted(a.items()) if b.get(k) != v}
+
+
+# ---------------------------------------------------------------------------------- allow-lists
+AllowList = Mapping[str, Mapping[str, Allow]]  # scenario id -> where -> entry
+
+
+def _entry_for(allow: AllowList, sc_id: str, where: str) -> tuple[str, Allow] | None:
+    entries = allow.get(sc_id, {})
+    if where in entries:
+        return where, entries[where]
+    step = where.split(".", 1)[0]
+    if step in entries:
+        return step, entries[step]
+    return None
+
+
+def _ftpd_obs(got: Recording, where: str) -> Any:
+    step, _, role = where.partition(".")
+    rec = got.preamble[int(step[3:])] if step.startswith("pre") else got.steps[int(step)]
+    if role == "data":
+        return norm_data(rec.verb, rec.data)
+    r = rec.replies.get(role)
+    return None if r is None else norm_reply(rec.verb, r)
+
+
+def check(
+    sc: Scenario, ref: Recording, got: Recording, diffs: list[Diff], allow: AllowList
+) -> list[str]:
+    """Problems: differences not allow-listed, allow-listed steps where ftpd does not do what the
+    entry says, and entries that match no difference."""
+    problems: list[str] = []
+    used: set[str] = set()
+    for d in diffs:
+        found = _entry_for(allow, sc.id, d.where)
+        if found is None:
+            problems.append(f"unexpected difference at {d}")
+            continue
+        key, entry = found
+        used.add(key)
+        if d.where == "tree":
+            expected = dict(normalized_tree(ref))
+            for path, value in (entry.tree or {}).items():
+                if value is None:
+                    expected.pop(path, None)
+                else:
+                    expected[path] = value
+            actual = normalized_tree(got)
+            if expected != actual:
+                problems.append(
+                    f"tree: allow-listed difference, but ftpd's tree is not the expected one: {d}"
+                )
+            continue
+        obs = _ftpd_obs(got, d.where)
+        role = d.where.partition(".")[2]
+        want = entry.code
+        if isinstance(want, Mapping) and role != "data":
+            if role not in want:
+                problems.append(f"{d.where}: the entry {key} says nothing about {role} ({d})")
+            want = want.get(role)
+        if role == "data" or want is None:
+            pass
+        elif want is ABSENT:
+            if obs is not None:
+                problems.append(f"{d.where}: allow-listed no reply, got {obs} ({d})")
+        elif obs is None or obs.code != want:
+            problems.append(f"{d.where}: allow-listed ftpd {want}, got {obs} ({d})")
+        if entry.detail is not None and "." in key:
+            got_detail = obs if role == "data" or obs is None else obs.detail
+            if entry.detail != got_detail:
+                problems.append(
+                    f"{d.where}: allow-listed detail {entry.detail!r}, got {got_detail!r}"
+                )
+        if entry.derive is not None:
+            expected = entry.derive(d.ref)
+            if expected != obs:  # expected on the left: it may hold tolerant matchers
+                problems.append(f"{d.where}: allow-listed ftpd {expected}, got {obs} ({d})")
+    for key in allow.get(sc.id, {}):
+        if key not in used:
+            problems.append(f"stale allow-list entry {sc.id} {key}: no such difference any more")
+    return problems
+
+
+def allowlist_problems(allow: AllowList, by_id: Mapping[str, Scenario]) -> list[str]:
+    """Malformed entries: an unknown scenario or step, no reason, nothing expected."""
+    problems: list[str] = []
+    for sc_id, entries in allow.items():
+        if sc_id not in by_id:
+            problems.append(f"allow-list names unknown scenario {sc_id}")
+            continue
+        sc = by_id[sc_id]
+        # Every entry has a reason; "As above" may point to a full one in the same scenario.
+        if entries and max(len(a.reason) for a in entries.values()) < 40:
+            problems.append(f"{sc_id}: give the reason")
+        for key, entry in entries.items():
+            if not entry.reason.strip():
+                problems.append(f"{sc_id} {key}: every entry needs a reason")
+            if key == "tree":
+                if not entry.tree:
+                    problems.append(f"{sc_id}: a tree entry lists the paths that differ")
+                continue
+            step = key.split(".", 1)[0]
+            index = int(step[3:]) if step.startswith("pre") else int(step)
+            # The preamble is USER, PASS, CWD when the harness logs in.
+            limit = (3 if sc.login else 0) if step.startswith("pre") else len(sc.steps)
+            if not 0 <= index < limit:
+                problems.append(f"{sc_id} {key}: no such step")
+            if entry.code is None and entry.detail is None and entry.derive is None:
+                problems.append(f"{sc_id} {key}: expects nothing")
+    return problems

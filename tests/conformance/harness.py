@@ -6,6 +6,10 @@ over a raw socket against one server and returns a ``Recording``: for every step
 data transfer and, at the end, the scenario directory's tree with file contents. ``compare.py``
 turns two recordings into a list of differences.
 
+Where a server keeps its files is a ``Home``: it seeds a scenario's directory with the initial tree
+and reads the tree back afterwards. ``LocalHome`` is a directory (both pyftpdlib and ftpd's local
+backend); tests/s3 adds one for ftpd's S3 backend, so the same scenarios run against both.
+
 The reference is pyftpdlib (``RefServer``: ``FTPServer`` + ``DummyAuthorizer`` in a thread with
 its own IO loop, sendfile on); the server under test is ftpd, started by the caller. The client
 behaves like the clients that matter: it connects the passive data socket *before* it sends the
@@ -23,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 TIMEOUT = 5.0  # seconds for any single reply or data read
 SMALL_RCVBUF = 32 * 1024  # keeps a download from completing before an ABOR (see During)
@@ -117,12 +122,15 @@ class StepRecord:
     data: bytes | None = None  # bytes received on the data connection (None: none was opened)
 
 
+Tree = dict[bytes, tuple[str, int, str]]  # relative path -> (kind, size, sha256 prefix)
+
+
 @dataclass
 class Recording:
     greeting: Reply
     preamble: list[StepRecord]
     steps: list[StepRecord]
-    tree: dict[bytes, tuple[str, int, str]]  # relative path -> (kind, size, sha256 prefix)
+    tree: Tree
     stou_names: list[bytes]
 
 
@@ -393,8 +401,8 @@ def _run_during(client: Client, step: During) -> StepRecord:
         end.close()
 
 
-def run_scenario(host: str, port: int, home: Path, sc: Scenario, password: str) -> Recording:
-    """Play ``sc`` against the server at host:port whose home is ``home``."""
+def run_scenario(host: str, port: int, home: Home, sc: Scenario, password: str) -> Recording:
+    """Play ``sc`` against the server at host:port whose files are in ``home``."""
     client = Client(host, port)
     try:
         greeting = client.reply()
@@ -420,7 +428,7 @@ def run_scenario(host: str, port: int, home: Path, sc: Scenario, password: str) 
                 stou.append(r.text[6:].strip())
     # The server may still be closing files after its last reply: give it a moment.
     time.sleep(0.02)
-    return Recording(greeting, preamble, steps, snapshot(home / sc.id), stou)
+    return Recording(greeting, preamble, steps, home.snapshot(sc), stou)
 
 
 # ---------------------------------------------------------------------------------- trees
@@ -442,14 +450,53 @@ def big_content() -> bytes:
     return block * 160
 
 
+def initial_tree(sc: Scenario) -> list[tuple[str, bytes | None]]:
+    """The scenario directory's initial entries, parents first: (relative path, content or None
+    for a directory)."""
+    entries = list(BASE_TREE)
+    if sc.big:
+        entries.append(("big.bin", big_content()))
+    return entries
+
+
+def file_entry(content: bytes) -> tuple[str, int, str]:
+    """A file's entry in a ``Tree``."""
+    return ("file", len(content), hashlib.sha256(content).hexdigest()[:16])
+
+
+DIR_ENTRY = ("dir", 0, "")
+
+
+class Home(Protocol):
+    """Where one server keeps its files."""
+
+    def populate(self, sc: Scenario) -> None:
+        """Create ``/<sc.id>`` holding ``initial_tree(sc)``, every entry dated ``FIXED_MTIME``."""
+        ...
+
+    def snapshot(self, sc: Scenario) -> Tree:
+        """The tree under ``/<sc.id>`` as the scenario left it."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalHome:
+    """A home directory on the local disk."""
+
+    root: Path
+
+    def populate(self, sc: Scenario) -> None:
+        populate(self.root, sc)
+
+    def snapshot(self, sc: Scenario) -> Tree:
+        return snapshot(self.root / sc.id)
+
+
 def populate(home: Path, sc: Scenario) -> None:
     """Create the scenario directory with the same initial tree in ``home``."""
     base = home / sc.id
     base.mkdir()
-    entries = list(BASE_TREE)
-    if sc.big:
-        entries.append(("big.bin", big_content()))
-    for name, content in entries:
+    for name, content in initial_tree(sc):
         p = Path(os.fsdecode(os.path.join(os.fsencode(base), os.fsencode(name))))
         if content is None:
             p.mkdir()
@@ -462,24 +509,19 @@ def populate(home: Path, sc: Scenario) -> None:
     os.utime(base, (FIXED_MTIME, FIXED_MTIME))
 
 
-def snapshot(root: Path) -> dict[bytes, tuple[str, int, str]]:
+def snapshot(root: Path) -> Tree:
     """relative path (bytes) -> (kind, size, sha256 prefix) for every entry under root."""
-    out: dict[bytes, tuple[str, int, str]] = {}
+    out: Tree = {}
     broot = os.fsencode(root)
     if not os.path.isdir(broot):
         return out
     for dirpath, dirnames, filenames in os.walk(broot):
         for n in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, n), broot)] = ("dir", 0, "")
+            out[os.path.relpath(os.path.join(dirpath, n), broot)] = DIR_ENTRY
         for n in filenames:
             p = os.path.join(dirpath, n)
             with open(p, "rb") as f:
-                content = f.read()
-            out[os.path.relpath(p, broot)] = (
-                "file",
-                len(content),
-                hashlib.sha256(content).hexdigest()[:16],
-            )
+                out[os.path.relpath(p, broot)] = file_entry(f.read())
     return out
 
 

@@ -116,6 +116,27 @@ DIRS = [
         ),
     ),
     S("dir-mkd-non-utf8", (C(b"MKD \xe9t\xe9"), C(b"CWD \xe9t\xe9"), C("PWD"))),
+    # A directory stays until RMD, whatever happens to its files (on object storage it is a key
+    # prefix, kept alive by its marker).
+    S(
+        "dir-outlives-its-files",
+        (
+            C("DELE sub/inner.txt"),
+            C("RMD sub/deeper"),
+            C("CWD sub"),
+            Xfer("NLST"),
+            C("CDUP"),
+            C("MKD made"),
+            Xfer("STOR made/f.txt", upload=b"f"),
+            C("RMD made"),
+            C("DELE made/f.txt"),
+            C("CWD made"),
+            C("PWD"),
+            C("CDUP"),
+            C("RMD made"),
+            C("RMD sub"),
+        ),
+    ),
 ]
 
 FILES = [
@@ -175,6 +196,43 @@ FILES = [
     S(
         "file-rename-spaces-quotes",
         (C("RNFR with space.txt"), C('RNTO new "name".txt'), C("RNFR sub"), C("RNTO  sub lead")),
+    ),
+    # What a rename carries over (content, size, time), for files and an empty directory.
+    S(
+        "file-rename-keeps-facts",
+        (
+            C("TYPE I"),
+            C("RNFR a.txt"),
+            C("RNTO moved.txt"),
+            C("SIZE moved.txt"),
+            C("MDTM moved.txt"),
+            C("RNFR moved.txt"),
+            C("RNTO sub/moved.txt"),
+            Xfer("RETR sub/moved.txt"),
+            C("CWD sub"),
+            C("RNFR moved.txt"),
+            C("RNTO ../final.txt"),
+            C("CDUP"),
+            C("RNFR emptydir"),
+            C("RNTO sub/moved-dir"),
+            C("MLST sub/moved-dir"),
+            Xfer("NLST sub"),
+        ),
+    ),
+    S(
+        "file-rename-onto-existing",
+        (
+            C("RNFR a.txt"),
+            C("RNTO emptydir"),
+            C("RNFR emptydir"),
+            C("RNTO a.txt"),
+            C("RNFR emptydir"),
+            C("RNTO sub"),
+            C("MKD empty2"),
+            C("RNFR emptydir"),
+            C("RNTO empty2"),
+            Xfer("NLST"),
+        ),
     ),
     S(
         "file-size-mdtm",
@@ -295,6 +353,28 @@ PATHS = [
             Xfer(b"STOR caf\xe9.bin", upload=b"latin-1 name"),
             Xfer(b"RETR caf\xe9.bin"),
             C(b"SIZE caf\xe9.bin"),
+        ),
+    ),
+    # Characters that mean something in a URL (S3 keys travel in one).
+    S(
+        "path-url-special-names",
+        (
+            C("TYPE I"),
+            Xfer("STOR a+b.txt", upload=b"plus"),
+            Xfer("STOR 100%.txt", upload=b"percent"),
+            Xfer("STOR q?x=1&y.txt", upload=b"query"),
+            Xfer("STOR h#frag.txt", upload=b"hash"),
+            Xfer("STOR back\\slash.txt", upload=b"backslash"),
+            Xfer("STOR tilde~ *.txt", upload=b"star"),
+            Xfer("NLST"),
+            C("SIZE a+b.txt"),
+            C("SIZE 100%.txt"),
+            Xfer("RETR q?x=1&y.txt"),
+            C("RNFR h#frag.txt"),
+            C("RNTO %41.txt"),
+            Xfer("RETR %41.txt"),
+            C("DELE a+b.txt"),
+            Xfer("LIST"),
         ),
     ),
     S(

@@ -4,6 +4,7 @@ For each scenario both servers get the same fresh tree; the session is played ag
 every difference in reply codes (and the pinned parts of reply texts), data and final tree must
 be listed in ``allowlist.py`` with its reason. An allow-listed step asserts ftpd's own reply, and
 an entry that no longer matches a difference fails too, so the list stays short and true.
+tests/s3/test_s3_conformance.py plays the same scenarios against ftpd's S3 backend.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from .allowlist import ALLOW, EQUIVALENT_CODES, Allow
-from .compare import Diff, compare, norm_data, norm_reply, normalized_tree
+from .allowlist import ABSENT, ALLOW, EQUIVALENT_CODES, Allow
+from .compare import allowlist_problems, check, compare
 from .conftest import Pair
-from .harness import Cmd, Recording, Scenario, Xfer, populate, run_scenario
-from .scenarios_files import SCENARIOS as FILE_SCENARIOS
-from .scenarios_session import SCENARIOS as SESSION_SCENARIOS
+from .harness import Cmd, LocalHome, Recording, Reply, Scenario, Xfer, run_scenario
+from .scenarios import BY_ID, SCENARIOS
 
 pytestmark = [
     pytest.mark.conformance,
@@ -26,84 +26,21 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
-SCENARIOS: list[Scenario] = SESSION_SCENARIOS + FILE_SCENARIOS
-BY_ID = {sc.id: sc for sc in SCENARIOS}
-
 
 def play(pair: Pair, sc: Scenario) -> tuple[Recording, Recording]:
-    populate(pair.ref.home, sc)
-    populate(pair.ftpd.root, sc)
-    ref = run_scenario(pair.ref.host, pair.ref.port, pair.ref.home, sc, pair.ref.password)
-    got = run_scenario(pair.ftpd.host, pair.ftpd.port, pair.ftpd.root, sc, pair.ftpd.password)
+    ref_home, ftpd_home = LocalHome(pair.ref.home), LocalHome(pair.ftpd.root)
+    ref_home.populate(sc)
+    ftpd_home.populate(sc)
+    ref = run_scenario(pair.ref.host, pair.ref.port, ref_home, sc, pair.ref.password)
+    got = run_scenario(pair.ftpd.host, pair.ftpd.port, ftpd_home, sc, pair.ftpd.password)
     return ref, got
-
-
-def _entry_for(sc_id: str, where: str) -> tuple[str, Allow] | None:
-    entries = ALLOW.get(sc_id, {})
-    if where in entries:
-        return where, entries[where]
-    step = where.split(".", 1)[0]
-    if step in entries:
-        return step, entries[step]
-    return None
-
-
-def _ftpd_obs(got: Recording, where: str) -> Any:
-    step, _, role = where.partition(".")
-    rec = got.preamble[int(step[3:])] if step.startswith("pre") else got.steps[int(step)]
-    if role == "data":
-        return norm_data(rec.verb, rec.data)
-    r = rec.replies.get(role)
-    return None if r is None else norm_reply(rec.verb, r)
-
-
-def check(sc: Scenario, ref: Recording, got: Recording, diffs: list[Diff]) -> list[str]:
-    """Problems: differences not allow-listed, allow-listed steps where ftpd does not do what the
-    entry says, and entries that match no difference."""
-    problems: list[str] = []
-    used: set[str] = set()
-    for d in diffs:
-        found = _entry_for(sc.id, d.where)
-        if found is None:
-            problems.append(f"unexpected difference at {d}")
-            continue
-        key, allow = found
-        used.add(key)
-        if d.where == "tree":
-            expected = dict(normalized_tree(ref))
-            for path, value in (allow.tree or {}).items():
-                if value is None:
-                    expected.pop(path, None)
-                else:
-                    expected[path] = value
-            actual = normalized_tree(got)
-            if expected != actual:
-                problems.append(
-                    f"tree: allow-listed difference, but ftpd's tree is not the expected one: {d}"
-                )
-            continue
-        obs = _ftpd_obs(got, d.where)
-        role = d.where.partition(".")[2]
-        want = allow.code.get(role) if isinstance(allow.code, dict) else allow.code
-        if role != "data" and want is not None and (obs is None or obs.code != want):
-            problems.append(f"{d.where}: allow-listed ftpd {want}, got {obs} ({d})")
-        if allow.detail is not None and "." in key and obs is not None:
-            got_detail = obs if role == "data" else obs.detail
-            if got_detail != allow.detail:
-                problems.append(
-                    f"{d.where}: allow-listed detail {allow.detail!r}, got {got_detail!r}"
-                )
-    for key in ALLOW.get(sc.id, {}):
-        if key not in used:
-            problems.append(f"stale allow-list entry {sc.id} {key}: no such difference any more")
-    return problems
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.id)
 def test_scenario(pair: Pair, sc: Scenario) -> None:
     ref, got = play(pair, sc)
     diffs = compare(ref, got)
-    problems = check(sc, ref, got, diffs)
+    problems = check(sc, ref, got, diffs, ALLOW)
     assert not problems, f"{sc.id}:\n  " + "\n  ".join(problems) + f"\nftpd log tail:\n{_log(pair)}"
 
 
@@ -118,22 +55,7 @@ def test_enough_scenarios_with_unique_ids() -> None:
 
 
 def test_allowlist_entries_are_well_formed() -> None:
-    for sc_id, entries in ALLOW.items():
-        assert sc_id in BY_ID, f"allow-list names unknown scenario {sc_id}"
-        sc = BY_ID[sc_id]
-        # Every entry has a reason; "As above" may point to a full one in the same scenario.
-        assert max(len(a.reason) for a in entries.values()) >= 40, f"{sc_id}: give the reason"
-        for key, allow in entries.items():
-            assert allow.reason.strip(), f"{sc_id} {key}: every entry needs a reason"
-            if key == "tree":
-                assert allow.tree, f"{sc_id}: a tree entry lists the paths that differ"
-                continue
-            step = key.split(".", 1)[0]
-            index = int(step[3:]) if step.startswith("pre") else int(step)
-            assert 0 <= index < len(sc.steps), f"{sc_id} {key}: no such step"
-            assert allow.code is not None or allow.detail is not None, (
-                f"{sc_id} {key}: expects nothing"
-            )
+    assert allowlist_problems(ALLOW, BY_ID) == []
     for code, (same, reason) in EQUIVALENT_CODES.items():
         assert code != same and reason
 
@@ -151,13 +73,12 @@ def test_harness_is_deterministic_against_the_reference(pair: Pair) -> None:
             Xfer("MLSD"),
         ),
     )
+    home = LocalHome(pair.ref.home)
     runs = []
     for n in range(2):
         one = dataclasses.replace(sc, id=f"self-check-{n}")
-        populate(pair.ref.home, one)
-        runs.append(
-            run_scenario(pair.ref.host, pair.ref.port, pair.ref.home, one, pair.ref.password)
-        )
+        home.populate(one)
+        runs.append(run_scenario(pair.ref.host, pair.ref.port, home, one, pair.ref.password))
     # The directory names differ (self-check-0/1) only inside 257 replies; MKD is step 4.
     runs[1].steps[4] = runs[0].steps[4]
     assert compare(runs[0], runs[1]) == []
@@ -167,3 +88,59 @@ def test_harness_is_deterministic_against_the_reference(pair: Pair) -> None:
     runs[1].tree[b"extra"] = ("file", 1, "x")
     where = {d.where for d in compare(runs[0], runs[1])}
     assert where == {"0.reply", "2.data", "tree"}
+
+
+def test_check_reports_each_kind_of_problem(pair: Pair) -> None:
+    """``check`` fails an unlisted difference, a listed step where ftpd answers otherwise (code,
+    a role the entry does not mention, a rule), a tree other than the listed one, and a stale
+    entry: an allow-list cannot hide a failure."""
+    sc = Scenario(
+        "check-self-test",
+        (Cmd("NOOP"), Cmd("TYPE I"), Cmd("NOOP"), Xfer("RETR a.txt"), Cmd("SIZE a.txt")),
+    )
+    home = LocalHome(pair.ref.home)
+    home.populate(sc)
+    ref = run_scenario(pair.ref.host, pair.ref.port, home, sc, pair.ref.password)
+    got = dataclasses.replace(ref, steps=list(ref.steps))
+    got.steps[0] = dataclasses.replace(ref.steps[0], replies={"reply": Reply(502, [b"502 x"])})
+    got.steps[1] = dataclasses.replace(ref.steps[1], replies={"reply": Reply(504, [b"504 x"])})
+    refused = {"setup": ref.steps[3].replies["setup"], "prelim": Reply(550, [b"550 x"])}
+    got.steps[3] = dataclasses.replace(ref.steps[3], replies=refused, data=None)
+    got.steps[4] = dataclasses.replace(ref.steps[4], replies={"reply": Reply(213, [b"213 31"])})
+    got.tree = {**ref.tree, b"extra": ("file", 1, "x")}
+    diffs = compare(ref, got)
+
+    def size_is(n: bytes) -> Any:
+        return lambda obs: dataclasses.replace(obs, detail=n)
+
+    allow = {
+        sc.id: {
+            "1.reply": Allow("TYPE answered 501 here", code=501),
+            "2.reply": Allow("no such difference", code=200),
+            "3": Allow("says nothing about the final reply", code={"prelim": 550}),
+            "3.data": Allow("no data", detail=ABSENT),
+            "4.reply": Allow("another size", derive=size_is(b"29")),
+            "tree": Allow("another path", tree={b"other": ("file", 1, "y")}),
+        }
+    }
+    problems = check(sc, ref, got, diffs, allow)
+    assert [p.split(":", 1)[0] for p in problems] == [
+        "unexpected difference at 0.reply",
+        "1.reply",
+        "3.final",
+        "4.reply",
+        "tree",
+        "stale allow-list entry check-self-test 2.reply",
+    ], problems
+    # ...and the entries that state ftpd's answers exactly leave nothing to report.
+    exact = {
+        sc.id: {
+            "0.reply": Allow("NOOP answered 502 here", code=502),
+            "1.reply": Allow("TYPE answered 504 here", code=504),
+            "3": Allow("refused", code={"prelim": 550, "final": ABSENT}),
+            "3.data": Allow("no data", detail=ABSENT),
+            "4.reply": Allow("one more", derive=size_is(b"31")),
+            "tree": Allow("one more path", tree={b"extra": ("file", 1, "x")}),
+        }
+    }
+    assert check(sc, ref, got, diffs, exact) == []

@@ -3,7 +3,9 @@
 moto spends about 8 ms of CPU on every HTTP request, so creating the 5,000 keys of the paging test
 with PutObject would take 40 s. ``POST /_ftpd_tests/seed`` with ``{"bucket": B, "keys": [[key,
 size], ...]}`` puts them straight into moto's S3 backend instead (0.2 s); everything the tests check
-still goes through the S3 API.
+still goes through the S3 API. ``"objects": [{"key", "body" (base64), "mtime" (epoch seconds),
+"content_type"}, ...]`` in the same request seeds given contents dated ``mtime``: objects uploaded
+long ago, which no S3 API call can create (the conformance suite dates its initial tree so).
 
 Usage: ``python tests/s3/moto_launcher.py HOST PORT`` (port 0: any free port; the URL is logged as
 werkzeug's "Running on http://HOST:PORT" line).
@@ -11,6 +13,8 @@ werkzeug's "Running on http://HOST:PORT" line).
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
 import signal
 import sys
@@ -37,8 +41,16 @@ def with_seeding(app: Wsgi) -> Wsgi:
             return app(environ, start_response)
         spec = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-        for key, size in spec["keys"]:
+        for key, size in spec.get("keys", ()):
             backend.put_object(spec["bucket"], key, b"x" * size)
+        for obj in spec.get("objects", ()):
+            fake = backend.put_object(spec["bucket"], obj["key"], base64.b64decode(obj["body"]))
+            if obj.get("content_type"):
+                fake.set_metadata({"Content-Type": obj["content_type"]})
+            if obj.get("mtime") is not None:
+                # moto keeps naive UTC datetimes (moto.core.utils.utcnow).
+                when = datetime.datetime.fromtimestamp(obj["mtime"], datetime.UTC)
+                fake.last_modified = when.replace(tzinfo=None)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"seeded"]
 
