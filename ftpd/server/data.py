@@ -383,6 +383,7 @@ async def receive_upload(
     conv = FromNetwork() if ascii else None
     received = 0
     can_bulk = bulk is not None and conv is None and hasattr(writer, "write_sync")
+    reusable = False  # the buffers go back to the free list only if nothing can still read them
 
     def flush(data: memoryview) -> asyncio.Future[Any]:
         chunk: bytes | memoryview = conv.convert(data) if conv is not None else data
@@ -425,10 +426,13 @@ async def receive_upload(
                 tail = b""
                 break
         if finish is not None:
-            return await finish(tail)  # the buffers stay ours until it has written the tail
-        if tail:
-            await writer.write(tail)
-        return None
+            result = await finish(tail)  # the buffers stay ours until it has written the tail
+        else:
+            if tail:
+                await writer.write(tail)
+            result = None
+        reusable = True
+        return result
     finally:
         if pending is not None:
             pending.cancel()
@@ -436,8 +440,12 @@ async def receive_upload(
                 await pending
             except BaseException:  # noqa: BLE001 - the writer is aborted by the caller
                 pass
-        # Only now is no write in flight that could still read them: back to the free list.
-        _give_buffers(bufs)
+        # Back to the free list only after a normal end. After a cancellation or an error, a
+        # write or a shielded commit may still be reading a buffer in a pool thread: reusing it
+        # for the next upload would put that upload's bytes into this file. The garbage
+        # collector frees those buffers once the thread is done with them.
+        if reusable:
+            _give_buffers(bufs)
 
 
 # Receive buffers are reused: allocating and zeroing two fresh 256 KiB buffers per upload cost a

@@ -1,11 +1,14 @@
 """LocalFS: every operation on real files in tmp_path, the errno of every failure, atomic and
 resumed uploads, names that are not UTF-8, and the jail (symlinks, ``..``, races) that nothing
-may escape."""
+may escape. The behavioural tests run twice: with a plain executor (aiofiles' wrapper) and with
+the server's ``IoPool`` (bare loop futures). The fast path (no ``realpath`` when no symlink is on
+the path) must behave exactly like the general one."""
 
 from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import errno
 import os
 import resource
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 from ftpd.fs import FileSystem, PathEscapeError, Reader, Writer
 from ftpd.fs import local as local_mod
+from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import TEMP_PREFIX, TEMP_SUFFIX, LocalFS, cleanup_stale_uploads
 
 SECRET = b"SENTINEL-SECRET-outside-the-home"
@@ -40,11 +44,50 @@ class CountingExecutor(ThreadPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-@pytest.fixture
-def executor() -> Iterator[CountingExecutor]:
-    ex = CountingExecutor()
-    yield ex
-    ex.shutdown(wait=True)
+class CountingIoPool(IoPool):
+    """The server's pool, counting the jobs submitted to it (one per hop)."""
+
+    def __init__(self) -> None:
+        super().__init__(4, "test-fs-io")
+        self.calls = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any, dispose: Any = None) -> Any:
+        self.calls += 1
+        return super().submit(fn, *args, dispose=dispose)
+
+
+Counting = CountingExecutor | CountingIoPool
+WAIT = 10.0  # bound on every wait for a pool thread
+
+
+def stop_pool(pool: IoPool) -> None:
+    pool.shutdown()
+    for t in list(pool._threads):
+        t.join(WAIT)
+        assert not t.is_alive()
+
+
+@pytest.fixture(params=["executor", "iopool"])
+def executor(request: pytest.FixtureRequest) -> Iterator[Counting]:
+    if request.param == "executor":
+        ex = CountingExecutor()
+        yield ex
+        ex.shutdown(wait=True)
+    else:
+        pool = CountingIoPool()
+        yield pool
+        stop_pool(pool)
+
+
+@pytest.fixture(params=["default-executor", "iopool"])
+def hops(request: pytest.FixtureRequest) -> Iterator[IoPool | None]:
+    """What LocalFS sends its blocking calls through, for tests that build their own LocalFS."""
+    if request.param == "default-executor":
+        yield None
+    else:
+        pool = IoPool(2, "test-fs-io")
+        yield pool
+        stop_pool(pool)
 
 
 @pytest.fixture
@@ -55,7 +98,7 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fs(home: Path, executor: CountingExecutor) -> LocalFS:
+def fs(home: Path, executor: Counting) -> LocalFS:
     return LocalFS(str(home), executor)
 
 
@@ -162,7 +205,7 @@ async def test_list_errors(fs: LocalFS, home: Path) -> None:
 
 
 async def test_list_of_2000_files_is_one_executor_call(
-    fs: LocalFS, home: Path, executor: CountingExecutor
+    fs: LocalFS, home: Path, executor: Counting
 ) -> None:
     for i in range(2000):
         (home / f"f{i:04d}").write_bytes(b"x" * (i % 7))
@@ -176,7 +219,7 @@ async def test_list_of_2000_files_is_one_executor_call(
 # -- reading -----------------------------------------------------------------------------------
 
 
-async def test_open_read(fs: LocalFS, home: Path, executor: CountingExecutor) -> None:
+async def test_open_read(fs: LocalFS, home: Path, executor: Counting) -> None:
     data = bytes(range(256)) * 40
     (home / "f").write_bytes(data)
     executor.calls = 0
@@ -292,12 +335,12 @@ async def test_atomic_upload_abort_keeps_old_version(fs: LocalFS, home: Path) ->
     assert os.listdir(home) == ["f"]
 
 
-async def test_new_file_mode_follows_umask(fs: LocalFS, home: Path) -> None:
+async def test_new_file_mode_follows_umask(fs: LocalFS, home: Path, executor: Counting) -> None:
     old = os.umask(0o027)
     try:
         w = await fs.open_write("/f")
         await w.commit()
-        fs_in_place = LocalFS(str(home), None, atomic_uploads=False)
+        fs_in_place = LocalFS(str(home), executor, atomic_uploads=False)
         w = await fs_in_place.open_write("/g")
         await w.commit()
     finally:
@@ -306,7 +349,7 @@ async def test_new_file_mode_follows_umask(fs: LocalFS, home: Path) -> None:
     assert os.stat(home / "g").st_mode & 0o777 == 0o640
 
 
-async def test_large_and_odd_blocks(fs: LocalFS, home: Path, executor: CountingExecutor) -> None:
+async def test_large_and_odd_blocks(fs: LocalFS, home: Path, executor: Counting) -> None:
     block = os.urandom(1 << 20)
     ints = array.array("i", range(1000))  # a memoryview whose items are not bytes
     w = await fs.open_write("/big")
@@ -348,11 +391,11 @@ async def test_failed_commit_stays_abortable(fs: LocalFS, home: Path) -> None:
     assert temp_files(home) == []
 
 
-async def test_open_write_errors(fs: LocalFS, home: Path) -> None:
+async def test_open_write_errors(fs: LocalFS, home: Path, executor: Counting) -> None:
     (home / "d").mkdir()
     (home / "f").write_bytes(b"")
     for atomic in (True, False):
-        f = LocalFS(str(home), None, atomic_uploads=atomic)
+        f = LocalFS(str(home), executor, atomic_uploads=atomic)
         await raises_errno(f.open_write("/d"), errno.EISDIR)
         await raises_errno(f.open_write("/"), errno.EISDIR)
         await raises_errno(f.open_write("/missing/x"), errno.ENOENT)
@@ -402,7 +445,7 @@ async def test_appe(fs: LocalFS, home: Path) -> None:
     assert temp_files(home) == []
 
 
-async def test_non_atomic_mode(home: Path, executor: CountingExecutor) -> None:
+async def test_non_atomic_mode(home: Path, executor: Counting) -> None:
     fs = LocalFS(str(home), executor, atomic_uploads=False)
     (home / "f").write_bytes(b"old old old")
     w = await fs.open_write("/f")
@@ -465,6 +508,230 @@ async def test_cancelled_open_leaks_nothing(home: Path) -> None:
     finally:
         ex.gate.set()
         ex.shutdown(wait=True)
+
+
+async def test_cancelled_open_with_an_iopool_leaks_nothing(home: Path) -> None:
+    """The same with the server's IoPool: an open cancelled while it runs hands its result to
+    the disposer (in the pool); one cancelled before it starts never runs at all."""
+    pool = IoPool(1, "test-fs-io")
+    try:
+        fs = LocalFS(str(home), pool)
+        (home / "f").write_bytes(b"x")
+        before = len(os.listdir("/proc/self/fd"))
+        for attr, opener in (
+            ("_open_write", lambda: fs.open_write("/f")),
+            ("_open_read", lambda: fs.open_read("/f")),
+        ):
+            gate, started = threading.Event(), threading.Event()
+            opened: list[Any] = []
+            real = getattr(fs, attr)
+
+            def gated(
+                *args: Any,
+                real: Any = real,
+                gate: Any = gate,
+                started: Any = started,
+                opened: list[Any] = opened,
+            ) -> Any:
+                started.set()
+                assert gate.wait(WAIT)
+                opened.append(real(*args))
+                return opened[-1]
+
+            setattr(fs, attr, gated)
+
+            async def call(opener: Any = opener) -> Any:
+                return await opener()
+
+            # Cancelled while the open runs in the pool thread.
+            task = asyncio.ensure_future(call())
+            await until(started.is_set)
+            task.cancel()
+            gate.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await until(lambda opened=opened: opened)  # the open did happen...
+            res = opened[0]
+            # ...and its writer was aborted / its reader closed by the pool, not by us.
+            if attr == "_open_write":
+                await until(lambda res=res: res._done)
+            else:
+                await until(lambda res=res: res.fileno() is None)
+            assert temp_files(home) == []
+            assert len(os.listdir("/proc/self/fd")) == before
+
+            # Cancelled before it starts: the only thread is busy, the open job is skipped.
+            busy, holding = threading.Event(), threading.Event()
+
+            def hold_thread(busy: Any = busy, holding: Any = holding) -> bool:
+                holding.set()
+                return bool(busy.wait(WAIT))
+
+            hold = pool.submit(hold_thread)
+            await until(holding.is_set)
+            started.clear()
+            task = asyncio.ensure_future(call())
+            await until(lambda: pool._jobs.qsize() == 1)  # the open job waits in the queue
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            busy.set()
+            assert await asyncio.wait_for(hold, WAIT) is True
+            assert await asyncio.wait_for(pool.submit(len, "after"), WAIT) == 5  # FIFO: after it
+            assert not started.is_set() and len(opened) == 1
+            assert temp_files(home) == []
+            assert len(os.listdir("/proc/self/fd")) == before
+        assert (home / "f").read_bytes() == b"x"
+    finally:
+        stop_pool(pool)
+
+
+async def until(pred: Callable[[], object], timeout: float = WAIT) -> None:
+    """Poll ``pred`` from the loop until true; fail after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {pred}"
+        await asyncio.sleep(0.002)
+
+
+# -- commit with the upload's last bytes (one hop) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tail", [b"tail", memoryview(b"tail"), b""], ids=["bytes", "view", "empty"]
+)
+async def test_commit_with_tail_is_one_hop_and_atomic(
+    fs: LocalFS, home: Path, executor: Counting, tail: bytes | memoryview
+) -> None:
+    (home / "f").write_bytes(b"old content")
+    os.chmod(home / "f", 0o604)
+    old_ino = os.stat(home / "f").st_ino
+    executor.calls = 0
+    w = await fs.open_write("/f")
+    assert executor.calls == 1
+    await w.write(b"head-")
+    (temp,) = temp_files(home)
+    temp_ino = os.stat(home / temp).st_ino
+    reader = await fs.open_read("/f")  # opened before the commit: keeps the old inode
+    executor.calls = 0
+    assert w.COMMIT_TAKES_TAIL
+    await w.commit(tail)
+    assert executor.calls == 1  # tail write, close and rename in a single hop
+    assert (home / "f").read_bytes() == b"head-" + bytes(tail)
+    st_new = os.stat(home / "f")
+    assert st_new.st_ino == temp_ino != old_ino  # renamed over the target, not rewritten
+    assert st_new.st_mode & 0o777 == 0o604
+    assert temp_files(home) == []
+    assert await read_all(reader) == b"old content"
+    await reader.close()
+    await w.abort()  # after a commit: nothing
+    assert (home / "f").read_bytes() == b"head-" + bytes(tail)
+
+
+@pytest.mark.parametrize("kind", ["executor", "iopool"])
+async def test_cancelling_commit_or_abort_does_not_skip_it(home: Path, kind: str) -> None:
+    """ABOR or a disconnect may cancel the transfer while its commit/abort waits for a thread:
+    the step still runs (no temp file or fd left behind, a commit still lands)."""
+    ex: Any = IoPool(1, "test-fs-io") if kind == "iopool" else ThreadPoolExecutor(1)
+    gate = threading.Event()
+    try:
+        fs = LocalFS(str(home), ex)
+        (home / "f").write_bytes(b"old")
+        before = len(os.listdir("/proc/self/fd"))
+        for finish, expect in (("commit", b"new!"), ("abort", b"new!")):
+            w = await fs.open_write("/f")
+            await w.write(b"new")
+            gate, holding = threading.Event(), threading.Event()
+
+            def hold(gate: Any = gate, holding: Any = holding) -> None:
+                holding.set()
+                assert gate.wait(WAIT)
+
+            if kind == "iopool":  # the only thread is busy: the step waits in the queue
+                ex.run_detached(hold)
+            else:
+                ex.submit(hold)
+            await until(holding.is_set)
+            task = asyncio.ensure_future(w.commit(b"!") if finish == "commit" else w.abort())
+            await asyncio.sleep(0)  # the task hands its job to the executor
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gate.set()
+            await until(lambda: temp_files(home) == [])
+            assert (home / "f").read_bytes() == expect
+        await until(lambda: len(os.listdir("/proc/self/fd")) == before)
+    finally:
+        gate.set()
+        if kind == "iopool":
+            stop_pool(ex)
+        else:
+            ex.shutdown(wait=True)
+
+
+async def test_commit_with_tail_in_place(fs: LocalFS, home: Path) -> None:
+    (home / "f").write_bytes(b"0123456789")
+    w = await fs.open_write("/f", offset=2)  # REST + STOR: in place
+    await w.commit(b"XY")
+    assert (home / "f").read_bytes() == b"01XY"
+    w = await fs.open_write("/f", append=True)
+    await w.write(b"-")
+    await w.commit(memoryview(array.array("B", b"Z!")))
+    assert (home / "f").read_bytes() == b"01XY-Z!"
+    w = await fs.open_write("/new", append=True)
+    await w.commit(b"only the tail")
+    assert (home / "new").read_bytes() == b"only the tail"
+    assert temp_files(home) == []
+
+
+async def test_commit_tail_out_of_space_leaves_writer_abortable(
+    fs: LocalFS, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "f").write_bytes(b"previous")
+    before = len(os.listdir("/proc/self/fd"))
+    w = await fs.open_write("/f")
+    await w.write(b"head")
+    fd = w._fd
+    real_write = os.write
+    failed: list[int] = []
+
+    def full_disk(f: int, data: Any) -> int:
+        if f == fd and not failed:  # the tail's write: once, and only on the upload's fd
+            failed.append(f)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(f, data)
+
+    monkeypatch.setattr(local_mod.os, "write", full_disk)
+    await raises_errno(w.commit(b"tail"), errno.ENOSPC)
+    assert failed == [fd]
+    assert (home / "f").read_bytes() == b"previous"  # nothing renamed
+    assert len(temp_files(home)) == 1
+    await w.abort()
+    assert (home / "f").read_bytes() == b"previous"
+    assert temp_files(home) == []
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_commit_tail_beyond_file_size_limit_leaves_writer_abortable(
+    fs: LocalFS, home: Path
+) -> None:
+    """The same with a real kernel error: RLIMIT_FSIZE makes the tail's write fail (EFBIG)."""
+    (home / "f").write_bytes(b"previous")
+    w = await fs.open_write("/f")
+    await w.write(b"x" * 1000)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))
+    try:
+        await raises_errno(w.commit(b"y" * 8192), errno.EFBIG)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert (home / "f").read_bytes() == b"previous"
+    assert len(temp_files(home)) == 1
+    await w.abort()
+    assert (home / "f").read_bytes() == b"previous"
+    assert temp_files(home) == []
 
 
 # -- directories, delete, rename, metadata -----------------------------------------------------
@@ -754,9 +1021,9 @@ FILE_OPS: list[tuple[str, Callable[[LocalFS, str], Awaitable[Any]]]] = [
 @pytest.mark.parametrize("link", list(DIR_LINKS))
 @pytest.mark.parametrize("op", DIR_OPS, ids=[name for name, _ in DIR_OPS])
 async def test_jail_directory_links(
-    jail: Jail, link: str, op: tuple[str, Any], atomic: bool
+    jail: Jail, link: str, op: tuple[str, Any], atomic: bool, hops: IoPool | None
 ) -> None:
-    fs = LocalFS(str(jail.home), None, atomic_uploads=atomic)
+    fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
     through = DIR_LINKS[link] or str(jail.sentinel).lstrip("/")
     with pytest.raises(PathEscapeError):
         await op[1](fs, link, f"{link}/{through}")
@@ -767,17 +1034,19 @@ async def test_jail_directory_links(
 @pytest.mark.parametrize("atomic", [True, False])
 @pytest.mark.parametrize("link", FILE_LINKS)
 @pytest.mark.parametrize("op", FILE_OPS, ids=[name for name, _ in FILE_OPS])
-async def test_jail_file_links(jail: Jail, link: str, op: tuple[str, Any], atomic: bool) -> None:
-    fs = LocalFS(str(jail.home), None, atomic_uploads=atomic)
+async def test_jail_file_links(
+    jail: Jail, link: str, op: tuple[str, Any], atomic: bool, hops: IoPool | None
+) -> None:
+    fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
     with pytest.raises(PathEscapeError):
         await op[1](fs, link)
     jail.assert_untouched()
     assert not (jail.outside / "nothing-here").exists()
 
 
-async def test_jail_acting_on_the_link_itself(jail: Jail) -> None:
+async def test_jail_acting_on_the_link_itself(jail: Jail, hops: IoPool | None) -> None:
     """DELE/RNFR act on the symlink entry (inside the home), never on what it points to."""
-    fs = LocalFS(str(jail.home), None)
+    fs = LocalFS(str(jail.home), hops)
     await raises_errno(fs.rmdir("/dir_abs"), errno.ENOTDIR)
     await raises_errno(fs.mkdir("/dir_abs"), errno.EEXIST)
     await fs.delete("/file_abs")
@@ -794,8 +1063,8 @@ async def test_jail_acting_on_the_link_itself(jail: Jail) -> None:
     jail.assert_untouched()
 
 
-async def test_links_inside_home_work(jail: Jail) -> None:
-    fs = LocalFS(str(jail.home), None)
+async def test_links_inside_home_work(jail: Jail, hops: IoPool | None) -> None:
+    fs = LocalFS(str(jail.home), hops)
     s = await fs.stat("/in_file")
     assert s.is_link and not s.is_dir and s.size == 5 and s.name == "in_file"
     s = await fs.stat("/in_chain")
@@ -820,8 +1089,8 @@ async def test_links_inside_home_work(jail: Jail) -> None:
     jail.assert_untouched()
 
 
-async def test_listing_omits_links_that_leave_the_home(jail: Jail) -> None:
-    fs = LocalFS(str(jail.home), None)
+async def test_listing_omits_links_that_leave_the_home(jail: Jail, hops: IoPool | None) -> None:
+    fs = LocalFS(str(jail.home), hops)
     by_name = {e.name: e for e in await fs.list("/")}
     assert set(by_name) == {
         "a.txt",
@@ -842,11 +1111,11 @@ async def test_listing_omits_links_that_leave_the_home(jail: Jail) -> None:
 
 
 async def test_walk_refuses_a_symlink_swapped_in_after_the_check(
-    jail: Jail, monkeypatch: pytest.MonkeyPatch
+    jail: Jail, monkeypatch: pytest.MonkeyPatch, hops: IoPool | None
 ) -> None:
     """Simulate losing the race between the realpath check and the open: the check sees a
     plain directory, then the O_NOFOLLOW walk meets the symlink and fails."""
-    fs = LocalFS(str(jail.home), None)
+    fs = LocalFS(str(jail.home), hops)
     monkeypatch.setattr(local_mod.os.path, "realpath", os.path.normpath)
     for vpath in ("/dir_abs/sentinel.txt", "/dotdot/outside/sentinel.txt"):
         with pytest.raises(OSError) as ei:
@@ -861,6 +1130,240 @@ async def test_walk_refuses_a_symlink_swapped_in_after_the_check(
         await fs.open_read("/file_abs")
     with pytest.raises(OSError):
         await fs.set_mtime("/file_abs", 0)
+    jail.assert_untouched()
+
+
+# -- the fast path (no realpath when no symlink is on the path) ------------------------------
+
+
+@pytest.fixture
+def realpaths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every ``os.path.realpath`` call LocalFS makes from now on (the general path's mark)."""
+    calls: list[str] = []
+    real = os.path.realpath
+
+    def counting(path: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(os.fsdecode(path))
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(local_mod.os.path, "realpath", counting)
+    return calls
+
+
+async def test_plain_paths_take_the_fast_path(
+    home: Path, executor: Counting, realpaths: list[str]
+) -> None:
+    fs = LocalFS(str(home), executor)
+    (home / "d" / "e").mkdir(parents=True)
+    (home / "d" / "e" / "f.txt").write_bytes(b"deep file")
+    (home / "top").write_bytes(b"top")
+    calls = realpaths
+    calls.clear()  # the constructor's own
+    s = await fs.stat("/d/e/f.txt")
+    assert (s.name, s.size, s.is_link, s.is_dir) == ("f.txt", 9, False, False)
+    assert (await fs.stat("/d")).is_dir
+    assert [e.name for e in await fs.list("/d/e")] == ["f.txt"]
+    assert [e.name for e in await fs.list("/")] == ["d", "top"]
+    r = await fs.open_read("/d/e/f.txt", 5)
+    assert await read_all(r) == b"file"
+    await r.close()
+    r = await fs.open_read("/top")
+    assert await read_all(r) == b"top"
+    await r.close()
+    assert (await fs.stat("/top")).size == 3
+    await _write_and_commit(fs, "/d/e/new.txt")
+    await _write_and_commit(fs, "/top")
+    assert (home / "d" / "e" / "new.txt").read_bytes() == b"PLANTED"
+    assert (home / "top").read_bytes() == b"PLANTED"
+    assert calls == []  # nothing needed the general path
+    # Errors on plain paths come out of the general path, unchanged.
+    await raises_errno(fs.stat("/d/missing"), errno.ENOENT)
+    await raises_errno(fs.open_read("/top/x"), errno.ENOTDIR)
+    await raises_errno(fs.list("/top"), errno.ENOTDIR)
+    await raises_errno(fs.open_write("/d/e"), errno.EISDIR)
+    assert calls  # they did fall back
+    assert temp_files(home) == [] and temp_files(home / "d" / "e") == []
+
+
+async def test_symlinked_directory_inside_home_is_followed(
+    jail: Jail, hops: IoPool | None, realpaths: list[str]
+) -> None:
+    fs = LocalFS(str(jail.home), hops)
+    realpaths.clear()  # the constructor's own
+    for d in ("/in_dir", "/in_chain"):  # absolute link, and a link to a link
+        s = await fs.stat(f"{d}/inner.txt")
+        assert (s.name, s.size, s.is_link) == ("inner.txt", 5, False)
+        assert [e.name for e in await fs.list(d)] == ["inner.txt"]
+        r = await fs.open_read(f"{d}/inner.txt", 1)
+        assert await read_all(r) == b"nner"
+        await r.close()
+    assert realpaths  # the symlinks sent these through the general path
+    for atomic in (True, False):
+        f = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
+        await _write_and_commit(f, f"/in_dir/stored-{atomic}")
+        assert (jail.home / "sub" / f"stored-{atomic}").read_bytes() == b"PLANTED"
+    await _write_and_commit(fs, "/in_chain/inner.txt")  # replaces the file in the real dir
+    assert (jail.home / "sub" / "inner.txt").read_bytes() == b"PLANTED"
+    assert (jail.home / "in_dir").is_symlink() and (jail.home / "in_chain").is_symlink()
+    assert temp_files(jail.home / "sub") == []
+    jail.assert_untouched()
+
+
+async def test_symlinked_final_component_is_written_through(
+    jail: Jail, hops: IoPool | None
+) -> None:
+    """STOR onto a symlink inside the home writes its target (atomic: the target is replaced,
+    the link stays a link), as the general path always did."""
+    for atomic in (True, False):
+        jail.build_home()
+        fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
+        w = await fs.open_write("/in_file")
+        await w.write(b"through ")
+        await w.commit(b"the link")
+        assert os.readlink(jail.home / "in_file") == "a.txt"
+        assert (jail.home / "a.txt").read_bytes() == b"through the link"
+        await _write_and_commit(fs, "/in_dotdot")  # sub/../a.txt
+        assert (jail.home / "a.txt").read_bytes() == b"PLANTED"
+        assert (jail.home / "in_dotdot").is_symlink()
+        await _write_and_commit(fs, "/in_dir/inner.txt")
+        assert (jail.home / "sub" / "inner.txt").read_bytes() == b"PLANTED"
+        await raises_errno(fs.open_write("/in_dir"), errno.EISDIR)  # a link to a directory
+        await raises_errno(fs.open_write("/loop_a"), errno.ELOOP)
+        assert temp_files(jail.home) == [] and temp_files(jail.home / "sub") == []
+        jail.assert_untouched()
+
+
+# Paths of every kind in the Jail: plain, through links inside, escaping, broken.
+EQUIV_PATHS = [
+    "/", "/a.txt", "/sub", "/sub/inner.txt", "/missing", "/missing/x", "/a.txt/x", "/in_file",
+    "/in_dir", "/in_dir/inner.txt", "/in_chain/inner.txt", "/in_dotdot", "/dangling_in",
+    "/loop_a", "/loop_a/x", "/file_abs", "/file_rel", "/dangling_out", "/dir_abs",
+    "/dir_abs/sentinel.txt", "/dotdot/outside/sentinel.txt", "/sub/deep_rel",
+    "/sub/deep_rel/sentinel.txt", "/root_abs", "/in_dir/new.txt", "/new.txt",
+    "/in_dir/missing/x", "/chain/sub",
+]  # fmt: skip
+
+
+def _home_tree(home: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for dirpath, dirs, files in os.walk(home):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(home))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = ("file", p.read_bytes(), os.stat(p).st_mode)
+    return out
+
+
+async def _outcome(fs: LocalFS, op: str, vpath: str) -> object:
+    try:
+        if op == "stat":
+            s = await fs.stat(vpath)
+            return ("ok", s.name, s.is_dir, s.size, s.is_link, s.unique, s.mode)
+        if op == "list":
+            return ("ok", [(e.name, e.is_dir, e.size, e.is_link, e.unique)
+                           for e in await fs.list(vpath)])  # fmt: skip
+        if op == "read":
+            r = await fs.open_read(vpath)
+            try:
+                return ("ok", await read_all(r, 1 << 16))
+            finally:
+                await r.close()
+        w = await fs.open_write(vpath)
+        await w.write(b"W")
+        await w.commit(b"!")
+        return ("ok",)
+    except PathEscapeError:
+        return ("escape",)
+    except OSError as e:
+        return ("error", type(e).__name__, e.errno)
+
+
+@contextlib.contextmanager
+def general_path_only(fs: LocalFS) -> Iterator[list[str]]:
+    """While active, every fast path of ``fs`` gives up: its walk returns None, and opening or
+    stat-ing a path below the home by its full name (rather than relative to a directory fd)
+    fails. Yields the realpath calls made meanwhile (the general path's mark)."""
+    prefix = fs.home + os.sep
+    real_open, real_stat, real_realpath = os.open, os.stat, os.path.realpath
+    calls: list[str] = []
+
+    def below_home(path: Any) -> bool:
+        return isinstance(path, str) and path.startswith(prefix)
+
+    def no_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if dir_fd is None and below_home(path):
+            raise OSError(errno.EAGAIN, "fast path disabled by the test", path)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def no_stat(path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> Any:
+        if dir_fd is None and below_home(path):
+            raise OSError(errno.EAGAIN, "fast path disabled by the test", path)
+        return real_stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+    def counting(path: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(path)
+        return real_realpath(path, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fs, "_walk_fast", lambda *a, **k: None)
+        mp.setattr(local_mod.os, "open", no_open)
+        mp.setattr(local_mod.os, "stat", no_stat)
+        mp.setattr(local_mod.os.path, "realpath", counting)
+        yield calls
+
+
+@pytest.mark.parametrize("op", ["stat", "list", "read", "write"])
+async def test_fast_path_agrees_with_the_general_path(
+    jail: Jail, hops: IoPool | None, op: str
+) -> None:
+    """Every path, through the real fs and through the general path alone: the same results,
+    the same errors (PathEscapeError, errno), the same files afterwards."""
+    results = {}
+    for kind in ("fast", "general"):
+        got = []
+        for vpath in EQUIV_PATHS:
+            if op == "write":
+                jail.build_home()  # each write on the same tree
+            fs = LocalFS(str(jail.home), hops)
+            if kind == "general":
+                with general_path_only(fs) as realpaths:
+                    res = await _outcome(fs, op, vpath)
+                # The reference did take the general path (only the home itself needs none).
+                assert realpaths or vpath == "/", (op, vpath)
+            else:
+                res = await _outcome(fs, op, vpath)
+            tree = _home_tree(jail.home) if op == "write" else None
+            got.append((vpath, res, tree))
+            jail.assert_untouched()
+        results[kind] = got
+    for fast, general in zip(results["fast"], results["general"], strict=True):
+        assert fast == general
+    outcomes = {res[0] for _, res, _ in results["fast"]}  # type: ignore[index]
+    assert {"ok", "escape", "error"} <= outcomes  # the list covers all three kinds
+
+
+async def test_escapes_are_refused_as_before(jail: Jail, hops: IoPool | None) -> None:
+    fs = LocalFS(str(jail.home), hops)
+    for vpath in ("/dir_abs/sentinel.txt", "/dir_rel/sentinel.txt", "/dotdot/outside/sentinel.txt",
+                  "/file_abs", "/file_rel", "/chain/sentinel.txt"):  # fmt: skip
+        with pytest.raises(PathEscapeError) as ei:
+            await fs.open_read(vpath)
+        assert ei.value.errno == errno.EACCES
+        with pytest.raises(PathEscapeError):
+            await fs.stat(vpath)
+        with pytest.raises(PathEscapeError):
+            await _write_and_commit(fs, vpath)
+    for vpath in ("/dir_abs", "/dir_rel", "/sub/deep_rel", "/root_abs"):
+        with pytest.raises(PathEscapeError):
+            await fs.list(vpath)
+        with pytest.raises(PathEscapeError):
+            await _write_and_commit(fs, vpath + "/planted")
+    assert temp_files(jail.home) == [] and temp_files(jail.outside) == []
     jail.assert_untouched()
 
 
