@@ -43,8 +43,17 @@ STALL = 0.02  # seconds without any thread taking a job, jobs waiting: start ano
 class IoPool:
     """Up to ``size`` threads running blocking calls for one or more event loops."""
 
-    __slots__ = ("size", "name", "_jobs", "_threads", "_idle", "_lock", "_done", "_closed",
-                 "_last_take")
+    __slots__ = (
+        "size",
+        "name",
+        "_jobs",
+        "_threads",
+        "_idle",
+        "_lock",
+        "_done",
+        "_closed",
+        "_last_take",
+    )
 
     def __init__(self, size: int, name: str = "ftpd-io") -> None:
         if size < 1:
@@ -91,14 +100,20 @@ class IoPool:
         # 32 threads cost 30% more CPU per small STOR than 1).
         threads = len(self._threads)
         with self._lock:
-            spawn = threads < self.size and self._idle == 0 and (
-                threads == 0
-                or (not self._jobs.empty() and time.monotonic() - self._last_take > STALL))
+            spawn = (
+                threads < self.size
+                and self._idle == 0
+                and (
+                    threads == 0
+                    or (not self._jobs.empty() and time.monotonic() - self._last_take > STALL)
+                )
+            )
             if spawn:
                 self._idle += 1  # counted as idle from now: the next submit does not spawn too
         if spawn:
-            t = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}",
-                                 daemon=True)
+            t = threading.Thread(
+                target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+            )
             self._threads.append(t)
             t.start()
         self._jobs.put(job)

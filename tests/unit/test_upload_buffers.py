@@ -33,8 +33,9 @@ async def test_cancelled_commit_keeps_its_buffer(tmp_path: Path) -> None:
             if holding.is_set():
                 break
             await asyncio.sleep(0.001)
-        task = asyncio.ensure_future(datamod.receive_upload(
-            a, writer, False, lambda n: None, None, finish=writer.commit))
+        task = asyncio.ensure_future(
+            datamod.receive_upload(a, writer, False, lambda n: None, None, finish=writer.commit)
+        )
         for _ in range(1000):
             if pool._jobs.qsize():
                 break  # commit(tail) is queued behind the gate
