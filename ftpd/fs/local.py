@@ -303,6 +303,10 @@ class LocalWriter:
         self._done = True
 
 
+def _mkdir_op(path: str, dir_fd: int | None = None) -> None:
+    os.mkdir(path, 0o777, dir_fd=dir_fd)
+
+
 def _call(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
@@ -694,7 +698,25 @@ class LocalFS:
         os.close(dfd)
         return LocalWriter(fd, self._hops)
 
+    def _entry_op_fast(self, parts: list[str], op: Callable[..., None]) -> bool:
+        """Run ``op(name, dir_fd=...)`` on an entry whose parent is reached without a symlink
+        (see ``_walk_fast``); False when the general path must do it. ``op`` never follows the
+        entry itself (mkdir, rmdir, unlink), so its errors are the right answer as they are."""
+        if len(parts) == 1:
+            op(os.path.join(self.home, parts[0]))
+            return True
+        dfd = self._walk_fast(parts[:-1]) if parts else None
+        if dfd is None:
+            return False
+        try:
+            op(parts[-1], dir_fd=dfd)
+        finally:
+            os.close(dfd)
+        return True
+
     def _mkdir(self, vpath: str) -> None:
+        if self._entry_op_fast(self._parts(vpath), _mkdir_op):
+            return
         parent, name = self._locate(vpath, follow=False)
         if not name:
             raise FileExistsError(errno.EEXIST, "File exists", vpath)
@@ -702,6 +724,8 @@ class LocalFS:
             os.mkdir(name, 0o777, dir_fd=dfd)
 
     def _rmdir(self, vpath: str) -> None:
+        if self._entry_op_fast(self._parts(vpath), os.rmdir):
+            return
         parent, name = self._locate(vpath, follow=False)
         if not name:
             raise PermissionError(errno.EPERM, "Cannot remove the home directory", vpath)
@@ -710,6 +734,8 @@ class LocalFS:
 
     def _delete(self, vpath: str) -> None:
         # Acts on the entry itself: deleting a symlink removes the link, never its target.
+        if self._entry_op_fast(self._parts(vpath), os.unlink):
+            return
         parent, name = self._locate(vpath, follow=False)
         if not name:
             raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
