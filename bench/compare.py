@@ -43,12 +43,13 @@ from cases import SCALES, Case, Metric, Target, Variant, make_cases  # noqa: E40
 
 USER, PASSWORD = "bench", "bench-pass"
 BIG_FILE = "big.bin"
-# Passive ranges: outside the ephemeral range, one per server kind.
+# Passive ranges: outside the ephemeral range (32768-60999), one per server kind, and outside
+# the test suite's 61000-65499, so that a benchmark and the tests can run at the same time.
 PASV = {
-    "ftpd": "61000-61999",
-    "pyftpdlib": "62000-62999",
-    "sink": "63000-63999",
-    "floor": "64000-64999",
+    "ftpd": "20000-20999",
+    "pyftpdlib": "21000-21999",
+    "sink": "22000-22999",
+    "floor": "23000-23999",
 }
 SCALES_SIZE = ["1G"]  # the preset's big-file size (the sink's file), set by main()
 # --flag -> (the Scale field it overrides, its type, help)
