@@ -4,10 +4,11 @@ NOT for production. The patches below are quick prototypes of the changes docs/P
 suggests, applied at start-up by monkeypatching, only to measure what each would save:
 
 - ``bufs``: ``receive_upload`` takes its two 256 KiB receive buffers from a ring of 512 buffers
-  allocated once, instead of allocating (and zeroing) two per upload. A ring is unsafe with more
-  than 256 uploads in flight; the real change wants a free list.
+  allocated once. (Applied since, as a bounded free list in data.py: the patch now changes only
+  where fresh buffers come from.)
 - ``inline``: the local filesystem's blocking calls run on the event loop's thread instead of one
-  executor hop each (``LocalFS._run``, ``_run_open``, writes, commit and close).
+  hop to the ``IoPool`` each (``IoPool.submit`` returns a future already done): what the hop that
+  remains still costs.
 - ``splice``: the bulk-upload thread moves bytes socket -> pipe -> file with ``splice(2)`` instead
   of ``recv_into`` + ``write``.
 - ``noatomic`` and ``info`` are server flags (``--atomic-uploads false``, ``--log-level info``).
@@ -39,7 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def apply(what: set[str]) -> None:
     """Monkeypatch the imported server modules (see the module docstring)."""
-    import ftpd.fs.local as local
     import ftpd.server.data as data
 
     if "bufs" in what:
@@ -55,19 +55,19 @@ def apply(what: set[str]) -> None:
 
         data.bytearray = pooled  # type: ignore[attr-defined]
     if "inline" in what:
+        import asyncio
 
-        async def inline(fn: Any, *args: Any, executor: Any = None) -> Any:
-            return fn(*args)
+        from ftpd.fs.iopool import IoPool
 
-        async def shielded(executor: Any, fn: Any, *args: Any) -> Any:
-            return fn(*args)
+        def submit_inline(self: Any, fn: Any, *args: Any, dispose: Any = None) -> Any:
+            fut = asyncio.get_running_loop().create_future()
+            try:
+                fut.set_result(fn(*args))
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting handler
+                fut.set_exception(exc)
+            return fut
 
-        async def run_open(self: Any, fn: Any, dispose: Any, *args: Any) -> Any:
-            return fn(*args)
-
-        local._in_executor = inline  # type: ignore[assignment]
-        local._run_shielded = shielded  # type: ignore[assignment]
-        local.LocalFS._run_open = run_open  # type: ignore[method-assign]
+        IoPool.submit = submit_inline  # type: ignore[method-assign]
     if "splice" in what:
         import fcntl
 

@@ -626,10 +626,15 @@ class ControlChannel(asyncio.Protocol):
         if tail and not getattr(writer, "COMMIT_TAKES_TAIL", False):
             await writer.write(tail)
             tail = b""
-        if tail:
-            await writer.commit(tail)
-        else:
-            await writer.commit()
+        commit = asyncio.ensure_future(writer.commit(tail) if tail else writer.commit())
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            # ABOR (or a timeout, or shutdown) after the client's last byte: the upload is
+            # complete and the commit runs to its end whatever happens, so say so. RFC 959
+            # §4.1.3: ABOR of a completed transfer gets 226, not 426 for a file that exists.
+            await asyncio.wait([commit])
+            commit.result()  # a failed commit is still a local error (452/451...)
         return "ok"
 
     async def _finish_files(self, t: Transfer, outcome: str) -> None:
