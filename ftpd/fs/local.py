@@ -36,21 +36,18 @@ hard links to the target and resets its owner to the server's user (the permissi
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import math
 import os
 import secrets
 import stat as st
-import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any, TypeVar
-
-import aiofiles.os
+from typing import TypeVar
 
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
 from ftpd.fs.iopool import IoPool
+from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
 
 __all__ = [
     "TEMP_PREFIX",
@@ -124,254 +121,8 @@ def _not_regular(name: str) -> OSError:
     return PermissionError(errno.EACCES, "Not a regular file", name)
 
 
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-class LocalReader:
-    """An open file for RETR. ``position`` is authoritative: ``read`` uses ``os.pread`` there,
-    and sendfile callers pass it as the offset and then call ``advance``."""
-
-    __slots__ = ("size", "_fd", "_pos", "_lock", "_hops")
-
-    def __init__(self, fd: int, size: int, offset: int, hops: _Hops) -> None:
-        self.size = size
-        self._fd = fd
-        self._pos = offset
-        self._hops = hops
-        # Held around pread and close so that close never frees an fd number that a read
-        # running in another thread is about to use (it could be reused by another open()).
-        self._lock = threading.Lock()
-
-    def fileno(self) -> int | None:
-        return self._fd if self._fd >= 0 else None
-
-    def position(self) -> int:
-        return self._pos
-
-    def advance(self, n: int) -> None:
-        if n < 0:
-            raise ValueError("advance by a negative count")
-        self._pos += n
-
-    def _pread(self, n: int, pos: int) -> bytes:
-        with self._lock:
-            if self._fd < 0:
-                raise ValueError("read from a closed reader")
-            return os.pread(self._fd, n, pos)
-
-    async def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes from the current position; ``b""`` at end of file."""
-        data = await self._hops.run(self._pread, n, self._pos)
-        self._pos += len(data)
-        return data
-
-    def close_sync(self) -> None:
-        """Blocking close (idempotent)."""
-        with self._lock:
-            fd, self._fd = self._fd, -1
-        if fd >= 0:
-            _close_quietly(fd)
-
-    async def close(self) -> None:
-        await self._hops.run_shielded(self.close_sync)
-
-    def __del__(self) -> None:
-        # Safety net against fd leaks if a caller forgets close(); no lock (nobody else holds us).
-        if getattr(self, "_fd", -1) >= 0:
-            _close_quietly(self._fd)
-            self._fd = -1
-
-
-class LocalWriter:
-    """An upload in progress: atomic (temp file renamed over the target on commit) or in place.
-
-    In place is used for REST+STOR, APPE and when atomic uploads are off. Then ``abort`` keeps
-    the bytes written so far: they are already in the file (any previous content was truncated at
-    open), and keeping them is what lets the client resume with REST after a broken transfer.
-    """
-
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")
-
-    COMMIT_TAKES_TAIL = True  # ``commit(tail)``: see ``ftpd.server.data.receive_upload``
-
-    def __init__(
-        self,
-        fd: int,
-        hops: _Hops,
-        dir_fd: int = -1,
-        temp: str | None = None,
-        target: str = "",
-    ) -> None:
-        self._fd = fd
-        self._dir_fd = dir_fd  # the directory holding temp and target (atomic mode only)
-        self._temp = temp
-        self._target = target
-        self._done = False
-        self._hops = hops
-        # Serialises write / commit / abort: a write cancelled by ABOR may still be running in a
-        # thread when abort arrives; abort must wait for it rather than close the fd under it.
-        self._lock = threading.Lock()
-
-    @property
-    def atomic(self) -> bool:
-        return self._temp is not None
-
-    def _write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
-        with self._lock:
-            if self._done or self._fd < 0:
-                raise ValueError("write to a finished upload")
-            while view:
-                n = os.write(self._fd, view)
-                if n <= 0:  # a regular file never does this; do not spin if one does
-                    raise OSError(errno.EIO, "short write")
-                view = view[n:]
-
-    # Blocking form, for a caller that already runs in a worker thread (bulk uploads).
-    write_sync = _write
-
-    def write(self, data: bytes | memoryview) -> Awaitable[None]:
-        """Write all of ``data`` (one hop; an ``OSError`` leaves the writer abortable)."""
-        return self._hops.run(self._write, data)
-
-    def finish_sync(self, commit: bool) -> None:
-        """Blocking commit (``commit=True``) or abort. Idempotent once it has succeeded."""
-        with self._lock:
-            if self._done:
-                return
-            fd, self._fd = self._fd, -1
-            if fd >= 0:
-                if commit:
-                    os.close(fd)  # may report a delayed write error (NFS); the upload then failed
-                else:
-                    _close_quietly(fd)
-            if self._temp is not None:
-                if commit:
-                    os.replace(
-                        self._temp,
-                        self._target,
-                        src_dir_fd=self._dir_fd,
-                        dst_dir_fd=self._dir_fd,
-                    )
-                else:
-                    try:
-                        os.unlink(self._temp, dir_fd=self._dir_fd)
-                    except FileNotFoundError:
-                        pass
-                self._temp = None
-            # Reached only on success: a failed commit stays abortable (abort removes the temp).
-            self._done = True
-            if self._dir_fd >= 0:
-                _close_quietly(self._dir_fd)
-                self._dir_fd = -1
-
-    def _write_and_finish(self, tail: bytes | memoryview) -> None:
-        if tail:
-            self._write(tail)
-        self.finish_sync(True)
-
-    async def commit(self, tail: bytes | memoryview = b"") -> None:
-        """Make the upload visible: rename the temp file over the target (or just close).
-
-        ``tail``, the upload's last bytes, is written first in the same hop: a small upload then
-        costs two hops (open, commit) instead of three."""
-        await self._hops.run_shielded(self._write_and_finish, tail)
-
-    async def abort(self) -> None:
-        """Discard the upload; after a successful commit this does nothing."""
-        await self._hops.run_shielded(self.finish_sync, False)
-
-    def __del__(self) -> None:
-        # Safety net for a writer dropped without commit/abort: free the fds, drop the temp.
-        if getattr(self, "_done", True):
-            return
-        if self._fd >= 0:
-            _close_quietly(self._fd)
-        if self._temp is not None:
-            try:
-                os.unlink(self._temp, dir_fd=self._dir_fd)
-            except OSError:
-                pass
-        if self._dir_fd >= 0:
-            _close_quietly(self._dir_fd)
-        self._done = True
-
-
 def _mkdir_op(path: str, dir_fd: int | None = None) -> None:
     os.mkdir(path, 0o777, dir_fd=dir_fd)
-
-
-def _call(fn: Callable[..., T], *args: Any) -> T:
-    return fn(*args)
-
-
-# With a plain executor, the one hop of each operation goes through aiofiles' executor wrapper:
-# the same hop as aiofiles' own file methods, but one per *operation* (open+fstat+seek, a whole
-# listing, a 256 KiB block) rather than one per method call.
-_in_executor = aiofiles.os.wrap(_call)
-
-
-class _Hops:
-    """How one filesystem's blocking calls leave the loop: the server's ``IoPool`` (a bare future
-    per call, cheap), else any ``concurrent.futures`` executor or the loop's default one."""
-
-    __slots__ = ("pool", "executor")
-
-    def __init__(self, executor: IoPool | Executor | None) -> None:
-        self.pool = executor if isinstance(executor, IoPool) else None
-        self.executor = None if self.pool is not None else executor
-
-    def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
-        if self.pool is not None:
-            return self.pool.submit(fn, *args)
-        return _in_executor(fn, *args, executor=self.executor)  # type: ignore[no-any-return]
-
-    def run_open(self, fn: Callable[..., T], dispose: Callable[[T], object], *args: Any
-                 ) -> Awaitable[T]:
-        """For calls that return an open resource: if the caller is cancelled while the job runs,
-        the resource is disposed of when it arrives instead of leaking."""
-        if self.pool is not None:
-            return self.pool.submit(fn, *args, dispose=dispose)
-        return _run_open(self.executor, fn, dispose, *args)
-
-    def run_shielded(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
-        """Run ``fn``; if the caller is cancelled, let it finish anyway. Used for close, commit
-        and abort, so that cancelling a transfer (ABOR, disconnect, shutdown) never skips the step
-        that frees an fd or removes a temp file."""
-        if self.pool is not None:
-            return _shielded(self.pool.submit(fn, *args))
-        return _shielded(asyncio.get_running_loop().run_in_executor(self.executor, fn, *args))
-
-
-async def _run_open(executor: Executor | None, fn: Callable[..., T],
-                    dispose: Callable[[T], object], *args: Any) -> T:
-    loop = asyncio.get_running_loop()
-    fut = loop.run_in_executor(executor, fn, *args)
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-
-        def _dispose(f: asyncio.Future[T]) -> None:
-            if not f.cancelled() and f.exception() is None:
-                loop.run_in_executor(executor, dispose, f.result())
-
-        fut.add_done_callback(_dispose)
-        raise
-
-
-async def _shielded(fut: asyncio.Future[T]) -> T:
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        # Retrieve a late exception so asyncio does not log "exception was never retrieved".
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-        raise
 
 
 class _DirFd:
@@ -386,7 +137,7 @@ class _DirFd:
         return self.fd
 
     def __exit__(self, *exc: object) -> None:
-        _close_quietly(self.fd)
+        close_quietly(self.fd)
 
 
 class LocalFS:
@@ -401,7 +152,7 @@ class LocalFS:
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
-        self._hops = _Hops(executor)
+        self._hops = Hops(executor)
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
@@ -619,7 +370,7 @@ class LocalFS:
                 return self._open_temp(dfd, name, vpath)
             return self._open_in_place(dfd, name, vpath, offset, append)
         except BaseException:
-            _close_quietly(dfd)
+            close_quietly(dfd)
             raise
 
     def _open_temp_fast(self, vpath: str) -> LocalWriter | None:
@@ -636,12 +387,12 @@ class LocalFS:
             old = None
             parts = []  # let the general path produce the error
         if not parts or (old is not None and st.S_ISLNK(old.st_mode)):
-            _close_quietly(dfd)
+            close_quietly(dfd)
             return None  # e.g. STOR onto a symlink: the general path follows it if it may
         try:
             return self._open_temp(dfd, parts[-1], vpath)  # the writer owns dfd now
         except BaseException:
-            _close_quietly(dfd)
+            close_quietly(dfd)
             raise
 
     def _open_temp(self, dfd: int, name: str, vpath: str) -> LocalWriter:
