@@ -47,6 +47,7 @@ __all__ = ["Server", "run"]
 log = logging.getLogger("ftpd")
 
 SWEEP_INTERVAL = 1.0
+SWEEP_SLICE = 500  # sessions checked per turn of the loop
 SHUTDOWN_GRACE = 10.0
 ACCEPT_RETRY_DELAY = 1.0  # out of file descriptors: wait before accepting again (as asyncio does)
 # accept() errors that concern one connection only (it was reset before we took it).
@@ -228,7 +229,13 @@ class Server:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = time.monotonic()
             expired: list[tuple[ControlChannel, str]] = []
-            for ch in self.channels:
+            # In slices, yielding to the loop between them: one pass over 10,000 sessions takes
+            # ~5 ms, which every command arriving meanwhile would wait for (NOOP p99 with 10,000
+            # held). A snapshot, since sessions come and go while we yield.
+            channels = list(self.channels)
+            for i, ch in enumerate(channels):
+                if i and not i % SWEEP_SLICE:
+                    await asyncio.sleep(0)
                 if ch.closed or ch.session is None:
                     continue
                 if ch.session.login is not Login.LOGGED_IN:
