@@ -153,7 +153,10 @@ class PassiveListener:
                 if proxy is not None and proxy.trusts(client):
                     conn.setblocking(False)
                     try:
-                        header = await _read_proxy_header(loop, conn, proxy)
+                        header = await read_proxy_header_exactly(
+                            conn, proxy.required, proxy.timeout, idle_ok=True)
+                        if header is None:
+                            raise ConnectionResetError("closed before its PROXY header")
                     except (OSError, ProxyError, DataTimeout) as exc:
                         log.info("passive port %d: closing data connection from %s: %s",
                                  self.port, client, exc or type(exc).__name__)
@@ -181,44 +184,63 @@ class PassiveListener:
             self.pool.in_use.discard(self.port)
 
 
-async def _read_proxy_header(
-    loop: asyncio.AbstractEventLoop, conn: socket.socket, policy: ProxyPolicy
-) -> ProxyHeader:
-    """Read exactly the PROXY header off ``conn`` (peeking first, so that a TLS ClientHello or
-    upload bytes after it stay in the socket); ``ProxyHeader(0)`` for a headerless peer under
-    ``optional``."""
-    deadline = loop.time() + policy.timeout
+async def read_proxy_header_exactly(
+    conn: socket.socket, required: bool, timeout: float, idle_ok: bool = False
+) -> ProxyHeader | None:
+    """Read a PROXY header from the raw socket and not one byte more (a TLS ClientHello or upload
+    bytes after it stay in the socket); None if the peer closed first.
+
+    Peek what is there and parse it: a complete header is then received exactly (its length);
+    an incomplete one means every byte peeked belongs to the header, so those are received and we
+    wait for the socket to be readable again (no polling). A peer whose bytes start no header is
+    headerless (``ProxyHeader(0)``) unless ``required``. ``ProxyError`` for a broken header (or
+    none under ``required``); ``DataTimeout`` if no header is complete within ``timeout``, except
+    that with ``idle_ok`` a peer that sent nothing at all is headerless (a data connection's
+    client may be waiting for us to speak)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    got = b""  # bytes of the header received so far
     while True:
         try:
-            buf = conn.recv(MAX_HEADER, socket.MSG_PEEK)
-        except BlockingIOError:
-            buf = None
-        if buf == b"":
-            raise ConnectionResetError("closed before its PROXY header")
-        if buf:
+            peeked = conn.recv(MAX_HEADER - len(got), socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            peeked = None
+        if peeked == b"":
+            return None
+        if peeked:
             try:
-                header = parse(buf)
+                header = parse(got + peeked)
             except NotProxy:
-                if policy.required:
-                    raise
-                return ProxyHeader(0)
+                if got:  # began like a header, then went astray
+                    raise ProxyError("malformed PROXY header") from None
+                if required:
+                    raise ProxyError("no PROXY header") from None
+                return ProxyHeader(0)  # optional: a direct client; its bytes are FTP or TLS
+            take = len(peeked) if header is None else header.length - len(got)
+            got += _recv_exactly(conn, take)
             if header is not None:
-                got = 0
-                while got < header.length:  # peeked already: these reads do not block
-                    got += len(conn.recv(header.length - got))
                 return header
         remaining = deadline - loop.time()
         if remaining <= 0:
-            if buf is None and not policy.required:
-                return ProxyHeader(0)  # optional, and a client that waits for us to speak
+            if idle_ok and not got and not required:
+                return ProxyHeader(0)
             raise DataTimeout()
-        if buf:
-            await asyncio.sleep(min(0.005, remaining))  # a partial header: wait for the rest
-        else:
-            try:
-                await _wait_fd(loop, conn.fileno(), False, remaining)
-            except DataTimeout:
-                continue  # decided at the top of the loop
+        try:
+            await _wait_fd(loop, conn.fileno(), False, remaining)
+        except DataTimeout:
+            continue  # decided at the top of the loop
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    """``n`` bytes already peeked, hence in the socket buffer: these reads do not block."""
+    chunks = []
+    while n > 0:
+        chunk = conn.recv(n)
+        if not chunk:
+            raise ConnectionResetError("PROXY header cut short")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
 
 
 def _norm(ip: str) -> str:

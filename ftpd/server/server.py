@@ -31,12 +31,12 @@ from ..config import Config, ConfigError, pasv_range
 from ..fs.base import Capabilities, FileSystem
 from ..fs.iopool import IoPool
 from ..fs.local import LocalFS, cleanup_stale_uploads
-from ..proto.proxy import MAX_HEADER, NotProxy, ProxyError, ProxyHeader, ProxyPolicy, parse
+from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import Login
 from .control import NEED_ASYNC, ControlChannel
-from .data import BulkThreads, PassivePool
+from .data import BulkThreads, DataTimeout, PassivePool, read_proxy_header_exactly
 from .logs import setup_logging
 from .observe import Observer
 from .tls import make_context
@@ -390,9 +390,8 @@ class Server:
                     return
                 self._headers_pending += 1
                 try:
-                    async with asyncio.timeout(policy.timeout):
-                        header = await _read_proxy_header_exactly(conn, policy.required)
-                except TimeoutError:
+                    header = await read_proxy_header_exactly(conn, policy.required, policy.timeout)
+                except DataTimeout:
                     log.info(
                         "closing connection from %s:%d: no complete PROXY header in time", *peer
                     )
@@ -440,67 +439,6 @@ class Server:
         if self._tls_sock is not None:
             self._tls_sock.close()
             self._tls_sock = None
-
-
-async def _read_proxy_header_exactly(conn: socket.socket, required: bool) -> ProxyHeader | None:
-    """Read a PROXY header from the raw socket and not one byte more: ``ProxyHeader(0)`` for a
-    headerless (direct TLS) client when not ``required``; None if the peer closed first.
-
-    Peek what is there and parse it: a complete header is then received exactly (its length);
-    an incomplete one means every byte peeked belongs to the header, so those are received and we
-    wait for the socket to be readable again (no polling). ``ProxyError`` for a broken header,
-    and for bytes that start no header at all (a TLS ClientHello) under ``required``."""
-    loop = asyncio.get_running_loop()
-    got = b""  # bytes of the header received so far
-    while True:
-        try:
-            peeked = conn.recv(MAX_HEADER - len(got), socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            peeked = None
-        if peeked == b"":
-            return None
-        if peeked:
-            buf = got + peeked
-            try:
-                header = parse(buf)
-            except NotProxy:
-                if got:  # began like a header, then went astray
-                    raise ProxyError("malformed PROXY header") from None
-                if required:
-                    raise ProxyError("no PROXY header") from None
-                return ProxyHeader(0)  # optional: a direct client; its bytes are TLS
-            take = len(peeked) if header is None else header.length - len(got)
-            got += _recv_exactly(conn, take)
-            if header is not None:
-                return header
-        await _readable(loop, conn)
-
-
-def _recv_exactly(conn: socket.socket, n: int) -> bytes:
-    """``n`` bytes already peeked, hence in the socket buffer: these reads do not block."""
-    chunks = []
-    while n > 0:
-        chunk = conn.recv(n)
-        if not chunk:
-            raise ConnectionResetError("PROXY header cut short")
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
-    fut: asyncio.Future[None] = loop.create_future()
-    fd = conn.fileno()
-    loop.add_reader(fd, _wake, fut)
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:

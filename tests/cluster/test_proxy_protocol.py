@@ -140,6 +140,35 @@ def test_real_ip_for_logs_limits_and_data(required: Any) -> None:
     data.close()
 
 
+def test_data_connection_header_in_pieces(required: Any) -> None:
+    """A data connection's header split over several segments, the upload's first bytes in the
+    last one: the server waits for the rest (readability, no polling) and takes exactly the
+    header, so the file holds every payload byte."""
+    srv = required
+    a = Client(srv.host, srv.port, header=v2("192.0.2.7", 40011))
+    assert a.reply().startswith("220")
+    a.login(srv)
+    a.cmd("TYPE I")
+    m = re.search(r"\|(\d+)\|", a.cmd("EPSV"))
+    assert m is not None
+    header = v2("192.0.2.7", 40019)
+    data = socket.create_connection(
+        (srv.host, int(m.group(1))), timeout=5, source_address=(BALANCER, 0)
+    )
+    data.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data.sendall(header[:5])
+    time.sleep(0.2)
+    data.sendall(header[5:20])
+    time.sleep(0.2)
+    data.sendall(header[20:] + b"payload")
+    data.shutdown(socket.SHUT_WR)
+    assert a.cmd("STOR pieces.bin").startswith("150")
+    assert a.reply().startswith("226")
+    assert (srv.root / "pieces.bin").read_bytes() == b"payload"
+    data.close()
+    a.close()
+
+
 def test_required_closes_headerless_and_broken(required: Any) -> None:
     srv = required
     plain = Client(srv.host, srv.port)  # trusted, sends nothing: no greeting, closed at timeout
