@@ -51,6 +51,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from compare import ftpd_version  # noqa: E402  (bench/ is not a package)
+
 MiB = 1 << 20
 USER, PASSWORD = "bench", "bench-pass"
 BUCKET, PREFIX, REGION = "ftpd-bench", "homes", "us-east-1"
@@ -679,20 +683,6 @@ def versions() -> str:
         except PackageNotFoundError:  # uvloop is optional
             pass
     return ", ".join(out)
-
-
-def ftpd_version() -> str:
-    """The commit, ``+dirty`` when ftpd/ differs from it (read-only git)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--", "ftpd"], cwd=REPO, capture_output=True
-        ).returncode
-    except OSError:
-        return "unknown"
-    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 # --- main ---------------------------------------------------------------------------------------
