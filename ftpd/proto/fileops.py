@@ -1,7 +1,8 @@
 """File, directory, listing and transfer commands (a mixin of ``Session``).
 
 Every handler here gets the argument and the path already resolved and permission-checked by the
-generic check; handlers that touch the filesystem are generators yielding ``FsCall`` requests.
+generic check; handlers that touch the filesystem are generators yielding filesystem requests
+(``Stat``, ``OpenRead``... in ``ftpd.proto.requests``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,20 @@ from .errors import (
 from .listing import list_line, mdtm_time, mlsd_line, mlsx_facts, nlst_line, parse_time_val
 from .paths import basename, parent, quote_path, resolve, strip_ls_flags
 from .replies import Reply
-from .requests import FsCall, StartTransfer, Transfer
+from .requests import (
+    Delete,
+    ListDir,
+    MakeDir,
+    OpenRead,
+    OpenWrite,
+    RemoveDir,
+    Rename,
+    SetMtime,
+    StartTransfer,
+    Stat,
+    Transfer,
+    UniqueName,
+)
 
 if TYPE_CHECKING:
     from ..fs.base import FileStat
@@ -38,15 +52,11 @@ class FileOps:
 
     __slots__ = ()
 
-    @staticmethod
-    def fs(method: str, *args: Any) -> FsCall:
-        return FsCall(method, *args)
-
     # ------------------------------------------------------------------ directories
     def ftp_CWD(self: Session, arg: str, path: str) -> Gen:
         if not arg.strip():
             path = "/"  # no argument: the home directory (pyftpdlib, wu-ftpd, Pure-FTPd)
-        st = yield self.fs("stat", path)
+        st = yield Stat(path)
         if not st.is_dir:
             raise FileUnavailable("Not a directory.")
         self.cwd = path
@@ -54,7 +64,7 @@ class FileOps:
 
     def ftp_CDUP(self: Session, arg: str) -> Gen:
         target = parent(self.cwd)
-        yield self.fs("stat", target)  # the parent may have been removed meanwhile: 550
+        yield Stat(target)  # the parent may have been removed meanwhile: 550
         self.cwd = target
         # RFC 959 lists 200, but clients (jlaffaye/ftp for rclone) require 250, as vsftpd sends.
         return Reply(250, f"Directory successfully changed to {quote_path(target)}.")
@@ -65,13 +75,13 @@ class FileOps:
     def ftp_MKD(self: Session, arg: str, path: str) -> Gen:
         if path == "/":
             raise FileUnavailable("File exists.")
-        yield self.fs("mkdir", path)
+        yield MakeDir(path)
         return Reply(257, f"{quote_path(path)} directory created.")
 
     def ftp_RMD(self: Session, arg: str, path: str) -> Gen:
         if path == "/":
             raise FileUnavailable("Can't remove root directory.")
-        yield self.fs("rmdir", path)
+        yield RemoveDir(path)
         if self.cwd == path or self.cwd.startswith(path + "/"):
             self.cwd = parent(path)
         return Reply(250, "Directory removed.")
@@ -79,13 +89,13 @@ class FileOps:
     def ftp_DELE(self: Session, arg: str, path: str) -> Gen:
         if path == "/":
             raise FileUnavailable("Is a directory.")
-        yield self.fs("delete", path)
+        yield Delete(path)
         return Reply(250, "File removed.")
 
     def ftp_RNFR(self: Session, arg: str, path: str) -> Gen:
         if path == "/":
             raise FileUnavailable("Can't rename home directory.")
-        yield self.fs("stat", path)
+        yield Stat(path)
         self.rename_from = path
         return Reply(350, "Ready for destination name.")
 
@@ -94,7 +104,7 @@ class FileOps:
         self.rename_from = None
         if path == "/":
             raise NameNotAllowed("Can't overwrite home directory.")
-        yield self.fs("rename", src, path)
+        yield Rename(src, path)
         return Reply(250, "Rename successful.")
 
     # ------------------------------------------------------------------ file facts (RFC 3659)
@@ -102,13 +112,13 @@ class FileOps:
         if self.ascii:
             # The size in TYPE A depends on the content (RFC 3659 §4); computing it costs a full read.
             raise FileUnavailable("SIZE not allowed in ASCII mode.")
-        st = yield self.fs("stat", path)
+        st = yield Stat(path)
         if st.is_dir:
             raise FileUnavailable("Not a regular file.")
         return Reply(213, str(st.size))
 
     def ftp_MDTM(self: Session, arg: str, path: str) -> Gen:
-        st = yield self.fs("stat", path)
+        st = yield Stat(path)
         if st.is_dir:
             raise FileUnavailable("Not a regular file.")
         return Reply(213, mdtm_time(st.mtime))
@@ -124,11 +134,11 @@ class FileOps:
             # draft-somers-ftp-mfxx §3.1: an invalid time value MUST be 501.
             raise ArgumentError("Invalid time value.")
         path = resolve(self.cwd, name)
-        yield self.fs("set_mtime", path, mtime)
+        yield SetMtime(path, mtime)
         return Reply(213, f"Modify={mdtm_time(mtime)}; {path}")
 
     def ftp_MLST(self: Session, arg: str, path: str) -> Gen:
-        st = yield self.fs("stat", path)
+        st = yield Stat(path)
         facts = mlsx_facts(st, self.mlst_facts, self.fact_perms())
         # RFC 3659 §7.2: the entry line starts with one space; TVFS: the full virtual path.
         return Reply(250, f"Listing {path}", f"{facts} {path}", "End.")
@@ -139,10 +149,10 @@ class FileOps:
 
     # ------------------------------------------------------------------ listings
     def _listing(self: Session, path: str) -> Generator[Any, Any, tuple[list[FileStat], bool]]:
-        st = yield self.fs("stat", path)
+        st = yield Stat(path)
         if not st.is_dir:
             return [st], False
-        entries = yield self.fs("list", path)
+        entries = yield ListDir(path)
         return sorted(entries, key=lambda e: e.name), True
 
     def ftp_LIST(self: Session, arg: str, path: str) -> Gen:
@@ -164,10 +174,10 @@ class FileOps:
 
     def ftp_MLSD(self: Session, arg: str, path: str) -> Gen:
         self.require_data_setup()
-        st = yield self.fs("stat", path)
+        st = yield Stat(path)
         if not st.is_dir:
             raise ArgumentError("Not a directory.")  # RFC 3659 §7.2.1: 501, no data connection
-        entries = yield self.fs("list", path)
+        entries = yield ListDir(path)
         facts, perms = self.mlst_facts, self.fact_perms()
         payload = "".join(mlsd_line(e, facts, perms) + "\r\n" for e in sorted(entries, key=_name))
         return (yield from self._send_listing("MLSD", path, payload))
@@ -198,7 +208,7 @@ class FileOps:
         offset, self.rest = self.rest, 0
         return offset
 
-    def _open_at(self: Session, call: Any, offset: int) -> Gen:
+    def _open_at(self: Session, call: OpenRead | OpenWrite, offset: int) -> Gen:
         try:
             return (yield call)
         except OSError as exc:
@@ -210,7 +220,7 @@ class FileOps:
     def ftp_RETR(self: Session, arg: str, path: str) -> Gen:
         self.require_data_setup()
         offset = self._take_rest()
-        reader = yield from self._open_at(self.fs("open_read", path, offset), offset)
+        reader = yield from self._open_at(OpenRead(path, offset), offset)
         t = Transfer(
             "RETR", path, offset=offset, ascii=self.ascii, reader=reader, name=basename(path)
         )
@@ -238,7 +248,7 @@ class FileOps:
         offset = self._take_rest()
         # REST then APPE resumes at the offset like REST+STOR (RFC 3659 §5.5 allows either).
         writer = yield from self._open_at(
-            self.fs("open_write", path, offset, append and offset == 0), offset
+            OpenWrite(path, offset, append and offset == 0), offset
         )
         t = Transfer(
             kind, path, offset=offset, ascii=self.ascii, writer=writer, name=basename(path)
@@ -256,8 +266,8 @@ class FileOps:
             vdir, prefix = parent(path), basename(path)
         else:
             vdir, prefix = self.cwd, "ftpd"
-        target = yield self.fs("unique_name", vdir, prefix)
-        writer = yield self.fs("open_write", target, 0, False)
+        target = yield UniqueName(vdir, prefix)
+        writer = yield OpenWrite(target, 0, False)
         name = basename(target)
         t = Transfer("STOU", target, ascii=self.ascii, writer=writer, name=name)
         self.begin_transfer(t)

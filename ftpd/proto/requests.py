@@ -8,11 +8,26 @@ stays at the edges, and lets unit tests drive handlers with fake results, withou
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
     "Request",
-    "FsCall",
+    "FsRequest",
+    "Stat",
+    "ListDir",
+    "OpenRead",
+    "OpenWrite",
+    "MakeDir",
+    "RemoveDir",
+    "Delete",
+    "Rename",
+    "SetMtime",
+    "Chmod",
+    "UniqueName",
+    "FS_REQUESTS",
+    "Outcome",
     "Authenticate",
     "Sleep",
     "OpenPassive",
@@ -30,17 +45,105 @@ class Request:
     __slots__ = ()
 
 
-class FsCall(Request):
-    """``await fs.<method>(*args)``; the result is sent back, an ``OSError`` thrown back."""
+class FsRequest(Request):
+    """A filesystem operation: one frozen subclass per ``FileSystem`` method (``ftpd.fs.base``).
 
-    __slots__ = ("method", "args")
+    The IO layer performs it through a table keyed by the request's type (nothing is looked up by
+    name); the result is sent back into the handler, an ``OSError`` thrown back in.
+    """
 
-    def __init__(self, method: str, *args: Any) -> None:
-        self.method = method
-        self.args = args
+    __slots__ = ()
 
-    def __repr__(self) -> str:
-        return f"FsCall({self.method!r}, {self.args!r})"
+
+@dataclass(frozen=True, slots=True)
+class Stat(FsRequest):
+    """``fs.stat(vpath)`` → ``FileStat``."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListDir(FsRequest):
+    """``fs.list(vpath)`` → ``list[FileStat]`` (the directory's entries)."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRead(FsRequest):
+    """``fs.open_read(vpath, offset)`` → a ``Reader``; ``EINVAL`` when ``offset`` is past the end."""
+
+    vpath: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWrite(FsRequest):
+    """``fs.open_write(vpath, offset, append)`` → a ``Writer``."""
+
+    vpath: str
+    offset: int
+    append: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MakeDir(FsRequest):
+    """``fs.mkdir(vpath)``."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDir(FsRequest):
+    """``fs.rmdir(vpath)``."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(FsRequest):
+    """``fs.delete(vpath)`` (a file)."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(FsRequest):
+    """``fs.rename(src, dst)``."""
+
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMtime(FsRequest):
+    """``fs.set_mtime(vpath, mtime)`` (MFMT)."""
+
+    vpath: str
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chmod(FsRequest):
+    """``fs.chmod(vpath, mode)`` (SITE CHMOD)."""
+
+    vpath: str
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueName(FsRequest):
+    """``fs.unique_name(vdir, prefix)`` → the virtual path of a new, empty file (STOU)."""
+
+    vdir: str
+    prefix: str
+
+
+# Every filesystem request; the IO layer's table must have exactly these keys (a test checks it).
+FS_REQUESTS: tuple[type[FsRequest], ...] = (
+    Stat, ListDir, OpenRead, OpenWrite, MakeDir, RemoveDir, Delete, Rename, SetMtime, Chmod,
+    UniqueName,
+)
 
 
 class Authenticate(Request):
@@ -90,6 +193,22 @@ class AbortTransfer(Request):
     """Abort the running transfer; returns once its final reply (426) has been sent."""
 
     __slots__ = ()
+
+
+class Outcome(StrEnum):
+    """How a data transfer ended, as the IO layer reports it to ``Session.transfer_finished``.
+
+    A ``StrEnum`` so that its value is also the label in logs, metrics and the xferlog.
+    """
+
+    OK = "ok"  # 226
+    ABORTED = "aborted"  # ABOR (or shutdown): 426
+    LOST = "lost"  # the data connection broke: 426
+    NO_CONNECTION = "no-connection"  # none came or none could be made: 425
+    TIMEOUT = "timeout"  # no progress within the data timeout: 426
+    TLS_NO_REUSE = "tls-no-reuse"  # PROT P without TLS session resumption, when required: 522
+    TLS_FAILED = "tls-failed"  # the data connection's TLS handshake failed: 522
+    LOCAL_ERROR = "local-error"  # the filesystem failed: the errno table's reply
 
 
 class Transfer:

@@ -44,7 +44,17 @@ from .lines import TOO_LONG, parse_command
 from .listing import ALL_FACTS, DEFAULT_FACTS
 from .paths import quote_path, resolve, strip_ls_flags
 from .replies import Reply
-from .requests import AbortTransfer, Authenticate, CloseData, OpenPassive, Request, Sleep, Transfer
+from .requests import (
+    AbortTransfer,
+    Authenticate,
+    Chmod,
+    CloseData,
+    OpenPassive,
+    Outcome,
+    Request,
+    Sleep,
+    Transfer,
+)
 from .security import Security
 from .state import DATA, LOGIN, Data, Login, step
 
@@ -568,31 +578,19 @@ class Session(FileOps, Security):
             return Reply(150, f"Opening {mode} mode data connection for {t.name} ({t.reader.size} bytes).")
         return Reply(150, f"Opening {mode} mode data connection for {t.name}.")
 
-    def transfer_finished(self, t: Transfer, outcome: str, error: OSError | None = None) -> list[Reply]:
-        """The final reply of a transfer. ``outcome``: ok, aborted, lost, no-connection, local-error."""
+    def transfer_finished(self, t: Transfer, outcome: Outcome,
+                          error: OSError | None = None) -> list[Reply]:
+        """The final reply of a transfer; ``error`` is the filesystem's for ``LOCAL_ERROR``."""
         self.data = step(DATA, self.data, "END")
         self.transfer = None
         self.active_addr = None
-        if outcome == "ok":
+        if outcome is Outcome.OK:
             text = "Directory send OK." if t.kind in ("LIST", "NLST", "MLSD") else "Transfer complete."
             replies = [Reply(226, text)]
-        elif outcome == "aborted":
-            replies = [Reply(426, "Transfer aborted.")]
-        elif outcome == "lost":
-            replies = [Reply(426, "Connection closed; transfer aborted.")]
-        elif outcome == "no-connection":
-            replies = [Reply(425, "Can't open data connection.")]
-        elif outcome == "timeout":
-            replies = [Reply(426, "Data connection timed out; transfer aborted.")]
-        elif outcome == "refused":
-            replies = [Reply(425, "Security: data connection from a foreign address refused.")]
-        elif outcome == "tls-no-reuse":
-            # RFC 4217 §10.2: the server may insist on a resumed session; 522 says so (vsftpd).
-            replies = [Reply(522, "TLS session of data connection not resumed; session reuse required.")]
-        elif outcome == "tls-failed":
-            replies = [Reply(522, "TLS negotiation on the data connection failed.")]
-        else:
+        elif outcome is Outcome.LOCAL_ERROR:
             replies = [reply_for_oserror(error) if error is not None else Reply(451, "Local error.")]
+        else:
+            replies = [_FAILED[outcome]]
         if self.quit_pending:
             self.closing = True
             replies.append(Reply(221, "Goodbye."))
@@ -621,12 +619,25 @@ class Session(FileOps, Security):
         if not name or not 0 <= mode <= 0o777:
             raise ArgumentError("Syntax: SITE CHMOD <mode> <path>.")
         path = resolve(self.cwd, name)
-        yield self.fs("chmod", path, mode)
+        yield Chmod(path, mode)
         return Reply(200, "SITE CHMOD successful.")
 
     def pwd_reply(self) -> Reply:
         return Reply(257, f"{quote_path(self.cwd)} is the current directory.")
 
+
+# The final reply of a transfer that did not complete, by how it ended.
+_FAILED: dict[Outcome, Reply] = {
+    Outcome.ABORTED: Reply(426, "Transfer aborted."),
+    Outcome.LOST: Reply(426, "Connection closed; transfer aborted."),
+    Outcome.NO_CONNECTION: Reply(425, "Can't open data connection."),
+    Outcome.TIMEOUT: Reply(426, "Data connection timed out; transfer aborted."),
+    # RFC 4217 §10.2: the server may insist on a resumed session; 522 says so (vsftpd).
+    Outcome.TLS_NO_REUSE: Reply(
+        522, "TLS session of data connection not resumed; session reuse required."
+    ),
+    Outcome.TLS_FAILED: Reply(522, "TLS negotiation on the data connection failed."),
+}
 
 _LS_VERBS = frozenset({"LIST", "NLST", "STAT"})
 _ALIAS_VERBS = ("XCUP", "XCWD", "XMKD", "XPWD", "XRMD")

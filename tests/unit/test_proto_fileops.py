@@ -15,7 +15,8 @@ from ftpd.proto.errors import BadSequence, CannotOpenData
 from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
-    FsCall,
+    OpenRead,
+    Outcome,
     StartTransfer,
     Transfer,
 )
@@ -41,8 +42,7 @@ def test_retr(d: Drive) -> None:
     d("TYPE I")
     d("PASV")
     r = d("RETR /dir/f.bin")
-    (call,) = r.of(FsCall)
-    assert repr(call) == "FsCall('open_read', ('/dir/f.bin', 0))"
+    assert r.of(OpenRead) == [OpenRead("/dir/f.bin", 0)]
     assert r.replies == [] and d.s.data is Data.TRANSFERRING
     t = r.transfer
     assert (t.kind, t.vpath, t.offset, t.ascii, t.name) == ("RETR", "/dir/f.bin", 0, False, "f.bin")
@@ -138,18 +138,17 @@ def test_stou(d: Drive) -> None:
 @pytest.mark.parametrize(
     ("outcome", "code"),
     [
-        ("ok", 226),
-        ("aborted", 426),
-        ("lost", 426),
-        ("no-connection", 425),
-        ("timeout", 426),
-        ("refused", 425),
-        ("tls-no-reuse", 522),
-        ("tls-failed", 522),
-        ("local-error", 451),
+        (Outcome.OK, 226),
+        (Outcome.ABORTED, 426),
+        (Outcome.LOST, 426),
+        (Outcome.NO_CONNECTION, 425),
+        (Outcome.TIMEOUT, 426),
+        (Outcome.TLS_NO_REUSE, 522),
+        (Outcome.TLS_FAILED, 522),
+        (Outcome.LOCAL_ERROR, 451),
     ],
 )
-def test_transfer_outcomes(d: Drive, outcome: str, code: int) -> None:
+def test_transfer_outcomes(d: Drive, outcome: Outcome, code: int) -> None:
     d.fs.files["/f"] = b"abc"
     d("PASV")
     r = d("RETR f")
@@ -162,10 +161,10 @@ def test_transfer_local_error_uses_errno_table(d: Drive) -> None:
     d("PASV")
     r = d("STOR f")
     err = OSError(errno.ENOSPC, "full")
-    assert d.finish(r, "local-error", err)[-1].code == 452
+    assert d.finish(r, Outcome.LOCAL_ERROR, err)[-1].code == 452
     d("PASV")
     r = d("STOR f")
-    assert d.finish(r, "local-error", OSError(errno.EDQUOT, "q"))[-1].code == 552
+    assert d.finish(r, Outcome.LOCAL_ERROR, OSError(errno.EDQUOT, "q"))[-1].code == 552
 
 
 def test_commands_during_a_transfer(d: Drive) -> None:
@@ -187,7 +186,7 @@ def test_commands_during_a_transfer(d: Drive) -> None:
     # ABOR while running: ask the IO layer to abort; it sends the 426, then ABOR answers 226.
     r = d("ABOR")
     assert r.of(AbortTransfer) and r.code == 226
-    assert [x.code for x in d.s.transfer_finished(t, "aborted")] == [426]
+    assert [x.code for x in d.s.transfer_finished(t, Outcome.ABORTED)] == [426]
 
 
 def test_quit_during_transfer_waits(d: Drive) -> None:
@@ -208,7 +207,7 @@ def test_begin_transfer_needs_data_setup(d: Drive) -> None:
 def test_transfer_end_without_transfer_is_bad_sequence(d: Drive) -> None:
     t = Transfer("RETR", "/f")
     with pytest.raises(BadSequence) as exc:
-        d.s.transfer_finished(t, "ok")
+        d.s.transfer_finished(t, Outcome.OK)
     assert exc.value.code == 503
 
 

@@ -1,7 +1,7 @@
 """The sans-IO session, driven directly: no sockets, no event loop.
 
 A small driver (``Drive``) runs one command line to completion. It answers every request a handler
-yields with fakes: ``FsCall`` goes to ``FakeFS`` (an in-memory tree), ``Authenticate`` to a fixed
+yields with fakes: a filesystem request goes to ``FakeFS`` (an in-memory tree), ``Authenticate`` to a fixed
 account table, ``OpenPassive`` to a fixed address. Transfers are completed by hand with
 ``transfer_opened`` / ``transfer_finished``, as the IO layer does.
 
@@ -31,14 +31,26 @@ from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
     Authenticate,
+    Chmod,
     CloseData,
-    FsCall,
+    Delete,
+    FsRequest,
+    ListDir,
+    MakeDir,
     OpenPassive,
+    OpenRead,
+    OpenWrite,
+    Outcome,
+    RemoveDir,
+    Rename,
     Request,
+    SetMtime,
     Sleep,
     StartTLS,
     StartTransfer,
+    Stat,
     Transfer,
+    UniqueName,
 )
 from ftpd.proto.session import Done, Session, SessionSettings
 from ftpd.proto.state import Data, Login
@@ -68,7 +80,7 @@ class FakeFS:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = {"/"}
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.calls: list[FsRequest] = []
         self.mtimes: dict[str, float] = {}
         self.modes: dict[str, int] = {}
 
@@ -156,6 +168,34 @@ class FakeFS:
         self.stat(path)
         self.modes[path] = mode
 
+    def perform(self, req: FsRequest) -> Any:
+        """What the IO layer's table does with a filesystem request, on this fake."""
+        self.calls.append(req)
+        match req:
+            case Stat(vpath):
+                return self.stat(vpath)
+            case ListDir(vpath):
+                return self.list(vpath)
+            case OpenRead(vpath, offset):
+                return self.open_read(vpath, offset)
+            case OpenWrite(vpath, offset, append):
+                return self.open_write(vpath, offset, append)
+            case MakeDir(vpath):
+                return self.mkdir(vpath)
+            case RemoveDir(vpath):
+                return self.rmdir(vpath)
+            case Delete(vpath):
+                return self.delete(vpath)
+            case Rename(src, dst):
+                return self.rename(src, dst)
+            case SetMtime(vpath, mtime):
+                return self.set_mtime(vpath, mtime)
+            case Chmod(vpath, mode):
+                return self.chmod(vpath, mode)
+            case UniqueName(vdir, prefix):
+                return self.unique_name(vdir, prefix)
+        raise AssertionError(f"unknown filesystem request {req!r}")
+
     def unique_name(self, vdir: str, prefix: str) -> str:
         if vdir not in self.dirs:
             raise self._err(errno.ENOENT)
@@ -224,9 +264,8 @@ class Drive:
 
     def answer(self, req: Any) -> tuple[Any, OSError | None]:
         try:
-            if isinstance(req, FsCall):
-                self.fs.calls.append((req.method, req.args))
-                return getattr(self.fs, req.method)(*req.args), None
+            if isinstance(req, FsRequest):
+                return self.fs.perform(req), None
             if isinstance(req, Authenticate):
                 return self.auth(req.name, req.password), None
             if isinstance(req, OpenPassive):
@@ -268,7 +307,9 @@ class Drive:
         assert self("PASS pw").code == 230
         return self
 
-    def finish(self, run: Run, outcome: str = "ok", error: OSError | None = None) -> list[Reply]:
+    def finish(
+        self, run: Run, outcome: Outcome = Outcome.OK, error: OSError | None = None
+    ) -> list[Reply]:
         """Complete the transfer ``run`` started: the 150 then the final replies."""
         t = run.transfer
         opened = self.s.transfer_opened(t)
