@@ -8,12 +8,17 @@ stays at the edges, and lets unit tests drive handlers with fake results, withou
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
+
+from .replies import Reply
 
 __all__ = [
     "Request",
+    "HandlerGen",
+    "HandlerResult",
     "FsRequest",
     "Stat",
     "ListDir",
@@ -43,6 +48,13 @@ class Request:
     """Base class of everything a handler can ask of the IO layer."""
 
     __slots__ = ()
+
+
+# A command handler that needs IO: it yields requests (or a reply to send at once), gets each
+# request's result sent back in, and returns the command's final replies.
+HandlerGen: TypeAlias = Generator[Request | Reply, Any, Reply | list[Reply] | None]
+# What a command handler returns: its replies, or a generator to drive.
+HandlerResult: TypeAlias = Reply | list[Reply] | None | HandlerGen
 
 
 class FsRequest(Request):
@@ -141,7 +153,16 @@ class UniqueName(FsRequest):
 
 # Every filesystem request; the IO layer's table must have exactly these keys (a test checks it).
 FS_REQUESTS: tuple[type[FsRequest], ...] = (
-    Stat, ListDir, OpenRead, OpenWrite, MakeDir, RemoveDir, Delete, Rename, SetMtime, Chmod,
+    Stat,
+    ListDir,
+    OpenRead,
+    OpenWrite,
+    MakeDir,
+    RemoveDir,
+    Delete,
+    Rename,
+    SetMtime,
+    Chmod,
     UniqueName,
 )
 
@@ -219,12 +240,34 @@ class Transfer:
     line-end conversion.
     """
 
-    __slots__ = ("kind", "vpath", "offset", "ascii", "reader", "writer", "payload", "name",
-                 "bytes", "started", "tls", "connected", "held")
+    __slots__ = (
+        "kind",
+        "vpath",
+        "offset",
+        "ascii",
+        "reader",
+        "writer",
+        "payload",
+        "name",
+        "bytes",
+        "started",
+        "tls",
+        "connected",
+        "held",
+    )
 
-    def __init__(self, kind: str, vpath: str, *, offset: int = 0, ascii: bool = False,
-                 reader: Any = None, writer: Any = None, payload: bytes | None = None,
-                 name: str = "") -> None:
+    def __init__(
+        self,
+        kind: str,
+        vpath: str,
+        *,
+        offset: int = 0,
+        ascii: bool = False,
+        reader: Any = None,
+        writer: Any = None,
+        payload: bytes | None = None,
+        name: str = "",
+    ) -> None:
         self.kind = kind
         self.vpath = vpath
         self.offset = offset

@@ -134,11 +134,9 @@ class ControlChannel(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("", 0)
         # peer_ip is the real client's (PROXY header) for limits, bans, PORT checks and the data
         # connection check; local_ip stays this node's address, where passive ports are bound.
-        self.session = Session(server.session_settings, self.peer[0], local[0])
-        if server.tls_context is not None and transport.get_extra_info("ssl_object") is not None:
-            # The implicit FTPS listener: TLS from the first byte. Data is protected by default
-            # there too (clients such as aioftp's open TLS data connections without PROT P).
-            self.session.secure = self.session.pbsz = self.session.prot_p = True
+        # On the implicit FTPS listener the connection is under TLS from the first byte.
+        implicit = server.tls_context is not None and transport.get_extra_info("ssl_object") is not None
+        self.session = Session(server.session_settings, self.peer[0], local[0], implicit_tls=implicit)
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused %s: %s", self._who(), refusal)

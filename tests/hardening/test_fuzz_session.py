@@ -13,8 +13,8 @@ After every step:
   into 451 + a traceback in the log: either is a failure here);
 - every reply is a valid RFC 959 reply on the wire (code, CRLF, multi-line form, no CR/LF/NUL
   inside a line), and every handled command was answered unless the protocol says otherwise;
-- the state is consistent: logged in ⇔ an account; TRANSFERRING ⇔ a transfer ⇔ the IO layer runs
-  one; a passive listener is open ⇔ data state PASSIVE; an active address only to the client
+- the state is consistent: logged in ⇔ an account; a transfer ⇔ the IO layer runs one, and it
+  has consumed its data connection setup (data state NONE); a passive listener is open ⇔ data state PASSIVE; an active address only to the client
   itself on a port ≥ 1024 (RFC 2577 bounce protection); cwd is a normalised virtual path;
 - the filesystem is only asked by a logged-in session, only for normalised virtual paths, and
   only for what the account's permission letters allow; a file opened for a command is handed to
@@ -65,7 +65,7 @@ from ftpd.proto.requests import (
     UniqueName,
 )
 from ftpd.proto.session import Done, Session, SessionSettings
-from ftpd.proto.state import Data, Login
+from ftpd.proto.state import Data, Login, TlsMode
 
 from .support import check_reply_lines
 
@@ -432,7 +432,7 @@ class SessionMachine(RuleBasedStateMachine):
             max_login_attempts=attempts,
             login_fail_delay=delay,
             port_promiscuous=promiscuous,
-            tls_mode=tls,
+            tls_mode=TlsMode(tls),
         )
         self.addrs = addrs
         self.perms = perms
@@ -497,7 +497,7 @@ class SessionMachine(RuleBasedStateMachine):
         if isinstance(req, StartTransfer):
             assert self.running is None, "a second transfer started while one runs"
             t = req.transfer
-            assert t is s.transfer and s.data is Data.TRANSFERRING
+            assert t is s.transfer and s.data is Data.NONE
             for res in (t.reader, t.writer):
                 if res is not None and res in self.opened:
                     self.opened.remove(res)
@@ -698,11 +698,12 @@ class SessionMachine(RuleBasedStateMachine):
             assert s.perms == s.account.perms
         else:
             assert s.perms == ""
-        assert (s.data is Data.TRANSFERRING) == (s.transfer is not None)
+        if s.transfer is not None:
+            assert s.data is Data.NONE  # the transfer consumed its PASV/PORT setup
         if not self.closed:
             assert (s.transfer is None) == (self.running is None)
             assert self.listener == (s.data is Data.PASSIVE), (self.listener, s.data)
-        if s.data in (Data.NONE, Data.PASSIVE):
+        if s.data is Data.PASSIVE or (s.data is Data.NONE and s.transfer is None):
             assert s.active_addr is None
         if s.data is Data.ACTIVE:
             assert s.active_addr is not None

@@ -1,6 +1,6 @@
-"""File, listing and transfer handlers of the sans-IO session (``ftpd.proto.fileops``), driven with
-the fakes of ``test_proto_session``: the requests they yield, their replies, and the session state
-around a transfer (no sockets, no event loop).
+"""File, listing and transfer handlers of the sans-IO session (``ftpd.proto.handlers.files``,
+``lists`` and ``transfers``), driven with the fakes of ``test_proto_session``: the requests they
+yield, their replies, and the session state around a transfer (no sockets, no event loop).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 from test_proto_session import Drive
 
 from ftpd.proto.errors import BadSequence, CannotOpenData
+from ftpd.proto.handlers.transfers import begin_transfer
 from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
@@ -43,7 +44,8 @@ def test_retr(d: Drive) -> None:
     d("PASV")
     r = d("RETR /dir/f.bin")
     assert r.of(OpenRead) == [OpenRead("/dir/f.bin", 0)]
-    assert r.replies == [] and d.s.data is Data.TRANSFERRING
+    # The transfer consumed the passive setup (one per transfer) and is the running one.
+    assert r.replies == [] and d.s.data is Data.NONE and d.s.transfer is r.transfer
     t = r.transfer
     assert (t.kind, t.vpath, t.offset, t.ascii, t.name) == ("RETR", "/dir/f.bin", 0, False, "f.bin")
     assert not t.upload and "RETR" in repr(t)
@@ -180,8 +182,13 @@ def test_commands_during_a_transfer(d: Drive) -> None:
     assert d("PASV").code == 503
     assert d("PORT 127,0,0,1,240,0").code == 503
     assert d("RETR f").code == 503  # the IO layer queues it; the session would refuse it anyway
+    # One rule in the generic check: whatever is not answered during a transfer is 503 meanwhile.
+    for cmd in ("TYPE I", "USER x", "REIN", "EPSV ALL", "CWD /", "HELP", "FEAT", "SITE HELP"):
+        r2 = d(cmd)
+        assert r2.replies == [Reply(503, "A transfer is in progress.")] and not r2.requests, cmd
+    assert d.s.ascii and not d.s.epsv_all and d.s.logged_in
     with pytest.raises(BadSequence):
-        d.s.begin_transfer(Transfer("RETR", "/f"))
+        begin_transfer(d.s, Transfer("RETR", "/f"))
     assert d("NOOP").code == 200
     # ABOR while running: ask the IO layer to abort; it sends the 426, then ABOR answers 226.
     r = d("ABOR")
@@ -200,7 +207,7 @@ def test_quit_during_transfer_waits(d: Drive) -> None:
 
 def test_begin_transfer_needs_data_setup(d: Drive) -> None:
     with pytest.raises(CannotOpenData) as exc:
-        d.s.begin_transfer(Transfer("RETR", "/f"))
+        begin_transfer(d.s, Transfer("RETR", "/f"))
     assert exc.value.code == 425 and d.s.data is Data.NONE and d.s.transfer is None
 
 
@@ -215,7 +222,7 @@ def test_active_transfer_flow(d: Drive) -> None:
     d.fs.files["/f"] = b"abc"
     d("PORT 127,0,0,1,240,0")
     r = d("RETR f")
-    assert d.s.data is Data.TRANSFERRING
+    assert d.s.transfer is r.transfer and d.s.active_addr == ("127.0.0.1", 61440)
     d.finish(r)
     assert d.s.data is Data.NONE and d.s.active_addr is None
     assert d("RETR f").code == 425  # the active address was good for one transfer

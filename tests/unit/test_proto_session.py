@@ -12,6 +12,7 @@ test_proto_fileops (file, listing and transfer handlers).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from ftpd.proto.commands import (
     ALIASES,
     COMMANDS,
 )
+from ftpd.proto.handlers.info import features
 from ftpd.proto.lines import TOO_LONG
 from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
@@ -53,7 +55,7 @@ from ftpd.proto.requests import (
     UniqueName,
 )
 from ftpd.proto.session import Done, Session, SessionSettings
-from ftpd.proto.state import Data, Login
+from ftpd.proto.state import Data, Login, SessionState, TlsMode
 
 ALL_PERMS = "elradfmwMT"
 MTIME = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -397,10 +399,10 @@ def test_unknown_verb_text_is_printable() -> None:
 def test_internal_error_is_451_and_session_survives(
     monkeypatch: pytest.MonkeyPatch, d: Drive
 ) -> None:
-    def boom(self: Session, arg: str) -> Reply:
+    def boom(s: SessionState, arg: str, path: str) -> Reply:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(Session, "ftp_SYST", boom)
+    monkeypatch.setitem(COMMANDS, "SYST", dataclasses.replace(COMMANDS["SYST"], handler=boom))
     assert d("SYST").code == 451
     assert d("NOOP").code == 200
 
@@ -408,10 +410,10 @@ def test_internal_error_is_451_and_session_survives(
 def test_oserror_from_a_plain_handler_uses_errno_table(
     monkeypatch: pytest.MonkeyPatch, d: Drive
 ) -> None:
-    def full(self: Session, arg: str) -> Reply:
+    def full(s: SessionState, arg: str, path: str) -> Reply:
         raise OSError(errno.ENOSPC, "/real/path")
 
-    monkeypatch.setattr(Session, "ftp_SYST", full)
+    monkeypatch.setitem(COMMANDS, "SYST", dataclasses.replace(COMMANDS["SYST"], handler=full))
     r = d("SYST")
     assert r.code == 452 and "/real" not in r.text
 
@@ -566,8 +568,8 @@ def test_feat_generated_and_formatted() -> None:
     assert wire.startswith("211-") and wire.endswith("211 End\r\n")
     for inner in wire.split("\r\n")[1:-2]:
         assert inner.startswith(" ") and not inner.startswith("  ")
-    tls = Session(SessionSettings(tls_mode="explicit"), "127.0.0.1", "127.0.0.1")
-    assert {"AUTH TLS", "PBSZ", "PROT"} <= set(tls.features())
+    tls = Session(SessionSettings(tls_mode=TlsMode.EXPLICIT), "127.0.0.1", "127.0.0.1")
+    assert {"AUTH TLS", "PBSZ", "PROT"} <= set(features(tls))
 
 
 def test_feat_mlst_reflects_opts(d: Drive) -> None:
@@ -815,7 +817,7 @@ def test_auth_pbsz_prot_not_implemented() -> None:
 
 
 def _tls(mode: str = "explicit") -> Drive:
-    return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=mode))
+    return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=TlsMode(mode)))
 
 
 def test_auth_tls_sequence() -> None:
