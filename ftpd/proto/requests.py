@@ -31,7 +31,6 @@ __all__ = [
     "SetMtime",
     "Chmod",
     "UniqueName",
-    "FS_REQUESTS",
     "Outcome",
     "Authenticate",
     "Sleep",
@@ -151,22 +150,6 @@ class UniqueName(FsRequest):
     prefix: str
 
 
-# Every filesystem request; the IO layer's table must have exactly these keys (a test checks it).
-FS_REQUESTS: tuple[type[FsRequest], ...] = (
-    Stat,
-    ListDir,
-    OpenRead,
-    OpenWrite,
-    MakeDir,
-    RemoveDir,
-    Delete,
-    Rename,
-    SetMtime,
-    Chmod,
-    UniqueName,
-)
-
-
 class Authenticate(Request):
     """Check credentials. Result: an account object, ``None`` (bad credentials) or a refusal text."""
 
@@ -281,10 +264,6 @@ class Transfer:
         self.tls = False  # PROT P: the data connection is wrapped in TLS
         self.connected = False  # the data connection is up (150 sent)
         self.held: Any = None  # a 150 reply the IO layer holds back to send with the final one
-
-    @property
-    def upload(self) -> bool:
-        return self.writer is not None
 
     def __repr__(self) -> str:
         return f"Transfer({self.kind} {self.vpath!r} offset={self.offset})"

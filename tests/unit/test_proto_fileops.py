@@ -48,7 +48,7 @@ def test_retr(d: Drive) -> None:
     assert r.replies == [] and d.s.data is Data.NONE and d.s.transfer is r.transfer
     t = r.transfer
     assert (t.kind, t.vpath, t.offset, t.ascii, t.name) == ("RETR", "/dir/f.bin", 0, False, "f.bin")
-    assert not t.upload and "RETR" in repr(t)
+    assert t.writer is None and "RETR" in repr(t)
     replies = d.finish(r)
     assert "(10 bytes)" in replies[0].text and "BINARY" in replies[0].text
     assert [x.code for x in replies] == [150, 226]
@@ -79,7 +79,7 @@ def test_stor_and_appe(d: Drive) -> None:
     d("PASV")
     r = d("STOR new.txt")
     t = r.transfer
-    assert t.kind == "STOR" and t.upload and t.ascii and t.writer.path == "/new.txt"
+    assert t.kind == "STOR" and t.reader is None and t.ascii and t.writer.path == "/new.txt"
     assert not t.writer.append
     assert [x.code for x in d.finish(r)] == [150, 226]
     d("PASV")

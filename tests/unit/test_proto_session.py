@@ -238,9 +238,6 @@ class Run:
         return start.transfer
 
 
-ACCOUNTS = {("user", "pw"): ALL_PERMS}
-
-
 class Drive:
     """A session plus the fakes that answer its requests."""
 
