@@ -32,6 +32,7 @@ __all__ = [
     "Chmod",
     "UniqueName",
     "Outcome",
+    "TransferKind",
     "Authenticate",
     "Sleep",
     "OpenPassive",
@@ -215,10 +216,27 @@ class Outcome(StrEnum):
     LOCAL_ERROR = "local-error"  # the filesystem failed: the errno table's reply
 
 
+class TransferKind(StrEnum):
+    """The command a transfer serves (a ``StrEnum``: its value is the verb, as logs show it)."""
+
+    RETR = "RETR"
+    STOR = "STOR"
+    APPE = "APPE"
+    STOU = "STOU"
+    LIST = "LIST"
+    NLST = "NLST"
+    MLSD = "MLSD"
+
+    @property
+    def listing(self) -> bool:
+        """A directory listing built in memory (``Transfer.payload``)."""
+        return self in (TransferKind.LIST, TransferKind.NLST, TransferKind.MLSD)
+
+
 class Transfer:
     """One data transfer, from the transfer command to its final reply.
 
-    ``kind`` is the verb (RETR, STOR, APPE, STOU, LIST, NLST, MLSD). Downloads carry a ``reader``
+    ``kind`` is the command it serves. Downloads carry a ``reader``
     (RETR) or a ready ``payload`` (listings); uploads carry a ``writer``. ``ascii`` asks for TYPE A
     line-end conversion.
     """
@@ -241,7 +259,7 @@ class Transfer:
 
     def __init__(
         self,
-        kind: str,
+        kind: TransferKind,
         vpath: str,
         *,
         offset: int = 0,

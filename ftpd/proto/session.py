@@ -20,14 +20,12 @@ from .commands import HTTP_VERBS, NOT_IMPLEMENTED, check, lookup
 from .errors import BadSequence, FtpError, reply_for_oserror
 from .lines import TOO_LONG, parse_command
 from .replies import Reply, printable
-from .requests import HandlerGen, HandlerResult, Outcome, Request, Transfer
+from .requests import HandlerGen, HandlerResult, Outcome, Request, Transfer, TransferKind
 from .state import DATA, Data, Event, Need, SessionSettings, SessionState, step
 
 __all__ = ["Session", "SessionSettings", "Done", "HandlerResult"]
 
 log = logging.getLogger("ftpd.session")
-
-_LISTINGS = frozenset({"LIST", "NLST", "MLSD"})
 
 
 class Done:
@@ -121,12 +119,12 @@ class Session(SessionState):
 
     def transfer_opened(self, t: Transfer) -> Reply:
         """The 150 reply, sent once the data connection is up (vsftpd's order)."""
-        if t.kind == "STOU":
+        if t.kind is TransferKind.STOU:
             return Reply(150, f"FILE: {t.name}")  # RFC 1123 §4.1.2.9
-        if t.kind in _LISTINGS:
+        if t.kind.listing:
             return Reply(150, "Here comes the directory listing.")
         mode = "ASCII" if t.ascii else "BINARY"
-        if t.kind == "RETR" and t.reader is not None:
+        if t.kind is TransferKind.RETR and t.reader is not None:
             size = t.reader.size
             return Reply(150, f"Opening {mode} mode data connection for {t.name} ({size} bytes).")
         return Reply(150, f"Opening {mode} mode data connection for {t.name}.")
@@ -140,7 +138,7 @@ class Session(SessionState):
         self.transfer = None
         self.active_addr = None
         if outcome is Outcome.OK:
-            text = "Directory send OK." if t.kind in _LISTINGS else "Transfer complete."
+            text = "Directory send OK." if t.kind.listing else "Transfer complete."
             replies = [Reply(226, text)]
         elif outcome is Outcome.LOCAL_ERROR:
             replies = [

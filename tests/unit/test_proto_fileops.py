@@ -20,6 +20,7 @@ from ftpd.proto.requests import (
     Outcome,
     StartTransfer,
     Transfer,
+    TransferKind,
 )
 from ftpd.proto.state import Data
 
@@ -188,7 +189,7 @@ def test_commands_during_a_transfer(d: Drive) -> None:
         assert r2.replies == [Reply(503, "A transfer is in progress.")] and not r2.requests, cmd
     assert d.s.ascii and not d.s.epsv_all and d.s.logged_in
     with pytest.raises(BadSequence):
-        begin_transfer(d.s, Transfer("RETR", "/f"))
+        begin_transfer(d.s, Transfer(TransferKind.RETR, "/f"))
     assert d("NOOP").code == 200
     # ABOR while running: ask the IO layer to abort; it sends the 426, then ABOR answers 226.
     r = d("ABOR")
@@ -207,12 +208,12 @@ def test_quit_during_transfer_waits(d: Drive) -> None:
 
 def test_begin_transfer_needs_data_setup(d: Drive) -> None:
     with pytest.raises(CannotOpenData) as exc:
-        begin_transfer(d.s, Transfer("RETR", "/f"))
+        begin_transfer(d.s, Transfer(TransferKind.RETR, "/f"))
     assert exc.value.code == 425 and d.s.data is Data.NONE and d.s.transfer is None
 
 
 def test_transfer_end_without_transfer_is_bad_sequence(d: Drive) -> None:
-    t = Transfer("RETR", "/f")
+    t = Transfer(TransferKind.RETR, "/f")
     with pytest.raises(BadSequence) as exc:
         d.s.transfer_finished(t, Outcome.OK)
     assert exc.value.code == 503

@@ -12,7 +12,7 @@ from ..errors import ArgumentError, FileUnavailable
 from ..listing import list_line, mlsd_line, mlsx_facts, nlst_line
 from ..paths import quote_path, resolve, strip_ls_flags
 from ..replies import Reply
-from ..requests import HandlerGen, ListDir, Request, Stat
+from ..requests import HandlerGen, ListDir, Request, Stat, TransferKind
 from ..state import SessionState
 from .transfers import require_data_setup, send_listing
 
@@ -38,7 +38,7 @@ def ftp_LIST(s: SessionState, arg: str, path: str) -> HandlerGen:
     entries, _ = yield from _listing(path)
     now = time.time()
     payload = "".join(list_line(e, now) + "\r\n" for e in entries)
-    return (yield from send_listing(s, "LIST", path, payload))
+    return (yield from send_listing(s, TransferKind.LIST, path, payload))
 
 
 def ftp_NLST(s: SessionState, arg: str, path: str) -> HandlerGen:
@@ -49,7 +49,7 @@ def ftp_NLST(s: SessionState, arg: str, path: str) -> HandlerGen:
     else:
         # A file: its name as the client gave it (vsftpd), without ls flags.
         payload = nlst_line(strip_ls_flags(arg).strip() or entries[0].name) + "\r\n"
-    return (yield from send_listing(s, "NLST", path, payload))
+    return (yield from send_listing(s, TransferKind.NLST, path, payload))
 
 
 def ftp_MLSD(s: SessionState, arg: str, path: str) -> HandlerGen:
@@ -60,7 +60,7 @@ def ftp_MLSD(s: SessionState, arg: str, path: str) -> HandlerGen:
     entries: list[FileStat] = yield ListDir(path)
     facts, perms = s.mlst_facts, fact_perms(s)
     payload = "".join(mlsd_line(e, facts, perms) + "\r\n" for e in sorted(entries, key=_name))
-    return (yield from send_listing(s, "MLSD", path, payload))
+    return (yield from send_listing(s, TransferKind.MLSD, path, payload))
 
 
 def ftp_MLST(s: SessionState, arg: str, path: str) -> HandlerGen:

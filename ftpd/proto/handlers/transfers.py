@@ -21,7 +21,16 @@ from ..errors import (
     ParamNotImplemented,
 )
 from ..paths import basename, parent
-from ..requests import HandlerGen, OpenRead, OpenWrite, Request, StartTransfer, Transfer, UniqueName
+from ..requests import (
+    HandlerGen,
+    OpenRead,
+    OpenWrite,
+    Request,
+    StartTransfer,
+    Transfer,
+    TransferKind,
+    UniqueName,
+)
 from ..state import DATA, Data, Event, SessionState, TlsMode, step
 
 __all__ = [
@@ -55,7 +64,7 @@ def begin_transfer(s: SessionState, t: Transfer) -> None:
     s.transfer = t
 
 
-def send_listing(s: SessionState, kind: str, path: str, payload: str) -> HandlerGen:
+def send_listing(s: SessionState, kind: TransferKind, path: str, payload: str) -> HandlerGen:
     """LIST, NLST, MLSD: a transfer of a listing built in memory."""
     data = payload.encode("utf-8", "surrogateescape")
     t = Transfer(kind, path, payload=data, name=basename(path) or "/")
@@ -83,21 +92,23 @@ def ftp_RETR(s: SessionState, arg: str, path: str) -> HandlerGen:
     require_data_setup(s)
     offset = _take_rest(s)
     reader = yield from _open_at(OpenRead(path, offset), offset)
-    t = Transfer("RETR", path, offset=offset, ascii=s.ascii, reader=reader, name=basename(path))
+    t = Transfer(
+        TransferKind.RETR, path, offset=offset, ascii=s.ascii, reader=reader, name=basename(path)
+    )
     begin_transfer(s, t)
     yield StartTransfer(t)
     return None
 
 
 def ftp_STOR(s: SessionState, arg: str, path: str) -> HandlerGen:
-    return _upload(s, "STOR", path, append=False)
+    return _upload(s, TransferKind.STOR, path, append=False)
 
 
 def ftp_APPE(s: SessionState, arg: str, path: str) -> HandlerGen:
-    return _upload(s, "APPE", path, append=True)
+    return _upload(s, TransferKind.APPE, path, append=True)
 
 
-def _upload(s: SessionState, kind: str, path: str, append: bool) -> HandlerGen:
+def _upload(s: SessionState, kind: TransferKind, path: str, append: bool) -> HandlerGen:
     if (s.rest or append) and not s.caps.resume_write:
         # Object storage cannot write into the middle or the end of an existing object:
         # refused before any data connection is used.
@@ -126,7 +137,7 @@ def ftp_STOU(s: SessionState, arg: str, path: str) -> HandlerGen:
         vdir, prefix = s.cwd, "ftpd"
     target: str = yield UniqueName(vdir, prefix)
     writer = yield OpenWrite(target, 0, False)
-    t = Transfer("STOU", target, ascii=s.ascii, writer=writer, name=basename(target))
+    t = Transfer(TransferKind.STOU, target, ascii=s.ascii, writer=writer, name=basename(target))
     begin_transfer(s, t)
     yield StartTransfer(t)
     return None
