@@ -79,6 +79,13 @@ def error_key(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def error_text(exc: BaseException) -> str:
+    """What an error said: the reply (code and text), or the exception's message."""
+    if isinstance(exc, ReplyError):
+        return f"{exc.code} {exc.text}"
+    return str(exc) or type(exc).__name__
+
+
 def parse_pasv(text: str) -> int:
     """Port number from a 227 reply text (RFC 959 §4.1.2: ``h1,h2,h3,h4,p1,p2``)."""
     match = _PASV_RE.search(text)
@@ -366,6 +373,7 @@ class FtpClient(asyncio.Protocol):
         "ssl_context",
         "server_hostname",
         "data_tls",
+        "implicit_tls",
     )
 
     def __init__(self) -> None:
@@ -375,12 +383,13 @@ class FtpClient(asyncio.Protocol):
         self._waiter: asyncio.Future[Reply] | None = None
         self._lost: BaseException | None = None
         self._closed: asyncio.Future[None] | None = None
-        self.family = socket.AF_INET
+        self.family: int = socket.AF_INET
         self.peer: str = ""
         self.source: str | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self.server_hostname: str | None = None
         self.data_tls = False
+        self.implicit_tls = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -435,17 +444,28 @@ class FtpClient(asyncio.Protocol):
         source: str | None,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        implicit_tls: bool = False,
     ) -> Reply:
-        """Open the control connection and read the greeting (expects 220)."""
+        """Open the control connection and read the greeting (expects 220).
+
+        With ``implicit_tls`` the TLS handshake comes first (``ftps://``, port 990 style); call
+        :meth:`start_tls` afterwards all the same, to protect the data connections.
+        """
         loop = asyncio.get_running_loop()
         self.family = family
         self.source = source
         self.peer = addr[0]
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
+        self.implicit_tls = implicit_tls and ssl_context is not None
         sock = await open_socket(loop, addr, family, source)
         try:
-            await loop.create_connection(lambda: self, sock=sock)
+            if self.implicit_tls:
+                await loop.create_connection(
+                    lambda: self, sock=sock, ssl=ssl_context, server_hostname=server_hostname
+                )
+            else:
+                await loop.create_connection(lambda: self, sock=sock)
         except BaseException:
             sock.close()
             raise
@@ -483,13 +503,17 @@ class FtpClient(asyncio.Protocol):
             raise ReplyError(code, text, line.split(" ", 1)[0] if line else "reply")
 
     async def start_tls(self) -> None:
-        """Explicit FTPS (RFC 4217 §4-§9): AUTH TLS, handshake, PBSZ 0, PROT P."""
+        """Explicit FTPS (RFC 4217 §4-§9): AUTH TLS, handshake, PBSZ 0, PROT P.
+
+        On an implicit-TLS connection the control channel is already secure: PBSZ and PROT only.
+        """
         assert self.ssl_context is not None and self.transport is not None
-        await self.expect("AUTH TLS", (234,))
-        loop = asyncio.get_running_loop()
-        self.transport = await loop.start_tls(
-            self.transport, self, self.ssl_context, server_hostname=self.server_hostname
-        )
+        if not self.implicit_tls:
+            await self.expect("AUTH TLS", (234,))
+            loop = asyncio.get_running_loop()
+            self.transport = await loop.start_tls(
+                self.transport, self, self.ssl_context, server_hostname=self.server_hostname
+            )
         await self.expect("PBSZ 0", (200,))
         await self.expect("PROT P", (200,))
         self.data_tls = True
