@@ -57,8 +57,8 @@ _CHECK = """
 window.addEventListener("error",function(){var b=document.body;
 b.setAttribute("data-js-errors",String(+(b.getAttribute("data-js-errors")||0)+1));});
 window.addEventListener("load",function(){var charts=document.querySelectorAll("svg.chart"),
-drawn=0;charts.forEach(function(svg){var paths=svg.querySelectorAll("path.series"),ok=
-paths.length>0;paths.forEach(function(p){var b=p.getBBox();if(!(b.width>0||b.height>0))ok=false;});
+drawn=0;charts.forEach(function(svg){var paths=svg.querySelectorAll("path.series,circle.point"),
+ok=paths.length>0;paths.forEach(function(p){var b=p.getBBox();if(!(b.width>0||b.height>0))ok=false;});
 if(ok){drawn++;svg.setAttribute("data-rendered","1");}});var b=document.body;
 b.setAttribute("data-charts-total",String(charts.length));
 b.setAttribute("data-charts-rendered",String(drawn));});

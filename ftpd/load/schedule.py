@@ -83,8 +83,10 @@ async def open_loop(
 ) -> None:
     """Run ``action`` at ``rate`` starts per second over ``slots`` concurrent slots until the end."""
     queue: asyncio.Queue[int | None] = asyncio.Queue()
-    end_ns = time.perf_counter_ns() + int(host.remaining() * 1e9)
-    arrivals = Arrivals(rate, poisson, rng, time.perf_counter_ns() + int(phase_s * 1e9))
+    # One base for both ends, so a run of D s at R/s lays down exactly D x R starts.
+    base_ns = time.perf_counter_ns()
+    end_ns = base_ns + int(host.remaining() * 1e9)
+    arrivals = Arrivals(rate, poisson, rng, base_ns + int(phase_s * 1e9))
     timeout_ns = int(timeout_s * 1e9)
 
     async def producer() -> None:

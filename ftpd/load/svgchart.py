@@ -103,7 +103,11 @@ def fmt(v: float) -> str:
 
 
 def line_chart(chart: Chart, chart_id: str) -> str:
-    """The chart as an ``<svg>`` element (class ``chart``, one ``path.series`` per line)."""
+    """The chart as an ``<svg>`` element (class ``chart``): a ``path.series`` per line, and a
+    ``circle.point`` for each point with no neighbour to join.
+
+    With no point to draw it is a short note instead, of class ``chart-empty``.
+    """
     xs = [x for s in chart.series for x, _ in s.points]
     ys = [y for s in chart.series for _, y in s.points if y is not None]
     if chart.log_y:
@@ -171,13 +175,16 @@ def line_chart(chart: Chart, chart_id: str) -> str:
         color = s.color or PALETTE[i % len(PALETTE)]
         d = _path(s.points, px, py, chart.log_y)
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        if d:
+        if "L" in d:  # a path of lone points only would draw nothing
             out.append(
                 f'<path class="series" d="{d}" stroke="{color}"{dash}>'
                 f"<title>{escape(s.name)}</title></path>"
             )
-            for x, y in _lone_points(s.points, chart.log_y):
-                out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{color}"/>')
+        for x, y in _lone_points(s.points, chart.log_y):
+            out.append(
+                f'<circle class="point" cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" '
+                f'fill="{color}"><title>{escape(s.name)}</title></circle>'
+            )
         ly = HEIGHT - 10
         out.append(
             f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{ly - 4}" y2="{ly - 4}" '
@@ -229,7 +236,7 @@ def _lone_points(
 
 def _empty(chart: Chart, chart_id: str) -> str:
     return (
-        f'<svg class="chart empty" id="{escape(chart_id)}" xmlns="http://www.w3.org/2000/svg" '
+        f'<svg class="chart-empty" id="{escape(chart_id)}" xmlns="http://www.w3.org/2000/svg" '
         f'viewBox="0 0 {WIDTH} 60" role="img" aria-label="{escape(chart.y_label)}">'
         f'<text x="{WIDTH / 2}" y="34" class="label" text-anchor="middle">'
         f"no data: {escape(chart.y_label)}</text></svg>"

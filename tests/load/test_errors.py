@@ -43,7 +43,8 @@ def test_connection_refused_is_counted(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     rc, r, log = run_load(
         ["logins", "-c", "2", "--port", str(port), "--password", "x", "--count", "4"]
-        + ["--duration", "5"], tmp_path
+        + ["--duration", "5"],
+        tmp_path,
     )
     assert rc == 1, log
     assert r["errors"] == {"login ConnectionRefusedError": 4}
