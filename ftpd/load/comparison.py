@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+SIGNIFICANT = 0.02  # a ratio this far from 1 gets a verdict (better or worse)
+
 Getter = Callable[[dict[str, Any]], float | None]
 
 
@@ -18,6 +20,12 @@ def _get(*path: str) -> Getter:
         return float(value)
 
     return getter
+
+
+def _per_session(result: dict[str, Any]) -> float | None:
+    # A negative figure is noise (the server released earlier memory meanwhile): no value.
+    kib = _get("server", "per_session_kib")(result)
+    return None if kib is None or kib < 0 else kib
 
 
 def _mib(result: dict[str, Any]) -> float | None:
@@ -40,7 +48,7 @@ METRICS: tuple[tuple[str, Getter, bool], ...] = (
     ("alive at the end", _get("sessions", "alive_at_end"), True),
     ("server CPU µs/op", _get("server", "cpu_us_per_op"), False),
     ("server CPU µs/session", _get("server", "cpu_us_per_session"), False),
-    ("server KiB/session", _get("server", "per_session_kib"), False),
+    ("server KiB/session", _per_session, False),
     ("server PSS at end MiB", _mib, False),
 )
 
@@ -64,12 +72,14 @@ def comparison_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[st
         for i, v in enumerate(values):
             if v is None:
                 row.append("-")
-            elif i == 0 or not base:
+            elif i == 0 or base is None or base <= 0 or v < 0:
                 row.append(_fmt(v))
             else:
                 ratio = v / base
-                verdict = "better" if (ratio > 1) == higher_better and ratio != 1 else ""
-                row.append(f"{_fmt(v)} (×{ratio:.2f}{', ' + verdict if verdict else ''})")
+                verdict = ""
+                if abs(ratio - 1) >= SIGNIFICANT:
+                    verdict = ", better" if (ratio > 1) == higher_better else ", worse"
+                row.append(f"{_fmt(v)} (×{ratio:.2f}{verdict})")
         rows.append(row)
     return header, rows
 

@@ -35,6 +35,10 @@ def progress_line(point: dict[str, Any], p99_so_far: float | None) -> str:
         line += f"  connects/s {point['establish_per_s']:>8.1f}"
     if point.get("mb_per_s"):
         line += f"  MB/s {point['mb_per_s']:>8.1f}"
+    if "intended_per_s" in point:
+        line += f"  intended/s {point['intended_per_s']:>7.1f}"
+    if point.get("missed"):
+        line += f"  missed {point['missed']:>5}"
     line += f"  errors {point['errors']:>5}  p99 {_fmt_ms(p99_so_far)} ms"
     if "pss_kib" in point:
         line += f"  server PSS {point['pss_kib'] / 1024:.1f} MiB"

@@ -271,14 +271,15 @@ def render_compare(comparison: dict[str, Any]) -> str:
     )
     parts.append(_table(header, rows))
     overlays: list[tuple[str, Chart]] = []
-    for caption, key, unit, log_y in (
-        ("Throughput", "ops_per_s", "per second", False),
-        ("p99 latency per interval", "p99_ms", "ms", True),
-        ("Server CPU", "cpu_pct", "% of one core", False),
-        ("Server memory (PSS)", "pss_kib", "KiB", False),
+    pss_mib: Callable[[dict[str, Any]], float | None] = lambda p: _mib(p.get("pss_kib"))
+    for caption, value, unit, log_y in (
+        ("Throughput", _key("ops_per_s"), "per second", False),
+        ("p99 latency per interval", _key("p99_ms"), "ms", True),
+        ("Server CPU", _key("cpu_pct"), "% of one core", False),
+        ("Server memory (PSS)", pss_mib, "MiB", False),
     ):
         series = [
-            Series(r.get("target", f"run {i + 1}"), _points(r["timeline"], _key(key)))
+            Series(r.get("target", f"run {i + 1}"), _points(r["timeline"], value))
             for i, r in enumerate(runs)
         ]
         if any(y is not None for s in series for _, y in s.points):
