@@ -159,6 +159,10 @@ def _error_count(kind: str) -> Callable[[dict[str, Any]], float | None]:
     return lambda p: p.get("errors_by_kind", {}).get(kind, 0)
 
 
+def _pss_mib(p: dict[str, Any]) -> float | None:
+    return _mib(p.get("pss_kib"))
+
+
 def _mib(kib: float | None) -> float | None:
     return None if kib is None else round(kib / 1024, 2)
 
@@ -271,12 +275,11 @@ def render_compare(comparison: dict[str, Any]) -> str:
     )
     parts.append(_table(header, rows))
     overlays: list[tuple[str, Chart]] = []
-    pss_mib: Callable[[dict[str, Any]], float | None] = lambda p: _mib(p.get("pss_kib"))
     for caption, value, unit, log_y in (
         ("Throughput", _key("ops_per_s"), "per second", False),
         ("p99 latency per interval", _key("p99_ms"), "ms", True),
         ("Server CPU", _key("cpu_pct"), "% of one core", False),
-        ("Server memory (PSS)", pss_mib, "MiB", False),
+        ("Server memory (PSS)", _pss_mib, "MiB", False),
     ):
         series = [
             Series(r.get("target", f"run {i + 1}"), _points(r["timeline"], value))
