@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ftpd-load",
         description="Load and stress tool for FTP servers (its own asyncio client).",
+        epilog="example: ftpd-load mixed 50 ftp://user:PASSWORD@127.0.0.1:2121/ --rate 100 "
+        "--report run.html   (the URL as ftpd prints it; docs/STRESS.md has the rest)",
     )
     sub = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
 

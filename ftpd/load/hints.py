@@ -28,7 +28,7 @@ def _h(what: str, text: str | None, cause: str, fix: str) -> Hint:
 HINTS: tuple[Hint, ...] = (
     _h(
         r"^421$",
-        r"from your|per.?ip|this ip|internet address|your address|same address",
+        r"from your|per.?ip|same ip|this ip|internet address|your address|same address",
         "the server limits connections per client address (ftpd max_per_ip, pyftpdlib "
         "max_cons_per_ip, vsftpd max_per_ip)",
         "spread the sessions over several loopback addresses with --source-addresses "
