@@ -161,7 +161,6 @@ class Run:
         self.marks["start"] = now
         watchdog = now + START_TIMEOUT
         next_tick = now + opts.interval
-        self._last_tick = now
         settle_until = 0.0
         stop_deadline = 0.0
         while True:
@@ -295,7 +294,6 @@ class Run:
         phase for the headline rate), then summed: a last, partial interval is divided by its
         own length, and the final NOOPs and QUITs are not part of the throughput.
         """
-        self._last_tick = now
         win, self.window = self.window, Recorder()
         spans, self._spans = self._spans, {}
         ops = establish = mb = intended = 0.0
