@@ -65,8 +65,8 @@ def test_stall_shows_in_p99_from_intended_start(ftpd_server: Any, tmp_path: Path
     assert service < corrected
     # Both figures are in the printed summary, side by side.
     assert "p99 from intended start / service time" in stdout
-    # The run kept its schedule through the stall: the backlog shows as a catch-up interval.
-    assert max(p["ops_per_s"] for p in r["timeline"]) > 1.5 * RATE
+    # The starts due during the stall were made late, not dropped: the lag shows it.
+    assert r["schedule"]["start_lag"]["max"] >= 1000
 
 
 def test_logins_at_a_rate_over_two_processes(ftpd_server: Any, tmp_path: Path) -> None:
