@@ -26,7 +26,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..auth import NEED_CACHE_MISS, Account, Authenticator
+from ..auth import (
+    NEED_CACHE_MISS,
+    Account,
+    Authenticator,
+    CachedAuthenticator,
+    ConfigAuthenticator,
+    Credentials,
+    LoginResult,
+    Peer,
+    Refusal,
+    authenticator_from_config,
+)
 from ..config import Config, ConfigError, pasv_range
 from ..fs.base import Capabilities, FileSystem
 from ..fs.iopool import IoPool
@@ -58,10 +69,17 @@ class Server:
     """State shared by all sessions of one process."""
 
     def __init__(self, config: Config, authenticator: Authenticator | None = None,
-                 counters: SharedCounters | None = None, worker: int = 0) -> None:
+                 counters: SharedCounters | None = None, worker: int = 0, *,
+                 session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
+                 ) -> None:
         self.config = config
         self.worker = worker
-        self.auth = authenticator or Authenticator.from_config(config)
+        self.auth = authenticator or authenticator_from_config(config)
+        # The sync fast path (single user, anonymous, cached hashes) when the store has one.
+        self._auth_cached = (self.auth.authenticate_cached
+                             if isinstance(self.auth, CachedAuthenticator) else None)
+        # Library hook (ftpd.api): the filesystem a session gets at login; default: by home.
+        self.session_fs = session_fs or (lambda _ch, account: self.fs_for(account))
         self.session_settings = SessionSettings(
             banner=config.banner,
             max_login_attempts=config.max_login_attempts,
@@ -142,19 +160,31 @@ class Server:
     def authenticate_fast(self, ch: ControlChannel, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
-        account = self.auth.authenticate_cached(name, password)
+        if self._auth_cached is None:
+            return NEED_ASYNC
+        account = self._auth_cached(Credentials(name, password), _peer(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
-        return self._login_result(ch, name, account)
+        return self._login_result(ch, name, account)  # type: ignore[arg-type]
 
     async def authenticate(self, ch: ControlChannel, name: str, password: str) -> Any:
         """Check credentials; on success give the channel its filesystem. See ``Authenticate``."""
-        account = await self.auth.authenticate(name, password)
+        try:
+            account = await self.auth.authenticate(Credentials(name, password), _peer(ch))
+        except Exception:  # a user store's bug or outage: a failed login, never a crash
+            log.exception("%s authenticator failed for user %r", ch._who(), name[:64])
+            account = None
+        if ch.closed:
+            return None  # the client left while its login was being checked
         return self._login_result(ch, name, account)
 
-    def _login_result(self, ch: ControlChannel, name: str, account: Account | None) -> Any:
+    def _login_result(self, ch: ControlChannel, name: str, account: LoginResult) -> Any:
+        if isinstance(account, Refusal):
+            self.observer.login(ch, False, None)
+            log.info("%s login refused for %r: %s", ch._who(), name[:64], account.reason)
+            return account.reason
         if account is None:
-            self.observer.login(ch, False)
+            self.observer.login(ch, False, None)
             if self.config.ban_after:
                 self._count_failure(ch.session.peer_ip)
             if log.isEnabledFor(logging.INFO):
@@ -169,9 +199,9 @@ class Server:
             return "Too many sessions for this user."
         self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
-        ch.fs = self.fs_for(account)
+        ch.fs = self.session_fs(ch, account)
         ch.session.caps = ch.fs.capabilities
-        self.observer.login(ch, True)
+        self.observer.login(ch, True, account)
         if log.isEnabledFor(logging.INFO):
             log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name,
                      extra={"event": "login", "result": "ok", "sid": ch.sid,
@@ -441,6 +471,10 @@ class Server:
             self._tls_sock = None
 
 
+def _peer(ch: ControlChannel) -> Peer:
+    return Peer(ch.peer[0], ch.peer[1], bool(ch.session is not None and ch.session.secure))
+
+
 def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -530,7 +564,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
     doing it while another serves could delete a live upload)."""
     if config.storage != "local":
         return  # object storage: an unfinished multipart upload is never visible
-    homes = sorted({a.home for a in Authenticator.from_config(config).accounts})
+    homes = sorted({a.home for a in ConfigAuthenticator.from_config(config).accounts})
     removed = sum(cleanup_stale_uploads(home) for home in homes if os.path.isdir(home))
     if removed:
         log.info("removed %d unfinished upload(s) left by an earlier run", removed)
