@@ -23,6 +23,7 @@ from ftpd.auth.builtin import (
     NEED_CACHE_MISS,
     CachedAuthenticator,
     ConfigAuthenticator,
+    Logins,
     authenticator_from_config,
     single_user_enabled,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigAuthenticator",
     "Credentials",
     "LoginResult",
+    "Logins",
     "Peer",
     "Refusal",
     "authenticator_from_config",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import weakref
@@ -42,6 +43,8 @@ from ftpd.auth.base import (
 from ftpd.auth.users import UserEntry, load_users
 from ftpd.config import Config, ConfigError, show
 
+log = logging.getLogger("ftpd.auth")
+
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 NEED_CACHE_MISS = object()  # authenticate_cached: the answer needs a hash verification
 
@@ -50,6 +53,7 @@ __all__ = [
     "NEED_CACHE_MISS",
     "CachedAuthenticator",
     "ConfigAuthenticator",
+    "Logins",
     "authenticator_from_config",
     "single_user_enabled",
 ]
@@ -61,6 +65,30 @@ class CachedAuthenticator(Authenticator, Protocol):
     first and needs no task for the login when it gets anything but ``NEED_CACHE_MISS``."""
 
     def authenticate_cached(self, credentials: Credentials, peer: Peer) -> LoginResult | object: ...
+
+
+class Logins:
+    """How the server asks a user store: the sync fast path first when the store has one, and an
+    exception from the store (a bug, a database outage) logged and taken as a failed login."""
+
+    __slots__ = ("store", "_cached")
+
+    def __init__(self, store: Authenticator) -> None:
+        self.store = store
+        self._cached = store.authenticate_cached if isinstance(store, CachedAuthenticator) else None
+
+    def fast(self, name: str, password: str, peer: Peer) -> LoginResult | object:
+        """The answer, or ``NEED_CACHE_MISS`` when only ``check`` can give it."""
+        if self._cached is None:
+            return NEED_CACHE_MISS
+        return self._cached(Credentials(name, password), peer)
+
+    async def check(self, name: str, password: str, peer: Peer) -> LoginResult:
+        try:
+            return await self.store.authenticate(Credentials(name, password), peer)
+        except Exception:
+            log.exception("user store %r failed for user %r from %s", self.store, name[:64], peer.ip)
+            return None
 
 
 def authenticator_from_config(config: Config) -> Authenticator:

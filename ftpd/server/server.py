@@ -26,18 +26,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..auth import (
-    NEED_CACHE_MISS,
-    Account,
-    Authenticator,
-    CachedAuthenticator,
-    ConfigAuthenticator,
-    Credentials,
-    LoginResult,
-    Peer,
-    Refusal,
-    authenticator_from_config,
-)
+from ..auth import NEED_CACHE_MISS, ConfigAuthenticator, Logins, authenticator_from_config
+from ..auth.base import Account, Authenticator, LoginResult, Peer, Refusal
 from ..config import Config, ConfigError, pasv_range
 from ..fs.base import Capabilities, FileSystem
 from ..fs.iopool import IoPool
@@ -71,13 +61,13 @@ class Server:
     def __init__(self, config: Config, authenticator: Authenticator | None = None,
                  counters: SharedCounters | None = None, worker: int = 0, *,
                  session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
-                 ) -> None:
+                 embedded: bool = False) -> None:
         self.config = config
+        # Embedded in an application's loop (ftpd.api): leave the loop's default executor and
+        # the garbage collector alone, they are the application's.
+        self.embedded = embedded
         self.worker = worker
-        self.auth = authenticator or authenticator_from_config(config)
-        # The sync fast path (single user, anonymous, cached hashes) when the store has one.
-        self._auth_cached = (self.auth.authenticate_cached
-                             if isinstance(self.auth, CachedAuthenticator) else None)
+        self.logins = Logins(authenticator or authenticator_from_config(config))
         # Library hook (ftpd.api): the filesystem a session gets at login; default: by home.
         self.session_fs = session_fs or (lambda _ch, account: self.fs_for(account))
         self.session_settings = SessionSettings(
@@ -160,20 +150,14 @@ class Server:
     def authenticate_fast(self, ch: ControlChannel, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
-        if self._auth_cached is None:
-            return NEED_ASYNC
-        account = self._auth_cached(Credentials(name, password), _peer(ch))
+        account = self.logins.fast(name, password, _peer(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
         return self._login_result(ch, name, account)  # type: ignore[arg-type]
 
     async def authenticate(self, ch: ControlChannel, name: str, password: str) -> Any:
         """Check credentials; on success give the channel its filesystem. See ``Authenticate``."""
-        try:
-            account = await self.auth.authenticate(Credentials(name, password), _peer(ch))
-        except Exception:  # a user store's bug or outage: a failed login, never a crash
-            log.exception("%s authenticator failed for user %r", ch._who(), name[:64])
-            account = None
+        account = await self.logins.check(name, password, _peer(ch))
         if ch.closed:
             return None  # the client left while its login was being checked
         return self._login_result(ch, name, account)
@@ -294,7 +278,8 @@ class Server:
     async def start(self) -> list[tuple[str, int]]:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.executor)
+        if not self.embedded:
+            loop.set_default_executor(self.executor)
         if cfg.pasv_address:
             self.pasv_address = await _resolve_pasv_address(cfg.pasv_address)
         if cfg.storage == "s3":
@@ -335,9 +320,10 @@ class Server:
             log.info("implicit FTPS on %s:%d", host, port)
         self._sweeper = loop.create_task(self._sweep())
         await self.observer.start()
-        # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
-        gc.collect()
-        gc.freeze()
+        if not self.embedded:
+            # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
+            gc.collect()
+            gc.freeze()
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in addrs))
         return addrs
 
