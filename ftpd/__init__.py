@@ -66,7 +66,34 @@ _WHERE = {
     "StorageError": "ftpd.proto.errors",
 }
 
-__all__ = sorted(_WHERE) + ["__version__"]
+__all__ = [
+    "ALL_PERMS",
+    "Account",
+    "Authenticator",
+    "Capabilities",
+    "Config",
+    "ConfigError",
+    "Credentials",
+    "Event",
+    "EventCallback",
+    "EventKind",
+    "FileStat",
+    "FileSystem",
+    "FileSystemFactory",
+    "LocalFS",
+    "LoginResult",
+    "MemoryFS",
+    "PathEscapeError",
+    "Peer",
+    "READ_PERMS",
+    "Reader",
+    "Refusal",
+    "Server",
+    "StorageError",
+    "Writer",
+    "serve",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftpd.auth.base import Account
-from ftpd.fs.base import Capabilities, FileStat, FileSystem, RealPaths, Reader, Writer
+from ftpd.fs.base import Capabilities, FileStat, FileSystem, Reader, RealPaths, Writer
 
 __all__ = ["Event", "EventBus", "EventCallback", "EventFS", "EventKind", "QUEUE_LIMIT"]
 
