@@ -62,7 +62,8 @@ def _err(code: int, vpath: str) -> OSError:
 def _stat(name: str, node: _File | _Dir) -> FileStat:
     if isinstance(node, _Dir):
         nlink = 2 + sum(isinstance(n, _Dir) for n in node.entries.values())
-        return FileStat(name, True, 0, node.mtime, node.mode, nlink, unique=f"m{node.ino:x}")
+        # 4096: what a directory on ext4 or xfs reports, so listings read as the disk backend's.
+        return FileStat(name, True, 4096, node.mtime, node.mode, nlink, unique=f"m{node.ino:x}")
     return FileStat(name, False, len(node.data), node.mtime, node.mode, unique=f"m{node.ino:x}")
 
 
