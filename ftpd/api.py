@@ -31,13 +31,28 @@ from ftpd.events import EventBus, EventCallback, EventFS, EventKind, ObserverBri
 from ftpd.fs.base import FileSystem
 from ftpd.server.server import Server as _CoreServer
 
-__all__ = ["FileSystemFactory", "Server", "serve"]
+__all__ = ["FileSystemFactory", "Layer", "Server", "SessionHandle", "serve"]
 
 log = logging.getLogger("ftpd")
 
 FileSystemFactory = Callable[[Account], FileSystem]
-# A layer over each session's filesystem (ftpd.testing's fault injection): (fs, channel) -> fs.
-_Layer = Callable[[FileSystem, Any], FileSystem]
+
+
+class SessionHandle:
+    """What a filesystem layer may do to the session it serves (``ftpd.testing``'s faults)."""
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, ch: Any) -> None:
+        self._ch = ch
+
+    def abort(self) -> None:
+        """Reset the control connection at once, without a reply."""
+        self._ch.transport.abort()
+
+
+# A layer over each session's filesystem: (fs, session) -> fs (fault injection in ftpd.testing).
+Layer = Callable[[FileSystem, SessionHandle], FileSystem]
 
 
 class Server:
@@ -63,7 +78,7 @@ class Server:
         self.events = EventBus()
         if on_event is not None:
             self.events.subscribe(on_event)
-        self._layers: list[_Layer] = []
+        self._layers: list[Layer] = []
         self._core: _CoreServer | None = None
         self._addresses: list[tuple[str, int]] = []
         self._closed: asyncio.Event | None = None
@@ -168,17 +183,22 @@ class Server:
         """Cut every control connection now, without a reply (a reset); returns how many."""
         channels = list(self._core.channels) if self._core is not None else []
         for ch in channels:
-            ch.transport.abort()
+            SessionHandle(ch).abort()
         return len(channels)
 
     # ------------------------------------------------------------------ per session
+    def add_layer(self, layer: Layer) -> None:
+        """Wrap every session's filesystem in ``layer(fs, session)`` from the next login on
+        (advanced: how ``ftpd.testing`` injects faults; layers apply in the order added)."""
+        self._layers.append(layer)
+
     def _session_fs(self, ch: Any, account: Account) -> FileSystem:
         """The filesystem a session gets at login (the core server's ``session_fs`` hook)."""
         core = self._core
         assert core is not None
         fs = self._filesystem(account) if self._filesystem is not None else core.fs_for(account)
         for layer in self._layers:
-            fs = layer(fs, ch)
+            fs = layer(fs, SessionHandle(ch))
         if self.events.active:
             where = origin(ch, account)
             bus = self.events
