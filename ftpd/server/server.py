@@ -339,6 +339,7 @@ class Server:
 
             await close_shared_storage()  # finishes aborts of unfinished multipart uploads
         self.observer.stop()
+        await self.auth.close()  # a users_db connection pool
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.io.shutdown()
         self.bulk.executor.shutdown(wait=False, cancel_futures=True)
@@ -530,7 +531,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
     doing it while another serves could delete a live upload)."""
     if config.storage != "local":
         return  # object storage: an unfinished multipart upload is never visible
-    homes = sorted({a.home for a in Authenticator.from_config(config).accounts})
+    homes = Authenticator.from_config(config).homes()  # users_db ones too
     removed = sum(cleanup_stale_uploads(home) for home in homes if os.path.isdir(home))
     if removed:
         log.info("removed %d unfinished upload(s) left by an earlier run", removed)
