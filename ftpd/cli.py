@@ -192,19 +192,27 @@ def passwd(argv: Sequence[str]) -> int:
         description="Read a password (from stdin when it is not a terminal, else prompt twice) "
         "and print its scrypt hash for the password_hash key of the users file.",
     ).parse_args(list(argv))
-    if sys.stdin is not None and sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            _error("passwords do not match")
-            return 1
-    else:
-        line = sys.stdin.readline() if sys.stdin is not None else ""
-        password = line.removesuffix("\n").removesuffix("\r")
+    password = read_password()
+    if password is None:
+        _error("passwords do not match")
+        return 1
     if not password:
         _error("empty password")
         return 1
     print(hash_password(password), flush=True)
     return 0
+
+
+def read_password() -> str | None:
+    """A password from a prompt (twice; None if they differ) on a terminal, else the first line
+    of standard input (spaces kept, the line end removed)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            return None
+        return password
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 # --- healthcheck -----------------------------------------------------------------------------

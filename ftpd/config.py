@@ -56,7 +56,7 @@ class Config:
                                        "reuses an account read from users_file or users_db"})
     anonymous: bool = field(default=False, metadata={"help": "allow anonymous logins (read-only)"})
     anonymous_root: str = field(
-        default="", metadata={"help": "home of anonymous users (default: root)"}
+        default="", metadata={"help": "home of anonymous users (empty: the same as root)"}
     )
     anonymous_write: bool = field(
         default=False, metadata={"help": "let anonymous users upload and modify"}
@@ -416,13 +416,17 @@ def build_parser(prog: str = "ftpd") -> argparse.ArgumentParser:
     """
     parser = StrictParser(
         prog=prog,
-        usage="%(prog)s [--config FILE] [--KEY VALUE ...]\n"
+        usage="%(prog)s [serve] [--config FILE] [--KEY VALUE ...]\n"
+        "       %(prog)s user {add,passwd,del,list} ...\n"
         "       %(prog)s passwd | healthcheck [--host H] [--port P] [--timeout S]",
         description="An asyncio FTP server.\n\n"
         "Every option below is also an FTPD_<KEY> environment variable and a key of the TOML\n"
         "file given by --config; a flag wins over the environment, which wins over the file.\n"
         "Booleans take true/false, yes/no, on/off or 1/0; a bare --flag means true.",
         epilog="other commands:\n"
+        "  serve         the default: `ftpd serve --port 21` is `ftpd --port 21`\n"
+        "  user          add, passwd, del, list: manage the users file or database\n"
+        "                (`ftpd user add --help`)\n"
         "  passwd        read a password (stdin, or prompt twice) and print its hash\n"
         "                for the password_hash key of the users file\n"
         "  healthcheck   connect, expect a 220 greeting, QUIT; exit 0 if healthy, else 1",
