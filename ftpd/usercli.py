@@ -74,10 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--quota-bytes", metavar="SIZE",
                         help="bytes the user may store, suffixes K/M/G (0: none)")  # fmt: skip
     limits.add_argument("--quota-files", metavar="N", help="files the user may store (0: none)")
-    limits.add_argument("--max-download-rate", metavar="RATE",
-                        help="bytes per second per session, suffixes K/M/G (0: unlimited)")
-    limits.add_argument("--max-upload-rate", metavar="RATE",
-                        help="bytes per second per session, suffixes K/M/G (0: unlimited)")
+    limits.add_argument(
+        "--max-download-rate",
+        metavar="RATE",
+        help="bytes per second per session, suffixes K/M/G (0: unlimited)",
+    )
+    limits.add_argument(
+        "--max-upload-rate",
+        metavar="RATE",
+        help="bytes per second per session, suffixes K/M/G (0: unlimited)",
+    )
 
     passwd = command("passwd", "Set a new password (prompt twice, or the first line of stdin).")
     passwd.add_argument("name", metavar="NAME")

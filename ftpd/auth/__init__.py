@@ -251,7 +251,10 @@ class Authenticator:
         # keyed with a per-process secret it is worthless outside this process.
         return hmac.new(
             self._key,
-            hashing.password_bytes(name) + b"\0" + hashing.password_bytes(password) + b"\0"
+            hashing.password_bytes(name)
+            + b"\0"
+            + hashing.password_bytes(password)
+            + b"\0"
             + encoded.encode("ascii", "replace"),
             hashlib.sha256,
         ).digest()

@@ -86,8 +86,11 @@ class FileStore(UserStore):
             self._set(entries)
         except ConfigError as exc:
             self._refused = signature
-            log.warning("%s changed but is not valid; keeping the accounts loaded before: %s",
-                        self.description, exc)
+            log.warning(
+                "%s changed but is not valid; keeping the accounts loaded before: %s",
+                self.description,
+                exc,
+            )
             return
         self._signature = signature
         self._refused = None

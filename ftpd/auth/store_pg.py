@@ -92,13 +92,16 @@ class PgStore(UserStore):
         try:
             asyncio.run(probe())
         except (OSError, TimeoutError) as exc:
-            raise ConfigError(f"invalid value for users_db: {show(redact(self.url))} "
-                              f"(cannot connect: {exc})") from None
+            raise ConfigError(
+                f"invalid value for users_db: {show(redact(self.url))} (cannot connect: {exc})"
+            ) from None
         except Exception as exc:
             if not type(exc).__module__.startswith("asyncpg"):
                 raise
-            raise ConfigError(f"invalid value for users_db: {show(redact(self.url))} ({exc}; "
-                              "`ftpd user add` creates the table)") from None
+            raise ConfigError(
+                f"invalid value for users_db: {show(redact(self.url))} ({exc}; "
+                "`ftpd user add` creates the table)"
+            ) from None
 
     def homes(self) -> list[str]:
         asyncpg = asyncpg_module()

@@ -75,8 +75,10 @@ class SqliteStore(UserStore):
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            raise ConfigError(f"invalid value for users_db: cannot use {show(self.path)} "
-                              f"({exc}; `ftpd user add` creates the table)") from None
+            raise ConfigError(
+                f"invalid value for users_db: cannot use {show(self.path)} "
+                f"({exc}; `ftpd user add` creates the table)"
+            ) from None
 
     def homes(self) -> list[str]:
         try:

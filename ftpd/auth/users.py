@@ -179,7 +179,7 @@ def entry_from_table(
         try:
             limits[key] = parse_size(value) if key in _SIZED else _count(value)
         except ValueError:
-            suffix = " or a size like \"10G\"" if key in _SIZED else ""
+            suffix = ' or a size like "10G"' if key in _SIZED else ""
             raise bad(key, f"an integer >= 0{suffix} (0: none)") from None
     return UserEntry(name, password_hash, real_home, perms, max_sessions, **limits)
 

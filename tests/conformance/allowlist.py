@@ -314,6 +314,16 @@ ALLOW: dict[str, dict[str, Allow]] = {
             tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7"), b"b.txt": None},
         ),
     },
+    "file-size-ascii": {
+        "1.reply": Allow(
+            "RFC 3659 §4 lets a server refuse SIZE in TYPE A or answer it; ftpd answers with "
+            "the stored size, as vsftpd and pure-ftpd do, because Python's ftplib.size() "
+            "never sends TYPE I first; pyftpdlib refuses.",
+            code=213,
+            detail=b"30",
+        ),
+        "2.reply": Allow("As 1.reply, for a binary file.", code=213, detail=b"4096"),
+    },
     "file-rename-onto-root": {
         "1.reply": Allow(
             "RFC 959 §5.4 lists 553 (file name not allowed) for RNTO, not 550; the "

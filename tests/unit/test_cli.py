@@ -230,8 +230,10 @@ def test_no_credentials_in_url_without_single_user(
     assert pub.is_dir()
     serving, connect = capsys.readouterr().out.splitlines()
     assert connect == "connect with: ftp://127.0.0.1:2121/ (anonymous login)"
-    assert serving == (f"ftpd serving the homes of 0 user(s) of the users file {show(str(users))}"
-                       f" and {pub} to anonymous users on 127.0.0.1:2121")
+    assert serving == (
+        f"ftpd serving the homes of 0 user(s) of the users file {show(str(users))}"
+        f" and {pub} to anonymous users on 127.0.0.1:2121"
+    )
     assert not (tmp_path / "r").exists()  # the single user's root serves no one: not created
 
 
