@@ -14,9 +14,10 @@ import asyncio
 import os
 from typing import Any
 
-from ftpd.auth.store import COLUMNS, TABLE, StoreError, UserStore, redact, row_table
+from ftpd.auth.store import COLUMNS, TABLE, StoreError, UserStore, row_table
 from ftpd.auth.users import UserEntry, UsersFileError, entry_from_table
 from ftpd.config import ConfigError, show
+from ftpd.config import redact_url as redact
 
 POOL_SIZE = 4  # logins needing a query at once, per process; the cache absorbs the rest
 QUERY_TIMEOUT = 5.0
