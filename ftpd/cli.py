@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from urllib.parse import quote
 
-from ftpd.auth import Authenticator, single_user_enabled
+from ftpd.auth import ConfigAuthenticator, single_user_enabled
 from ftpd.auth.hashing import hash_password
 from ftpd.auth.store_file import FileStore
 from ftpd.config import Config, ConfigError, StrictParser, load_config, show
@@ -86,7 +86,7 @@ def serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
         _make_dir("anonymous_root", config.anonymous_root)
     # Read the users file (or reach the database) now so that its errors are one line and exit
     # 2, like config errors. (run() builds its own Authenticator; this costs milliseconds.)
-    auth = Authenticator.from_config(config)
+    auth = ConfigAuthenticator.from_config(config)
     if auth.store is not None:
         auth.store.check()
     for warning in startup_warnings(config, auth, env):
@@ -112,7 +112,7 @@ def _server_run(config: Config, on_ready: OnReady) -> int:
 
 
 def announcer(
-    config: Config, show_password: bool = True, auth: Authenticator | None = None
+    config: Config, show_password: bool = True, auth: ConfigAuthenticator | None = None
 ) -> OnReady:
     """The ``on_ready`` callback: tell the operator what is served, where, and how to log in."""
     served, hint = _what_is_served(config, auth)
@@ -128,7 +128,9 @@ def announcer(
     return on_ready
 
 
-def _what_is_served(config: Config, auth: Authenticator | None) -> tuple[str, tuple[str, str]]:
+def _what_is_served(
+    config: Config, auth: ConfigAuthenticator | None
+) -> tuple[str, tuple[str, str]]:
     """(what the first line names, (user for the URL, note after the URL))."""
     parts: list[str] = []
     if single_user_enabled(config):

@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 
-from ftpd.auth import Authenticator
+from ftpd.auth import ConfigAuthenticator
 from ftpd.config import CONFIG_ENV, ENV_PREFIX, FIELD_NAMES, Config, env_name, pasv_range, show
 
 EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
@@ -29,7 +29,9 @@ _OTHER_NAMES = frozenset({"FTPD_UID", "FTPD_GID", "FTPD_EXTRAS", "FTPD_REQUIRE_C
 _OTHER_PREFIXES = ("FTPD_TEST_", "FTPD_FUZZ_", "FTPD_HARDENING_", "FTPD_CONTAINER_")
 
 
-def startup_warnings(config: Config, auth: Authenticator, env: Mapping[str, str]) -> list[str]:
+def startup_warnings(
+    config: Config, auth: ConfigAuthenticator, env: Mapping[str, str]
+) -> list[str]:
     """Every warning for this configuration, one line each."""
     found = unknown_env(env)
     overlap = ephemeral_overlap(config)
@@ -80,7 +82,7 @@ def ephemeral_overlap(config: Config, path: str = EPHEMERAL_RANGE_FILE) -> str |
     )
 
 
-def unwritable_homes(config: Config, auth: Authenticator) -> list[str]:
+def unwritable_homes(config: Config, auth: ConfigAuthenticator) -> list[str]:
     """Warnings for homes of accounts with write permissions that this process cannot write."""
     if config.storage != "local":
         return []

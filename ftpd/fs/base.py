@@ -13,6 +13,7 @@ This module imports nothing from asyncio so that the sans-IO core can use its da
 from __future__ import annotations
 
 import errno
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -63,13 +64,19 @@ class Capabilities:
     atomic_rename_dir: bool = True  # RNFR/RNTO of a non-empty directory
 
 
+# The methods are declared as returning ``Awaitable``: an ``async def`` implements them, and so
+# does a plain method returning a future (``LocalFS`` answers with the IoPool's bare futures).
+
+
 @runtime_checkable
 class Reader(Protocol):
     """An open file for RETR, positioned at the requested offset."""
 
     size: int  # size of the whole file when opened
 
-    async def read(self, n: int) -> bytes: ...
+    def read(self, n: int) -> Awaitable[bytes]:
+        """Up to ``n`` bytes from the current position; ``b""`` at the end."""
+        ...
 
     def fileno(self) -> int | None:
         """A real fd usable with os.sendfile, or None."""
@@ -81,54 +88,74 @@ class Reader(Protocol):
 
     def advance(self, n: int) -> None: ...
 
-    async def close(self) -> None: ...
+    def close(self) -> Awaitable[None]: ...
 
 
 @runtime_checkable
 class Writer(Protocol):
     """An upload in progress. Nothing is visible under the final name until ``commit``."""
 
-    async def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> Awaitable[None]:
+        """Append ``data`` (the buffer may be reused once the awaitable is done)."""
+        ...
 
-    async def commit(self) -> None:
+    def commit(self) -> Awaitable[None]:
         """Make the upload visible (atomically where the backend can)."""
         ...
 
-    async def abort(self) -> None:
+    def abort(self) -> Awaitable[None]:
         """Discard a failed upload; the previous version of the file stays intact."""
         ...
 
 
 @runtime_checkable
 class FileSystem(Protocol):
-    """A user's view of storage, rooted at the user's home. All paths are virtual."""
+    """A user's view of storage, rooted at the user's home. All paths are virtual.
+
+    Errors are ``OSError`` with an errno (``ENOENT``, ``EEXIST``, ``ENOTEMPTY``, ``EISDIR``,
+    ``ENOTDIR``, ``EACCES``, ``ENOSPC``, ``EDQUOT``...), turned into replies by one table
+    (``ftpd.proto.errors``); ``ftpd.StorageError(code, text)`` chooses the reply itself.
+    """
 
     capabilities: Capabilities
 
-    async def stat(self, vpath: str) -> FileStat: ...
+    def stat(self, vpath: str) -> Awaitable[FileStat]: ...
 
-    async def list(self, vpath: str) -> list[FileStat]:
-        """All entries of a directory (not '.' and '..'), in one executor call."""
+    def list(self, vpath: str) -> Awaitable[list[FileStat]]:
+        """All entries of a directory (not '.' and '..'), in one call."""
         ...
 
-    async def open_read(self, vpath: str, offset: int = 0) -> Reader: ...
+    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]:
+        """Open a regular file at ``offset``; ``EINVAL`` beyond its end."""
+        ...
 
-    async def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Writer:
+    def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Awaitable[Writer]:
         """Start an upload. ``offset`` > 0 resumes (REST), ``append`` appends (APPE)."""
         ...
 
-    async def mkdir(self, vpath: str) -> None: ...
+    def mkdir(self, vpath: str) -> Awaitable[None]: ...
 
-    async def rmdir(self, vpath: str) -> None: ...
+    def rmdir(self, vpath: str) -> Awaitable[None]: ...
 
-    async def delete(self, vpath: str) -> None: ...
+    def delete(self, vpath: str) -> Awaitable[None]:
+        """Delete a file; a directory gives ``EISDIR``."""
+        ...
 
-    async def rename(self, src: str, dst: str) -> None: ...
+    def rename(self, src: str, dst: str) -> Awaitable[None]:
+        """Rename an entry; an existing file ``dst`` is replaced."""
+        ...
 
-    async def set_mtime(self, vpath: str, mtime: float) -> None: ...
+    def set_mtime(self, vpath: str, mtime: float) -> Awaitable[None]: ...
 
-    async def chmod(self, vpath: str, mode: int) -> None: ...
+    def chmod(self, vpath: str, mode: int) -> Awaitable[None]: ...
 
-    async def unique_name(self, vdir: str, prefix: str) -> str:
+    def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         """A virtual path in ``vdir`` that does not exist yet (STOU), created empty."""
         ...
+
+
+@runtime_checkable
+class RealPaths(Protocol):
+    """Optional: a backend that can say where a virtual path lives (events' ``real_path``)."""
+
+    def real_path(self, vpath: str) -> str | None: ...

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..auth import NEED_CACHE_MISS, Account, Authenticator
+from ..auth import NEED_CACHE_MISS, ConfigAuthenticator, Logins, authenticator_from_config
+from ..auth.base import Account, Authenticator, LoginResult, Peer, Refusal
 from ..config import Config, ConfigError, pasv_range
 from ..fs.base import Capabilities, FileSystem
 from ..fs.iopool import IoPool
@@ -59,10 +60,17 @@ class Server:
     """State shared by all sessions of one process."""
 
     def __init__(self, config: Config, authenticator: Authenticator | None = None,
-                 counters: SharedCounters | None = None, worker: int = 0) -> None:
+                 counters: SharedCounters | None = None, worker: int = 0, *,
+                 session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
+                 embedded: bool = False) -> None:
         self.config = config
+        # Embedded in an application's loop (ftpd.api): leave the loop's default executor and
+        # the garbage collector alone, they are the application's.
+        self.embedded = embedded
         self.worker = worker
-        self.auth = authenticator or Authenticator.from_config(config)
+        self.logins = Logins(authenticator or authenticator_from_config(config))
+        # Library hook (ftpd.api): the filesystem a session gets at login; default: by home.
+        self.session_fs = session_fs or (lambda _ch, account: self.fs_for(account))
         self.session_settings = SessionSettings(
             banner=config.banner,
             max_login_attempts=config.max_login_attempts,
@@ -143,19 +151,25 @@ class Server:
     def authenticate_fast(self, ch: ControlChannel, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
-        account = self.auth.authenticate_cached(name, password)
+        account = self.logins.fast(name, password, _peer(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
-        return self._login_result(ch, name, account)
+        return self._login_result(ch, name, account)  # type: ignore[arg-type]
 
     async def authenticate(self, ch: ControlChannel, name: str, password: str) -> Any:
         """Check credentials; on success give the channel its filesystem. See ``Authenticate``."""
-        account = await self.auth.authenticate(name, password)
+        account = await self.logins.check(name, password, _peer(ch))
+        if ch.closed:
+            return None  # the client left while its login was being checked
         return self._login_result(ch, name, account)
 
-    def _login_result(self, ch: ControlChannel, name: str, account: Account | None) -> Any:
+    def _login_result(self, ch: ControlChannel, name: str, account: LoginResult) -> Any:
+        if isinstance(account, Refusal):
+            self.observer.login(ch, False, None)
+            log.info("%s login refused for %r: %s", ch._who(), name[:64], account.reason)
+            return account.reason
         if account is None:
-            self.observer.login(ch, False)
+            self.observer.login(ch, False, None)
             if self.config.ban_after:
                 self._count_failure(ch.session.peer_ip)
             if log.isEnabledFor(logging.INFO):
@@ -170,9 +184,9 @@ class Server:
             return "Too many sessions for this user."
         self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
-        ch.fs = self.fs_for(account)
+        ch.fs = self.session_fs(ch, account)
         ch.session.caps = ch.fs.capabilities
-        self.observer.login(ch, True)
+        self.observer.login(ch, True, account)
         if log.isEnabledFor(logging.INFO):
             log.info("[%d] %s:%d %s login ok", ch.sid, ch.peer[0], ch.peer[1], account.name,
                      extra={"event": "login", "result": "ok", "sid": ch.sid,
@@ -265,7 +279,8 @@ class Server:
     async def start(self) -> list[tuple[str, int]]:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.executor)
+        if not self.embedded:
+            loop.set_default_executor(self.executor)
         if cfg.pasv_address:
             self.pasv_address = await _resolve_pasv_address(cfg.pasv_address)
         if cfg.storage == "s3":
@@ -306,9 +321,10 @@ class Server:
             log.info("implicit FTPS on %s:%d", host, port)
         self._sweeper = loop.create_task(self._sweep())
         await self.observer.start()
-        # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
-        gc.collect()
-        gc.freeze()
+        if not self.embedded:
+            # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
+            gc.collect()
+            gc.freeze()
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in addrs))
         return addrs
 
@@ -340,7 +356,7 @@ class Server:
 
             await close_shared_storage()  # finishes aborts of unfinished multipart uploads
         self.observer.stop()
-        await self.auth.close()  # a users_db connection pool
+        await self.logins.close()  # a users_db connection pool
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.io.shutdown()
         self.bulk.executor.shutdown(wait=False, cancel_futures=True)
@@ -443,6 +459,10 @@ class Server:
             self._tls_sock = None
 
 
+def _peer(ch: ControlChannel) -> Peer:
+    return Peer(ch.peer[0], ch.peer[1], bool(ch.session is not None and ch.session.secure))
+
+
 def _listen_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -542,7 +562,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
     doing it while another serves could delete a live upload)."""
     if config.storage != "local":
         return  # object storage: an unfinished multipart upload is never visible
-    homes = Authenticator.from_config(config).homes()  # users_db ones too
+    homes = ConfigAuthenticator.from_config(config).homes()  # users_db ones too
     removed = sum(cleanup_stale_uploads(home) for home in homes if os.path.isdir(home))
     if removed:
         log.info("removed %d unfinished upload(s) left by an earlier run", removed)

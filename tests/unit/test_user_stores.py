@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ftpd.auth import NEED_CACHE_MISS, Authenticator, hashing
+from ftpd.auth import NEED_CACHE_MISS, ConfigAuthenticator, hashing
 from ftpd.auth.admin import NewUser, Target, open_target
 from ftpd.auth.store import StoreError
 from ftpd.config import Config, ConfigError
@@ -66,40 +66,40 @@ async def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 async def test_login_good_bad_unknown(setup: tuple[Target, Config], tmp_path: Path) -> None:
     target, config = setup
-    auth = Authenticator.from_config(config)
+    auth = ConfigAuthenticator.from_config(config)
     assert auth.store is not None
     await asyncio.to_thread(auth.store.check)  # blocking, as at start-up (before the loop)
-    account = await auth.authenticate("alice", "wonderland")
+    account = await auth.lookup("alice", "wonderland")
     assert account is not None
     assert (account.name, account.home, account.perms, account.max_sessions) == (
         "alice", str((tmp_path / "alice").resolve()), "elr", 2)  # fmt: skip
     assert (account.quota_bytes, account.max_download_rate) == (1 << 30, 2 << 20)
-    assert await auth.authenticate("alice", "Wonderland") is None
-    assert await auth.authenticate("mallory", "wonderland") is None
-    assert await auth.authenticate("Alice", "wonderland") is None  # names are case-sensitive
+    assert await auth.lookup("alice", "Wonderland") is None
+    assert await auth.lookup("mallory", "wonderland") is None
+    assert await auth.lookup("Alice", "wonderland") is None  # names are case-sensitive
 
 
 async def test_changes_are_seen_without_a_restart(
     setup: tuple[Target, Config], tmp_path: Path
 ) -> None:
     target, config = setup
-    auth = Authenticator.from_config(config)
-    assert await auth.authenticate("alice", "wonderland") is not None
-    assert await auth.authenticate("bob", "builder") is None
+    auth = ConfigAuthenticator.from_config(config)
+    assert await auth.lookup("alice", "wonderland") is not None
+    assert await auth.lookup("bob", "builder") is None
     # Added, password changed, deleted: each visible within the cache time, same process.
     # ftpd.auth.admin is blocking (the ftpd user command): run it beside the loop.
     bob = NewUser("bob", fast_hash("builder"), str(tmp_path / "bob"), "elradfmwMT")
     await asyncio.to_thread(target.add, bob)
-    assert await wait_for(lambda: auth.authenticate("bob", "builder"))
+    assert await wait_for(lambda: auth.lookup("bob", "builder"))
     await asyncio.to_thread(target.set_password, "alice", fast_hash("looking-glass"))
-    assert await wait_for(lambda: auth.authenticate("alice", "looking-glass"))
+    assert await wait_for(lambda: auth.lookup("alice", "looking-glass"))
     # The remembered verification of the old password is keyed by the old hash: no longer good.
-    assert await auth.authenticate("alice", "wonderland") is None
-    assert auth.authenticate_cached("alice", "wonderland") is NEED_CACHE_MISS
+    assert await auth.lookup("alice", "wonderland") is None
+    assert auth.lookup_cached("alice", "wonderland") is NEED_CACHE_MISS
     await asyncio.to_thread(target.delete, "bob")
 
     async def bob_gone() -> bool:
-        return await auth.authenticate("bob", "builder") is None
+        return await auth.lookup("bob", "builder") is None
 
     assert await wait_for(bob_gone)
 
@@ -109,11 +109,11 @@ async def test_cached_answers_need_no_query(
 ) -> None:
     _, config = setup
     config = Config(**{**_fields(config), "users_cache_seconds": 60.0})
-    auth = Authenticator.from_config(config)
+    auth = ConfigAuthenticator.from_config(config)
     store = auth.store
     assert store is not None
-    assert auth.authenticate_cached("alice", "wonderland") is NEED_CACHE_MISS
-    assert await auth.authenticate("alice", "wonderland") is not None
+    assert auth.lookup_cached("alice", "wonderland") is NEED_CACHE_MISS
+    assert await auth.lookup("alice", "wonderland") is not None
     calls: list[str] = []
     real = store._fetch
 
@@ -122,12 +122,12 @@ async def test_cached_answers_need_no_query(
         return await real(name)
 
     monkeypatch.setattr(store, "_fetch", counting)
-    cached = auth.authenticate_cached("alice", "wonderland")
+    cached = auth.lookup_cached("alice", "wonderland")
     assert getattr(cached, "name", None) == "alice"  # the control channel's fast path
     for _ in range(5):
-        assert await auth.authenticate("alice", "wonderland") is not None
+        assert await auth.lookup("alice", "wonderland") is not None
     # Many logins at once for a name not cached yet: one query.
-    results = await asyncio.gather(*(auth.authenticate("nobody", "x") for _ in range(8)))
+    results = await asyncio.gather(*(auth.lookup("nobody", "x") for _ in range(8)))
     assert results == [None] * 8
     if config.users_file:
         assert calls == []  # the file is in memory
@@ -139,7 +139,7 @@ async def test_database_lookups_run_off_the_loop(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'users.db'}"
     (tmp_path / "h").mkdir()
     open_target("", url).add(NewUser("u", fast_hash("p"), str(tmp_path / "h"), "elr"))
-    auth = Authenticator.from_config(Config(users_db=url))
+    auth = ConfigAuthenticator.from_config(Config(users_db=url))
     import sqlite3
 
     threads: list[int] = []
@@ -151,7 +151,7 @@ async def test_database_lookups_run_off_the_loop(tmp_path: Path) -> None:
 
     sqlite3.connect = spy  # type: ignore[assignment]
     try:
-        assert await auth.authenticate("u", "p") is not None
+        assert await auth.lookup("u", "p") is not None
     finally:
         sqlite3.connect = real_connect  # type: ignore[assignment]
     assert threads and threading.get_ident() not in threads
@@ -165,11 +165,11 @@ async def test_a_bad_row_refuses_that_login_only(
     target = open_target("", url)
     target.add(NewUser("good", fast_hash("p"), str(tmp_path / "h"), "elr"))
     target.add(NewUser("gone", fast_hash("p"), str(tmp_path / "missing-home"), "elr"))
-    auth = Authenticator.from_config(Config(users_db=url))
+    auth = ConfigAuthenticator.from_config(Config(users_db=url))
     with caplog.at_level(logging.ERROR, logger="ftpd"):
-        assert await auth.authenticate("gone", "p") is None
+        assert await auth.lookup("gone", "p") is None
     assert "not a directory" in caplog.text
-    assert await auth.authenticate("good", "p") is not None
+    assert await auth.lookup("good", "p") is not None
 
 
 async def test_unreachable_postgres_fails_the_login_not_the_server(
@@ -181,9 +181,9 @@ async def test_unreachable_postgres_fails_the_login_not_the_server(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there
     url = f"postgresql://ftpd:secret-pw@127.0.0.1:{port}/x"
-    auth = Authenticator.from_config(Config(users_db=url))
+    auth = ConfigAuthenticator.from_config(Config(users_db=url))
     with caplog.at_level(logging.ERROR, logger="ftpd"):
-        assert await auth.authenticate("alice", "pw") is None
+        assert await auth.lookup("alice", "pw") is None
     assert "cannot look the account up" in caplog.text
     assert "secret-pw" not in caplog.text
     assert auth.store is not None
@@ -194,14 +194,14 @@ async def test_unreachable_postgres_fails_the_login_not_the_server(
 
 
 def test_start_up_check_of_a_missing_sqlite_file_or_table(tmp_path: Path) -> None:
-    auth = Authenticator.from_config(Config(users_db=f"sqlite:///{tmp_path / 'nope.db'}"))
+    auth = ConfigAuthenticator.from_config(Config(users_db=f"sqlite:///{tmp_path / 'nope.db'}"))
     assert auth.store is not None
     with pytest.raises(ConfigError, match="does not exist"):
         auth.store.check()
     import sqlite3
 
     sqlite3.connect(tmp_path / "empty.db").close()
-    auth = Authenticator.from_config(Config(users_db=f"sqlite:///{tmp_path / 'empty.db'}"))
+    auth = ConfigAuthenticator.from_config(Config(users_db=f"sqlite:///{tmp_path / 'empty.db'}"))
     assert auth.store is not None
     with pytest.raises(ConfigError, match="no such table"):
         auth.store.check()
@@ -225,7 +225,7 @@ async def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     url = f"sqlite:///{tmp_path / 'users.db'}"
     (tmp_path / "h").mkdir()
     open_target("", url).add(NewUser("u", fast_hash("p"), str(tmp_path / "h"), "elr"))
-    auth = Authenticator.from_config(Config(users_db=url, users_cache_seconds=60.0))
+    auth = ConfigAuthenticator.from_config(Config(users_db=url, users_cache_seconds=60.0))
     store = auth.store
     assert store is not None
     for i in range(120):  # a scan of random names
@@ -236,7 +236,7 @@ async def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 async def test_store_errors_propagate_from_lookup(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'users.db'}"
     (tmp_path / "users.db").write_bytes(b"not a database at all" * 100)
-    auth = Authenticator.from_config(Config(users_db=url))
+    auth = ConfigAuthenticator.from_config(Config(users_db=url))
     assert auth.store is not None
     with pytest.raises(StoreError):
         await auth.store.lookup("x")
