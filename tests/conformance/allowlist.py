@@ -102,6 +102,12 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "('logged in') is not among them.",
             code=220,
         ),
+        "8.reply": Allow(
+            "SIZE answers in TYPE A too (see file-size-ascii), so after REIN's reset to "
+            "TYPE A ftpd gives the size where pyftpdlib refuses.",
+            code=213,
+            detail=b"30",
+        ),
     },
     "login-rein-not-logged-in": {
         "0.reply": Allow(
