@@ -68,7 +68,7 @@ class Config:
     pasv_address: str = field(
         default="",
         metadata={
-            "help": "IP or hostname advertised in PASV replies (NAT/Docker); default: the control connection's local address"
+            "help": "IP or hostname advertised in PASV replies (NAT/Docker; empty: the control connection's local address)"
         },
     )
     pasv_promiscuous: bool = field(
