@@ -57,7 +57,7 @@ class UserStore(abc.ABC):
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._cache: dict[str, tuple[float, UserEntry | None]] = {}
-        self._inflight: dict[str, asyncio.Future[UserEntry | None]] = {}
+        self._inflight: dict[str, asyncio.Future[UserEntry | None]] = {}  # queries running
 
     def peek(self, name: str) -> UserEntry | None | object:
         """The cached answer for ``name`` if still fresh, else ``MISS``. Never blocks."""
@@ -71,23 +71,25 @@ class UserStore(abc.ABC):
         hit = self.peek(name)
         if hit is not MISS:
             return hit  # type: ignore[return-value]
-        pending = self._inflight.get(name)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[UserEntry | None] = asyncio.get_running_loop().create_future()
-        self._inflight[name] = future
-        try:
-            entry = await self._fetch(name)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self._inflight[name]
+        # The query runs as its own task, shared by every login waiting for this name: a caller
+        # that goes away (its session closed) cancels its wait, not the others' answer.
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch_and_cache(name))
+            self._inflight[name] = task
+            task.add_done_callback(lambda done: self._done(name, done))
+        return await asyncio.shield(task)
+
+    def _done(self, name: str, task: asyncio.Future[UserEntry | None]) -> None:
+        self._inflight.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters (if any are left) get it from shield
+
+    async def _fetch_and_cache(self, name: str) -> UserEntry | None:
+        entry = await self._fetch(name)
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
         self._cache[name] = (time.monotonic() + self.ttl, entry)
-        future.set_result(entry)
         return entry
 
     def forget(self) -> None:

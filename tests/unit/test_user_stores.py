@@ -246,3 +246,28 @@ def _fields(config: Config) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(config)
+
+
+async def test_a_waiter_that_goes_away_does_not_cancel_the_others(tmp_path: Path) -> None:
+    from ftpd.auth.store import UserStore
+    from ftpd.auth.users import UserEntry
+
+    gate = asyncio.Event()
+    calls = []
+
+    class Slow(UserStore):
+        async def _fetch(self, name: str) -> UserEntry | None:
+            calls.append(name)
+            await gate.wait()
+            return UserEntry(name, fast_hash("p"), str(tmp_path), "elr")
+
+    store = Slow(60.0)
+    first = asyncio.ensure_future(store.lookup("u"))
+    second = asyncio.ensure_future(store.lookup("u"))
+    await asyncio.sleep(0.01)
+    first.cancel()  # e.g. its session closed while the database answered
+    gate.set()
+    entry = await second
+    assert entry is not None and entry.name == "u" and calls == ["u"]
+    assert first.cancelled()
+    assert await store.lookup("u") is entry  # cached now
