@@ -273,7 +273,7 @@ class ControlChannel(asyncio.Protocol):
                     continue
                 try:
                     pending = getattr(fs, item.method)(*item.args)  # type: ignore[union-attr]
-                except OSError as e:
+                except Exception as e:  # a backend's bug too: 451 from Session.advance
                     exc = e
                     continue
                 self.busy = True
@@ -345,7 +345,7 @@ class ControlChannel(asyncio.Protocol):
                         value, pending = await pending, None
                     else:
                         value = await self._perform(item)
-                except OSError as e:
+                except Exception as e:  # not only OSError: a backend's bug must not hang us
                     pending = None
                     exc = e
                 item = session.advance(gen, value, exc)
