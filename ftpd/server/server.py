@@ -20,6 +20,7 @@ import os
 import resource
 import signal
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -355,6 +356,7 @@ class Server:
 
             await close_shared_storage()  # finishes aborts of unfinished multipart uploads
         self.observer.stop()
+        await self.logins.close()  # a users_db connection pool
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.io.shutdown()
         self.bulk.executor.shutdown(wait=False, cancel_futures=True)
@@ -522,7 +524,11 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     workers = max(1, config.workers)
     if workers == 1:
         return serve(config, on_ready)
-    reserved, port = reserve_port(config.host, config.port)
+    try:
+        reserved, port = reserve_port(config.host, config.port)
+    except OSError as exc:  # the same one line as with one worker (start() below)
+        raise ConfigError(f"cannot listen on {config.host}:{config.port}: "
+                          f"{exc.strerror or exc}") from None
     config = replace(config, port=port)
     counters = SharedCounters(workers)
 
@@ -535,7 +541,13 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
             os.write(ready_fd, b"1")
             os.close(ready_fd)
 
-        return serve(config, ready, counters=counters, worker=index)
+        try:
+            return serve(config, ready, counters=counters, worker=index)
+        except ConfigError as exc:
+            # A forked worker never returns to the CLI: say it here, as the CLI would.
+            print(f"ftpd: error: worker {index}: {' '.join(str(exc).split())}", file=sys.stderr,
+                  flush=True)
+            return 2
 
     def all_ready() -> None:
         log.info("%d workers serving %s:%d", workers, config.host, port)
@@ -550,7 +562,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
     doing it while another serves could delete a live upload)."""
     if config.storage != "local":
         return  # object storage: an unfinished multipart upload is never visible
-    homes = sorted({a.home for a in ConfigAuthenticator.from_config(config).accounts})
+    homes = ConfigAuthenticator.from_config(config).homes()  # users_db ones too
     removed = sum(cleanup_stale_uploads(home) for home in homes if os.path.isdir(home))
     if removed:
         log.info("removed %d unfinished upload(s) left by an earlier run", removed)

@@ -16,7 +16,7 @@ import pytest
 
 from ftpd import cli
 from ftpd.auth import hashing
-from ftpd.config import FIELD_NAMES, Config, env_name, flag_name
+from ftpd.config import FIELD_NAMES, Config, env_name, flag_name, show
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -228,7 +228,13 @@ def test_no_credentials_in_url_without_single_user(
     )
     assert fake.config is not None and fake.config.password == ""  # none generated
     assert pub.is_dir()
-    assert capsys.readouterr().out.splitlines()[1] == "connect with: ftp://127.0.0.1:2121/"
+    serving, connect = capsys.readouterr().out.splitlines()
+    assert connect == "connect with: ftp://127.0.0.1:2121/ (anonymous login)"
+    assert serving == (
+        f"ftpd serving the homes of 0 user(s) of the users file {show(str(users))}"
+        f" and {pub} to anonymous users on 127.0.0.1:2121"
+    )
+    assert not (tmp_path / "r").exists()  # the single user's root serves no one: not created
 
 
 def test_exit_code_of_run_is_returned(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
