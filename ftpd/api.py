@@ -27,7 +27,7 @@ from typing import Any
 
 from ftpd.auth.base import Account, Authenticator
 from ftpd.config import Config, validate
-from ftpd.events import EventBus, EventCallback, EventFS, EventKind, ObserverBridge, origin
+from ftpd.events import EventBus, EventCallback, EventKind
 from ftpd.fs.base import FileSystem
 from ftpd.server.server import Server as _CoreServer
 
@@ -103,8 +103,7 @@ class Server:
         if self._core is not None:
             raise RuntimeError("server already started")
         core = _CoreServer(self.config, self._authenticator, session_fs=self._session_fs,
-                           embedded=True)
-        core.observer.listeners.append(ObserverBridge(self.events))
+                           embedded=True, events=self.events)
         self._core = core
         self._closed = asyncio.Event()
         try:
@@ -199,16 +198,7 @@ class Server:
         fs = self._filesystem(account) if self._filesystem is not None else core.fs_for(account)
         for layer in self._layers:
             fs = layer(fs, SessionHandle(ch))
-        if self.events.active:
-            where = origin(ch, account)
-            bus = self.events
-
-            def emit(kind: EventKind, **fields: Any) -> None:
-                if bus.wants(kind):
-                    bus.emit(where.event(kind, **fields))
-
-            fs = EventFS(fs, emit)
-        return fs
+        return fs  # the core server wraps it for the events (events.reporting_fs)
 
 
 def serve(

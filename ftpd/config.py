@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ftpd import __version__
+from ftpd.sizes import parse_size
 
 
 class ConfigError(ValueError):
@@ -202,6 +203,41 @@ class Config:
     proxy_timeout: float = field(
         default=5.0, metadata={"help": "seconds to wait for a PROXY header from a trusted peer"}
     )
+    # Bandwidth (README "Bandwidth limits"): bytes per second, 0 = unlimited, K/M/G suffixes.
+    max_download_rate: int = field(default=0, metadata={"help": "per-session download rate "
+                                   "(bytes/s; K, M, G suffixes; 0: unlimited; users file overrides)"})
+    max_upload_rate: int = field(default=0, metadata={"help": "per-session upload rate "
+                                 "(bytes/s; 0: unlimited; users file overrides)"})
+    max_total_download_rate: int = field(default=0, metadata={
+        "help": "download rate of the whole server, shared by its transfers (0: unlimited)"})
+    max_total_upload_rate: int = field(default=0, metadata={
+        "help": "upload rate of the whole server, shared by its transfers (0: unlimited)"})
+    # Quotas (README "Quotas"): defaults for users without quota_bytes/quota_files of their own.
+    user_quota_bytes: int = field(default=0, metadata={
+        "help": "bytes each user may store in their home (K, M, G suffixes; 0: no quota)"})
+    user_quota_files: int = field(default=0, metadata={
+        "help": "files each user may store in their home (0: no quota)"})
+    # Hooks (README "Hooks"): a command line, split like a shell would but run without one.
+    on_upload: str = field(default="", metadata={"help": "command run after each upload"})
+    on_download: str = field(default="", metadata={"help": "command run after each download"})
+    on_delete: str = field(default="", metadata={"help": "command run after each DELE"})
+    on_rename: str = field(default="", metadata={"help": "command run after each rename"})
+    on_login: str = field(default="", metadata={"help": "command run after each login"})
+    hook_timeout: float = field(default=30.0, metadata={
+        "help": "seconds a hook command may run before it is killed"})
+    hook_concurrency: int = field(default=4, metadata={
+        "help": "hook commands running at once (more wait in a bounded queue)"})
+    webhook_url: str = field(default="", metadata={
+        "help": "http(s) URL that each event is POSTed to as JSON (needs the hooks extra)"})
+    webhook_events: str = field(default="login,upload,download,delete,rename", metadata={
+        "help": "comma-separated events for webhook_url, or 'all'"})
+    webhook_timeout: float = field(default=10.0, metadata={"help": "seconds per webhook POST"})
+    webhook_retries: int = field(default=5, metadata={
+        "help": "retries of a failed webhook POST (exponential backoff)"})
+    webhook_queue: int = field(default=1000, metadata={
+        "help": "events waiting for the webhook before the oldest are dropped"})
+    pid_file: str = field(default="", metadata={
+        "help": "file holding the server's pid (`ftpd reload` signals it)"})
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Config))
@@ -220,6 +256,10 @@ _PASV_RE = re.compile(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _EXPECTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+# Integer keys that also take a size with a K/M/G suffix (ftpd/sizes.py), in TOML as a string.
+SIZE_KEYS = frozenset({"max_download_rate", "max_upload_rate", "max_total_download_rate",
+                       "max_total_upload_rate", "user_quota_bytes"})
+_SIZE_EXPECTED = "bytes >= 0, e.g. 1048576 or 512K, 2M, 1G"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("auto", "uvloop", "asyncio")
@@ -283,6 +323,8 @@ def _from_text(key: str, text: str, source: str) -> Any:
             return parse_bool(text)
         except ValueError:
             raise _invalid(key, text, "true/false, yes/no, on/off or 1/0", source) from None
+    if key in SIZE_KEYS:
+        return _size(key, text, source)
     if kind is int:
         # int() alone would also take "1_000", " 12" and non-ASCII digits.
         if not _INT_RE.fullmatch(text.strip()):
@@ -293,6 +335,13 @@ def _from_text(key: str, text: str, source: str) -> Any:
             raise _invalid(key, text, "a number", source)
         return float(text.strip())
     return _normalise(key, text)
+
+
+def _size(key: str, value: object, source: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise _invalid(key, value, _SIZE_EXPECTED, source) from None
 
 
 def _type_ok(kind: type, value: object) -> bool:
@@ -306,6 +355,8 @@ def _type_ok(kind: type, value: object) -> bool:
 def _from_toml(key: str, value: Any, source: str) -> Any:
     """Check a TOML value against the field's type; TOML has real types, so no string coercion."""
     kind = FIELD_TYPES[key]
+    if key in SIZE_KEYS:
+        return _size(key, value, source)
     if not _type_ok(kind, value):
         raise _invalid(key, value, _EXPECTED[kind], source)
     if kind is float:
@@ -597,6 +648,15 @@ def validate(config: Config) -> None:
         raise _invalid("metrics_host", c.metrics_host, "an IP address or a host name")
     if c.ban_after < 0:
         raise _invalid("ban_after", c.ban_after, "an integer >= 0 (0: never)")
+    for key in (*SIZE_KEYS, "user_quota_files", "webhook_retries"):
+        if getattr(c, key) < 0:
+            raise _invalid(key, getattr(c, key), _SIZE_EXPECTED if key in SIZE_KEYS else "an integer >= 0")
+    for key in ("hook_concurrency", "webhook_queue"):
+        if getattr(c, key) < 1:
+            raise _invalid(key, getattr(c, key), "an integer >= 1")
+    for key in ("hook_timeout", "webhook_timeout"):
+        if not (math.isfinite(getattr(c, key)) and getattr(c, key) > 0):
+            raise _invalid(key, getattr(c, key), "a number of seconds > 0")
     _validate_storage(c)
     _validate_proxy(c)
 

@@ -28,7 +28,7 @@ from typing import Any
 from ftpd.auth.base import Account
 from ftpd.fs.base import Capabilities, FileStat, FileSystem, Reader, RealPaths, Writer
 
-__all__ = ["Event", "EventBus", "EventCallback", "EventFS", "EventKind", "QUEUE_LIMIT"]
+__all__ = ["Event", "EventBus", "EventCallback", "EventFS", "EventKind", "QUEUE_LIMIT", "reporting_fs"]
 
 log = logging.getLogger("ftpd.events")
 
@@ -278,3 +278,16 @@ class EventFS:
 
     def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         return self.inner.unique_name(vdir, prefix)
+
+
+def reporting_fs(bus: EventBus, ch: Any, account: Account, fs: FileSystem) -> FileSystem:
+    """``fs`` wrapped so that its successful operations reach ``bus`` (when anyone listens)."""
+    if not bus.active:
+        return fs
+    where = origin(ch, account)
+
+    def emit(kind: EventKind, **fields: Any) -> None:
+        if bus.wants(kind):
+            bus.emit(where.event(kind, **fields))
+
+    return EventFS(fs, emit)  # type: ignore[return-value]

@@ -28,6 +28,7 @@ from typing import Any
 from ftpd.auth import hashing
 from ftpd.auth.base import ALL_PERMS, READ_PERMS
 from ftpd.config import ConfigError, show
+from ftpd.sizes import parse_size
 
 __all__ = ["ALL_PERMS", "READ_PERMS", "UserEntry", "UsersFileError", "load_users", "normalise_perms"]
 
@@ -38,8 +39,6 @@ _SIZED = frozenset({"quota_bytes", "max_download_rate", "max_upload_rate"})
 _KEYS = ("name", "password_hash", "home", "perms", "max_sessions", *LIMIT_KEYS)
 _REQUIRED = ("name", "password_hash", "home")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SIZE_RE = re.compile(r"\s*([0-9]+)\s*([KMGkmg]?)(?:i?[Bb])?\s*")
-_SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 class UsersFileError(ConfigError):
@@ -59,23 +58,6 @@ class UserEntry:
     quota_files: int = 0
     max_download_rate: int = 0  # bytes per second
     max_upload_rate: int = 0
-
-
-def parse_size(value: object) -> int:
-    """An integer >= 0, or a string like ``"512K"``, ``"2M"``, ``"1G"`` (powers of 1024).
-
-    ValueError for anything else (booleans, negatives, other suffixes)."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(value)
-        return value
-    if isinstance(value, str):
-        match = _SIZE_RE.fullmatch(value)
-        if match:
-            return int(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    raise ValueError(value)
 
 
 def normalise_perms(perms: str) -> str:

@@ -20,6 +20,8 @@ error_replies_total{code}         counter  replies with a 4xx/5xx code
 passive_ports_in_use              gauge    passive ports bound now
 passive_ports_capacity            gauge    size of this process's passive range
 event_loop_lag_seconds            gauge    how late the last 1 s timer fired
+hook_runs_total{event,result}     counter  hook commands: ok, failed, timeout, error
+webhook_posts_total{result}       counter  webhook events: ok, failed, retried, dropped
 info{version,worker}              gauge    always 1
 ================================  =======  =================================================
 
@@ -136,6 +138,18 @@ class _Collector:
             "How late the event loop ran the last 1 s timer",
             snap["loop_lag"],
         )
+
+        c = CounterMetricFamily("ftpd_hook_runs", "Hook commands run, by event and result "
+                                "(ok, failed, timeout, error)", labels=["event", "result"])
+        for (event, result), n in sorted(snap["hook_runs"].items()):
+            c.add_metric([event, result], n)
+        yield c
+
+        c = CounterMetricFamily("ftpd_webhook_posts", "Webhook events by result (ok, failed, "
+                                "retried, dropped)", labels=["result"])
+        for result in ("ok", "failed", "retried", "dropped"):
+            c.add_metric([result], snap["webhook_posts"].get(result, 0))
+        yield c
 
 
 def _gauge(

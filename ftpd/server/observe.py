@@ -18,6 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import ConfigError, show
+from .hooks import HookStats
 from .xferlog import FILE_TRANSFERS, XferLog, format_line
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Observer:
         self.xferlog: XferLog | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self.listeners: list[Listener] = []
+        self.hooks = HookStats()  # hook commands and webhook posts (hooks.py)
         # Both outputs are checked here, before anything listens, so that a mistake is a one-line
         # start-up error (exit 2) and never a server running without its logs or metrics.
         try:
@@ -172,6 +174,8 @@ class Observer:
             "passive_in_use": len(pool.in_use) if pool is not None else 0,
             "passive_capacity": pool.last - pool.first + 1 if pool is not None else 0,
             "loop_lag": self.loop_lag,
+            "hook_runs": _copy(self.hooks.runs),
+            "webhook_posts": _copy(self.hooks.posts),
         }
 
     @property

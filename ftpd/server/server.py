@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import gc
 import logging
@@ -30,6 +31,7 @@ from typing import Any
 from ..auth import NEED_CACHE_MISS, ConfigAuthenticator, Logins, authenticator_from_config
 from ..auth.base import Account, Authenticator, LoginResult, Peer, Refusal
 from ..config import Config, ConfigError, pasv_range
+from ..events import EventBus, ObserverBridge, reporting_fs
 from ..fs.base import Capabilities, FileSystem
 from ..fs.iopool import IoPool
 from ..fs.local import LocalFS, cleanup_stale_uploads
@@ -39,6 +41,7 @@ from ..proto.session import SessionSettings
 from ..proto.state import Login, TlsMode
 from .control import NEED_ASYNC, ControlChannel
 from .data import BulkThreads, DataTimeout, PassivePool, read_proxy_header_exactly
+from .hooks import Hooks, check_hooks, start_hooks
 from .logs import setup_logging
 from .observe import Observer
 from .tls import make_context
@@ -62,7 +65,7 @@ class Server:
     def __init__(self, config: Config, authenticator: Authenticator | None = None,
                  counters: SharedCounters | None = None, worker: int = 0, *,
                  session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
-                 embedded: bool = False) -> None:
+                 embedded: bool = False, events: EventBus | None = None) -> None:
         self.config = config
         # Embedded in an application's loop (ftpd.api): leave the loop's default executor and
         # the garbage collector alone, they are the application's.
@@ -112,6 +115,12 @@ class Server:
         self._headers_pending = 0  # connections of trusted peers still reading their header
         self._sweeper: asyncio.Task[None] | None = None
         self.observer = Observer(config, self)
+        # Events (ftpd.events): an application's callbacks (ftpd.api) and the operator's hooks
+        # (hooks.py) consume the same stream; the commands are checked now (a one-line error).
+        self.events = events if events is not None else EventBus()
+        self._hook_commands = check_hooks(config)
+        self._emit_events = events is not None or bool(self._hook_commands or config.webhook_url)
+        self.hooks: Hooks | None = None
         self.greeting = Reply(220, config.banner).encode()
         # Brute-force bans (ban_after/ban_seconds): per process, like the failed-login counters.
         self.failures: Counter[str] = Counter()
@@ -184,7 +193,7 @@ class Server:
             return "Too many sessions for this user."
         self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
-        ch.fs = self.session_fs(ch, account)
+        ch.fs = reporting_fs(self.events, ch, account, self.session_fs(ch, account))
         ch.session.caps = ch.fs.capabilities
         self.observer.login(ch, True, account)
         if log.isEnabledFor(logging.INFO):
@@ -321,6 +330,9 @@ class Server:
             log.info("implicit FTPS on %s:%d", host, port)
         self._sweeper = loop.create_task(self._sweep())
         await self.observer.start()
+        self.hooks = start_hooks(cfg, self.events, self.observer.hooks, self._hook_commands)
+        if self._emit_events:
+            self.observer.listeners.append(ObserverBridge(self.events))
         if not self.embedded:
             # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
             gc.collect()
@@ -355,6 +367,13 @@ class Server:
             from ..fs.s3 import close_shared_storage
 
             await close_shared_storage()  # finishes aborts of unfinished multipart uploads
+        if self.hooks is not None:
+            # The events of the last sessions first, then what their hooks still do.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.events.drain(), max(grace, 1.0))
+            await self.hooks.close(max(grace, 1.0))
+        if not self.embedded:
+            await self.events.close(1.0)  # ftpd.api closes its own bus after the sessions'
         self.observer.stop()
         await self.logins.close()  # a users_db connection pool
         self.executor.shutdown(wait=False, cancel_futures=True)
