@@ -33,6 +33,7 @@ BUCKETS = 65536
 _TOTAL = 0  # column 0: sessions of the worker
 _IP0 = 1  # columns 1 .. BUCKETS: sessions per IP bucket
 _USER0 = 1 + BUCKETS  # then sessions per user bucket
+_XFER0 = 1 + 2 * BUCKETS  # then running rate-shared transfers: downloads, uploads (rates.py)
 
 
 def _bucket(key: str) -> int:
@@ -44,7 +45,7 @@ class SharedCounters:
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
-        self.row = 1 + 2 * BUCKETS  # int32 cells per worker
+        self.row = 3 + 2 * BUCKETS  # int32 cells per worker
         self._mm = mmap.mmap(-1, self.workers * self.row * 4)  # MAP_SHARED | MAP_ANONYMOUS
         self._cells = memoryview(self._mm).cast("i")
         self.index = 0  # this process's row
@@ -71,6 +72,13 @@ class SharedCounters:
 
     def add_user(self, name: str, delta: int) -> None:
         self._add(_USER0 + _bucket(name), delta)
+
+    def transfers(self, upload: bool) -> int:
+        """Transfers sharing ``max_total_*_rate`` in that direction, in every worker."""
+        return self._sum(_XFER0 + upload)
+
+    def add_transfer(self, upload: bool, delta: int) -> None:
+        self._add(_XFER0 + upload, delta)
 
     def reset_row(self, index: int) -> None:
         """Zero a dead worker's row: its sessions died with it."""
