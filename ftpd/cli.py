@@ -5,6 +5,7 @@
     ftpd [--key VALUE ...]          serve (the default; ``ftpd serve ...`` works too)
     ftpd passwd                     read a password, print its hash for the users file
     ftpd user add|passwd|del|list   manage the accounts of the users file or database
+    ftpd quota rescan|show NAME     recompute or show a user's recorded disk usage
     ftpd healthcheck [--host H] [--port P] [--timeout S]
 
 The subcommand is recognised only as the first argument, so ``ftpd --port 2121`` serves without
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ftpd.usercli import user_command
 
             return user_command(args[1:], os.environ)
+        if args and args[0] == "quota":
+            from ftpd.quotacli import quota_command
+
+            return quota_command(args[1:], os.environ)
         if args and args[0] == "serve":
             args = args[1:]
         return serve(args, os.environ)

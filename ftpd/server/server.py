@@ -35,6 +35,7 @@ from ..events import EventBus, ObserverBridge, reporting_fs
 from ..fs.base import Capabilities, FileSystem
 from ..fs.iopool import IoPool
 from ..fs.local import LocalFS, cleanup_stale_uploads
+from ..fs.quota import Limits, QuotaFS
 from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
@@ -157,6 +158,15 @@ class Server:
             self.counters.add_user(ch.counted_user, -1)
             ch.counted_user = ""
 
+    def _with_quota(self, account: Account, fs: FileSystem) -> FileSystem:
+        """The quota of the account (the users file's, else the server's default) on its home."""
+        cfg = self.config
+        limits = Limits(account.quota_bytes or cfg.user_quota_bytes,
+                        account.quota_files or cfg.user_quota_files)
+        if not limits or cfg.storage != "local" or not account.home:
+            return fs
+        return QuotaFS(fs, account.home, limits)  # type: ignore[return-value]
+
     def authenticate_fast(self, ch: ControlChannel, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
@@ -193,7 +203,8 @@ class Server:
             return "Too many sessions for this user."
         self.counters.add_user(account.name, 1)
         ch.counted_user = account.name
-        ch.fs = reporting_fs(self.events, ch, account, self.session_fs(ch, account))
+        ch.fs = reporting_fs(self.events, ch, account, self._with_quota(account,
+                                                                        self.session_fs(ch, account)))
         ch.session.caps = ch.fs.capabilities
         self.observer.login(ch, True, account)
         if log.isEnabledFor(logging.INFO):
