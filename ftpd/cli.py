@@ -6,6 +6,7 @@
     ftpd passwd                     read a password, print its hash for the users file
     ftpd user add|passwd|del|list   manage the accounts of the users file or database
     ftpd quota rescan|show NAME     recompute or show a user's recorded disk usage
+    ftpd reload [--pid-file FILE]   SIGHUP to the running server: re-read config, users, TLS
     ftpd healthcheck [--host H] [--port P] [--timeout S]
 
 The subcommand is recognised only as the first argument, so ``ftpd --port 2121`` serves without
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ftpd.usercli import user_command
 
             return user_command(args[1:], os.environ)
+        if args and args[0] == "reload":
+            return reload_command(args[1:], os.environ)
         if args and args[0] == "quota":
             from ftpd.quotacli import quota_command
 
@@ -96,7 +99,16 @@ def serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
         auth.store.check()
     for warning in startup_warnings(config, auth, env):
         print(f"ftpd: warning: {warning}", file=sys.stderr, flush=True)
-    return _server_run(config, announcer(config, show_password=generated, auth=auth))
+
+    def reload() -> Config:
+        # SIGHUP: the same flags and environment, the file read again; a generated password
+        # stays the one announced at start-up.
+        new = load_config(argv, env)
+        if generated and not new.password:
+            new = replace(new, password=config.password)
+        return new
+
+    return _server_run(config, announcer(config, show_password=generated, auth=auth), reload)
 
 
 def _make_dir(key: str, path: str) -> None:
@@ -109,11 +121,33 @@ def _make_dir(key: str, path: str) -> None:
         ) from None
 
 
-def _server_run(config: Config, on_ready: OnReady) -> int:
+def _server_run(config: Config, on_ready: OnReady, reload: Callable[[], Config]) -> int:
     """Call the server (imported late: `--help` and config errors need none of it)."""
     from ftpd.server.server import run
 
-    return run(config, on_ready=on_ready)
+    return run(config, on_ready=on_ready, reload=reload)
+
+
+# --- reload ----------------------------------------------------------------------------------
+
+
+def reload_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """``ftpd reload [--config FILE] [--pid-file FILE]``: SIGHUP to the server of the pid file."""
+    parser = StrictParser(prog="ftpd reload", description="Make the running server re-read its "
+                          "configuration, users and TLS files (SIGHUP through its pid_file).")
+    parser.add_argument("--config", metavar="FILE", help="the server's TOML configuration")
+    parser.add_argument("--pid-file", metavar="FILE", help="default: pid_file of the config")
+    args = parser.parse_args(list(argv))
+    path = args.pid_file
+    if not path:
+        path = load_config(["--config", args.config] if args.config else [], env).pid_file
+    if not path:
+        raise ConfigError("no pid_file: give --pid-file or set pid_file in the configuration")
+    from ftpd.server.reload import signal_reload
+
+    pid = signal_reload(path)
+    print(f"ftpd: reload signalled to process {pid}; its log says whether it was applied")
+    return 0
 
 
 def announcer(

@@ -228,6 +228,23 @@ class Hooks:
         self.commands = commands
         self.webhook = webhook
 
+    def update(self, config: Config, commands: dict[EventKind, list[str]]) -> list[str]:
+        """Take up a reloaded configuration; the keys that need a restart to change."""
+        kept = []
+        if self.commands is not None:
+            self.commands.commands = commands
+            self.commands.timeout = config.hook_timeout
+        elif commands:
+            kept.append("on_* (no hook commands were running)")
+        if self.webhook is not None:
+            if config.webhook_url:
+                self.webhook.configure(config)
+            else:
+                self.webhook.kinds = frozenset()  # turned off: queue nothing more
+        elif config.webhook_url:
+            kept.append("webhook_url (no webhook was running)")
+        return kept
+
     async def close(self, timeout: float) -> None:
         if self.commands is not None:
             await self.commands.close(timeout)
@@ -242,13 +259,13 @@ def start_hooks(
     runner = None
     if commands:
         runner = CommandHooks(commands, config, stats)
-        bus.subscribe(runner, commands)
+        bus.subscribe(runner, HOOK_KEYS.values())  # all: a reload may add a command
     webhook = None
     if config.webhook_url:
         from .webhook import Webhook
 
         webhook = Webhook(config, stats)
-        bus.subscribe(webhook.enqueue, webhook.kinds)
+        bus.subscribe(webhook.enqueue)  # every kind: a reload may change webhook_events
     if runner is None and webhook is None:
         return None
     return Hooks(runner, webhook)

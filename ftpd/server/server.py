@@ -45,6 +45,7 @@ from .data import BulkThreads, DataTimeout, PassivePool, read_proxy_header_exact
 from .hooks import Hooks, check_hooks, start_hooks
 from .logs import setup_logging
 from .observe import Observer
+from .reload import Prepared, prepare, remove_pid_file, write_pid_file
 from .tls import make_context
 from .workers import SharedCounters, reserve_port, split_range, supervise
 
@@ -73,16 +74,10 @@ class Server:
         self.embedded = embedded
         self.worker = worker
         self.logins = Logins(authenticator or authenticator_from_config(config))
+        self._own_auth = authenticator is None  # a reload rebuilds only the configured store
         # Library hook (ftpd.api): the filesystem a session gets at login; default: by home.
         self.session_fs = session_fs or (lambda _ch, account: self.fs_for(account))
-        self.session_settings = SessionSettings(
-            banner=config.banner,
-            max_login_attempts=config.max_login_attempts,
-            login_fail_delay=config.login_fail_delay,
-            port_promiscuous=config.port_promiscuous,
-            tls_mode=TlsMode(config.tls),
-            capabilities=_storage_capabilities(config),
-        )
+        self.session_settings = _session_settings(config)
         tls_wanted = config.tls != "off" or config.implicit_tls_port
         self.tls_context = make_context(config) if tls_wanted else None
         workers = max(1, config.workers)
@@ -127,6 +122,65 @@ class Server:
         self.failures: Counter[str] = Counter()
         self.banned: dict[str, float] = {}
         self._failures_since = 0.0
+
+    # ------------------------------------------------------------------ reload (reload.py)
+    async def reload(self, load: Callable[[], Config]) -> bool:
+        """Re-read the configuration, users and TLS files for new sessions (SIGHUP); an invalid
+        one is refused with one log line and the running one stays. True when applied."""
+        own_auth = self._own_auth
+
+        def make_auth(cfg: Config) -> Any:
+            if not own_auth:
+                return None  # an application's authenticator (ftpd.api) is the application's
+            auth = ConfigAuthenticator.from_config(cfg)
+            if auth.store is not None:
+                auth.store.check()
+            return auth
+
+        def build() -> tuple[Prepared, dict[Any, list[str]]]:
+            prepared = prepare(self.config, load, make_context, make_auth)
+            return prepared, check_hooks(prepared.config)
+
+        try:
+            prepared, commands = await asyncio.get_running_loop().run_in_executor(None, build)
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration stays: %s",
+                      " ".join(str(exc).split()))
+            return False
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the server keeps serving
+            log.error("reload refused, the running configuration stays: %r", exc)
+            return False
+        self._apply(prepared, commands)
+        return True
+
+    def _apply(self, p: Prepared, commands: dict[Any, list[str]]) -> None:
+        cfg = p.config
+        self.config = self.observer.config = cfg
+        self.session_settings = _session_settings(cfg)
+        self.greeting = Reply(220, cfg.banner).encode()
+        if p.tls_context is not None:
+            if self.tls_context is None:
+                self.tls_context = p.tls_context
+            else:
+                # The same context, new certificate: running sessions' data connections still
+                # resume their TLS session (its cache lives in this context), new handshakes
+                # present the new certificate. The files were checked by prepare().
+                self.tls_context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+                self.tls_context.minimum_version = p.tls_context.minimum_version
+        if p.authenticator is not None:
+            old, self.logins = self.logins, Logins(p.authenticator)
+            asyncio.get_running_loop().create_task(old.close())
+        kept = list(p.kept)
+        if self.hooks is not None:
+            kept += self.hooks.update(cfg, commands)
+        elif commands or cfg.webhook_url:
+            kept.append("on_*/webhook_url (no hooks were running)")
+        self._hook_commands = commands
+        if kept:
+            log.warning("reload: %s changed but need(s) a restart; kept as they were",
+                        ", ".join(kept))
+        log.info("reloaded configuration: %s", ", ".join(p.changed) or "no key changed",
+                 extra={"event": "reload", "changed": list(p.changed)})
 
     # ------------------------------------------------------------------ sessions
     def admit(self, ch: ControlChannel) -> str | None:
@@ -545,15 +599,28 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the process exit code. ``workers`` > 1 forks workers."""
+def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
+        reload: Callable[[], Config] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code. ``workers`` > 1 forks workers.
+    ``reload`` loads the configuration again on SIGHUP (the parent forwards it to the workers)."""
     setup_logging(config)
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
     _cleanup_stale_uploads(config)
+    if config.pid_file:
+        write_pid_file(config.pid_file)  # the parent's pid with workers: it forwards SIGHUP
+    try:
+        return _run(config, on_ready, reload)
+    finally:
+        if config.pid_file:
+            remove_pid_file(config.pid_file)
+
+
+def _run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None,
+         reload: Callable[[], Config] | None) -> int:
     workers = max(1, config.workers)
     if workers == 1:
-        return serve(config, on_ready)
+        return serve(config, on_ready, reload=reload)
     try:
         reserved, port = reserve_port(config.host, config.port)
     except OSError as exc:  # the same one line as with one worker (start() below)
@@ -572,7 +639,7 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
             os.close(ready_fd)
 
         try:
-            return serve(config, ready, counters=counters, worker=index)
+            return serve(config, ready, counters=counters, worker=index, reload=reload)
         except ConfigError as exc:
             # A forked worker never returns to the CLI: say it here, as the CLI would.
             print(f"ftpd: error: worker {index}: {' '.join(str(exc).split())}", file=sys.stderr,
@@ -599,7 +666,8 @@ def _cleanup_stale_uploads(config: Config) -> None:
 
 
 def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
-          counters: SharedCounters | None = None, worker: int = 0) -> int:
+          counters: SharedCounters | None = None, worker: int = 0,
+          reload: Callable[[], Config] | None = None) -> int:
     """One server process (or one worker): its own event loop, until a shutdown signal."""
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)
@@ -615,9 +683,19 @@ def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | No
             os._exit(1)
         stop.set()
 
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        if reload is None or reloads:
+            return  # one reload at a time; a second SIGHUP meanwhile reads the same files
+        task = loop.create_task(server.reload(reload))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     async def main() -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
         addrs = await server.start()
         log.info("event loop: %s", type(loop).__module__)
         if on_ready is not None:
@@ -631,6 +709,17 @@ def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | No
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def _session_settings(config: Config) -> SessionSettings:
+    return SessionSettings(
+        banner=config.banner,
+        max_login_attempts=config.max_login_attempts,
+        login_fail_delay=config.login_fail_delay,
+        port_promiscuous=config.port_promiscuous,
+        tls_mode=TlsMode(config.tls),
+        capabilities=_storage_capabilities(config),
+    )
 
 
 def _storage_capabilities(config: Config) -> Capabilities:

@@ -75,20 +75,26 @@ class Webhook:
     """The queue and the sender task of one process (see the module docstring)."""
 
     def __init__(self, config: Config, stats: HookStats) -> None:
-        self.url = config.webhook_url
-        self.kinds = webhook_kinds(config.webhook_events)
-        self.timeout = config.webhook_timeout
-        self.retries = config.webhook_retries
+        self.configure(config)
         self.stats = stats
         self.queue: deque[Event] = deque()  # waiting; the one being sent is ``inflight``
         self.inflight: Event | None = None
-        self.limit = config.webhook_queue
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.session: Any = None  # aiohttp.ClientSession, made in the running loop
 
+    def configure(self, config: Config) -> None:
+        """Settings from the (re)loaded configuration (the queue and the connection stay)."""
+        self.url = config.webhook_url
+        self.kinds = webhook_kinds(config.webhook_events)
+        self.timeout = config.webhook_timeout
+        self.retries = config.webhook_retries
+        self.limit = config.webhook_queue
+
     async def enqueue(self, event: Event) -> None:
         """The bus's callback: queue and return at once (the sender does the waiting)."""
+        if event.kind not in self.kinds:
+            return
         if len(self.queue) >= self.limit:
             lost = self.queue.popleft()
             self.stats.posts["dropped"] += 1
@@ -107,7 +113,6 @@ class Webhook:
         import aiohttp
 
         self.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
             trust_env=True,
             headers={"User-Agent": "ftpd-webhook"},
         )
@@ -154,7 +159,8 @@ class Webhook:
         import aiohttp
 
         try:
-            async with self.session.post(self.url, json=body) as response:
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            async with self.session.post(self.url, json=body, timeout=timeout) as response:
                 await response.read()
                 if 200 <= response.status < 300:
                     return None

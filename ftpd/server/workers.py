@@ -10,7 +10,7 @@ fork: every worker writes only its own row (no locks, no races) and a check sums
 rows. IPs and user names are hashed into 65,536 buckets; a collision can only make a limit stricter
 for the two colliding keys, never looser.
 
-The supervisor (the parent) does no FTP: it forwards SIGTERM/SIGINT to the workers, restarts a
+The supervisor (the parent) does no FTP: it forwards SIGTERM/SIGINT (and SIGHUP, reload) to the workers, restarts a
 worker that dies unexpectedly, and exits when all workers have exited.
 """
 
@@ -126,6 +126,8 @@ def supervise(workers: int, child: Callable[[int, int], int], on_ready: Callable
             os.close(r)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # Until its loop handles SIGHUP (reload), one must not kill a starting worker.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             code = 1
             try:
                 code = child(index, w)
@@ -146,8 +148,17 @@ def supervise(workers: int, child: Callable[[int, int], int], on_ready: Callable
             except ProcessLookupError:
                 pass
 
+    def forward_reload(signum: int, _frame: object) -> None:
+        # SIGHUP: every worker reloads (each re-reads the files itself); nothing stops.
+        for pid in list(pids):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward_reload)
     readers = [spawn(i)[1] for i in range(workers)]
     for r in readers:
         ok = os.read(r, 1)
