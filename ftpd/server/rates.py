@@ -1,11 +1,13 @@
 """Bandwidth limits: a token bucket per transfer, and a server-wide rate shared between transfers.
 
-The data pumps (``data.py``, ``tls.py``) ask a transfer's ``RateLimiter`` two things:
+The plain data pumps (``data.py``) ask a transfer's ``RateLimiter`` two things:
 ``grant(want)`` -- how many bytes may go (or be read) now, possibly 0 -- and, when it said 0,
 ``await wait(want)``, which sleeps exactly until enough tokens have accumulated (one timer, no
 polling). A download then sends ``sendfile`` slices of the granted size; an upload reads no more
 than it was granted and stops reading while it waits, so TCP's window pushes back on the client.
-Transfers without a limit get no limiter at all (``None``): unlimited sessions pay nothing.
+Pumps that learn a count only after moving it (TLS records, TYPE A blocks) read
+``block()``-sized pieces and ``await spend(n)`` afterwards, which sleeps off the debt. Transfers
+without a limit get no limiter at all (``None``): unlimited sessions pay nothing.
 
 Smoothness: the bucket holds at most ``QUANTUM_SECONDS`` of the rate (at least ``MIN_QUANTUM``
 bytes), so a transfer never bursts more than a twentieth of a second's worth after a pause, and
@@ -108,6 +110,19 @@ class RateLimiter:
         delay = self.delay(want)
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def block(self, size: int) -> int:
+        """A read size for pumps that cannot ask before each byte (TLS records, converted
+        blocks): at most one quantum, so that ``spend`` keeps them smooth."""
+        return max(1, min(size, self._quantum(self.current_rate())))
+
+    async def spend(self, n: int) -> None:
+        """Account ``n`` bytes already moved, then sleep off any debt (the pump does not read
+        or send meanwhile): for pumps whose next byte count is known only afterwards."""
+        rate = self._refill()
+        self.tokens -= n
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / rate)
 
     def refund(self, n: int) -> None:
         """Give back granted bytes that were not transferred."""

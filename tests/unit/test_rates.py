@@ -114,3 +114,17 @@ def test_wait_sleeps_until_tokens_are_there() -> None:
     elapsed = asyncio.run(main())
     # 100 kB at 200 kB/s, minus the first quantum (10 kB): about 0.45 s.
     assert 0.4 <= elapsed < 0.7
+
+
+def test_spend_sleeps_off_the_debt_of_after_the_fact_pumps() -> None:
+    async def main() -> float:
+        lim = RateLimiter(400_000)
+        assert lim.block(1 << 20) == 20_000  # a quantum: 50 ms of the rate
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for _ in range(10):
+            await lim.spend(20_000)  # 200 kB at 400 kB/s, the first quantum free
+        return loop.time() - start
+
+    elapsed = asyncio.run(main())
+    assert 0.4 <= elapsed < 0.65
