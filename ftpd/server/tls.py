@@ -22,7 +22,8 @@ from typing import Any
 
 from ..config import Config, ConfigError, show
 from ..proto.textmode import FromNetwork, ToNetwork
-from .data import READ_BLOCK, RECV_BUF, DataTimeout, _sendall, _wait_fd
+from .data import READ_BLOCK, RECV_BUF
+from .sockets import DataTimeout, sendall, wait_fd
 
 __all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "tls_send_file",
            "tls_send_bytes", "tls_receive_upload"]
@@ -94,14 +95,14 @@ class TlsData:
     async def _flush(self) -> None:
         data = self.out.read()
         if data:
-            await _sendall(self.sock, data, self.timeout)
+            await sendall(self.sock, data, self.timeout)
 
     async def _fill(self) -> None:
         while True:
             try:
                 data = self.sock.recv(RECV_BUF)
             except BlockingIOError:
-                await _wait_fd(self.loop, self.fd, False, self.timeout)
+                await wait_fd(self.loop, self.fd, False, self.timeout)
                 continue
             if data:
                 self.inc.write(data)
@@ -249,7 +250,7 @@ class EarlyTls:
             raise
         self.sock = sock
         self.accepted.set_result(sock)
-        await _wait_fd(asyncio.get_running_loop(), sock.fileno(), False)  # the ClientHello
+        await wait_fd(asyncio.get_running_loop(), sock.fileno(), False)  # the ClientHello
         self.started = True
         # The direction is not known yet: issue the one ticket a download needs (curl resumes
         # its next data connection with it). Clients that start early read their connection.
