@@ -23,20 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..proto.proxy import ProxyHeader
 from ..proto.replies import Reply
+from ..proto.requests import Outcome
 from ..proto.session import Done, Session
 from ..proto.state import Login
 from .framing import CommandQueue
 from .lifecycle import Event, Phase, next_phase
-from .perform import PERFORMERS
+from .perform import FS_CALLS, PERFORMERS
 from .proxyhdr import HeaderPhase
-from .transfer import Outcome
 
 if TYPE_CHECKING:
     from ..fs.base import FileSystem
     from .host import SessionHost, Slot
     from .transfer import Source, TransferTask
 
-__all__ = ["ControlChannel"]
+__all__ = ["ControlChannel", "FS_CALLS"]
 
 log = logging.getLogger("ftpd.session")
 
@@ -204,13 +204,13 @@ class ControlChannel(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("", 0)
         # peer_ip is the real client's (PROXY header) for limits, bans, PORT checks and the data
         # connection check; local_ip stays this node's address, where passive ports are bound.
-        session = self.session = Session(host.settings, self.peer[0], local[0])
-        if host.tls_context is not None and transport.get_extra_info("ssl_object") is not None:
-            # The implicit FTPS listener: TLS from the first byte. Data is protected by default
-            # there too (clients such as aioftp's open TLS data connections without PROT P).
-            session.secure = session.pbsz = session.prot_p = True
+        # On the implicit FTPS listener the connection is under TLS from the first byte.
+        implicit = (
+            host.tls_context is not None and transport.get_extra_info("ssl_object") is not None
+        )
+        self.session = Session(host.settings, self.peer[0], local[0], implicit_tls=implicit)
         if self.slot is None:
-            got = host.admit(session.peer_ip)
+            got = host.admit(self.session.peer_ip)
             if isinstance(got, str):
                 log.info("refused %s: %s", self.who(), got)
                 self.close(Reply(421, got))

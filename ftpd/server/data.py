@@ -118,12 +118,17 @@ class PassiveListener:
                     conn.setblocking(False)
                     try:
                         header = await proxyhdr.read_exactly(
-                            conn, proxy.required, proxy.timeout, idle_ok=True)
+                            conn, proxy.required, proxy.timeout, idle_ok=True
+                        )
                         if header is None:
                             raise ConnectionResetError("closed before its PROXY header")
                     except (OSError, ProxyError, DataTimeout) as exc:
-                        log.info("passive port %d: closing data connection from %s: %s",
-                                 self.port, client, exc or type(exc).__name__)
+                        log.info(
+                            "passive port %d: closing data connection from %s: %s",
+                            self.port,
+                            client,
+                            exc or type(exc).__name__,
+                        )
                         conn.close()
                         continue
                     if header.src is not None:
@@ -168,8 +173,12 @@ async def connect_active(host: str, port: int, local_ip: str, timeout: float) ->
     return sock
 
 
-async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int], None],
-                     before_wait: Callable[[], None] | None = None) -> None:
+async def send_bytes(
+    sock: socket.socket,
+    data: bytes,
+    progress: Callable[[int], None],
+    before_wait: Callable[[], None] | None = None,
+) -> None:
     """Send a prepared payload (a listing). ``before_wait`` runs once, before the first wait
     (the caller's held 150 reply goes out then, see ``ControlChannel._run_transfer``)."""
     try:
@@ -184,7 +193,10 @@ async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int],
 
 
 async def send_file(
-    sock: socket.socket, reader: Any, ascii: bool, progress: Callable[[int], None],
+    sock: socket.socket,
+    reader: Any,
+    ascii: bool,
+    progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
 ) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.

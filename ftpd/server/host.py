@@ -19,6 +19,7 @@ from ..fs.base import FileSystem
 from ..fs.factory import Storage
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
+from ..proto.state import TlsMode
 
 if TYPE_CHECKING:
     import ssl
@@ -91,7 +92,7 @@ class SessionHost:
             max_login_attempts=config.max_login_attempts,
             login_fail_delay=config.login_fail_delay,
             port_promiscuous=config.port_promiscuous,
-            tls_mode=config.tls,
+            tls_mode=TlsMode(config.tls),
             capabilities=storage.capabilities,
         )
         self.greeting = Reply(220, config.banner).encode()

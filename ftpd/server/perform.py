@@ -13,12 +13,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ..proto import requests as rq
 from ..proto.requests import (
     AbortTransfer,
     Authenticate,
     CloseData,
-    FsCall,
+    FsRequest,
     OpenPassive,
+    Outcome,
     Request,
     Sleep,
     StartTLS,
@@ -26,18 +28,37 @@ from ..proto.requests import (
 )
 from . import tls as tlsmod
 from .host import NEED_ASYNC
-from .transfer import Channel, Outcome, TransferTask
+from .transfer import Channel, TransferTask
 
-__all__ = ["PERFORMERS", "Performer"]
+__all__ = ["PERFORMERS", "FS_CALLS", "Performer"]
 
 Performer = Callable[[Channel, Any], Any]
 
+# The filesystem call each filesystem request stands for; the result is an awaitable (a bare
+# future from LocalFS's pool, or a coroutine).
+FS_CALLS: dict[type[FsRequest], Callable[[Any, Any], Any]] = {
+    rq.Stat: lambda fs, r: fs.stat(r.vpath),
+    rq.ListDir: lambda fs, r: fs.list(r.vpath),
+    rq.OpenRead: lambda fs, r: fs.open_read(r.vpath, r.offset),
+    rq.OpenWrite: lambda fs, r: fs.open_write(r.vpath, r.offset, r.append),
+    rq.MakeDir: lambda fs, r: fs.mkdir(r.vpath),
+    rq.RemoveDir: lambda fs, r: fs.rmdir(r.vpath),
+    rq.Delete: lambda fs, r: fs.delete(r.vpath),
+    rq.Rename: lambda fs, r: fs.rename(r.src, r.dst),
+    rq.SetMtime: lambda fs, r: fs.set_mtime(r.vpath, r.mtime),
+    rq.Chmod: lambda fs, r: fs.chmod(r.vpath, r.mode),
+    rq.UniqueName: lambda fs, r: fs.unique_name(r.vdir, r.prefix),
+}
 
-def _fs_call(ch: Channel, req: FsCall) -> Any:
-    fs = ch.fs
-    if fs is None:
-        raise PermissionError(13, "not logged in")
-    return getattr(fs, req.method)(*req.args)
+
+def _fs_performer(call: Callable[[Any, Any], Any]) -> Performer:
+    def perform(ch: Channel, req: FsRequest) -> Any:
+        fs = ch.fs
+        if fs is None:
+            raise PermissionError(13, "not logged in")
+        return call(fs, req)
+
+    return perform
 
 
 def _authenticate(ch: Channel, req: Authenticate) -> Any:
@@ -99,7 +120,7 @@ def _start_tls(ch: Channel, req: StartTLS) -> Any:
 
 
 PERFORMERS: dict[type[Request], Performer] = {
-    FsCall: _fs_call,
+    **{kind: _fs_performer(call) for kind, call in FS_CALLS.items()},
     Authenticate: _authenticate,
     OpenPassive: _open_passive,
     StartTransfer: _start_transfer,

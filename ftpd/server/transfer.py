@@ -6,20 +6,19 @@ The task owns the data connection's source (passive listener, early PROT P accep
 socket, the receive buffers and the open file: each is released in this module, on every exit
 (the task's ``finally`` and its done-callback), whether the transfer ends, is aborted (ABOR), times
 out (the sweeper) or its session finishes. It ends with an ``Outcome``, which the protocol core
-turns into the final reply.
+turns into the final reply (``proto.requests.Outcome``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import ssl
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..proto.requests import Transfer
+from ..proto.requests import Outcome, Transfer, TransferKind
 from . import data as datamod
 from . import tls as tlsmod
 from .sockets import DataTimeout
@@ -36,19 +35,6 @@ __all__ = ["Outcome", "TransferTask", "Channel", "Source", "commit_upload"]
 
 log = logging.getLogger("ftpd.session")
 xfer_log = logging.getLogger("ftpd.transfer")
-
-
-class Outcome(enum.StrEnum):
-    """How a transfer ended (``Session.transfer_finished`` maps each to its final reply)."""
-
-    OK = "ok"
-    ABORTED = "aborted"  # ABOR, or shutdown past its grace period
-    LOST = "lost"  # the data connection (or the client) went away mid-transfer
-    NO_CONNECTION = "no-connection"  # no data connection came
-    TIMEOUT = "timeout"  # no progress for data_timeout
-    TLS_NO_REUSE = "tls-no-reuse"  # PROT P without session resumption, and reuse is required
-    TLS_FAILED = "tls-failed"
-    LOCAL_ERROR = "local-error"  # an OSError of ours (disk full...)
 
 
 Source = datamod.PassiveListener | tlsmod.EarlyTls | None
@@ -299,7 +285,7 @@ async def _close_files(ch: Channel, t: Transfer, outcome: Outcome) -> None:
                 await t.reader.close()
         if t.writer is not None and outcome is not Outcome.OK:
             await t.writer.abort()
-            if t.kind == "STOU" and ch.fs is not None:
+            if t.kind is TransferKind.STOU and ch.fs is not None:
                 try:
                     await ch.fs.delete(t.vpath)  # the placeholder unique_name created
                 except OSError:
