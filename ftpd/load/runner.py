@@ -20,9 +20,8 @@ from typing import Any
 
 from ftpd.load import procstat
 from ftpd.load.options import Options, Prepared, make_plans
-from ftpd.load.scenarios import PRIMARY_OPS
+from ftpd.load.scenarios import PRIMARY_OPS, worker_main
 from ftpd.load.stats import Histogram, Recorder
-from ftpd.load.worker import worker_main
 
 START_TIMEOUT = 60.0  # seconds for spawned workers to import and report
 STOP_GRACE = 5.0  # seconds workers get to report after ``stop``

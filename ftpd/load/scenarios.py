@@ -9,11 +9,15 @@ connect + USER + PASS + QUIT cycle), ``retr``, ``stor`` (in ``mixed``: STOR then
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
+from multiprocessing.synchronize import Event
+from typing import Any
 
 from ftpd.load.client import FtpClient, error_key
-from ftpd.load.worker import Worker
+from ftpd.load.options import Options, Plan
+from ftpd.load.worker import Worker, loop_factory, raise_nofile_limit
 
 
 async def hold(w: Worker) -> None:
@@ -212,3 +216,17 @@ PRIMARY_OPS: dict[str, tuple[str, ...]] = {
     "small": ("retr", "stor"),
     "mixed": ("list", "retr", "stor"),
 }
+
+
+def worker_main(
+    opts: Options, plan: Plan, queue: Any, begin: Event, go: Event, stop: Event
+) -> None:
+    """Entry point of a worker process (spawned). Here rather than in ``worker.py`` so that the
+    worker need not import the scenarios (which import it): no import cycle."""
+    # Ctrl-C goes to the whole process group; only the parent acts on it and then sets ``stop``.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    raise_nofile_limit()
+    with asyncio.Runner(loop_factory=loop_factory(opts.loop)) as runner:
+        worker = Worker(opts, plan, queue, begin, go, stop)
+        runner.run(worker.main(SCENARIOS[opts.scenario]))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import random
 import resource
-import signal
 import socket
 import ssl
 import time
@@ -102,10 +101,9 @@ class Worker:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def main(self) -> None:
-        """Run the whole protocol described in the module docstring."""
-        from ftpd.load.scenarios import SCENARIOS
-
+    async def main(self, scenario: Callable[[Worker], Awaitable[None]]) -> None:
+        """Run the whole protocol described in the module docstring; ``scenario`` is the run's
+        (``ftpd.load.scenarios``, which imports this module: it is passed in, not imported)."""
         ticker = poller = None
         try:
             await self._resolve()
@@ -113,7 +111,7 @@ class Worker:
             ticker = asyncio.create_task(self._ticker())
             poller = asyncio.create_task(self._stop_poller())
             if await self.wait_event(self._begin):
-                await SCENARIOS[self.opts.scenario](self)
+                await scenario(self)
         except Exception:
             self.queue.put(("fatal", self.plan.index, traceback.format_exc()))
         finally:
@@ -342,15 +340,3 @@ class Worker:
                         s.close()
 
         await self.run_tasks(quitter() for _ in range(min(256, len(sessions))))
-
-
-def worker_main(
-    opts: Options, plan: Plan, queue: Any, begin: Event, go: Event, stop: Event
-) -> None:
-    """Entry point of a worker process (spawned)."""
-    # Ctrl-C goes to the whole process group; only the parent acts on it and then sets ``stop``.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    raise_nofile_limit()
-    with asyncio.Runner(loop_factory=loop_factory(opts.loop)) as runner:
-        runner.run(Worker(opts, plan, queue, begin, go, stop).main())
