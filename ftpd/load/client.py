@@ -375,7 +375,7 @@ class FtpClient(asyncio.Protocol):
         self._waiter: asyncio.Future[Reply] | None = None
         self._lost: BaseException | None = None
         self._closed: asyncio.Future[None] | None = None
-        self.family = socket.AF_INET
+        self.family: int = socket.AF_INET
         self.peer: str = ""
         self.source: str | None = None
         self.ssl_context: ssl.SSLContext | None = None

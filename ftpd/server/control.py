@@ -373,6 +373,7 @@ class ControlChannel(asyncio.Protocol):
     async def start_tls(self) -> None:
         self.commands.reset()  # nothing sent in plain text after AUTH may run under TLS
         host = self.host
+        assert host.tls_context is not None  # AUTH TLS is refused without one
         self._to(Event.TLS_START)
         try:
             self.transport = await asyncio.get_running_loop().start_tls(

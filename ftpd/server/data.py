@@ -294,7 +294,7 @@ async def receive_upload(
     pending: asyncio.Future[Any] | None = None
     conv = FromNetwork() if ascii else None
     received = 0
-    can_bulk = bulk is not None and conv is None and hasattr(writer, "write_sync")
+    blocking = writer.blocking_write() if bulk is not None and conv is None else None
     reusable = False  # the buffers go back to the free list only if nothing can still read them
 
     def flush(data: memoryview) -> asyncio.Future[Any]:
@@ -331,10 +331,11 @@ async def receive_upload(
             if filled:
                 pending = flush(view[:filled])
                 which ^= 1
-            if can_bulk and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
-                await pending
+            if blocking is not None and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
+                if pending is not None:
+                    await pending
                 pending = None
-                await _receive_in_thread(sock, writer, progress, bulk)  # type: ignore[arg-type]
+                await _receive_in_thread(sock, blocking, progress, bulk)  # type: ignore[arg-type]
                 tail = b""
                 break
         if finish is not None:
@@ -378,12 +379,21 @@ def _give_buffers(bufs: tuple[bytearray, ...]) -> None:
 
 
 async def _receive_in_thread(
-    sock: socket.socket, writer: Any, progress: Callable[[int], None], bulk: BulkThreads
+    sock: socket.socket,
+    write: Callable[[memoryview], None],
+    progress: Callable[[int], None],
+    bulk: BulkThreads,
 ) -> None:
     loop = asyncio.get_running_loop()
     bulk.busy += 1
     sock.setblocking(True)
-    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, writer.write_sync, progress)
+
+    def progress_on_loop(n: int) -> None:
+        # The transfer's byte count and the session's activity time belong to the loop: the
+        # thread only schedules the update (in order, before the future's own completion).
+        loop.call_soon_threadsafe(progress, n)
+
+    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, write, progress_on_loop)
     try:
         await asyncio.shield(fut)
     except asyncio.CancelledError:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +27,7 @@ from .sockets import DataTimeout
 if TYPE_CHECKING:
     import socket
 
-    from ..fs.base import FileSystem
+    from ..fs.base import FileSystem, Writer
     from ..proto.replies import Reply
     from ..proto.session import Session
     from .host import SessionHost
@@ -250,7 +251,7 @@ class TransferTask:
 
 
 async def commit_upload(
-    writer: Any, tail: bytes | memoryview = b"", *, vanished: Any = None
+    writer: Writer, tail: bytes | memoryview = b"", *, vanished: Callable[[], bool] | None = None
 ) -> Outcome:
     """Commit an upload whose data connection has ended; ``tail`` is its last, unwritten bytes
     (written in the commit's own hop by writers that can, e.g. ``LocalWriter``). ``vanished()``
@@ -258,10 +259,7 @@ async def commit_upload(
     await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
     if vanished is not None and vanished():
         return Outcome.LOST
-    if tail and not getattr(writer, "COMMIT_TAKES_TAIL", False):
-        await writer.write(tail)
-        tail = b""
-    commit = asyncio.ensure_future(writer.commit(tail) if tail else writer.commit())
+    commit = asyncio.ensure_future(writer.commit(tail))
     try:
         await asyncio.shield(commit)
     except asyncio.CancelledError:
@@ -275,14 +273,9 @@ async def commit_upload(
 
 async def _close_files(ch: Channel, t: Transfer, outcome: Outcome) -> None:
     try:
-        if t.reader is not None:
-            close_now = getattr(t.reader, "close_sync", None)
-            if close_now is not None and outcome is Outcome.OK:
-                # A finished download has no read in flight, and closing a read-only fd never
-                # waits on the disk: no executor hop for it.
-                close_now()
-            else:
-                await t.reader.close()
+        # A finished download has no read in flight: the backend may close it at once.
+        if t.reader is not None and (outcome is not Outcome.OK or not t.reader.close_now()):
+            await t.reader.close()
         if t.writer is not None and outcome is not Outcome.OK:
             await t.writer.abort()
             if t.kind is TransferKind.STOU and ch.fs is not None:
