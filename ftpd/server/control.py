@@ -179,7 +179,26 @@ class ControlChannel(asyncio.Protocol):
             self.session.forget_data_setup()
 
     # ------------------------------------------------------------------ asyncio.Protocol
+    # Our own bug in this IO layer (a handler's is the core's 451) must not leave a connection
+    # open and its resources held: the three entry points from the loop drop it and finish.
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        try:
+            self._made(transport)
+        except Exception:
+            self._crashed("connection_made", transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:
+            self._crashed("data_received", self.transport)
+
+    def _crashed(self, where: str, transport: Any) -> None:
+        log.exception("%s internal error in %s: connection dropped", self.who(), where)
+        transport.abort()
+        self.finish()
+
+    def _made(self, transport: Any) -> None:
         self.transport = transport
         self.last_activity = self.connected_at = self.phase_since = time.monotonic()
         if self.slot is not None:  # implicit TLS: admitted, header read, handshake done
@@ -239,7 +258,7 @@ class ControlChannel(asyncio.Protocol):
         self.transport.abort()  # the spec: reject partial or invalid headers; nothing to say
         self.finish()
 
-    def data_received(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         if self.proxy is not None:
             self.proxy.feed(data)  # calls _proxy_done (then back here) or _proxy_refuse
             return
@@ -323,7 +342,10 @@ class ControlChannel(asyncio.Protocol):
         if exc is not None and not isinstance(exc, Exception):
             gen.close()
             return
-        self._step(gen, None if exc is not None else fut.result(), exc)
+        try:
+            self._step(gen, None if exc is not None else fut.result(), exc)
+        except Exception:
+            self._crashed("a command", self.transport)
 
     # ------------------------------------------------------------------ what performers call
     def reply(self, reply: Reply) -> None:

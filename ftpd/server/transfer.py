@@ -120,6 +120,9 @@ class TransferTask:
             outcome = self.reason or Outcome.ABORTED
             if outcome is Outcome.TIMEOUT and not self.connected:
                 outcome = Outcome.NO_CONNECTION
+        except Exception:  # our bug: logged, answered 451, and the session goes on
+            log.exception("%s internal error in a transfer", ch.who())
+            outcome = Outcome.LOCAL_ERROR
         finally:
             await _close_files(ch, t, outcome)
         seconds = time.monotonic() - self.started
