@@ -56,11 +56,11 @@ class CommandSpec:
     path: bool = False  # the argument is a path: resolved before the permission check
     ls_flags: bool = False  # the path may follow ls options ("LIST -la dir"), which are dropped
     ftps: bool = False  # RFC 4217 command: 502 while TLS is neither configured nor in use
-    needs: tuple[
-        Need, ...
-    ] = ()  # sequence preconditions (state.RULES), else 503 (or as the rule says)
-    during_transfer: bool = False  # answered while a transfer runs (ABOR, STAT, NOOP, QUIT); other
-    # commands wait in the IO layer's queue, and are 503 if they reach the session meanwhile
+    # Sequence preconditions, each checked by its rule in state.RULES (503 unless the rule says).
+    needs: tuple[Need, ...] = ()
+    # Answered while a transfer runs (ABOR, STAT, NOOP, QUIT); other commands wait in the IO
+    # layer's queue, and are 503 if they reach the session meanwhile.
+    during_transfer: bool = False
 
 
 def check(s: SessionState, spec: CommandSpec, arg: str) -> str:

@@ -45,7 +45,11 @@ __all__ = [
 
 
 class Request:
-    """Base class of everything a handler can ask of the IO layer."""
+    """Base class of everything a handler can ask of the IO layer.
+
+    Every request is a frozen dataclass: what a handler asks for cannot change on its way to the
+    IO layer, which dispatches on the request's type, never on a name.
+    """
 
     __slots__ = ()
 
@@ -151,53 +155,44 @@ class UniqueName(FsRequest):
     prefix: str
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class Authenticate(Request):
     """Check credentials. Result: an account object, ``None`` (bad credentials) or a refusal text."""
 
-    __slots__ = ("name", "password")
-
-    def __init__(self, name: str, password: str) -> None:
-        self.name = name
-        self.password = password
+    name: str
+    password: str
 
     def __repr__(self) -> str:
         return f"Authenticate({self.name!r}, '***')"  # never the password, even in a debug repr
 
 
+@dataclass(frozen=True, slots=True)
 class Sleep(Request):
     """Wait (a failed-login delay) without blocking other sessions."""
 
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    seconds: float
 
 
+@dataclass(frozen=True, slots=True)
 class OpenPassive(Request):
     """Open a passive listener. Result: ``(advertised_host, port)``; ``OSError`` if none is free."""
 
-    __slots__ = ("extended",)
-
-    def __init__(self, extended: bool) -> None:
-        self.extended = extended
+    extended: bool
 
 
+@dataclass(frozen=True, slots=True)
 class CloseData(Request):
     """Drop the passive listener or active address set up for a transfer that will not happen."""
 
-    __slots__ = ()
 
-
+@dataclass(frozen=True, slots=True)
 class StartTLS(Request):
     """Upgrade the control connection to TLS (after the 234 reply has been queued)."""
 
-    __slots__ = ()
 
-
+@dataclass(frozen=True, slots=True)
 class AbortTransfer(Request):
     """Abort the running transfer; returns once its final reply (426) has been sent."""
-
-    __slots__ = ()
 
 
 class Outcome(StrEnum):
@@ -236,9 +231,9 @@ class TransferKind(StrEnum):
 class Transfer:
     """One data transfer, from the transfer command to its final reply.
 
-    ``kind`` is the command it serves. Downloads carry a ``reader``
-    (RETR) or a ready ``payload`` (listings); uploads carry a ``writer``. ``ascii`` asks for TYPE A
-    line-end conversion.
+    ``kind`` is the command it serves. Downloads carry a ``reader`` (RETR) or a ready ``payload``
+    (listings); uploads carry a ``writer``. ``ascii`` asks for TYPE A line-end conversion. The IO
+    layer keeps its own bookkeeping here (``bytes``, ``started``, ``connected``, ``held``).
     """
 
     __slots__ = (
@@ -287,10 +282,8 @@ class Transfer:
         return f"Transfer({self.kind} {self.vpath!r} offset={self.offset})"
 
 
+@dataclass(frozen=True, slots=True)
 class StartTransfer(Request):
     """Start ``transfer`` as its own task; the session stays responsive (ABOR, STAT, NOOP, QUIT)."""
 
-    __slots__ = ("transfer",)
-
-    def __init__(self, transfer: Transfer) -> None:
-        self.transfer = transfer
+    transfer: Transfer

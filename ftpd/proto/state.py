@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..fs.base import Capabilities
 from .errors import ArgumentError, BadSequence, FtpError, NotLoggedIn
@@ -158,12 +158,8 @@ PROT: Mapping[tuple[Prot, Event], Prot] = {
     (Prot.PRIVATE, Event.PROTECT): Prot.PRIVATE,
 }
 
-TABLES: dict[str, Mapping[tuple[Enum, Event], Enum]] = {
-    "login": LOGIN,  # type: ignore[dict-item]
-    "data": DATA,  # type: ignore[dict-item]
-    "tls": TLS,  # type: ignore[dict-item]
-    "prot": PROT,  # type: ignore[dict-item]
-}
+# Every machine by name (keys are (state, event) of that machine's own enum).
+TABLES: Mapping[str, Mapping[Any, Enum]] = {"login": LOGIN, "data": DATA, "tls": TLS, "prot": PROT}
 
 
 def step(table: Mapping[tuple[S, Event], S], state: S, event: Event, why: str = "") -> S:

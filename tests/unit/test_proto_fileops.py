@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_proto_session import Drive
 
+from ftpd.fs.base import Capabilities
 from ftpd.proto.errors import BadSequence, CannotOpenData
 from ftpd.proto.handlers.transfers import begin_transfer
 from ftpd.proto.replies import Reply
@@ -22,6 +23,7 @@ from ftpd.proto.requests import (
     Transfer,
     TransferKind,
 )
+from ftpd.proto.session import SessionSettings
 from ftpd.proto.state import Data
 
 
@@ -441,3 +443,33 @@ def test_errno_table(d: Drive, err: int, code: int) -> None:
     r = d("MKD x")
     assert r.code == code
     assert "/real" not in r.text and "secret" not in r.text
+
+
+# ---------------------------------------------------------------------------------- storage limits
+def test_what_the_storage_cannot_do_is_refused_before_any_io() -> None:
+    caps = Capabilities(resume_write=False, set_mtime=False, chmod=False)
+    d = Drive(settings=SessionSettings(login_fail_delay=0, capabilities=caps)).login()
+    d.fs.files["/f"] = b"abc"
+    d("TYPE I")
+    d("PASV")
+    assert d("MFMT 20200101000000 f").code == 502
+    assert d("SITE CHMOD 644 f").code == 504
+    assert d("APPE f").code == 504
+    assert d("REST 2").code == 350
+    assert d("STOR f").code == 504 and d.s.rest == 0  # the marker is used up either way
+    assert d.fs.calls == [] and d.s.data is Data.PASSIVE  # the listener is still there for STOR
+    assert "MFMT" not in d("FEAT").text
+    r = d("MLSD")
+    assert r.transfer.payload is not None and b"perm=rwdf;" in r.transfer.payload  # no "a"
+
+
+def test_forget_data_setup_after_a_data_timeout(d: Drive) -> None:
+    d("PASV")
+    d.s.forget_data_setup()
+    assert d.s.data is Data.NONE
+    assert d("RETR f").code == 425
+    d("PORT 127,0,0,1,240,0")
+    d.s.forget_data_setup()
+    assert d.s.data is Data.NONE and d.s.active_addr is None
+    d.s.forget_data_setup()  # nothing set up: nothing to forget
+    assert d.s.data is Data.NONE

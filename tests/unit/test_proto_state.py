@@ -161,3 +161,56 @@ def test_data_machine_through_session() -> None:
     assert _run(s, "ABOR") == [225] and s.data is Data.NONE
     _run(s, "PASV", [("127.0.0.1", 61000)])
     assert _run(s, "REIN") == [220] and s.data is Data.NONE
+
+
+MACHINE_FIELDS = {"login", "data", "tls", "prot"}
+
+
+def test_machine_fields_change_only_through_step() -> None:
+    """``state.py``'s tables are the only transitions: anywhere in ftpd, an assignment to a
+    session's login/data/tls/prot field is ``step(...)``, except the initial states that
+    ``SessionState.__init__`` sets. The IO layer (ftpd/server) never assigns them at all."""
+    import ast
+    from pathlib import Path
+
+    import ftpd
+
+    root = Path(ftpd.__file__).resolve().parent
+    bad: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        inits = {
+            id(n)
+            for cls in ast.walk(tree)
+            if isinstance(cls, ast.ClassDef) and cls.name == "SessionState"
+            for fn in cls.body
+            if isinstance(fn, ast.FunctionDef) and fn.name == "__init__"
+            for n in ast.walk(fn)
+        }
+        sessions = {  # nodes where "self" is a session
+            id(n)
+            for cls in ast.walk(tree)
+            if isinstance(cls, ast.ClassDef) and cls.name in ("SessionState", "Session")
+            for n in ast.walk(cls)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if not (isinstance(t, ast.Attribute) and t.attr in MACHINE_FIELDS):
+                    continue
+                owner = ast.unparse(t.value)
+                if owner == "self" and id(node) not in sessions:
+                    continue  # another class's field of the same name (Transfer.tls)
+                if not (owner in ("s", "self", "session") or owner.endswith(".session")):
+                    continue
+                value = node.value
+                is_step = (
+                    isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Name)
+                    and value.func.id == "step"
+                )
+                if not is_step and id(node) not in inits:
+                    bad.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    assert bad == []

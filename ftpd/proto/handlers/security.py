@@ -26,14 +26,14 @@ def ftp_AUTH(s: SessionState, arg: str, path: str) -> HandlerGen:
     mech = arg.strip().upper()
     if mech not in _PROTECTS_DATA:
         raise ParamNotImplemented("Unknown AUTH type; use AUTH TLS.")
-    secure = step(TLS, s.tls, Event.AUTH, "Already using TLS.")
-    return _start_tls(s, secure, _PROTECTS_DATA[mech])
+    step(TLS, s.tls, Event.AUTH, "Already using TLS.")  # in sequence? (503 before any 234)
+    return _start_tls(s, _PROTECTS_DATA[mech])
 
 
-def _start_tls(s: SessionState, secure: Tls, protect_data: bool) -> HandlerGen:
+def _start_tls(s: SessionState, protect_data: bool) -> HandlerGen:
     yield Reply(234, "AUTH TLS successful.")
     yield StartTLS()  # the IO layer upgrades the connection; a failed handshake closes it
-    s.tls = secure
+    s.tls = step(TLS, s.tls, Event.AUTH)
     if protect_data:
         s.prot = step(PROT, s.prot, Event.PROTECT)
     return None
