@@ -209,7 +209,7 @@ class ObserverBridge:
             kind = EventKind.DOWNLOAD if ok else EventKind.DOWNLOAD_FAILED
         self.bus.emit(origin(ch).event(
             kind, path=t.vpath, real_path=real_path(ch.fs, t.vpath), size=t.bytes,
-            offset=t.offset, seconds=seconds, outcome=outcome))
+            offset=t.offset, seconds=seconds, outcome=str(outcome)))
 
 
 class EventFS:

@@ -300,6 +300,9 @@ class _FaultReader:
     def advance(self, n: int) -> None:
         self.inner.advance(n)
 
+    def close_now(self) -> bool:
+        return self.inner.close_now()
+
     def close(self) -> Awaitable[None]:
         return self.inner.close()
 
@@ -320,7 +323,12 @@ class _FaultWriter:
             view = view[n:]
             await pacer.account(n)
 
-    async def commit(self) -> None:
+    def blocking_write(self) -> None:
+        return None  # every block through write(), so that limits and cuts are exact
+
+    async def commit(self, tail: bytes | memoryview = b"") -> None:
+        if tail:
+            await self.write(tail)  # paced and cut like the rest
         if self.pacer.plan.fail_end is not None:
             raise self.pacer.plan.fail_end  # the server aborts the upload: nothing stored
         await self.inner.commit()
@@ -365,7 +373,7 @@ class FaultFS:
         self._before("RETR")
         plan = self._plan("RETR")
         reader = await self.inner.open_read(vpath, offset)
-        return _FaultReader(reader, _Pacer(plan, self.drop)) if plan.active else reader
+        return _FaultReader(reader, _Pacer(plan, self.drop)) if plan.active else reader  # type: ignore[return-value]
 
     async def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Writer:
         command = "APPE" if append else "STOU" if self._stou else "STOR"
@@ -375,7 +383,7 @@ class FaultFS:
             self._before(command)
         plan = self._plan(command)
         writer = await self.inner.open_write(vpath, offset, append)
-        return _FaultWriter(writer, _Pacer(plan, self.drop)) if plan.active else writer
+        return _FaultWriter(writer, _Pacer(plan, self.drop)) if plan.active else writer  # type: ignore[return-value]
 
     async def unique_name(self, vdir: str, prefix: str) -> str:
         self._before("STOU")
