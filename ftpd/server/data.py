@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.textmode import FromNetwork, ToNetwork
 from . import proxyhdr
+from .rates import RateLimiter
 from .sockets import DataTimeout, norm_ip, sendall, wait_fd
 
 T = TypeVar("T")
@@ -198,9 +199,11 @@ async def send_file(
     ascii: bool,
     progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
+    limit: RateLimiter | None = None,
 ) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.
-    ``before_wait`` runs once, before the first wait (see ``send_bytes``)."""
+    ``before_wait`` runs once, before the first wait (see ``send_bytes``). With a ``limit``
+    (rates.py) each sendfile sends what the limiter grants, and the pump sleeps in between."""
     loop = asyncio.get_running_loop()
     fd = reader.fileno() if not ascii else None
     if fd is not None:
@@ -208,14 +211,28 @@ async def send_file(
         remaining = reader.size - offset
         out = sock.fileno()
         while remaining > 0:
+            count = min(remaining, SENDFILE_MAX)
+            if limit is not None:
+                granted = limit.grant(count)
+                if not granted:
+                    if before_wait is not None:
+                        before_wait()
+                        before_wait = None
+                    await limit.wait(count)
+                    continue
+                count = granted
             try:
-                n = os.sendfile(out, fd, offset, min(remaining, SENDFILE_MAX))
+                n = os.sendfile(out, fd, offset, count)
             except BlockingIOError:
+                if limit is not None:
+                    limit.refund(count)
                 if before_wait is not None:
                     before_wait()
                     before_wait = None
                 await wait_fd(loop, out, True)
                 continue
+            if limit is not None:
+                limit.refund(count - n)
             if n == 0:
                 break  # the file shrank under us: send what there was
             offset += n
@@ -226,14 +243,17 @@ async def send_file(
     if before_wait is not None:
         before_wait()  # block reads wait on the IO pool
     conv = ToNetwork() if ascii else None
+    size = READ_BLOCK if limit is None else limit.block(READ_BLOCK)
     while True:
-        block = await reader.read(READ_BLOCK)
+        block = await reader.read(size)
         if not block:
             break
         progress(len(block))
         if conv is not None:
             block = conv.convert(block)
         await sendall(sock, block)
+        if limit is not None:
+            await limit.spend(len(block))
     if conv is not None:
         tail = conv.flush()
         if tail:
@@ -280,6 +300,7 @@ async def receive_upload(
     progress: Callable[[int], None],
     bulk: BulkThreads | None = None,
     finish: Callable[[bytes | memoryview], Awaitable[T]] | None = None,
+    limit: RateLimiter | None = None,
 ) -> T | None:
     """STOR/APPE: receive into large buffers; write one while the next fills (double buffering).
     Past ``BULK_AFTER`` bytes a binary upload moves to a bulk thread when one is free.
@@ -294,7 +315,9 @@ async def receive_upload(
     pending: asyncio.Future[Any] | None = None
     conv = FromNetwork() if ascii else None
     received = 0
-    blocking = writer.blocking_write() if bulk is not None and conv is None else None
+    # A limited upload stays on the loop, where it can stop reading between grants.
+    bulk_ok = bulk is not None and conv is None and limit is None
+    blocking = writer.blocking_write() if bulk_ok else None
     reusable = False  # the buffers go back to the free list only if nothing can still read them
 
     def flush(data: memoryview) -> asyncio.Future[Any]:
@@ -307,13 +330,28 @@ async def receive_upload(
             filled = 0
             eof = False
             while filled < RECV_BUF:
+                end = RECV_BUF
+                if limit is not None:
+                    # Read no more than granted; while waiting nothing is read, so the
+                    # client's TCP window closes: it is slowed, not buffered.
+                    granted = limit.grant(RECV_BUF - filled)
+                    if not granted:
+                        if filled and pending is None:
+                            break  # write what we have while the bucket refills
+                        await limit.wait(RECV_BUF - filled)
+                        continue
+                    end = filled + granted
                 try:
-                    n = sock.recv_into(view[filled:])
+                    n = sock.recv_into(view[filled:end])
                 except BlockingIOError:
+                    if limit is not None:
+                        limit.refund(end - filled)
                     if filled and pending is None:
                         break  # nothing queued for disk: write what we have rather than wait
                     await wait_fd(loop, fd, False)
                     continue
+                if limit is not None:
+                    limit.refund(end - filled - n)
                 if n == 0:
                     eof = True
                     break

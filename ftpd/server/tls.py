@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Config, ConfigError, show
 from ..proto.textmode import FromNetwork, ToNetwork
 from .data import READ_BLOCK, RECV_BUF
+from .rates import RateLimiter
 from .sockets import DataTimeout, sendall, wait_fd
 
 __all__ = [
@@ -205,16 +206,24 @@ async def tls_send_bytes(conn: TlsData, data: bytes, progress: Callable[[int], N
 
 
 async def tls_send_file(
-    conn: TlsData, reader: Any, ascii: bool, progress: Callable[[int], None]
+    conn: TlsData,
+    reader: Any,
+    ascii: bool,
+    progress: Callable[[int], None],
+    limit: RateLimiter | None = None,
 ) -> None:
-    """RETR under PROT P: large blocks (sendfile cannot encrypt)."""
+    """RETR under PROT P: large blocks (sendfile cannot encrypt); quantum-sized ones under a
+    rate ``limit``, each followed by the limiter's pause."""
     conv = ToNetwork() if ascii else None
+    size = READ_BLOCK if limit is None else limit.block(READ_BLOCK)
     while True:
-        block = await reader.read(READ_BLOCK)
+        block = await reader.read(size)
         if not block:
             break
         progress(len(block))
         await conn.send(conv.convert(block) if conv is not None else block)
+        if limit is not None:
+            await limit.spend(len(block))
     if conv is not None:
         tail = conv.flush()
         if tail:
@@ -222,7 +231,11 @@ async def tls_send_file(
 
 
 async def tls_receive_upload(
-    conn: TlsData, writer: Any, ascii: bool, progress: Callable[[int], None]
+    conn: TlsData,
+    writer: Any,
+    ascii: bool,
+    progress: Callable[[int], None],
+    limit: RateLimiter | None = None,
 ) -> None:
     conv = FromNetwork() if ascii else None
     while True:
@@ -231,6 +244,8 @@ async def tls_receive_upload(
             break
         progress(len(block))
         await writer.write(conv.convert(block) if conv is not None else block)
+        if limit is not None:
+            await limit.spend(len(block))  # no reading meanwhile: TCP slows the client
     if conv is not None:
         tail = conv.flush()
         if tail:

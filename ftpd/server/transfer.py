@@ -19,6 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..auth.base import Account
 from ..proto.requests import Outcome, Transfer, TransferKind
 from . import data as datamod
 from . import tls as tlsmod
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ..proto.replies import Reply
     from ..proto.session import Session
     from .host import SessionHost
+    from .rates import RateLimiter
 
 __all__ = ["Outcome", "TransferTask", "Channel", "Source", "commit_upload"]
 
@@ -83,7 +85,7 @@ class Channel(Protocol):
 class TransferTask:
     """See the module docstring. ``cancel(reason)`` stops it; the reason becomes its outcome."""
 
-    __slots__ = ("ch", "t", "source", "task", "reason", "connected", "held", "started")
+    __slots__ = ("ch", "t", "source", "task", "reason", "connected", "held", "started", "limit")
 
     def __init__(self, ch: Channel, t: Transfer, source: Source) -> None:
         self.ch = ch
@@ -92,6 +94,7 @@ class TransferTask:
         self.reason: Outcome | None = None  # why it was cancelled
         self.connected = False  # the data connection is up
         self.held: Reply | None = None  # a 150 held back to go out with the final reply
+        self.limit: RateLimiter | None = None  # bandwidth (rates.py), while connected
         self.started = t.started = time.monotonic()
         self.task = asyncio.get_running_loop().create_task(self._run())
         # A task cancelled before its first step never runs its body: release the source here.
@@ -125,6 +128,8 @@ class TransferTask:
             log.exception("%s internal error in a transfer", ch.who())
             outcome = Outcome.LOCAL_ERROR
         finally:
+            if self.limit is not None:
+                self.limit.close()  # its share of a server-wide rate goes to the others
             await _close_files(ch, t, outcome)
         seconds = time.monotonic() - self.started
         if xfer_log.isEnabledFor(logging.INFO):
@@ -178,6 +183,7 @@ class TransferTask:
             log.info("%s data connection failed: %r", ch.who(), exc)
             return Outcome.NO_CONNECTION, None
         self.connected = t.connected = True  # t's copy: what the observer's listeners read
+        self.limit = limit = self._limiter()
         opened = ch.session.transfer_opened(t)
         try:
             if t.tls:
@@ -192,6 +198,7 @@ class TransferTask:
                     self._progress,
                     ch.host.bulk,
                     partial(commit_upload, t.writer, vanished=lambda: ch.closed),
+                    limit,
                 )
                 return result or Outcome.LOST, None
             # A download that fits in the socket buffer (a small file, most listings) completes
@@ -201,7 +208,9 @@ class TransferTask:
             if t.payload is not None:
                 await datamod.send_bytes(sock, t.payload, self._progress, self._send_held)
             else:
-                await datamod.send_file(sock, t.reader, t.ascii, self._progress, self._send_held)
+                await datamod.send_file(
+                    sock, t.reader, t.ascii, self._progress, self._send_held, limit
+                )
             return Outcome.OK, None
         except DataTimeout:
             return Outcome.TIMEOUT, None
@@ -212,6 +221,19 @@ class TransferTask:
             return Outcome.LOCAL_ERROR, exc
         finally:
             sock.close()
+
+    def _limiter(self) -> RateLimiter | None:
+        """This transfer's bandwidth limit: the account's rate (users file) or the server's,
+        and the server-wide share; None when unlimited. Listings are never throttled."""
+        t = self.t
+        if t.payload is not None:
+            return None
+        upload = t.writer is not None
+        account = self.ch.session.account
+        rate = 0
+        if isinstance(account, Account):
+            rate = account.max_upload_rate if upload else account.max_download_rate
+        return self.ch.host.bandwidth.limiter(upload, rate)
 
     def _send_held(self) -> None:
         held, self.held = self.held, None
@@ -243,12 +265,14 @@ class TransferTask:
         conn.timeout = cfg.data_timeout
         try:
             if t.writer is not None:
-                await tlsmod.tls_receive_upload(conn, t.writer, t.ascii, self._progress)
+                await tlsmod.tls_receive_upload(
+                    conn, t.writer, t.ascii, self._progress, self.limit
+                )
                 return await commit_upload(t.writer, vanished=lambda: ch.closed), None
             if t.payload is not None:
                 await tlsmod.tls_send_bytes(conn, t.payload, self._progress)
             else:
-                await tlsmod.tls_send_file(conn, t.reader, t.ascii, self._progress)
+                await tlsmod.tls_send_file(conn, t.reader, t.ascii, self._progress, self.limit)
             return Outcome.OK, None
         finally:
             await conn.close(min(cfg.data_timeout, 5.0))
