@@ -28,12 +28,13 @@ import os
 import shlex
 import shutil
 import signal
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from ..config import Config, ConfigError, show
 from ..events import Event, EventBus, EventKind
+from .hookdata import HookStats, event_json
+from .webhook import Webhook, check_webhook
 
 __all__ = [
     "HOOK_KEYS",
@@ -56,35 +57,6 @@ HOOK_KEYS: dict[str, EventKind] = {
     "on_login": EventKind.LOGIN,
 }
 STDERR_KEPT = 2048  # bytes of a failed command's standard error quoted in the log line
-
-
-class HookStats:
-    """Counters of hook runs and webhook deliveries (exposed as metrics by the Observer)."""
-
-    def __init__(self) -> None:
-        self.runs: Counter[tuple[str, str]] = Counter()  # (event, ok|failed|timeout|error)
-        self.posts: Counter[str] = Counter()  # ok, failed, retried, dropped
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    """The event as a JSON object (the webhook's body); the same names as ``Event``'s fields."""
-    return {
-        "event": event.kind.value,
-        "user": event.user,
-        "remote_ip": event.remote_ip,
-        "remote_port": event.remote_port,
-        "session_id": event.session_id,
-        "path": event.path,
-        "file": event.real_path,
-        "target": event.target,
-        "target_file": event.real_target,
-        "size": event.size,
-        "offset": event.offset,
-        "seconds": round(event.seconds, 6),
-        "outcome": event.outcome,
-        "anonymous": event.anonymous,
-        "time": event.time,
-    }
 
 
 def event_env(event: Event, base: Mapping[str, str]) -> dict[str, str]:
@@ -124,8 +96,6 @@ def check_hooks(config: Config) -> dict[EventKind, list[str]]:
         if getattr(config, key).strip()
     }
     if config.webhook_url:
-        from .webhook import check_webhook
-
         check_webhook(config)
     return commands
 
@@ -262,8 +232,6 @@ def start_hooks(
         bus.subscribe(runner, HOOK_KEYS.values())  # all: a reload may add a command
     webhook = None
     if config.webhook_url:
-        from .webhook import Webhook
-
         webhook = Webhook(config, stats)
         bus.subscribe(webhook.enqueue)  # every kind: a reload may change webhook_events
     if runner is None and webhook is None:

@@ -18,7 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import ConfigError, show
-from .hooks import HookStats
+from .hookdata import HookStats
 from .xferlog import FILE_TRANSFERS, XferLog, format_line
 
 if TYPE_CHECKING:

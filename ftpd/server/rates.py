@@ -9,9 +9,10 @@ Pumps that learn a count only after moving it (TLS records, TYPE A blocks) read
 ``block()``-sized pieces and ``await spend(n)`` afterwards, which sleeps off the debt. Transfers
 without a limit get no limiter at all (``None``): unlimited sessions pay nothing.
 
-Smoothness: the bucket holds at most ``QUANTUM_SECONDS`` of the rate (at least ``MIN_QUANTUM``
-bytes), so a transfer never bursts more than a twentieth of a second's worth after a pause, and
-throughput over any window much longer than that stays at the rate. A pump that could not send
+Smoothness: a pump is granted bytes once a quantum (``QUANTUM_SECONDS`` of the rate, at least
+``MIN_QUANTUM`` bytes) has accumulated, and the bucket holds at most two, so a transfer never
+bursts more than a tenth of a second's worth after a pause, a late timer costs no throughput,
+and throughput over any window much longer than that stays at the rate. A pump that could not send
 everything it was granted (a full socket buffer) gives the rest back (``refund``).
 
 The server-wide limits (``max_total_download_rate``, ``max_total_upload_rate``) are shared fairly:
@@ -82,7 +83,9 @@ class RateLimiter:
     def _refill(self) -> float:
         rate = self.current_rate()
         now = self.clock()
-        cap = self._quantum(rate)
+        # Two quanta deep: a pump grants once a quantum is there, so the second one keeps what a
+        # late timer (loop lag) adds; with one, every late wake-up would lower the rate.
+        cap = 2 * self._quantum(rate)
         self.tokens = min(float(cap), self.tokens + (now - self.stamp) * rate)
         self.stamp = now
         return rate

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..config import Config, ConfigError, show
 from ..events import Event, EventKind
-from .hooks import HookStats, event_json
+from .hookdata import HookStats, event_json
 
 __all__ = ["INSTALL_HINT", "Webhook", "check_webhook", "webhook_kinds"]
 

@@ -169,7 +169,7 @@ def test_unwritable_home_of_a_writing_user_warns(
     root.mkdir(mode=0o755)
     os.chmod(tmp_path, 0o755)
     os.chmod(tmp_path.parent, 0o755)  # nobody must reach it
-    monkeypatch.setattr(cli, "_server_run", lambda config, on_ready: 0)
+    monkeypatch.setattr(cli, "_server_run", lambda config, on_ready, reload=None: 0)
     warnings = {}
     for perms in ("write", "read-only"):
         r, w = os.pipe()

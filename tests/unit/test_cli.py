@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -49,9 +49,13 @@ class FakeRun:
         self.addresses = addresses
         self.result = result
         self.config: Config | None = None
+        self.reload: Callable[[], Config] | None = None
 
-    def __call__(self, config: Config, on_ready: cli.OnReady) -> int:
+    def __call__(
+        self, config: Config, on_ready: cli.OnReady, reload: Callable[[], Config] | None = None
+    ) -> int:
         self.config = config
+        self.reload = reload
         on_ready(self.addresses)
         return self.result
 
@@ -147,6 +151,9 @@ def test_serve_generates_a_password_and_announces(
         f"ftpd serving {root} on 127.0.0.1:2121",
         f"connect with: ftp://user:{password}@127.0.0.1:2121/",
     ]
+    # A reload (SIGHUP) reads the same flags again and keeps the announced password.
+    assert fake.reload is not None
+    assert fake.reload() == fake.config
     # A second start generates a different password.
     fake2 = serve(monkeypatch, [("127.0.0.1", 2121)], "--root", str(root))
     assert fake2.config is not None and fake2.config.password != password
@@ -241,7 +248,7 @@ def test_exit_code_of_run_is_returned(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setattr(cli, "_server_run", FakeRun([("127.0.0.1", 1)], result=3))
     assert cli.main(["--root", str(tmp_path)]) == 3
 
-    def interrupted(config: Config, on_ready: cli.OnReady) -> int:
+    def interrupted(config: Config, on_ready: cli.OnReady, reload: object = None) -> int:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_server_run", interrupted)
