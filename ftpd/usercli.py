@@ -32,9 +32,9 @@ from ftpd.config import CONFIG_ENV, ConfigError, StrictParser, load_config, show
 
 # Stands in for the hash while the other values are checked, before the password is asked for.
 _PLACEHOLDER_HASH = "$scrypt$ln=1,r=1,p=1$" + "A" * 22 + "$" + "A" * 43
-_NOT_ENFORCED = (
-    "Stored with the account for the bandwidth and quota features, which are not enforced "
-    "yet: a value set now takes effect when they are."
+_LIMITS_HELP = (
+    "Per-user quota and bandwidth (README: Quotas, Bandwidth limits); 0 or absent: the "
+    "server's user_quota_* / max_*_rate."
 )
 
 
@@ -70,19 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "read-only); see config/users.example.toml")  # fmt: skip
     add.add_argument("--max-sessions", default="0", metavar="N",
                      help="simultaneous sessions of this user (default: 0, unlimited)")  # fmt: skip
-    limits = add.add_argument_group("limits (not enforced yet)", _NOT_ENFORCED)
+    limits = add.add_argument_group("limits", _LIMITS_HELP)
     limits.add_argument("--quota-bytes", metavar="SIZE",
-                        help="bytes the user may store, suffixes K/M/G (0: none)")  # fmt: skip
-    limits.add_argument("--quota-files", metavar="N", help="files the user may store (0: none)")
+                        help="bytes the user may store, suffixes K/M/G (0: the server's)")  # fmt: skip
+    limits.add_argument("--quota-files", metavar="N", help="files the user may store (0: the server's)")
     limits.add_argument(
         "--max-download-rate",
         metavar="RATE",
-        help="bytes per second per session, suffixes K/M/G (0: unlimited)",
+        help="bytes per second per session, suffixes K/M/G (0: the server's)",
     )
     limits.add_argument(
         "--max-upload-rate",
         metavar="RATE",
-        help="bytes per second per session, suffixes K/M/G (0: unlimited)",
+        help="bytes per second per session, suffixes K/M/G (0: the server's)",
     )
 
     passwd = command("passwd", "Set a new password (prompt twice, or the first line of stdin).")
@@ -151,8 +151,6 @@ def _add(args: argparse.Namespace, target: Target, storage: str) -> int:
         print(f"created the home {home}")
     target.add(user)
     print(f"user {show(args.name)} added to the {target.description} (home {home}, perms {perms})")
-    if limits:
-        print("note: quota and rate limits are stored but not enforced yet", file=sys.stderr)
     return 0
 
 

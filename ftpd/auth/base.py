@@ -62,8 +62,8 @@ class Account:
     perms: str = READ_PERMS  # permission letters, e.g. "elr" or "elradfmwMT"
     anonymous: bool = False
     max_sessions: int = 0  # simultaneous sessions of this account, 0 = unlimited
-    # Limits carried with the account (users file, users_db) but not enforced yet: bandwidth and
-    # quotas come with their own issue. Bytes, files, bytes per second; 0 = none.
+    # Limits of this account (users file, users_db): bytes, files, bytes per second; 0 = the
+    # server's user_quota_* / max_*_rate (fs/quota.py, server/rates.py).
     quota_bytes: int = 0
     quota_files: int = 0
     max_download_rate: int = 0

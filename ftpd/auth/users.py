@@ -8,10 +8,11 @@
     home = "alice"          # relative to this file's directory
     perms = "elr"           # optional, pyftpdlib letters, default "elradfmwMT"
     max_sessions = 2        # optional, simultaneous sessions of this user, 0 = unlimited
-    quota_bytes = "10G"     # optional, stored for the quota feature (not enforced yet)
+    quota_bytes = "10G"     # optional, disk quota (README "Quotas"); also quota_files
+    max_download_rate = "2M"  # optional, bytes/s (README "Bandwidth limits"); max_upload_rate
 
-The limit keys (``quota_bytes``, ``quota_files``, ``max_download_rate``, ``max_upload_rate``) are
-validated and carried on the account, but nothing enforces them yet (issue 19, parts 1 and 2).
+The limit keys (``quota_bytes``, ``quota_files``, ``max_download_rate``, ``max_upload_rate``)
+override the server's ``user_quota_*`` / ``max_*_rate`` for this user; 0 means "the server's".
 
 Everything is checked at load time and the first problem stops start-up with one line naming
 the file, the user and the key (``UsersFileError``, a ``ConfigError``).
@@ -32,8 +33,8 @@ from ftpd.sizes import parse_size
 
 __all__ = ["ALL_PERMS", "READ_PERMS", "UserEntry", "UsersFileError", "load_users", "normalise_perms"]
 
-# Per-user limits that are validated and stored but not enforced yet (bandwidth and quotas come
-# with their own issue): integers >= 0, 0 = none; the sizes also take K/M/G suffixes.
+# Per-user limits (fs/quota.py, server/rates.py): integers >= 0, 0 = the server's setting; the
+# sizes also take K/M/G suffixes.
 LIMIT_KEYS = ("quota_bytes", "quota_files", "max_download_rate", "max_upload_rate")
 _SIZED = frozenset({"quota_bytes", "max_download_rate", "max_upload_rate"})
 _KEYS = ("name", "password_hash", "home", "perms", "max_sessions", *LIMIT_KEYS)

@@ -211,6 +211,7 @@ SITE_COMMANDS: dict[str, CommandSpec] = {
     "HELP": _c("SITE HELP", O, ftp_SITE_HELP, "SITE HELP (list SITE commands)", login=False),
     "CHMOD": _c("SITE CHMOD", A, files.ftp_SITE_CHMOD,
                 "SITE CHMOD <mode> <path> (change permissions)", perm="M"),
+    "QUOTA": _c("SITE QUOTA", N, files.ftp_SITE_QUOTA, "SITE QUOTA (your disk usage and limits)"),
 }  # fmt: skip
 
 # Verbs we know of but do not implement: answered 502, not 500 (RFC 959 §4.2 distinguishes them).

@@ -41,6 +41,8 @@ __all__ = [
     "AbortTransfer",
     "StartTLS",
     "Transfer",
+    "QuotaStatus",
+    "QuotaReport",
 ]
 
 
@@ -188,6 +190,21 @@ class CloseData(Request):
 @dataclass(frozen=True, slots=True)
 class StartTLS(Request):
     """Upgrade the control connection to TLS (after the 234 reply has been queued)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus(Request):
+    """The logged-in user's quota (SITE QUOTA). Result: a ``QuotaReport``, or ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaReport:
+    """Usage and limits of a home (0: no limit)."""
+
+    bytes_used: int
+    files_used: int
+    bytes_limit: int
+    files_limit: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ..events import EventFS
+from ..fs.quota import QuotaFS
 from ..proto import requests as rq
 from ..proto.requests import (
     AbortTransfer,
@@ -21,6 +23,8 @@ from ..proto.requests import (
     FsRequest,
     OpenPassive,
     Outcome,
+    QuotaReport,
+    QuotaStatus,
     Request,
     Sleep,
     StartTLS,
@@ -113,6 +117,16 @@ async def _abort_transfer(ch: Channel, req: AbortTransfer) -> None:
         await asyncio.wait([running.task])
 
 
+async def _quota_status(ch: Channel, req: QuotaStatus) -> QuotaReport | None:
+    fs: Any = ch.fs
+    while isinstance(fs, EventFS):
+        fs = fs.inner
+    if not isinstance(fs, QuotaFS):
+        return None
+    usage = await fs.usage()
+    return QuotaReport(usage.bytes, usage.files, fs.limits.bytes, fs.limits.files)
+
+
 def _sleep(ch: Channel, req: Sleep) -> Any:
     return asyncio.sleep(req.seconds)
 
@@ -130,4 +144,5 @@ PERFORMERS: dict[type[Request], Performer] = {
     AbortTransfer: _abort_transfer,
     Sleep: _sleep,
     StartTLS: _start_tls,
+    QuotaStatus: _quota_status,
 }

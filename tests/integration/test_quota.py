@@ -157,3 +157,24 @@ def test_a_missing_record_is_computed_at_the_first_change(factory: Any, tmp_path
     ftp.storbinary("STOR new", io.BytesIO(b"n" * 900))
     assert recorded(home) == {"bytes": 1900, "files": 2}
     ftp.quit()
+
+
+def test_site_quota_shows_usage_and_limits(factory: Any, tmp_path: Path) -> None:
+    users, home = users_file(tmp_path, quota_bytes=10_000, quota_files=4)
+    srv = factory(users_file=str(users), password="single")  # the single user has no quota
+    ftp = login(srv)
+    ftp.storbinary("STOR a", io.BytesIO(b"a" * 2_500))
+    reply = ftp.sendcmd("SITE QUOTA")
+    assert reply.splitlines() == [
+        "200-Quota of this user:",
+        " bytes: 2500 used of 10000 (25.0%)",  # RFC 959 §4.2: inner lines start with a space
+        " files: 1 used of 4 (25.0%)",
+        "200 End.",
+    ]
+    assert "QUOTA" in ftp.sendcmd("SITE HELP")
+    ftp.quit()
+    other = ftp_connect(srv)  # the single user: no quota configured for it
+    assert other.sendcmd("SITE QUOTA") == "200 No quota for this user."
+    other.quit()
+    with pytest.raises(ftplib.error_perm, match="^530"):
+        ftp_connect(srv, login=False).sendcmd("SITE QUOTA")

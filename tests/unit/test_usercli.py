@@ -52,7 +52,7 @@ def test_add_keeps_comments_and_layout(
     assert run(argv, "builder pw\n", monkeypatch) == 0
     out, err = capsys.readouterr()
     assert 'user "bob" added' in out and "created the home" in out
-    assert "not enforced yet" in err
+    assert "not enforced" not in err  # quotas and rates are enforced (issue 19)
     text = users.read_text()
     assert text.startswith(before)  # every byte of the old file is still there, in place
     alice, bob = load_users(str(users))
@@ -134,13 +134,13 @@ def test_target_from_config_and_no_target(
     assert "give --users-file FILE or --users-db URL" in capsys.readouterr().err
 
 
-def test_add_help_says_limits_are_not_enforced_yet() -> None:
+def test_add_help_explains_the_limits() -> None:
     proc = subprocess.run([sys.executable, "-m", "ftpd", "user", "add", "--help"],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
-    assert "limits (not enforced yet)" in text and "--quota-bytes" in text
+    assert "limits: Per-user quota and bandwidth" in text and "--quota-bytes" in text
     assert "--max-download-rate" in text and "standard input" in text
 
 

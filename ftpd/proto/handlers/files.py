@@ -18,7 +18,18 @@ from ..errors import (
 from ..listing import mdtm_time, parse_time_val
 from ..paths import parent, quote_path, resolve
 from ..replies import Reply
-from ..requests import Chmod, Delete, HandlerGen, MakeDir, RemoveDir, Rename, SetMtime, Stat
+from ..requests import (
+    Chmod,
+    Delete,
+    HandlerGen,
+    MakeDir,
+    QuotaReport,
+    QuotaStatus,
+    RemoveDir,
+    Rename,
+    SetMtime,
+    Stat,
+)
 from ..state import SessionState
 
 __all__ = [
@@ -35,6 +46,7 @@ __all__ = [
     "ftp_MDTM",
     "ftp_MFMT",
     "ftp_SITE_CHMOD",
+    "ftp_SITE_QUOTA",
 ]
 
 
@@ -150,3 +162,23 @@ def ftp_SITE_CHMOD(s: SessionState, arg: str, path: str) -> HandlerGen:
         raise ArgumentError("Syntax: SITE CHMOD <mode> <path>.")
     yield Chmod(resolve(s.cwd, name), mode)
     return Reply(200, "SITE CHMOD successful.")
+
+
+def ftp_SITE_QUOTA(s: SessionState, arg: str, path: str) -> HandlerGen:
+    """The user's disk usage and limits (the ``.ftpquota`` record; ProFTPD's SITE QUOTA)."""
+    report: QuotaReport | None = yield QuotaStatus()
+    if report is None:
+        return Reply(200, "No quota for this user.")
+
+    def line(what: str, used: int, limit: int) -> str:
+        if not limit:
+            return f"{what}: {used} used, no limit"
+        return f"{what}: {used} used of {limit} ({100 * used / limit:.1f}%)"
+
+    return Reply(
+        200,
+        "Quota of this user:",
+        line("bytes", report.bytes_used, report.bytes_limit),
+        line("files", report.files_used, report.files_limit),
+        "End.",
+    )
