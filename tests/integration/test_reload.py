@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,18 @@ def test_an_invalid_configuration_is_refused_and_the_old_one_stays(
     assert len(lines) == 3
     assert "max_per_ip" in lines[0] and "not valid TOML" in lines[1] and "on_upload" in lines[2]
     # Keys of the process itself are kept, the others applied, and the log says which.
-    write_config(cfg, banner="fine", workers=4)
+    write_config(cfg, banner="fine", workers=4, max_download_rate="256K")
     os.kill(srv.pid, signal.SIGHUP)
-    wait_for(lambda: "reloaded configuration: banner" in srv.log())
+    wait_for(lambda: "reloaded configuration: banner, max_download_rate" in srv.log())
     assert "workers changed but need(s) a restart" in srv.log()
     assert greeting(srv) == "220 fine"
+    # New sessions get the new limits: 512 KiB at 256 KiB/s takes about 2 s.
+    (srv.root / "half.bin").write_bytes(b"h" * (512 << 10))
+    ftp = ftp_connect(srv)
+    start = time.monotonic()
+    ftp.retrbinary("RETR half.bin", lambda b: None)
+    assert 1.7 <= time.monotonic() - start <= 2.6
+    ftp.quit()
     assert srv.proc.poll() is None
 
 
