@@ -87,7 +87,9 @@ class Logins:
         try:
             return await self.store.authenticate(Credentials(name, password), peer)
         except Exception:
-            log.exception("user store %r failed for user %r from %s", self.store, name[:64], peer.ip)
+            log.exception(
+                "user store %r failed for user %r from %s", self.store, name[:64], peer.ip
+            )
             return None
 
 
