@@ -224,7 +224,7 @@ class ObserverBridge:
                 size=t.bytes,
                 offset=t.offset,
                 seconds=seconds,
-                outcome=outcome,
+                outcome=str(outcome),
             )
         )
 
