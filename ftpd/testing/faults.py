@@ -310,6 +310,9 @@ class _FaultReader:
     def advance(self, n: int) -> None:
         self.inner.advance(n)
 
+    def close_now(self) -> bool:
+        return self.inner.close_now()
+
     def close(self) -> Awaitable[None]:
         return self.inner.close()
 
@@ -330,7 +333,12 @@ class _FaultWriter:
             view = view[n:]
             await pacer.account(n)
 
-    async def commit(self) -> None:
+    def blocking_write(self) -> None:
+        return None  # every byte through write(): the pacer counts it
+
+    async def commit(self, tail: bytes | memoryview = b"") -> None:
+        if tail:
+            await self.write(tail)  # paced and counted like the rest (a cut may hit here)
         if self.pacer.plan.fail_end is not None:
             raise self.pacer.plan.fail_end  # the server aborts the upload: nothing stored
         await self.inner.commit()
@@ -347,7 +355,6 @@ class FaultFS:
         self.faults = faults
         self.drop = drop
         self._stou = False  # unique_name ran: the next open_write is STOU's
-        # Throttled or cut downloads read in blocks: never promise sendfile.
         self.capabilities: Capabilities = inner.capabilities
 
     def real_path(self, vpath: str) -> str | None:
