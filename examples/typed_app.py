@@ -105,8 +105,11 @@ def build(store: MemoryFS) -> tuple[Server, Counter[EventKind]]:
     local: FileSystem = LocalFS(".", None)  # both backends are FileSystems
     memory: FileSystem = store
     assert local.capabilities.resume_write and memory.capabilities.resume_write
-    server = Server(Config(host="127.0.0.1", port=0), authenticator=DictAuthenticator({"a": "b"}),
-                    filesystem=lambda account: ReadOnly(store.subtree("/" + account.name)))
+    server = Server(
+        Config(host="127.0.0.1", port=0),
+        authenticator=DictAuthenticator({"a": "b"}),
+        filesystem=lambda account: ReadOnly(store.subtree("/" + account.name)),
+    )
     server.subscribe(count, EventKind.LOGIN, EventKind.DOWNLOAD)
     return server, counts
 

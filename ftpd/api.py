@@ -27,7 +27,7 @@ from typing import Any
 
 from ftpd.auth.base import Account, Authenticator
 from ftpd.config import Config, validate
-from ftpd.events import EventBus, EventCallback, EventKind
+from ftpd.events import EventBus, EventCallback, EventFS, EventKind, ObserverBridge, origin
 from ftpd.fs.base import FileSystem
 from ftpd.server.server import Server as _CoreServer
 
@@ -102,8 +102,10 @@ class Server:
         """Bind the listeners and start serving (``RuntimeError`` if already started)."""
         if self._core is not None:
             raise RuntimeError("server already started")
-        core = _CoreServer(self.config, self._authenticator, session_fs=self._session_fs,
-                           embedded=True, events=self.events)
+        core = _CoreServer(
+            self.config, self._authenticator, session_fs=self._session_fs, embedded=True
+        )
+        core.observer.listeners.append(ObserverBridge(self.events))
         self._core = core
         self._closed = asyncio.Event()
         try:
@@ -126,7 +128,7 @@ class Server:
             # 421 is flushed: wait for it, briefly, before the events are delivered.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 1.0
-            while core.channels and loop.time() < deadline:
+            while core.host.channels and loop.time() < deadline:
                 await asyncio.sleep(0.005)
         finally:
             await self.events.close(max(grace, 1.0))
@@ -143,8 +145,12 @@ class Server:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     # ------------------------------------------------------------------ where it listens
@@ -176,11 +182,11 @@ class Server:
     @property
     def sessions(self) -> int:
         """Control connections open now."""
-        return len(self._core.channels) if self._core is not None else 0
+        return len(self._core.host.channels) if self._core is not None else 0
 
     def drop_sessions(self) -> int:
         """Cut every control connection now, without a reply (a reset); returns how many."""
-        channels = list(self._core.channels) if self._core is not None else []
+        channels = list(self._core.host.channels) if self._core is not None else []
         for ch in channels:
             SessionHandle(ch).abort()
         return len(channels)
@@ -195,10 +201,21 @@ class Server:
         """The filesystem a session gets at login (the core server's ``session_fs`` hook)."""
         core = self._core
         assert core is not None
-        fs = self._filesystem(account) if self._filesystem is not None else core.fs_for(account)
+        fs = (
+            self._filesystem(account) if self._filesystem is not None else core.host.fs_for(account)
+        )
         for layer in self._layers:
             fs = layer(fs, SessionHandle(ch))
-        return fs  # the core server wraps it for the events (events.reporting_fs)
+        if self.events.active:
+            where = origin(ch, account)
+            bus = self.events
+
+            def emit(kind: EventKind, **fields: Any) -> None:
+                if bus.wants(kind):
+                    bus.emit(where.event(kind, **fields))
+
+            fs = EventFS(fs, emit)
+        return fs
 
 
 def serve(

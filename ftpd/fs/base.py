@@ -67,19 +67,13 @@ class Capabilities:
     atomic_rename_dir: bool = True  # RNFR/RNTO of a non-empty directory
 
 
-# The methods are declared as returning ``Awaitable``: an ``async def`` implements them, and so
-# does a plain method returning a future (``LocalFS`` answers with the IoPool's bare futures).
-
-
 @runtime_checkable
 class Reader(Protocol):
     """An open file for RETR, positioned at the requested offset."""
 
     size: int  # size of the whole file when opened
 
-    def read(self, n: int) -> Awaitable[bytes]:
-        """Up to ``n`` bytes from the current position; ``b""`` at the end."""
-        ...
+    def read(self, n: int) -> Awaitable[bytes]: ...
 
     def fileno(self) -> int | None:
         """A real fd usable with os.sendfile, or None."""
@@ -134,12 +128,10 @@ class FileSystem(Protocol):
     def stat(self, vpath: str) -> Awaitable[FileStat]: ...
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
-        """All entries of a directory (not '.' and '..'), in one call."""
+        """All entries of a directory (not '.' and '..'), in one executor call."""
         ...
 
-    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]:
-        """Open a regular file at ``offset``; ``EINVAL`` beyond its end."""
-        ...
+    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]: ...
 
     def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Awaitable[Writer]:
         """Start an upload. ``offset`` > 0 resumes (REST), ``append`` appends (APPE)."""
@@ -149,13 +141,9 @@ class FileSystem(Protocol):
 
     def rmdir(self, vpath: str) -> Awaitable[None]: ...
 
-    def delete(self, vpath: str) -> Awaitable[None]:
-        """Delete a file; a directory gives ``EISDIR``."""
-        ...
+    def delete(self, vpath: str) -> Awaitable[None]: ...
 
-    def rename(self, src: str, dst: str) -> Awaitable[None]:
-        """Rename an entry; an existing file ``dst`` is replaced."""
-        ...
+    def rename(self, src: str, dst: str) -> Awaitable[None]: ...
 
     def set_mtime(self, vpath: str, mtime: float) -> Awaitable[None]: ...
 

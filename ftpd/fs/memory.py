@@ -121,8 +121,9 @@ class MemoryWriter:
 
     __slots__ = ("_fs", "_parent", "_name", "_vpath", "_node", "_atomic", "_done")
 
-    def __init__(self, fs: MemoryFS, parent: _Dir, name: str, vpath: str, node: _File,
-                 atomic: bool) -> None:
+    def __init__(
+        self, fs: MemoryFS, parent: _Dir, name: str, vpath: str, node: _File, atomic: bool
+    ) -> None:
         self._fs = fs
         self._parent = parent  # held as the local backend holds the directory's fd
         self._name = name
@@ -139,7 +140,7 @@ class MemoryWriter:
         self._node.mtime = time.time()
 
     def blocking_write(self) -> None:
-        return None  # the tree belongs to the event loop: no bulk-thread writes
+        return None  # the tree belongs to the loop's thread: no writes from a worker thread
 
     async def commit(self, tail: bytes | memoryview = b"") -> None:
         if self._done:
@@ -174,10 +175,11 @@ class MemoryFS:
     ``MemoryFS()`` is an empty tree; ``max_bytes`` caps the total size of its files.
     """
 
-    capabilities = Capabilities()  # readers have no fileno: no sendfile
+    capabilities = Capabilities()
 
-    def __init__(self, max_bytes: int = 0, *, _root: _Dir | None = None,
-                 _budget: _Budget | None = None) -> None:
+    def __init__(
+        self, max_bytes: int = 0, *, _root: _Dir | None = None, _budget: _Budget | None = None
+    ) -> None:
         self.root = _root if _root is not None else _Dir()
         self.budget = _budget if _budget is not None else _Budget(max_bytes)
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..auth import NEED_CACHE_MISS, Logins
-from ..auth.base import Account, LoginResult, Refusal
-from ..auth.base import Peer as LoginPeer
+from ..auth import Peer as Client
+from ..auth.base import Account, Authenticator, LoginResult, Refusal
 from ..events import EventBus, reporting_fs
 from ..fs.base import Capabilities, FileSystem
 from ..fs.factory import Storage
@@ -48,17 +48,15 @@ class Peer(Protocol):
 
     sid: int
     peer: tuple[str, int]
-    session: Any
-
-    @property
-    def closed(self) -> bool: ...
+    session: Any  # its proto.Session (``secure``: the control connection is under TLS)
 
     def who(self) -> str: ...
 
 
-def _login_peer(ch: Peer) -> LoginPeer:
+def _client(ch: Peer) -> Client:
+    """Who is logging in, as the ``Authenticator`` sees it."""
     session = ch.session
-    return LoginPeer(ch.peer[0], ch.peer[1], bool(session is not None and session.secure))
+    return Client(ch.peer[0], ch.peer[1], bool(session is not None and session.secure))
 
 
 def session_settings(config: Config, capabilities: Capabilities) -> SessionSettings:
@@ -104,21 +102,23 @@ class SessionHost:
     def __init__(
         self,
         config: Config,
-        logins: Logins,
+        auth: Authenticator,
         counters: SharedCounters,
         storage: Storage,
         worker: int = 0,
         events: EventBus | None = None,
     ) -> None:
         self.config = config
-        self.logins = logins
+        self.auth = auth
+        self.logins = Logins(auth)  # the store's sync fast path first, its failures contained
+        # The filesystem a session gets at login; ftpd.api replaces it (a factory, layers).
+        self.session_fs: Callable[[Any, Account], FileSystem] = lambda _ch, a: self.fs_for(a)
         self.counters = counters
         self.storage = storage
         self.worker = worker
         self.events = events if events is not None else EventBus()
+        # The operator's hooks (hooks.py) consume this bus; ftpd.api has its own (a layer).
         self.settings = session_settings(config, storage.capabilities)
-        # The filesystem a session gets at login (ftpd.api may replace it); default: by home.
-        self.session_fs: Callable[[Any, Account], FileSystem] = lambda _ch, a: self.fs_for(a)
         self.bandwidth = self.make_bandwidth(config)
         self.greeting = Reply(220, config.banner).encode()
         self.max_line = 4096
@@ -164,24 +164,25 @@ class SessionHost:
     def login_now(self, ch: Peer, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
-        account = self.logins.fast(name, password, _login_peer(ch))
+        account = self.logins.fast(name, password, _client(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
         return account
 
     async def login_check(self, ch: Peer, name: str, password: str) -> LoginResult:
         """Check credentials the slow way (a hash verification in the executor, a database)."""
-        return await self.logins.check(name, password, _login_peer(ch))
+        return await self.logins.check(name, password, _client(ch))
 
     def login_result(
         self, ch: Peer, ip: str, name: str, account: LoginResult, counted_user: str
     ) -> tuple[Any, str]:
         """Account for a login attempt. Returns (the result for the session, the user now
         counted against per-user limits: "" for none). See ``proto.requests.Authenticate``."""
-        if isinstance(account, Refusal):
+        if isinstance(account, Refusal):  # the store said no for a reason: 421, then close
             self.observer.login(ch, False, None)
+            self.logout(counted_user)
             log.info("%s login refused for %r: %s", ch.who(), name[:64], account.reason)
-            return account.reason, counted_user
+            return account.reason, ""
         if account is None:
             self.observer.login(ch, False, None)
             if self.config.ban_after:

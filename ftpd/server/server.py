@@ -27,8 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..auth import ConfigAuthenticator, Logins, authenticator_from_config
-from ..auth.base import Account, Authenticator
+from ..auth import Account, Authenticator, ConfigAuthenticator, Logins, authenticator_from_config
 from ..config import Config, ConfigError, pasv_range
 from ..events import EventBus, ObserverBridge
 from ..fs.base import FileSystem
@@ -98,7 +97,7 @@ class Server:
         self.hooks: Hooks | None = None
         host = self.host = SessionHost(
             config,
-            Logins(authenticator or authenticator_from_config(config)),
+            authenticator or authenticator_from_config(config),
             counters or SharedCounters(1),
             self.storage,
             worker,
@@ -173,6 +172,7 @@ class Server:
             # still show the certificate they verified and resume their TLS session.
             host.tls_context = p.tls_context
         if p.authenticator is not None:
+            host.auth = p.authenticator
             old, host.logins = host.logins, Logins(p.authenticator)
             asyncio.get_running_loop().create_task(old.close())
         kept = list(p.kept)

@@ -99,8 +99,14 @@ class Faults:
         self._drop_now: Callable[[], int] | None = None  # set by whoever runs the server
 
     # ------------------------------------------------------------------ switches
-    def fail_next(self, command: str = "STOR", reply: str = "451 Injected failure.", *,
-                  stage: Stage = "open", times: int = 1) -> None:
+    def fail_next(
+        self,
+        command: str = "STOR",
+        reply: str = "451 Injected failure.",
+        *,
+        stage: Stage = "open",
+        times: int = 1,
+    ) -> None:
         """The next ``times`` ``command``s fail with ``reply``: at once (``stage="open"``, before
         any data connection), or for RETR/STOR/APPE/STOU after all the data (``"end"``)."""
         command = command.upper()
@@ -236,8 +242,12 @@ class _Plan:
 
     @property
     def active(self) -> bool:
-        return self.fail_end is not None or self.cut is not None or self.drop is not None \
+        return (
+            self.fail_end is not None
+            or self.cut is not None
+            or self.drop is not None
             or self.rate > 0
+        )
 
 
 class _Pacer:
@@ -324,11 +334,11 @@ class _FaultWriter:
             await pacer.account(n)
 
     def blocking_write(self) -> None:
-        return None  # every block through write(), so that limits and cuts are exact
+        return None  # every byte through write(): the pacer counts it
 
     async def commit(self, tail: bytes | memoryview = b"") -> None:
         if tail:
-            await self.write(tail)  # paced and cut like the rest
+            await self.write(tail)  # paced and counted like the rest (a cut may hit here)
         if self.pacer.plan.fail_end is not None:
             raise self.pacer.plan.fail_end  # the server aborts the upload: nothing stored
         await self.inner.commit()
@@ -345,7 +355,6 @@ class FaultFS:
         self.faults = faults
         self.drop = drop
         self._stou = False  # unique_name ran: the next open_write is STOU's
-        # Throttled or cut downloads read in blocks: never promise sendfile.
         self.capabilities: Capabilities = inner.capabilities
 
     def real_path(self, vpath: str) -> str | None:
@@ -362,8 +371,13 @@ class FaultFS:
 
     def _plan(self, command: str) -> _Plan:
         faults = self.faults
-        plan = _Plan(command, faults.take_fail(command, "end"), faults.take_cut(command),
-                     faults.take_drop(command), faults.rate(command))
+        plan = _Plan(
+            command,
+            faults.take_fail(command, "end"),
+            faults.take_cut(command),
+            faults.take_drop(command),
+            faults.rate(command),
+        )
         if plan.drop == 0:  # no bytes to wait for: the session goes as the transfer starts
             plan.drop = None
             self.drop()
@@ -373,7 +387,7 @@ class FaultFS:
         self._before("RETR")
         plan = self._plan("RETR")
         reader = await self.inner.open_read(vpath, offset)
-        return _FaultReader(reader, _Pacer(plan, self.drop)) if plan.active else reader  # type: ignore[return-value]
+        return _FaultReader(reader, _Pacer(plan, self.drop)) if plan.active else reader
 
     async def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Writer:
         command = "APPE" if append else "STOU" if self._stou else "STOR"
@@ -383,7 +397,7 @@ class FaultFS:
             self._before(command)
         plan = self._plan(command)
         writer = await self.inner.open_write(vpath, offset, append)
-        return _FaultWriter(writer, _Pacer(plan, self.drop)) if plan.active else writer  # type: ignore[return-value]
+        return _FaultWriter(writer, _Pacer(plan, self.drop)) if plan.active else writer
 
     async def unique_name(self, vdir: str, prefix: str) -> str:
         self._before("STOU")
