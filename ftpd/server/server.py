@@ -358,6 +358,11 @@ def _run(
         ) from None
     config = replace(config, port=port)
     counters = SharedCounters(workers)
+    if reload is not None:
+        first_load = reload
+
+        def reload() -> Config:  # the port the workers share, not the 0 it may have been
+            return replace(first_load(), port=port)
 
     def child(index: int, ready_fd: int) -> int:
         reserved.close()
