@@ -28,7 +28,7 @@ COVERED = {
 def test_this_module_covers_the_whole_table() -> None:
     assert set(COMMANDS) == COVERED
     assert set(ALIASES) == {"XCWD", "XCUP", "XPWD", "XMKD", "XRMD"}
-    assert set(SITE_COMMANDS) == {"HELP", "CHMOD"}
+    assert set(SITE_COMMANDS) == {"HELP", "CHMOD", "QUOTA"}  # QUOTA with a quota: test_quota.py
 
 
 # ---------------------------------------------------------------------------------- access
@@ -182,7 +182,8 @@ def test_file_commands(raw: Raw, srv: Any) -> None:
     assert raw.code(f"SITE CHMOD 600 {other}") == 200
     assert stat.S_IMODE((srv.root / other).stat().st_mode) == 0o600
     code, text = raw.cmd("SITE HELP")
-    assert code == 214 and "CHMOD" in text
+    assert code == 214 and "CHMOD" in text and "QUOTA" in text
+    assert raw.cmd("SITE QUOTA") == (200, "No quota for this user.")
     assert raw.code(f"DELE {other}") == 250
     assert not (srv.root / other).exists()
     assert raw.code(f"DELE {other}") == 550
