@@ -62,7 +62,7 @@ def _fs_performer(call: Callable[[Any, Any], Any]) -> Performer:
 
 
 def _authenticate(ch: Channel, req: Authenticate) -> Any:
-    account = ch.host.login_now(ch, req.name, req.password)  # type: ignore[arg-type]
+    account = ch.host.login_now(ch, req.name, req.password)
     if account is NEED_ASYNC:
         return _authenticate_slowly(ch, req)
     return ch.logged_in(req.name, account)

@@ -51,7 +51,8 @@ class Channel(Protocol):
     transport: Any
     last_activity: float
     transfer: TransferTask | None
-    counted_user: str
+    sid: int
+    peer: tuple[str, int]
 
     @property
     def closed(self) -> bool: ...
