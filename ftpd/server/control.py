@@ -183,7 +183,7 @@ class ControlChannel(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
     # Our own bug in this IO layer (a handler's is the core's 451) must not leave a connection
     # open and its resources held: the three entry points from the loop drop it and finish.
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         try:
             self._made(transport)
         except Exception:
@@ -388,7 +388,7 @@ class ControlChannel(asyncio.Protocol):
             self, self.session.peer_ip, name, account, self.counted_user
         )
         if result is not None and not isinstance(result, str):
-            self.fs = host.fs_for(result)
+            self.fs = host.session_fs(self, result)
             self.session.caps = self.fs.capabilities
             if self.phase is Phase.LOGIN or self.phase is Phase.READY:
                 self._to(Event.LOGGED_IN)
