@@ -1,11 +1,11 @@
 """Bandwidth limits: a token bucket per transfer, and a server-wide rate shared between transfers.
 
-The plain data pumps (``data.py``) ask a transfer's ``RateLimiter`` two things:
+The data pumps (``data.py``) ask a transfer's ``RateLimiter`` two things:
 ``grant(want)`` -- how many bytes may go (or be read) now, possibly 0 -- and, when it said 0,
 ``await wait(want)``, which sleeps exactly until enough tokens have accumulated (one timer, no
 polling). A download then sends ``sendfile`` slices of the granted size; an upload reads no more
 than it was granted and stops reading while it waits, so TCP's window pushes back on the client.
-Pumps that learn a count only after moving it (TLS records, TYPE A blocks) read
+Block pumps (TLS streams, TYPE A: no sendfile) read
 ``block()``-sized pieces and ``await spend(n)`` afterwards, which sleeps off the debt. Transfers
 without a limit get no limiter at all (``None``): unlimited sessions pay nothing.
 

@@ -53,7 +53,8 @@ class Channel(Protocol):
     transport: Any
     last_activity: float
     transfer: TransferTask | None
-    counted_user: str
+    sid: int
+    peer: tuple[str, int]
     tls_context: ssl.SSLContext | None  # the session's own (kept across a reload)
 
     @property
@@ -130,7 +131,12 @@ class TransferTask:
         finally:
             if self.limit is not None:
                 self.limit.close()  # its share of a server-wide rate goes to the others
-            await _close_files(ch, t, outcome)
+            try:
+                await _close_files(ch, t, outcome)
+            except asyncio.CancelledError:
+                # The session finished meanwhile: the close or abort runs on (shielded), and
+                # the transfer is still logged and counted below.
+                pass
         seconds = time.monotonic() - self.started
         if xfer_log.isEnabledFor(logging.INFO):
             xfer_log.info(
@@ -174,7 +180,8 @@ class TransferTask:
         return await datamod.connect_active(addr, port, session.local_ip, host.config.data_timeout)
 
     async def _pump(self) -> tuple[Outcome, OSError | None]:
-        """Connect, send 150, pump; the outcome for ``Session.transfer_finished``."""
+        """Connect, send 150, pump; the outcome for ``Session.transfer_finished``. One pump per
+        direction serves plain and TLS data connections (``data.Stream``)."""
         ch = self.ch
         t = self.t
         try:
@@ -182,17 +189,25 @@ class TransferTask:
         except (DataTimeout, OSError) as exc:
             log.info("%s data connection failed: %r", ch.who(), exc)
             return Outcome.NO_CONNECTION, None
-        self.connected = t.connected = True  # t's copy: what the observer's listeners read
+        self.connected = True
         self.limit = limit = self._limiter()
         opened = ch.session.transfer_opened(t)
+        tls: tlsmod.TlsData | None = None
         try:
+            stream: datamod.Stream
             if t.tls:
                 ch.reply(opened)  # the client waits for it before its TLS handshake
-                return await self._pump_tls(sock)
+                shaken = await self._handshake(sock)
+                if isinstance(shaken, Outcome):
+                    return shaken, None
+                stream = tls = shaken
+            else:
+                stream = datamod.PlainStream(sock)
             if t.writer is not None:
-                ch.reply(opened)  # the client waits for it before it sends
+                if tls is None:
+                    ch.reply(opened)  # the client waits for it before it sends
                 result = await datamod.receive_upload(
-                    sock,
+                    stream,
                     t.writer,
                     t.ascii,
                     self._progress,
@@ -200,16 +215,20 @@ class TransferTask:
                     partial(commit_upload, t.writer, vanished=lambda: ch.closed),
                     limit,
                 )
+                # A TLS upload counts only with the client's close_notify (vsftpd's
+                # strict_ssl_read_eof): a truncated stream raised ssl.SSLEOFError above.
                 return result or Outcome.LOST, None
-            # A download that fits in the socket buffer (a small file, most listings) completes
-            # without waiting: its 150 then goes out with the 226 in one write, which saves a
-            # syscall and a wake-up of the client. Before any wait, the 150 is sent at once.
-            self.held = opened
+            if tls is None:
+                # A download that fits in the socket buffer (a small file, most listings)
+                # completes without waiting: its 150 then goes out with the 226 in one write,
+                # which saves a syscall and a wake-up of the client. Before any wait, the 150
+                # is sent at once.
+                self.held = opened
             if t.payload is not None:
-                await datamod.send_bytes(sock, t.payload, self._progress, self._send_held)
+                await datamod.send_bytes(stream, t.payload, self._progress, self._send_held)
             else:
                 await datamod.send_file(
-                    sock, t.reader, t.ascii, self._progress, self._send_held, limit
+                    stream, t.reader, t.ascii, self._progress, self._send_held, limit
                 )
             return Outcome.OK, None
         except DataTimeout:
@@ -220,6 +239,8 @@ class TransferTask:
         except OSError as exc:
             return Outcome.LOCAL_ERROR, exc
         finally:
+            if tls is not None:
+                await tls.close(min(ch.host.config.data_timeout, 5.0))
             sock.close()
 
     def _limiter(self) -> RateLimiter | None:
@@ -240,9 +261,9 @@ class TransferTask:
         if held is not None:
             self.ch.reply(held)
 
-    async def _pump_tls(self, sock: socket.socket) -> tuple[Outcome, OSError | None]:
+    async def _handshake(self, sock: socket.socket) -> tlsmod.TlsData | Outcome:
+        """TLS on the data connection (PROT P): the client's early one, or ours now."""
         ch = self.ch
-        t = self.t
         cfg = ch.host.config
         early = self.source if isinstance(self.source, tlsmod.EarlyTls) else None
         try:
@@ -254,28 +275,16 @@ class TransferTask:
                     ch.tls_context,
                     cfg.tls_handshake_timeout,
                     cfg.tls_require_session_reuse,
-                    tickets=0 if t.writer else 1,
+                    tickets=0 if self.t.writer else 1,
                 )
         except tlsmod.TlsNotResumed:
             log.info("%s PROT P data connection did not resume the TLS session", ch.who())
-            return Outcome.TLS_NO_REUSE, None
+            return Outcome.TLS_NO_REUSE
         except (DataTimeout, ssl.SSLError, OSError) as exc:
             log.info("%s TLS on the data connection failed: %r", ch.who(), exc)
-            return Outcome.TLS_FAILED, None
+            return Outcome.TLS_FAILED
         conn.timeout = cfg.data_timeout
-        try:
-            if t.writer is not None:
-                await tlsmod.tls_receive_upload(
-                    conn, t.writer, t.ascii, self._progress, self.limit
-                )
-                return await commit_upload(t.writer, vanished=lambda: ch.closed), None
-            if t.payload is not None:
-                await tlsmod.tls_send_bytes(conn, t.payload, self._progress)
-            else:
-                await tlsmod.tls_send_file(conn, t.reader, t.ascii, self._progress, self.limit)
-            return Outcome.OK, None
-        finally:
-            await conn.close(min(cfg.data_timeout, 5.0))
+        return conn
 
 
 async def commit_upload(
