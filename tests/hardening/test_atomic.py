@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 import pytest
-
-from .support import Ctl
+from support.client import Ctl
 
 OLD = b"A" * (1 << 20)
 NEW = b"B" * (2 << 20)

@@ -16,16 +16,9 @@ import time
 from typing import Any
 
 import pytest
-
-from .support import (
-    Ctl,
-    cpu_seconds,
-    fds,
-    noop_latency,
-    pss_kib,
-    settle_fds,
-    wait_for,
-)
+from support.client import Ctl, noop_latency
+from support.proc import cpu_seconds, fds, pss_kib, settle_fds
+from support.waits import wait_until
 
 
 class Prober(threading.Thread):
@@ -188,4 +181,4 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     )
     assert peak - pss0 < 8 * 1024, (pss0, peak)
     assert fd1 <= fd0
-    assert wait_for(lambda: "result=timeout" in srv.log(), 5), srv.log()[-1500:]
+    assert wait_until(lambda: "result=timeout" in srv.log(), 5), srv.log()[-1500:]

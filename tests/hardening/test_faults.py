@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .support import Ctl
+from support.client import Ctl
 
 BIG = bytes(range(256)) * (16 * 1024)  # 4 MiB: twice the tmpfs
 

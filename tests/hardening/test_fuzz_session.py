@@ -35,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from support.client import check_reply_lines
 
 from ftpd.fs.base import FileStat, PathEscapeError
 from ftpd.proto.commands import ALIASES, COMMANDS, HTTP_VERBS, NOT_IMPLEMENTED
@@ -53,8 +54,6 @@ from ftpd.proto.requests import (
 )
 from ftpd.proto.session import Done, Session, SessionSettings
 from ftpd.proto.state import Data, Login
-
-from .support import check_reply_lines
 
 EXAMPLES = int(os.environ.get("FTPD_FUZZ_EXAMPLES", "100"))
 STEPS = 40

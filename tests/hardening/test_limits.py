@@ -12,7 +12,8 @@ import asyncio
 import time
 from typing import Any
 
-from .support import Ctl, fds, pss_kib, settle_fds, split_replies
+from support.client import Ctl, split_replies
+from support.proc import fds, pss_kib, settle_fds
 
 MAX_SESSIONS = 30
 MAX_PER_IP = 6

@@ -18,7 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .support import Ctl, alive, fds, noop_latency, pss_kib, settle_fds, split_replies
+from support.client import Ctl, noop_latency, split_replies
+from support.proc import alive, fds, pss_kib, settle_fds
 
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
 WAVES = 6

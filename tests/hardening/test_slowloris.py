@@ -14,7 +14,8 @@ import asyncio
 import time
 from typing import Any
 
-from .support import Ctl, alive, cpu_seconds, fds, noop_latency, pss_kib, settle_fds
+from support.client import Ctl, noop_latency
+from support.proc import alive, cpu_seconds, fds, pss_kib, settle_fds
 
 COUNT = 2000
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import trustme
-
-from .support import Ctl, fds, settle_fds
+from support.client import Ctl
+from support.proc import fds, settle_fds
 
 ROUNDS = 12
 BIG = 8 * 1024 * 1024
@@ -123,7 +123,7 @@ def test_vanish_waiting_for_data_connection(srv: Any, figures: Any) -> None:
     def scenario() -> None:
         c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
         c.epsv()
-        c.send(b"RETR old.txt\r\n")
+        c.send_raw(b"RETR old.txt\r\n")
         time.sleep(0.02)
         _rst(c.sock)
 
@@ -185,7 +185,7 @@ def test_vanish_mid_tls_handshake(tls_srv: Any, pki: tuple[Path, Path, Path], fi
     def auth_then_half_hello() -> None:
         c = Ctl(srv.host, srv.port)
         assert c.cmd("AUTH TLS").code == 234
-        c.send(hello[: len(hello) // 2])
+        c.send_raw(hello[: len(hello) // 2])
         time.sleep(0.01)
         _rst(c.sock)
 
@@ -214,7 +214,7 @@ def test_silent_tls_handshake_times_out(tls_srv: Any, figures: Any) -> None:
     assert c.cmd("AUTH TLS").code == 234
     s = socket.create_connection((srv.host, srv.implicit_port), timeout=5)
     t0 = time.monotonic()
-    assert c.closed_by_server(8), "explicit: still open after the handshake timeout"
+    assert c.closed(8), "explicit: still open after the handshake timeout"
     s.settimeout(8)
     try:
         assert s.recv(100) == b"", "implicit: data before a handshake"
@@ -262,7 +262,7 @@ def test_plaintext_pipelined_after_auth_tls_is_dropped(
     srv = tls_srv
     c = Ctl(srv.host, srv.port)
     # More lines than the server queues, so that some are still unread when TLS starts.
-    c.send(b"AUTH TLS\r\n" + b"NOOP\r\n" * 40 + b"USER injected\r\nNOOP\r\n")
+    c.send_raw(b"AUTH TLS\r\n" + b"NOOP\r\n" * 40 + b"USER injected\r\nNOOP\r\n")
     assert c.reply().code == 234
     c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
     c.buf = b""

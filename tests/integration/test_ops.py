@@ -25,7 +25,9 @@ from typing import Any
 from urllib.request import urlopen
 
 import pytest
-from integ_helpers import TIMEOUT, Raw, ftp_connect, uniq, wait_for, write_file
+from integ_helpers import TIMEOUT, ftp_connect, uniq, write_file
+from support.client import Ctl
+from support.waits import wait_until
 
 import ftpd
 from ftpd.config import ConfigError, load_config, read_env
@@ -190,7 +192,7 @@ def test_server_configured_by_aliases_only(launch: Any) -> None:
         "PASV_MAX_PORT": "65014",
     }
     p = launch(env)
-    c = Raw(p.host, p.port).login("bob", "pa ss")
+    c = Ctl(p.host, p.port).login("bob", "pa ss")
     try:
         for _ in range(3):
             code, text = c.cmd("PASV")
@@ -209,7 +211,7 @@ def test_server_configured_by_aliases_only(launch: Any) -> None:
     finally:
         c.close()
     assert (p.root / "a.bin").read_bytes() == PAYLOAD
-    assert Raw(p.host, p.port).cmd("USER user")[0] == 331  # the default name is gone...
+    assert Ctl(p.host, p.port).cmd("USER user")[0] == 331  # the default name is gone...
     ftp = ftplib.FTP(timeout=TIMEOUT)
     ftp.connect(p.host, p.port)
     with pytest.raises(ftplib.error_perm, match="530"):
@@ -327,7 +329,7 @@ def test_xferlog_lines(factory: Any, tmp_path: Path) -> None:
     ftp.quit()
 
     # An interrupted download: read a little, then ABOR (RFC 959 4.1.3): status "i".
-    c = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     c.cmd("TYPE I")
     d = c.passive()
     c.send("RETR big.bin")
@@ -340,7 +342,7 @@ def test_xferlog_lines(factory: Any, tmp_path: Path) -> None:
     c.close()
 
     # The writer thread appends within moments; nothing waits for shutdown here.
-    text = wait_for(lambda: len(log_path.read_text().splitlines()) >= 3 and log_path.read_text())
+    text = wait_until(lambda: len(log_path.read_text().splitlines()) >= 3 and log_path.read_text())
     entries = [XFERLOG_RE.fullmatch(line) for line in str(text).splitlines()]
     assert all(entries) and len(entries) == 3, text
     stor, retr, aborted = (m.groupdict() for m in entries if m)  # type: ignore[union-attr]
@@ -433,7 +435,7 @@ def test_metrics_after_transfers(factory: Any) -> None:
         ftp_connect(srv, password="wrong")
 
     # A passive port bound and not yet connected; two control connections open.
-    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    raw = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.cmd("PASV")[0] == 227
     m = scrape(port)
     assert m[("ftpd_passive_ports_in_use", ())] == 1
@@ -441,7 +443,7 @@ def test_metrics_after_transfers(factory: Any) -> None:
     raw.close()
     ftp.quit()
 
-    m = wait_for(lambda: (s := scrape(port))[("ftpd_sessions_active", ())] == 0 and s)
+    m = wait_until(lambda: (s := scrape(port))[("ftpd_sessions_active", ())] == 0 and s)
     assert m, "sessions did not close"
     assert m[("ftpd_sessions_total", ())] == 3
     assert m[("ftpd_logins_total", (("result", "ok"),))] == 2
@@ -477,7 +479,7 @@ def test_metrics_per_worker_ports(factory: Any) -> None:
     srv = factory(metrics_port=port, workers=2, pasv_ports="65030-65039")
     workers = {}
     for p in (port, port + 1):
-        m = wait_for(lambda p=p: _try_scrape(p), 10)
+        m = wait_until(lambda p=p: _try_scrape(p), 10)
         assert m, f"no metrics on port {p}"
         (info,) = [dict(labels) for (name, labels) in m if name == "ftpd_info"]
         workers[info["worker"]] = m[("ftpd_passive_ports_capacity", ())]
@@ -530,8 +532,8 @@ def test_metrics_without_prometheus_client_is_a_clear_start_up_error(tmp_path: P
 
 
 # ------------------------------------------------------------------ graceful shutdown
-def _start_upload(srv: Any, name: str) -> tuple[Raw, socket.socket]:
-    c = Raw(srv.host, srv.port).login(srv.user, srv.password)
+def _start_upload(srv: Any, name: str) -> tuple[Ctl, socket.socket]:
+    c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert c.code("TYPE I") == 200
     d = c.passive()
     c.send(f"STOR {name}")
@@ -549,7 +551,7 @@ def _refused(srv: Any) -> bool:
 
 def test_sigterm_lets_a_running_transfer_finish(factory: Any) -> None:
     srv = factory(shutdown_grace=8)
-    idle = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    idle = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     busy, data = _start_upload(srv, "slow.bin")
     data.sendall(PAYLOAD[:1000])
     t0 = time.monotonic()
@@ -558,7 +560,7 @@ def test_sigterm_lets_a_running_transfer_finish(factory: Any) -> None:
     assert idle.reply() == (421, "Server shutting down.")  # idle sessions: told at once
     assert idle.closed(5)
     assert time.monotonic() - t0 < 2
-    assert wait_for(lambda: _refused(srv), 3), "still accepting after SIGTERM"
+    assert wait_until(lambda: _refused(srv), 3), "still accepting after SIGTERM"
     # The transfer goes on: send the rest slowly, well inside the grace period.
     for i in range(1000, len(PAYLOAD), 20_000):
         data.sendall(PAYLOAD[i : i + 20_000])
@@ -624,8 +626,8 @@ def test_second_signal_exits_at_once(factory: Any) -> None:
 
 def test_sigterm_with_idle_sessions_only_exits_promptly(factory: Any) -> None:
     srv = factory(shutdown_grace=30)
-    clients = [Raw(srv.host, srv.port).login(srv.user, srv.password) for _ in range(3)]
-    fresh = Raw(srv.host, srv.port)  # connected, not logged in
+    clients = [Ctl(srv.host, srv.port).login(srv.user, srv.password) for _ in range(3)]
+    fresh = Ctl(srv.host, srv.port)  # connected, not logged in
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     for c in [*clients, fresh]:
