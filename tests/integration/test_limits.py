@@ -9,12 +9,15 @@ import re
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from integ_helpers import FAMILIES, uniq
 from support.client import Ctl, abort_socket
 from support.waits import wait_until
+
+from ftpd.auth.hashing import hash_password
 
 by_family = pytest.mark.parametrize("host", FAMILIES)
 
@@ -189,3 +192,45 @@ def test_sigterm_exits_zero(factory: Any, host: str) -> None:
     finally:
         idle.close()
         fresh.close()
+
+
+def test_per_user_max_sessions(factory: Any, tmp_path: Path) -> None:
+    """``max_sessions`` of a users-file account: its third login is refused with 421 and closed,
+    another account is not affected, and a slot comes back when one of its sessions ends."""
+    pw = hash_password("pw", ln=4)
+    for name in ("alice", "bob"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "users.toml").write_text(
+        f'[[users]]\nname = "alice"\npassword_hash = "{pw}"\nhome = "alice"\nmax_sessions = 2\n\n'
+        f'[[users]]\nname = "bob"\npassword_hash = "{pw}"\nhome = "bob"\n'
+    )
+    srv = factory(users_file=str(tmp_path / "users.toml"))
+    first = Ctl(srv.host, srv.port).login("alice", "pw")
+    second = Ctl(srv.host, srv.port).login("alice", "pw")
+    others = [Ctl(srv.host, srv.port).login("bob", "pw") for _ in range(3)]  # no limit for bob
+    try:
+        third = Ctl(srv.host, srv.port)
+        assert third.code("USER alice") == 331
+        code, text = third.cmd("PASS pw")
+        assert code == 421 and "Too many" in text, (code, text)
+        assert third.closed(5)
+        assert first.code("NOOP") == second.code("NOOP") == 200  # the others are untouched
+        # A re-login as alice on a session already counted for alice is not a third session.
+        assert second.code("USER alice") == 331 and second.code("PASS pw") == 230
+        # The slot comes back once the server has seen a session end.
+        assert first.code("QUIT") == 221
+        fourth = wait_until(lambda: _login_or_none(srv, "alice"), timeout=5)
+        assert fourth is not None, "alice's slot did not come back after QUIT"
+        fourth.close()
+    finally:
+        for c in (first, second, *others):
+            c.close()
+
+
+def _login_or_none(srv: Any, user: str) -> Ctl | None:
+    c = Ctl(srv.host, srv.port)
+    assert c.code(f"USER {user}") == 331
+    if c.code("PASS pw") == 230:
+        return c
+    c.close()
+    return None
