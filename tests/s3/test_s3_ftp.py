@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.transfers import concurrent_stou
 
 from .conftest import BUCKET, PREFIX, REGION, keys, pending_uploads
 
@@ -209,3 +210,16 @@ def test_what_object_storage_cannot_do_is_refused(server: Any, inspect: Any) -> 
     assert keys(inspect, HOME) == [HOME + "f.txt"]
     assert pending_uploads(inspect) == []
     ftp.quit()
+
+
+def test_twenty_concurrent_stou_get_twenty_objects(server: Any, inspect: Any) -> None:
+    """STOU's name is taken with a conditional write (PutObject If-None-Match: *): of several
+    sessions that find ``ftpd.3`` free at the same time, one creates it and the others move on,
+    so no upload overwrites another's."""
+    got = concurrent_stou(server, 20)
+    stored = {
+        k[len(HOME) :]: inspect.get_object(Bucket=BUCKET, Key=k)["Body"].read()
+        for k in keys(inspect, HOME)
+    }
+    assert stored == got
+
