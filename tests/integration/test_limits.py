@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from integ_helpers import FAMILIES, uniq
 from support.client import Ctl, abort_socket
-from support.waits import wait_until
+from support.waits import wait_log, wait_until
 
 from ftpd.auth.hashing import hash_password
 
@@ -83,7 +83,7 @@ def test_login_and_idle_timeouts(factory: Any, host: str) -> None:
     t = time.monotonic()
     try:
         for _ in range(3):  # before the earliest expiry (1 s)
-            time.sleep(0.25)
+            time.sleep(0.25)  # clients that talk every 0.25 s: the behaviour under test
             chatty.send("NOOP")
             assert idle.code("NOOP") == 200  # activity keeps a logged-in session alive
         for c in (silent, chatty, idle):
@@ -165,8 +165,9 @@ def test_clean_data_close_with_control_loss_is_not_committed(lim_srv: Any) -> No
     data = c.passive()
     assert c.code(f"STOR {name}") == 150
     data.sendall(os.urandom(1 << 20))
+    gone = srv.log().count("disconnect [")
     abort_socket(c.sock)
-    time.sleep(0.2)
+    wait_log(srv, "disconnect [", count=gone + 1)  # the server has seen the control loss
     data.close()
     line = wait_until(lambda: re.search(rf"STOR /{name} .*result=(\S+)", srv.log()), timeout=10)
     assert line and line.group(1) != "ok", srv.log()

@@ -27,7 +27,7 @@ from urllib.request import urlopen
 import pytest
 from integ_helpers import TIMEOUT, ftp_connect, uniq, write_file
 from support.client import Ctl
-from support.waits import wait_until
+from support.waits import wait_log, wait_until
 
 import ftpd
 from ftpd.config import ConfigError, load_config, read_env
@@ -569,7 +569,7 @@ def test_sigterm_lets_a_running_transfer_finish(factory: Any) -> None:
     # The transfer goes on: send the rest slowly, well inside the grace period.
     for i in range(1000, len(PAYLOAD), 20_000):
         data.sendall(PAYLOAD[i : i + 20_000])
-        time.sleep(0.15)
+        time.sleep(0.15)  # a slow client inside the grace period: the behaviour under test
     data.close()
     assert busy.reply()[0] == 226
     assert busy.reply() == (421, "Server shutting down.")
@@ -619,7 +619,7 @@ def test_second_signal_exits_at_once(factory: Any) -> None:
     srv = factory(shutdown_grace=60)
     busy, data = _start_upload(srv, "never.bin")
     srv.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    wait_log(srv, "shutting down")  # the first signal is being handled
     assert srv.proc.poll() is None  # waiting for the transfer (60 s of grace)
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGINT)

@@ -130,7 +130,7 @@ def test_type_a_stor_converts_crlf_to_lf(raw: Ctl, srv: Any) -> None:
     with data:
         for chunk in (b"a\r", b"\nb\r\n", b"c\rd\r\n"):  # CR and LF in different segments
             data.sendall(chunk)
-            time.sleep(0.01)
+            time.sleep(0.01)  # separate segments (the server must carry a CR across reads)
     assert raw.reply()[0] == 226
     assert (srv.root / name).read_bytes() == b"a\nb\nc\rd\n"
 
