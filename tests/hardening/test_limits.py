@@ -169,7 +169,7 @@ def test_idle_passive_ports_are_released(servers: Any) -> None:
     the pool for ever: after ``data_timeout`` without a data connection the listener is closed,
     as pyftpdlib does (30 s), so a few logged-in clients cannot exhaust ``pasv_ports``.
     Observed before the fix: the listener lives as long as the session (``idle_timeout``)."""
-    srv = servers(pasv_ports="65200-65203", data_timeout=1, log_level="warning")
+    srv = servers(pasv_count=4, data_timeout=1, log_level="warning")
     (srv.root / "f").write_bytes(b"data")
     hogs = [Ctl(srv.host, srv.port).login(srv.user, srv.password) for _ in range(4)]
     for c in hogs:

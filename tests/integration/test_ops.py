@@ -2,8 +2,7 @@
 JSON and text log lines, the xferlog file, the Prometheus endpoint, and graceful shutdown on SIGTERM
 with transfers in progress.
 
-Servers started here with their own environment use passive ports 65000-65099 (the shared fixtures
-use 61000-64999; the container test 65100-65199).
+Every server gets a free passive block (``support.server``), also those configured by environment.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from urllib.request import urlopen
 import pytest
 from integ_helpers import TIMEOUT, ftp_connect, uniq, write_file
 from support.client import Ctl
+from support.server import BLOCK, BLOCKS, pasv_block
 from support.waits import wait_log, wait_until
 
 import ftpd
@@ -51,6 +51,10 @@ class Proc:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("FTPD_", "FTP_", "PASV_"))}
         argv = [sys.executable, "-m", "ftpd", "--host", "127.0.0.1", "--port", "0"]
         argv += ["--root", str(self.root), "--login-fail-delay", "0", *flags]
+        self.pasv_lock = None
+        if not any(k.startswith(("PASV_", "FTPD_PASV_PORTS")) for k in env):
+            first, self.pasv_lock = BLOCKS.take()  # a free block, like every test server
+            argv += ["--pasv-ports", f"{first}-{first + BLOCK - 1}"]
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=err, text=True, env={**base, **env}
@@ -85,6 +89,9 @@ class Proc:
         if self.proc.stdout is not None and not self.proc.stdout.closed:
             self.stdout += self.proc.stdout.read().splitlines()
             self.proc.stdout.close()
+        if self.pasv_lock is not None:
+            self.pasv_lock.close()
+            self.pasv_lock = None
         return self.proc.returncode
 
 
@@ -181,15 +188,21 @@ def test_bad_alias_values_name_the_alias() -> None:
         load_config([], {"FTP_USER": "a\tb"})
 
 
-def test_server_configured_by_aliases_only(launch: Any) -> None:
+@pytest.fixture
+def free_ports() -> Iterator[range]:
+    with pasv_block() as ports:
+        yield ports
+
+
+def test_server_configured_by_aliases_only(launch: Any, free_ports: range) -> None:
     """FTP_USER/FTP_PASS log in; PASV_ADDRESS given as a host name is resolved at start-up and
     advertised in 227; PASV_MIN_PORT/PASV_MAX_PORT bound the passive ports."""
     env = {
         "FTP_USER": "bob",
         "FTP_PASS": "pa ss",
         "PASV_ADDRESS": "localhost",
-        "PASV_MIN_PORT": "65010",
-        "PASV_MAX_PORT": "65014",
+        "PASV_MIN_PORT": str(free_ports[0]),
+        "PASV_MAX_PORT": str(free_ports[4]),
     }
     p = launch(env)
     c = Ctl(p.host, p.port).login("bob", "pa ss")
@@ -200,7 +213,7 @@ def test_server_configured_by_aliases_only(launch: Any) -> None:
             m = re.search(r"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", text)
             assert m, text
             assert ".".join(m.group(1, 2, 3, 4)) == "127.0.0.1"
-            assert 65010 <= int(m.group(5)) * 256 + int(m.group(6)) <= 65014
+            assert free_ports[0] <= int(m.group(5)) * 256 + int(m.group(6)) <= free_ports[4]
         assert c.code("TYPE I") == 200
         d = c.passive()
         c.send("STOR a.bin")
@@ -415,7 +428,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_after_transfers(factory: Any) -> None:
     pytest.importorskip("prometheus_client")  # a test dependency; the extra is optional
     port = free_port()
-    srv = factory(metrics_port=port, pasv_ports="65020-65029")
+    srv = factory(metrics_port=port, pasv_count=10)
     up = os.urandom(300_000)
     write_file(srv.root, "down.bin", PAYLOAD)
 
@@ -476,7 +489,7 @@ def _two_free_ports() -> int:
 def test_metrics_per_worker_ports(factory: Any) -> None:
     pytest.importorskip("prometheus_client")
     port = _two_free_ports()
-    srv = factory(metrics_port=port, workers=2, pasv_ports="65030-65039")
+    srv = factory(metrics_port=port, workers=2, pasv_count=10)
     workers = {}
     for p in (port, port + 1):
         m = wait_until(lambda p=p: _try_scrape(p), 10)
