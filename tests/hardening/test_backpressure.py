@@ -32,13 +32,22 @@ class Prober(threading.Thread):
         while not self.stop.is_set():
             t = noop_latency(self.ctl)
             self.samples.append((time.perf_counter(), t))
-            time.sleep(0.005)
+            time.sleep(0.005)  # probing pace
 
     def worst_between(self, t0: float, t1: float) -> tuple[float, int]:
         inside = [lat for at, lat in self.samples if t0 <= at <= t1]
         # A probe still blocked when the window closed counts too: the time since the last one.
         last = max((at for at, _ in self.samples if at <= t1), default=t0)
         return max([*inside, t1 - max(last, t0)]), len(inside)
+
+
+def _warm_up(srv: Any) -> None:
+    """One session and a listing before the baseline: what the first session loads (modules,
+    buffers) is not counted as what the test's clients cost."""
+    fd0 = fds(srv.pid)
+    with Ctl(srv.host, srv.port).login(srv.user, srv.password) as c:
+        c.listing("LIST")
+    settle_fds(srv.pid, fd0)  # the session is over on the server's side too
 
 
 def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: Any) -> None:
@@ -48,7 +57,7 @@ def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: 
     srv = servers(log_level="warning")
     prober = Prober(srv)
     prober.start()
-    time.sleep(0.3)
+    assert wait_until(lambda: len(prober.samples) >= 5, 10)  # the prober is measuring
     burst = 50_000
     s = socket.create_connection((srv.host, srv.port), timeout=30)
     try:
@@ -89,7 +98,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
     replies pile up in the transport's buffer); expected: a queue of lines and the transport's
     high-water mark (64 KiB), i.e. well under 1 MiB per client."""
     srv = servers(log_level="warning")
-    time.sleep(0.3)
+    _warm_up(srv)
     pss0, fd0 = pss_kib(srv.pid), fds(srv.pid)
     clients = 3
     socks = []
@@ -113,7 +122,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
                     stalled_since = stalled_since or time.monotonic()
                     if time.monotonic() - stalled_since > 0.3:
                         break
-                    time.sleep(0.02)
+                    time.sleep(0.02)  # retry pace while the server does not read
             sent_total += sent
         # Let the server finish whatever it already read (its CPU time stops moving).
         last = -1.0
@@ -122,7 +131,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
             if now - last < 0.02:
                 break
             last = now
-            time.sleep(0.25)
+            time.sleep(0.25)  # the sampling interval of the condition above
         grown = pss_kib(srv.pid) - pss0
         figures.record(
             "unread replies",
@@ -145,7 +154,7 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     big = srv.root / "big.bin"
     with open(big, "wb") as fh:
         fh.write(b"0123456789abcde\n" * (1 << 20))  # 16 MiB, text-like so TYPE A converts it
-    time.sleep(0.3)
+    _warm_up(srv)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     with Ctl(srv.host, srv.port).login(srv.user, srv.password) as ctl:
         assert ctl.cmd(f"TYPE {mode}").code == 200

@@ -53,7 +53,7 @@ def _umount(path: Path) -> None:
     for _ in range(20):
         if _run("umount", str(path)).returncode == 0:
             return
-        time.sleep(0.2)
+        time.sleep(0.2)  # retry interval: umount fails while the server still closes files
     _run("umount", "-l", str(path))
 
 

@@ -183,7 +183,7 @@ def test_idle_passive_ports_are_released(servers: Any) -> None:
             r = victim.cmd("EPSV")
             if r.code == 229 or time.monotonic() > deadline:
                 break
-            time.sleep(0.25)
+            time.sleep(0.25)  # the hogs keep talking every 0.25 s: under test
         assert r.code == 229, "passive ports still held 4 s after data_timeout (1 s)"
         victim.cmd("ABOR")
         data, _, r = victim.retr("f")

@@ -44,7 +44,7 @@ class Prober(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - recorded, asserted by the test
                 self.errors.append(repr(exc))
                 return
-            time.sleep(0.02)
+            time.sleep(0.02)  # probing pace
 
     def finish(self) -> None:
         self.stop.set()
