@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from support.client import Ctl, noop_latency
 from support.proc import cpu_seconds, fds, pss_kib, settle_fds
+from support.server import warm_up
 from support.waits import wait_until
 
 
@@ -39,15 +40,6 @@ class Prober(threading.Thread):
         # A probe still blocked when the window closed counts too: the time since the last one.
         last = max((at for at, _ in self.samples if at <= t1), default=t0)
         return max([*inside, t1 - max(last, t0)]), len(inside)
-
-
-def _warm_up(srv: Any) -> None:
-    """One session and a listing before the baseline: what the first session loads (modules,
-    buffers) is not counted as what the test's clients cost."""
-    fd0 = fds(srv.pid)
-    with Ctl(srv.host, srv.port).login(srv.user, srv.password) as c:
-        c.listing("LIST")
-    settle_fds(srv.pid, fd0)  # the session is over on the server's side too
 
 
 def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: Any) -> None:
@@ -98,7 +90,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
     replies pile up in the transport's buffer); expected: a queue of lines and the transport's
     high-water mark (64 KiB), i.e. well under 1 MiB per client."""
     srv = servers(log_level="warning")
-    _warm_up(srv)
+    warm_up(srv)
     pss0, fd0 = pss_kib(srv.pid), fds(srv.pid)
     clients = 3
     socks = []
@@ -154,7 +146,7 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     big = srv.root / "big.bin"
     with open(big, "wb") as fh:
         fh.write(b"0123456789abcde\n" * (1 << 20))  # 16 MiB, text-like so TYPE A converts it
-    _warm_up(srv)
+    warm_up(srv)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     with Ctl(srv.host, srv.port).login(srv.user, srv.password) as ctl:
         assert ctl.cmd(f"TYPE {mode}").code == 200

@@ -14,6 +14,7 @@ from typing import Any
 
 from support.client import Ctl, split_replies
 from support.proc import fds, pss_kib, settle_fds
+from support.server import warm_up
 
 MAX_SESSIONS = 30
 MAX_PER_IP = 6
@@ -55,7 +56,7 @@ async def test_flood_above_limits(servers: Any, figures: Any) -> None:
     srv = servers(max_sessions=MAX_SESSIONS, max_per_ip=MAX_PER_IP, log_level="warning")
     payload = bytes(range(256)) * 4096  # 1 MiB
     (srv.root / "f.bin").write_bytes(payload)
-    await asyncio.sleep(0.2)
+    warm_up(srv)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     # Sessions that were there first: one from the flooders' own address, three from elsewhere.
     first = [

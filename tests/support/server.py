@@ -184,3 +184,16 @@ def pasv_block(host: str = "127.0.0.1") -> Iterator[range]:
         yield range(first, first + BLOCK)
     finally:
         lock.close()
+
+
+def warm_up(srv: FtpdProcess) -> None:
+    """One session with a listing, over on the server's side too, before a test takes its
+    baseline of fds or memory: what the first session loads is not the test's clients' cost."""
+    from .client import Ctl
+    from .proc import fds, settle_fds
+
+    fd0 = fds(srv.pid)
+    with Ctl(srv.host, srv.port) as c:
+        c.login(srv.user, srv.password)
+        c.listing("LIST")
+    settle_fds(srv.pid, fd0)
