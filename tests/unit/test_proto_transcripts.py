@@ -23,6 +23,7 @@ import pytest
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 from test_proto_session import Drive  # noqa: E402
 
+from ftpd.fs.base import Capabilities  # noqa: E402
 from ftpd.proto.requests import StartTransfer  # noqa: E402
 from ftpd.proto.session import SessionSettings  # noqa: E402
 
@@ -318,6 +319,63 @@ SCRIPTS: dict[str, tuple[str, list[Item]]] = {
         ],
     ),
     "quit-during": ("login", ["PASV", ("RETR f.txt", "running"), "QUIT", "FINISH"]),
+    "edges": (
+        "login",
+        [
+            "PASS pw",
+            "PORT 127,0,0,1,255,255",
+            "PORT 127,0,0,1,4,0",
+            "PORT 127,0,0,1,3,255",
+            "EPRT |1|127.0.0.1|65535|",
+            "EPRT |1|127.0.0.1|65536|",
+            "EPRT |1|127.0.0.1|1|",
+            "EPRT |1|127.0.0.1|1024|",
+            "EPRT |1|127.0.0.1|1023|",
+            "EPRT ||",
+            "EPRT |",
+            "SITE CHMOD 0 f.txt",
+            "SITE CHMOD 777 f.txt",
+            "SITE CHMOD 1000 f.txt",
+            "SITE CHMOD 644 a b.txt",
+            "MKD -odd",
+            "CWD -odd",
+            "CWD /",
+            "MFMT ２０２００１０１０００００００ f.txt",
+            "MFMT 20200101000000.5 f.txt",
+            "TYPE I",
+            "REST 3",
+            "PASV",
+            "RETR nope",
+            "PASV",
+            ("NLST -l", "ok"),
+            "PASV",
+            ("LIST -a -l sub", "ok"),
+            "PASV",
+            ("STAT -l", "ok"),
+        ],
+    ),
+    "no-resume": (
+        "no-resume",
+        [
+            "FEAT",
+            "TYPE I",
+            "PASV",
+            "APPE f.txt",
+            "REST 2",
+            "STOR f.txt",
+            "PASV",
+            ("STOR f.txt", "ok"),
+            "REST 2",
+            "PASV",
+            ("RETR f.txt", "ok"),
+            "MFMT 20200101000000 f.txt",
+            "SITE CHMOD 600 f.txt",
+            "MLST f.txt",
+            "PASV",
+            ("MLSD", "ok"),
+        ],
+    ),
+    "tls-plain-login": ("tls", ["FEAT", "USER user", "PASS pw", "CCC", "PBSZ 0", "PROT P"]),
     "tls-off": ("login", ["AUTH TLS", "PBSZ 0", "PROT P", "CCC"]),
     "tls": (
         "tls",
@@ -387,6 +445,10 @@ def _seed(d: Drive) -> None:
 
 
 def _drive(kind: str) -> Drive:
+    if kind == "no-resume":  # a backend without REST+STOR, APPE, MFMT or CHMOD (S3)
+        d = Drive().login()
+        d.s.caps = Capabilities(resume_write=False, set_mtime=False, chmod=False)
+        return d
     if kind.startswith("tls"):
         mode = "required" if kind == "tls-required" else "explicit"
         return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=mode))
@@ -413,6 +475,8 @@ def replay(name: str) -> list[tuple[Item, list[Any]]]:
         got: list[Any] = [(r.code, r.text) for r in run.replies]
         if outcome is not None and run.of(StartTransfer):
             t = run.transfer
+            # What the IO layer is told to do: kind, path, restart offset, ASCII, upload or not.
+            got.append(("transfer", t.kind, t.vpath, t.offset, t.ascii, t.writer is not None))
             if outcome == "running":
                 got.append((d.s.transfer_opened(t).code, d.s.transfer_opened(t).text))
                 running = t
