@@ -22,7 +22,7 @@ from .harness import RefServer
 @dataclass
 class Pair:
     ref: RefServer
-    ftpd: Any  # tests/conftest.py FtpdProcess
+    ftpd: Any  # support.server.FtpdProcess
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@
   every test that needs no special config; tests create files under unique names (``uniq``).
 - ``module_factory(**overrides)``: more servers that live as long as the module.
 - ``factory(**overrides)``: a server for one test (``ftpd_factory`` with fast-failure defaults).
-- ``ftp``: an ftplib client logged in to ``srv``; ``raw``: a logged-in ``integ_helpers.Ctl``.
+- ``ftp``: an ftplib client logged in to ``srv``; ``raw``: a logged-in ``support.client.Ctl``.
 """
 
 from __future__ import annotations

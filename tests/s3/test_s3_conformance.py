@@ -138,7 +138,7 @@ class S3Home:
 @dataclass
 class S3Pair:
     ref: RefServer
-    ftpd: Any  # tests/conftest.py FtpdProcess
+    ftpd: Any  # support.server.FtpdProcess
     home: S3Home
 
 
