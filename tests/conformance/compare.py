@@ -334,8 +334,10 @@ def _pinned(d: Diff, key: str, entry: Allow, role: str, obs: Any) -> list[str]:
     if role == "data":
         stated = entry.detail if "." in key else entry.data
         if stated is None:
-            return [f"{d.where}: allow-listed data difference, but the entry {key} does not state "
-                    f"the data ftpd must send: {obs!r}"]
+            return [
+                f"{d.where}: allow-listed data difference, but the entry {key} does not state "
+                f"the data ftpd must send: {obs!r}"
+            ]
         if stated is ABSENT:
             return [] if obs is None else [f"{d.where}: allow-listed no data, got {obs!r}"]
         if _rows(stated) != _rows(obs):
@@ -348,8 +350,10 @@ def _pinned(d: Diff, key: str, entry: Allow, role: str, obs: Any) -> list[str]:
         return []
     ref_detail = d.ref.detail if isinstance(d.ref, Obs) else None
     if got_detail is not None and got_detail != ref_detail:
-        return [f"{d.where}: ftpd's reply text {got_detail!r} differs from pyftpdlib's "
-                f"{ref_detail!r}; the entry {key} must pin it (detail)"]
+        return [
+            f"{d.where}: ftpd's reply text {got_detail!r} differs from pyftpdlib's "
+            f"{ref_detail!r}; the entry {key} must pin it (detail)"
+        ]
     return []
 
 

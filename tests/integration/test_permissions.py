@@ -61,12 +61,20 @@ ROWS = [
     Row("RNFR f.txt", "f", 350, _unchanged),
     Row("MKD made", "m", 257, lambda h: (h / "made").is_dir()),
     Row("STOR new.txt", "w", 226, lambda h: (h / "new.txt").read_bytes() == b"new", data="up"),
-    Row("STOU", "w", 226, lambda h: b"new" in [p.read_bytes() for p in h.iterdir() if p.is_file()],
-        data="up"),
-    Row("SITE CHMOD 600 f.txt", "M", 200,
-        lambda h: (h / "f.txt").stat().st_mode & 0o777 == 0o600),
-    Row("MFMT 20200101000000 f.txt", "T", 213,
-        lambda h: int((h / "f.txt").stat().st_mtime) == 1577836800),
+    Row(
+        "STOU",
+        "w",
+        226,
+        lambda h: b"new" in [p.read_bytes() for p in h.iterdir() if p.is_file()],
+        data="up",
+    ),
+    Row("SITE CHMOD 600 f.txt", "M", 200, lambda h: (h / "f.txt").stat().st_mode & 0o777 == 0o600),
+    Row(
+        "MFMT 20200101000000 f.txt",
+        "T",
+        213,
+        lambda h: int((h / "f.txt").stat().st_mtime) == 1577836800,
+    ),
 ]
 
 
@@ -88,7 +96,10 @@ def _snapshot(home: Path) -> dict[str, tuple[bool, bytes, int, int]]:
     for p in sorted(home.rglob("*")):
         st = p.stat()
         out[str(p.relative_to(home))] = (
-            p.is_dir(), b"" if p.is_dir() else p.read_bytes(), st.st_mode, st.st_mtime_ns
+            p.is_dir(),
+            b"" if p.is_dir() else p.read_bytes(),
+            st.st_mode,
+            st.st_mtime_ns,
         )
     return out
 

@@ -29,7 +29,11 @@ def tokyo(module_factory: Any) -> Any:
     # The zone must really be in effect for the server, or every assertion below is vacuous.
     out = subprocess.run(
         [sys.executable, "-c", "import time; print(time.localtime(0).tm_hour)"],
-        env={**os.environ, "TZ": TOKYO}, capture_output=True, text=True, timeout=30, check=True,
+        env={**os.environ, "TZ": TOKYO},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     assert out.strip() == "9", f"TZ={TOKYO} is not UTC+9 here: {out!r}"
     srv = module_factory(env={"TZ": TOKYO})

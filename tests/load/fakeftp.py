@@ -16,7 +16,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
-PASV_RANGE = range(65000, 65100)  # outside the ephemeral range and the fixtures (support.server.PORTS)
+PASV_RANGE = range(65000, 65100)  # outside the ephemeral range and support.server.PORTS
 
 
 @dataclass

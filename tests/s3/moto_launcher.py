@@ -44,7 +44,10 @@ def with_seeding(app: Wsgi) -> Wsgi:
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != SEED_PATH or environ.get("REQUEST_METHOD") != "POST":
-            if environ.get("HTTP_IF_NONE_MATCH") and environ.get("REQUEST_METHOD") in ("PUT", "POST"):
+            if environ.get("HTTP_IF_NONE_MATCH") and environ.get("REQUEST_METHOD") in (
+                "PUT",
+                "POST",
+            ):
                 with conditional:
                     return list(app(environ, start_response))
             return app(environ, start_response)

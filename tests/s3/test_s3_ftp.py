@@ -165,12 +165,16 @@ def test_client_disconnect_mid_upload_leaves_nothing(server: Any, inspect: Any) 
     chunk = os.urandom(MiB)
     for _ in range(20):
         conn.sendall(chunk)
-    assert wait_until(lambda: pending_uploads(inspect) == [HOME + "gone.bin"], 20), "the multipart upload"
+    assert wait_until(lambda: pending_uploads(inspect) == [HOME + "gone.bin"], 20), (
+        "the multipart upload"
+    )
     # Vanish without a word: RST on the data connection, then the control connection closes.
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
     ftp.sock.close()
-    assert wait_until(lambda: pending_uploads(inspect) == [], 20), "the multipart upload to be aborted"
+    assert wait_until(lambda: pending_uploads(inspect) == [], 20), (
+        "the multipart upload to be aborted"
+    )
     assert keys(inspect, HOME) == []
     assert wait_until(lambda: "STOR /gone.bin" in server.log(), 20), "the transfer log line"
     (line,) = [x for x in server.log().splitlines() if "STOR /gone.bin" in x]
@@ -214,4 +218,3 @@ def test_twenty_concurrent_stou_get_twenty_objects(server: Any, inspect: Any) ->
         for k in keys(inspect, HOME)
     }
     assert stored == got
-

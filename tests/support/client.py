@@ -331,14 +331,16 @@ def noop_latency(ctl: Ctl) -> float:
     return dt
 
 
-def connect_ftplib(server: Any, user: str | None = None, password: str | None = None,
-                   login: bool = True) -> Any:
+def connect_ftplib(
+    server: Any, user: str | None = None, password: str | None = None, login: bool = True
+) -> Any:
     """An ftplib client connected (and logged in) to ``server``: the forgiving client."""
     import ftplib
 
     f = ftplib.FTP(timeout=TIMEOUT, encoding="utf-8")
     f.connect(server.host, server.port)
     if login:
-        f.login(server.user if user is None else user,
-                server.password if password is None else password)
+        f.login(
+            server.user if user is None else user, server.password if password is None else password
+        )
     return f

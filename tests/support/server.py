@@ -170,9 +170,18 @@ def start_ftpd(tmp: Path, *, env: dict[str, str] | None = None, **overrides: obj
             if lock is not None:
                 lock.close()
             raise RuntimeError("ftpd did not start")
-    return FtpdProcess(host=host, port=port, user=str(cfg["user"]), password=str(cfg["password"]),
-                       root=root, pid=proc.pid, proc=proc, log_path=log_path, config=cfg,
-                       pasv_lock=lock)
+    return FtpdProcess(
+        host=host,
+        port=port,
+        user=str(cfg["user"]),
+        password=str(cfg["password"]),
+        root=root,
+        pid=proc.pid,
+        proc=proc,
+        log_path=log_path,
+        config=cfg,
+        pasv_lock=lock,
+    )
 
 
 @contextlib.contextmanager
