@@ -24,8 +24,9 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 from test_proto_session import Drive  # noqa: E402
 
 from ftpd.fs.base import Capabilities  # noqa: E402
-from ftpd.proto.requests import StartTransfer  # noqa: E402
+from ftpd.proto.requests import Outcome, StartTransfer  # noqa: E402
 from ftpd.proto.session import SessionSettings  # noqa: E402
+from ftpd.proto.state import TlsMode  # noqa: E402
 
 Item = str | tuple[str, str]  # a line, or (a data command, the transfer's outcome)
 
@@ -231,8 +232,6 @@ SCRIPTS: dict[str, tuple[str, list[Item]]] = {
             ("RETR f.txt", "timeout"),
             "PASV",
             ("RETR f.txt", "no-connection"),
-            "PASV",
-            ("RETR f.txt", "refused"),
             "PASV",
             ("RETR f.txt", "tls-no-reuse"),
             "PASV",
@@ -450,7 +449,7 @@ def _drive(kind: str) -> Drive:
         d.s.caps = Capabilities(resume_write=False, set_mtime=False, chmod=False)
         return d
     if kind.startswith("tls"):
-        mode = "required" if kind == "tls-required" else "explicit"
+        mode = TlsMode.REQUIRED if kind == "tls-required" else TlsMode.EXPLICIT
         return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=mode))
     d = Drive()
     if kind == "login":
@@ -468,7 +467,7 @@ def replay(name: str) -> list[tuple[Item, list[Any]]]:
     for item in items:
         line, outcome = item if isinstance(item, tuple) else (item, None)
         if line == "FINISH":
-            got = [(r.code, r.text) for r in d.s.transfer_finished(running, "ok")]
+            got = [(r.code, r.text) for r in d.s.transfer_finished(running, Outcome.OK)]
             out.append((item, got))
             continue
         run = d(line)
@@ -476,14 +475,14 @@ def replay(name: str) -> list[tuple[Item, list[Any]]]:
         if outcome is not None and run.of(StartTransfer):
             t = run.transfer
             # What the IO layer is told to do: kind, path, restart offset, ASCII, upload or not.
-            got.append(("transfer", t.kind, t.vpath, t.offset, t.ascii, t.writer is not None))
+            got.append(("transfer", str(t.kind), t.vpath, t.offset, t.ascii, t.writer is not None))
             if outcome == "running":
                 got.append((d.s.transfer_opened(t).code, d.s.transfer_opened(t).text))
                 running = t
             else:
                 error = OSError(errno.ENOSPC, "full") if outcome.endswith("ENOSPC") else None
-                outcome = outcome.removesuffix("-ENOSPC")
-                got += [(r.code, r.text) for r in d.finish(run, outcome, error)]
+                done = Outcome(outcome.removesuffix("-ENOSPC"))
+                got += [(r.code, r.text) for r in d.finish(run, done, error)]
             if t.payload is not None:
                 got.append(("data", t.payload))
         out.append((item, got))
