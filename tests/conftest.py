@@ -18,6 +18,10 @@ from support.server import FtpdProcess, start_ftpd
 
 __all__ = ["FtpdProcess", "start_ftpd"]
 
+# pytester drives tests/library's tests of the pytest plugin; the plugin itself is loaded as its
+# pytest11 entry point does where ftpd is installed (the same name: no double registration).
+pytest_plugins = ["pytester", "ftpd.testing.plugin"]
+
 
 @pytest.fixture
 def ftpd_factory(tmp_path: Path) -> Iterator[object]:
