@@ -197,3 +197,40 @@ def test_policy_trust_edges() -> None:
     assert p.trusts("fe80::1%eth0")  # a zone id is not part of the address
     assert p.trusts("10.1.2.3%a%b")  # everything from the first % on is the zone
     assert ProxyPolicy.from_text("required", "10.0.0.0/8", 1).required
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"GET / HTTP/1.1\r\n", "not a PROXY protocol header"),
+        (v2(version=1), "PROXY v2: unsupported version"),
+        (v2(command=2), "PROXY v2: unknown command"),
+        (v2(fam=0x12), "PROXY v2: unsupported address family or transport"),
+        (
+            V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x11, 11) + b"\0" * 11,
+            "PROXY v2: short TCP4 address block",
+        ),
+        (
+            V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x21, 35) + b"\0" * 35,
+            "PROXY v2: short TCP6 address block",
+        ),
+        (V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x11, MAX_HEADER), "PROXY v2: header too long"),
+    ],
+)
+def test_v2_errors_say_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(ProxyError) as exc:
+        parse(raw)
+    assert str(exc.value) == message
+
+
+def test_v2_edges() -> None:
+    # Exactly the 12-byte TCP4 block and the largest allowed payload are accepted; ports and
+    # lengths are unsigned (a port above 32767 stays positive).
+    raw = v2(sport=65535, dport=40000)
+    h = parse(raw)
+    assert h is not None and h.src == ("192.0.2.7", 65535) and h.length == len(raw) == 28
+    big = v2(tlvs=b"\0" * (MAX_HEADER - 16 - 12))
+    h = parse(big)
+    assert h is not None and h.length == len(big)
+    # A prefix of either signature is "need more bytes", not an error.
+    assert parse(V2_SIGNATURE[:5]) is None and parse(b"PROX") is None
