@@ -249,7 +249,7 @@ def test_replies_unread_past_data_timeout_abort_the_session(servers: Any) -> Non
     fd0 = fds(srv.pid)
     s, f = _stuck_on_stat(srv, big)
     t0 = time.monotonic()
-    assert wait_for(lambda: _can_login(srv), 2 + 5), "slot held by a client that stopped reading"
+    assert wait_until(lambda: _can_login(srv), 2 + 5), "slot held by a client that stopped reading"
     assert time.monotonic() - t0 < 2 + 6
     f.close()
     s.close()
