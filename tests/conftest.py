@@ -215,7 +215,8 @@ def postgres() -> Iterator[PostgresServer]:
     datadir = base / "data"
 
     def run(*argv: str, timeout: float = 120) -> None:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+        # cwd: the server's user may not be allowed into the checkout (a clone under /root).
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=base,
                               stdin=subprocess.DEVNULL, **owner)  # type: ignore[call-overload]
         if proc.returncode != 0:
             raise RuntimeError(f"{argv[0]} failed: {proc.stdout}\n{proc.stderr}")
@@ -233,5 +234,6 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         subprocess.run([pg_ctl, "-D", str(datadir), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60, **owner)  # type: ignore[call-overload]
+                       capture_output=True, timeout=60, cwd=base,
+                       **owner)  # type: ignore[call-overload]
         shutil.rmtree(base, ignore_errors=True)
