@@ -156,7 +156,10 @@ def _what_is_served(
         anon = os.path.abspath(config.anonymous_root or config.root)
         parts.append(f"{anon} to anonymous users")
         if not user and not (single_user_enabled(config) and config.password):
-            note = " (anonymous login)"
+            more = ""
+            if store is not None and not isinstance(store, FileStore):
+                more = f"; users of the {store.description} add NAME@"
+            note = f" (anonymous login{more})"
     return " and ".join(parts) or "nothing", (user, note)
 
 
