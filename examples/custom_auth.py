@@ -24,12 +24,16 @@ def hash_password(password: str, salt: bytes) -> bytes:
 def create_db(path: Path) -> None:
     """A demo table: alice may write, bob may only read."""
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS users "
-                   "(name TEXT PRIMARY KEY, salt BLOB, hash BLOB, can_write INTEGER)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS users "
+            "(name TEXT PRIMARY KEY, salt BLOB, hash BLOB, can_write INTEGER)"
+        )
         for name, password, can_write in (("alice", "wonderland", 1), ("bob", "builder", 0)):
             salt = os.urandom(16)
-            db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
-                       (name, salt, hash_password(password, salt), can_write))
+            db.execute(
+                "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
+                (name, salt, hash_password(password, salt), can_write),
+            )
 
 
 class SqliteAuthenticator:
@@ -42,8 +46,9 @@ class SqliteAuthenticator:
     def _check(self, name: str, password: str) -> Account | None:
         # Blocking work (a query, a 50 ms hash): run in a thread, never on the event loop.
         with sqlite3.connect(self.db_path) as db:
-            row = db.execute("SELECT salt, hash, can_write FROM users WHERE name = ?",
-                             (name,)).fetchone()
+            row = db.execute(
+                "SELECT salt, hash, can_write FROM users WHERE name = ?", (name,)
+            ).fetchone()
         if row is None:
             return None
         salt, stored, can_write = row

@@ -23,8 +23,11 @@ class DeviceAuthenticator:
 def build(store: MemoryFS, port: int = 2121) -> Server:
     """Each device sees its own directory of the one in-memory store, as its home '/'."""
     config = Config(host="127.0.0.1", port=port)
-    return Server(config, authenticator=DeviceAuthenticator(),
-                  filesystem=lambda account: store.subtree("/" + account.name))
+    return Server(
+        config,
+        authenticator=DeviceAuthenticator(),
+        filesystem=lambda account: store.subtree("/" + account.name),
+    )
 
 
 async def main() -> None:

@@ -36,7 +36,9 @@ class Archiver:
         self.manifest.append((event.user, event.path, event.size, digest))
 
 
-def build(incoming: Path, archive: Path, password: str, port: int = 2121) -> tuple[Server, Archiver]:
+def build(
+    incoming: Path, archive: Path, password: str, port: int = 2121
+) -> tuple[Server, Archiver]:
     config = Config(host="127.0.0.1", port=port, root=str(incoming), password=password)
     server = Server(config)
     archiver = Archiver(archive)

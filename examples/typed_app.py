@@ -41,8 +41,9 @@ class ReadOnly:
 
     def __init__(self, inner: FileSystem) -> None:
         self.inner = inner
-        self.capabilities = Capabilities(resume_write=False, set_mtime=False, chmod=False,
-                                         sendfile=inner.capabilities.sendfile)
+        self.capabilities = Capabilities(
+            resume_write=False, set_mtime=False, chmod=False, sendfile=inner.capabilities.sendfile
+        )
 
     @staticmethod
     def _refuse(vpath: str) -> OSError:
@@ -106,8 +107,11 @@ def build(store: MemoryFS) -> tuple[Server, Counter[EventKind]]:
     local: FileSystem = LocalFS(".", None)  # both backends are FileSystems
     memory: FileSystem = store
     assert local.capabilities.sendfile and not memory.capabilities.sendfile
-    server = Server(Config(host="127.0.0.1", port=0), authenticator=DictAuthenticator({"a": "b"}),
-                    filesystem=lambda account: ReadOnly(store.subtree("/" + account.name)))
+    server = Server(
+        Config(host="127.0.0.1", port=0),
+        authenticator=DictAuthenticator({"a": "b"}),
+        filesystem=lambda account: ReadOnly(store.subtree("/" + account.name)),
+    )
     server.subscribe(count, EventKind.LOGIN, EventKind.DOWNLOAD)
     return server, counts
 

@@ -102,8 +102,9 @@ class Server:
         """Bind the listeners and start serving (``RuntimeError`` if already started)."""
         if self._core is not None:
             raise RuntimeError("server already started")
-        core = _CoreServer(self.config, self._authenticator, session_fs=self._session_fs,
-                           embedded=True)
+        core = _CoreServer(
+            self.config, self._authenticator, session_fs=self._session_fs, embedded=True
+        )
         core.observer.listeners.append(ObserverBridge(self.events))
         self._core = core
         self._closed = asyncio.Event()
@@ -144,8 +145,12 @@ class Server:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     # ------------------------------------------------------------------ where it listens

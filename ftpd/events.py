@@ -114,8 +114,12 @@ class EventBus:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
                 self.dropped += 1
-                log.warning("event %s dropped: callback %r is %d events behind",
-                            event.kind.value, sub.callback, QUEUE_LIMIT)
+                log.warning(
+                    "event %s dropped: callback %r is %d events behind",
+                    event.kind.value,
+                    sub.callback,
+                    QUEUE_LIMIT,
+                )
 
     @staticmethod
     async def _deliver(sub: _Subscriber, queue: asyncio.Queue[Event]) -> None:
@@ -161,10 +165,15 @@ class Origin:
     def event(self, kind: EventKind, **fields: Any) -> Event:
         account = self.account
         fields.setdefault("user", account.name if account is not None else "")
-        return Event(kind, remote_ip=self.remote_ip, remote_port=self.remote_port,
-                     session_id=self.session_id,
-                     anonymous=account is not None and account.anonymous,
-                     time=time.time(), **fields)
+        return Event(
+            kind,
+            remote_ip=self.remote_ip,
+            remote_port=self.remote_port,
+            session_id=self.session_id,
+            anonymous=account is not None and account.anonymous,
+            time=time.time(),
+            **fields,
+        )
 
 
 def origin(ch: Any, account: Account | None = None) -> Origin:
@@ -207,9 +216,17 @@ class ObserverBridge:
             kind = EventKind.UPLOAD if ok else EventKind.UPLOAD_FAILED
         else:
             kind = EventKind.DOWNLOAD if ok else EventKind.DOWNLOAD_FAILED
-        self.bus.emit(origin(ch).event(
-            kind, path=t.vpath, real_path=real_path(ch.fs, t.vpath), size=t.bytes,
-            offset=t.offset, seconds=seconds, outcome=outcome))
+        self.bus.emit(
+            origin(ch).event(
+                kind,
+                path=t.vpath,
+                real_path=real_path(ch.fs, t.vpath),
+                size=t.bytes,
+                offset=t.offset,
+                seconds=seconds,
+                outcome=str(outcome),
+            )
+        )
 
 
 class EventFS:
@@ -225,13 +242,15 @@ class EventFS:
     def real_path(self, vpath: str) -> str | None:
         return real_path(self.inner, vpath)
 
-    def _after(self, pending: Awaitable[Any], kind: EventKind, path: str,
-               target: str = "") -> Awaitable[Any]:
+    def _after(
+        self, pending: Awaitable[Any], kind: EventKind, path: str, target: str = ""
+    ) -> Awaitable[Any]:
         def report() -> None:
             extra = {"target": target, "real_target": self.real_path(target)} if target else {}
             self._emit(kind, path=path, real_path=self.real_path(path), **extra)
 
         if isinstance(pending, asyncio.Future):
+
             def done(fut: asyncio.Future[Any]) -> None:
                 if not fut.cancelled() and fut.exception() is None:
                     report()

@@ -118,8 +118,9 @@ class MemoryWriter:
 
     __slots__ = ("_fs", "_parent", "_name", "_vpath", "_node", "_atomic", "_done")
 
-    def __init__(self, fs: MemoryFS, parent: _Dir, name: str, vpath: str, node: _File,
-                 atomic: bool) -> None:
+    def __init__(
+        self, fs: MemoryFS, parent: _Dir, name: str, vpath: str, node: _File, atomic: bool
+    ) -> None:
         self._fs = fs
         self._parent = parent  # held as the local backend holds the directory's fd
         self._name = name
@@ -168,8 +169,9 @@ class MemoryFS:
 
     capabilities = Capabilities(sendfile=False)
 
-    def __init__(self, max_bytes: int = 0, *, _root: _Dir | None = None,
-                 _budget: _Budget | None = None) -> None:
+    def __init__(
+        self, max_bytes: int = 0, *, _root: _Dir | None = None, _budget: _Budget | None = None
+    ) -> None:
         self.root = _root if _root is not None else _Dir()
         self.budget = _budget if _budget is not None else _Budget(max_bytes)
 

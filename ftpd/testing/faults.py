@@ -99,8 +99,14 @@ class Faults:
         self._drop_now: Callable[[], int] | None = None  # set by whoever runs the server
 
     # ------------------------------------------------------------------ switches
-    def fail_next(self, command: str = "STOR", reply: str = "451 Injected failure.", *,
-                  stage: Stage = "open", times: int = 1) -> None:
+    def fail_next(
+        self,
+        command: str = "STOR",
+        reply: str = "451 Injected failure.",
+        *,
+        stage: Stage = "open",
+        times: int = 1,
+    ) -> None:
         """The next ``times`` ``command``s fail with ``reply``: at once (``stage="open"``, before
         any data connection), or for RETR/STOR/APPE/STOU after all the data (``"end"``)."""
         command = command.upper()
@@ -236,8 +242,12 @@ class _Plan:
 
     @property
     def active(self) -> bool:
-        return self.fail_end is not None or self.cut is not None or self.drop is not None \
+        return (
+            self.fail_end is not None
+            or self.cut is not None
+            or self.drop is not None
             or self.rate > 0
+        )
 
 
 class _Pacer:
@@ -354,8 +364,13 @@ class FaultFS:
 
     def _plan(self, command: str) -> _Plan:
         faults = self.faults
-        plan = _Plan(command, faults.take_fail(command, "end"), faults.take_cut(command),
-                     faults.take_drop(command), faults.rate(command))
+        plan = _Plan(
+            command,
+            faults.take_fail(command, "end"),
+            faults.take_cut(command),
+            faults.take_drop(command),
+            faults.rate(command),
+        )
         if plan.drop == 0:  # no bytes to wait for: the session goes as the transfer starts
             plan.drop = None
             self.drop()

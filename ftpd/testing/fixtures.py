@@ -91,7 +91,9 @@ class TestServer:
     def url(self) -> str:
         """``ftp://user:password@host:port/`` (explicit FTPS uses the same scheme)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        creds = f"{urllib.parse.quote(self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
+        creds = (
+            f"{urllib.parse.quote(self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
+        )
         return f"ftp://{creds}@{host}:{self.port}/"
 
     def client_context(self) -> ssl.SSLContext:

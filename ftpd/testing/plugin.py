@@ -22,26 +22,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pytest
 
 if TYPE_CHECKING:
     from ftpd.testing.fixtures import TestServer
 
+Scope = Literal["session", "package", "module", "class", "function"]
 SCOPES = ("function", "class", "module", "package", "session")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ftpd", "ftpd test servers (ftp_server, ftps_server)")
-    group.addoption("--ftpd-scope", dest="ftpd_scope", default=None, choices=SCOPES,
-                    help="scope of the ftp_server and ftps_server fixtures (default: function)")
-    parser.addini("ftpd_scope", "scope of the ftp_server and ftps_server fixtures",
-                  default="function")
-    parser.addini("ftpd_anonymous", "allow anonymous logins on ftp_server/ftps_server",
-                  type="bool", default=False)
-    parser.addini("ftpd_ipv6", "serve ftp_server/ftps_server on ::1", type="bool",
-                  default=False)
+    group.addoption(
+        "--ftpd-scope",
+        dest="ftpd_scope",
+        default=None,
+        choices=SCOPES,
+        help="scope of the ftp_server and ftps_server fixtures (default: function)",
+    )
+    parser.addini(
+        "ftpd_scope", "scope of the ftp_server and ftps_server fixtures", default="function"
+    )
+    parser.addini(
+        "ftpd_anonymous",
+        "allow anonymous logins on ftp_server/ftps_server",
+        type="bool",
+        default=False,
+    )
+    parser.addini("ftpd_ipv6", "serve ftp_server/ftps_server on ::1", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,11 +62,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _scope(fixture_name: str, config: pytest.Config) -> str:
+def _scope(fixture_name: str, config: pytest.Config) -> Scope:
     scope = config.getoption("ftpd_scope") or config.getini("ftpd_scope")
     if scope not in SCOPES:
         raise pytest.UsageError(f"ftpd_scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-    return str(scope)
+    return cast(Scope, scope)
 
 
 def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -72,26 +82,30 @@ def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     return settings
 
 
-def _start(request: pytest.FixtureRequest, factory: pytest.TempPathFactory,
-           tls: bool) -> TestServer:
+def _start(
+    request: pytest.FixtureRequest, factory: pytest.TempPathFactory, tls: bool
+) -> TestServer:
     from ftpd.testing.fixtures import start_test_server
 
     base = factory.mktemp("ftps" if tls else "ftp")
-    return start_test_server(base / "home", tls=tls, ca_dir=factory.getbasetemp() / "ftpd-ca",
-                             **_settings(request))
+    return start_test_server(
+        base / "home", tls=tls, ca_dir=factory.getbasetemp() / "ftpd-ca", **_settings(request)
+    )
 
 
 @pytest.fixture(scope=_scope)
-def _ftpd_plain(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+def _ftpd_plain(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestServer]:
     server = _start(request, tmp_path_factory, tls=False)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope=_scope)
-def _ftpd_tls(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+def _ftpd_tls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestServer]:
     server = _start(request, tmp_path_factory, tls=True)
     yield server
     server.stop()
@@ -112,8 +126,9 @@ def ftps_server(_ftpd_tls: TestServer) -> TestServer:
 
 
 @pytest.fixture
-def ftp_server_factory(tmp_path_factory: pytest.TempPathFactory
-                       ) -> Iterator[Callable[..., TestServer]]:
+def ftp_server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., TestServer]]:
     """``factory(tls=False, anonymous=False, ipv6=False, home=None, **config)`` starts a server;
     all are stopped when the test ends."""
     from ftpd.testing.fixtures import start_test_server
@@ -122,8 +137,9 @@ def ftp_server_factory(tmp_path_factory: pytest.TempPathFactory
 
     def factory(*, home: Path | None = None, **options: Any) -> TestServer:
         home = home if home is not None else tmp_path_factory.mktemp("ftp") / "home"
-        server = start_test_server(home, ca_dir=tmp_path_factory.getbasetemp() / "ftpd-ca",
-                                   **options)
+        server = start_test_server(
+            home, ca_dir=tmp_path_factory.getbasetemp() / "ftpd-ca", **options
+        )
         started.append(server)
         return server
 

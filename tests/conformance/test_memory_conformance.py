@@ -129,9 +129,7 @@ def test_scenario(memory_pair: MemoryPair, sc: Scenario) -> None:
     ref_home.populate(sc)
     memory_pair.home.populate(sc)
     ref = run_scenario(memory_pair.ref.host, memory_pair.ref.port, ref_home, sc, PASSWORD)
-    got = run_scenario(
-        memory_pair.ftpd.host, memory_pair.ftpd.port, memory_pair.home, sc, PASSWORD
-    )
+    got = run_scenario(memory_pair.ftpd.host, memory_pair.ftpd.port, memory_pair.home, sc, PASSWORD)
     problems = check(sc, ref, got, compare(ref, got), merged())
     assert not problems, f"{sc.id}:\n  " + "\n  ".join(problems)
 

@@ -118,8 +118,11 @@ class TableAuth:
 async def test_custom_authenticator_and_memory_storage(tmp_path: Path) -> None:
     auth = TableAuth()
     store = MemoryFS()
-    server = Server(config(tmp_path, max_login_attempts=0), authenticator=auth,
-                    filesystem=lambda account: store.subtree("/" + account.name))
+    server = Server(
+        config(tmp_path, max_login_attempts=0),
+        authenticator=auth,
+        filesystem=lambda account: store.subtree("/" + account.name),
+    )
 
     def session() -> list[str]:
         ftp = client(server, "alice", "wonderland")
@@ -170,8 +173,14 @@ async def test_events_with_their_fields(tmp_path: Path) -> None:
         await server.wait_events()
         kinds = [e.kind for e in got]
         assert kinds == [
-            EventKind.LOGIN_FAILED, EventKind.LOGIN, EventKind.UPLOAD, EventKind.DOWNLOAD,
-            EventKind.MKDIR, EventKind.RENAME, EventKind.DELETE, EventKind.RMDIR,
+            EventKind.LOGIN_FAILED,
+            EventKind.LOGIN,
+            EventKind.UPLOAD,
+            EventKind.DOWNLOAD,
+            EventKind.MKDIR,
+            EventKind.RENAME,
+            EventKind.DELETE,
+            EventKind.RMDIR,
             EventKind.LOGOUT,
         ], kinds
     by_kind = {e.kind: e for e in got}
@@ -284,8 +293,9 @@ def test_serve_blocks_until_a_signal(tmp_path: Path) -> None:
         f"cfg = Config(host='127.0.0.1', port=0, root={str(tmp_path)!r}, password='pw')\n"
         "sys.exit(serve(cfg, on_ready=lambda s: print('READY', s.port, flush=True)))\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

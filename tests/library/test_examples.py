@@ -57,8 +57,10 @@ async def test_custom_authenticator(tmp_path: Path) -> None:
         alice = ftp(server, "alice", "wonderland")
         alice.storbinary("STOR note.txt", io.BytesIO(b"from alice"))
         bob = ftp(server, "bob", "builder")
-        for action in (lambda: bob.storbinary("STOR x", io.BytesIO(b"x")),
-                       lambda: ftp(server, "bob", "wrong")):
+        for action in (
+            lambda: bob.storbinary("STOR x", io.BytesIO(b"x")),
+            lambda: ftp(server, "bob", "wrong"),
+        ):
             try:
                 action()
             except ftplib.error_perm as exc:
@@ -121,6 +123,7 @@ def test_examples_pass_mypy_strict() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     command = re.search(r"^(python3 -m mypy --strict .*examples/?)$", ci, re.M)
     assert command, ".ci/run must type-check examples/ with mypy --strict"
-    proc = subprocess.run(command.group(1).split(), cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        command.group(1).split(), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

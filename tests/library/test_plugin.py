@@ -43,7 +43,9 @@ def run(pytester: pytest.Pytester, body: str, *args: str, passed: int) -> pytest
 
 
 def test_ftp_server_fixture(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         from pathlib import Path
         from urllib.parse import urlsplit
 
@@ -64,11 +66,15 @@ def test_ftp_server_fixture(pytester: pytest.Pytester) -> None:
 
         def test_fresh_per_test(ftp_server):
             assert list(ftp_server.home.iterdir()) == []  # function scope: a new home
-    """, passed=2)
+    """,
+        passed=2,
+    )
 
 
 def test_anonymous_and_ipv6_by_marker(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         @pytest.mark.ftpd(anonymous=True, ipv6=True)
         def test_it(ftp_server):
             assert ftp_server.host == "::1" and ftp_server.url.startswith("ftp://user:")
@@ -88,7 +94,9 @@ def test_anonymous_and_ipv6_by_marker(pytester: pytest.Pytester) -> None:
             ftp.connect(ftp_server.host, ftp_server.port)
             with pytest.raises(ftplib.error_perm, match="^530"):
                 ftp.login()
-    """, passed=2)
+    """,
+        passed=2,
+    )
 
 
 def test_ini_options_and_scope(pytester: pytest.Pytester) -> None:
@@ -117,7 +125,9 @@ def test_ini_options_and_scope(pytester: pytest.Pytester) -> None:
 
 
 def test_ftps_server_verifies_with_its_ca(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         def test_it(ftps_server):
             assert ftps_server.tls and ftps_server.ca_file.is_file()
             (ftps_server.home / "secret.txt").write_bytes(b"s3cret")
@@ -135,11 +145,15 @@ def test_ftps_server_verifies_with_its_ca(pytester: pytest.Pytester) -> None:
             ftp.connect(ftps_server.host, ftps_server.port)
             with pytest.raises(ssl.SSLCertVerificationError):
                 ftp.auth()
-    """, passed=2)
+    """,
+        passed=2,
+    )
 
 
 def test_fault_fail_next(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         def test_before_data(ftp_server):
             ftp = login(ftp_server)
             ftp_server.faults.fail_next("STOR", "452 Disk full.")
@@ -173,11 +187,15 @@ def test_fault_fail_next(pytester: pytest.Pytester) -> None:
                     ftp.retrbinary("RETR f", lambda b: None)
             ftp.retrbinary("RETR f", lambda b: None)
             ftp.delete("f")
-    """, passed=3)
+    """,
+        passed=3,
+    )
 
 
 def test_fault_cut_and_throttle(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         def test_cut_download(ftp_server):
             (ftp_server.home / "big").write_bytes(bytes(range(256)) * 400)
             ftp = login(ftp_server)
@@ -213,11 +231,15 @@ def test_fault_cut_and_throttle(pytester: pytest.Pytester) -> None:
             began = time.monotonic()
             ftp.retrbinary("RETR f", got.extend)
             assert time.monotonic() - began < took
-    """, passed=3)
+    """,
+        passed=3,
+    )
 
 
 def test_fault_logins_and_control(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         def test_refuse_logins(ftp_server):
             ftp_server.faults.refuse_logins()
             ftp = ftplib.FTP(timeout=10)
@@ -246,11 +268,15 @@ def test_fault_logins_and_control(pytester: pytest.Pytester) -> None:
                 ftp.retrbinary("RETR f", got.extend)
             assert 50_000 <= len(got) < 500_000
             login(ftp_server).quit()  # the server itself is fine
-    """, passed=3)
+    """,
+        passed=3,
+    )
 
 
 def test_factory(pytester: pytest.Pytester) -> None:
-    run(pytester, """
+    run(
+        pytester,
+        """
         def test_two_servers(ftp_server_factory, tmp_path):
             a = ftp_server_factory()
             b = ftp_server_factory(tls=True, home=tmp_path / "shared", banner="Hello there.")
@@ -259,17 +285,24 @@ def test_factory(pytester: pytest.Pytester) -> None:
             assert ftp.connect(b.host, b.port).startswith("220 Hello there.")
             ftp.login(b.user, b.password)
             login(a).quit()
-    """, passed=1)
+    """,
+        passed=1,
+    )
 
 
 def test_startup_is_well_under_100_ms(pytester: pytest.Pytester) -> None:
     """Each fresh server's own start-up (a thread, a loop, the listener) as the fixture measures
     it; the median of ten, so that one slow start on a loaded machine does not decide."""
-    result = run(pytester, """
+    result = run(
+        pytester,
+        """
         @pytest.mark.parametrize("i", range(10))
         def test_start(ftp_server, i):
             print("STARTUP", ftp_server.startup_seconds)
-    """, "-s", passed=10)
+    """,
+        "-s",
+        passed=10,
+    )
     times = [float(t) for t in re.findall(r"STARTUP (\S+)", "\n".join(result.outlines))]
     assert len(times) == 10
     assert statistics.median(times) < 0.1, times
@@ -280,27 +313,37 @@ def test_plugin_is_inert_until_used(pytester: pytest.Pytester) -> None:
     throw-away dist-info on the path), in a fresh interpreter: a session that uses no fixture
     imports no part of ftpd's server and starts no thread."""
     entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
-    (name, target), = entry["pytest11"].items()
+    ((name, target),) = entry["pytest11"].items()
     dist = pytester.mkdir("site") / "ftpd_plugin_check-0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ftpd-plugin-check\nVersion: 0\n")
     (dist / "entry_points.txt").write_text(f"[pytest11]\n{name} = {target}\n")
-    pytester.makepyfile(test_user="""
+    pytester.makepyfile(
+        test_user="""
         import sys, threading
 
         def test_unused(request):
             assert request.config.pluginmanager.has_plugin("ftpd.testing.plugin")
             assert not [m for m in sys.modules if m.startswith(("ftpd.api", "ftpd.server"))]
             assert threading.active_count() == 1
-    """)
+    """
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dist.parent), str(REPO)])}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--fixtures"],
-        cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "ftp_server" in proc.stdout and "ftps_server" in proc.stdout, proc.stdout[-2000:]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:]

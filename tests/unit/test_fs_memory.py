@@ -29,8 +29,14 @@ async def _outcome(call: Callable[[], Awaitable[Any]]) -> Any:
     return result
 
 
-async def _upload(fs: FileSystem, path: str, data: bytes, offset: int = 0, append: bool = False,
-                  commit: bool = True) -> None:
+async def _upload(
+    fs: FileSystem,
+    path: str,
+    data: bytes,
+    offset: int = 0,
+    append: bool = False,
+    commit: bool = True,
+) -> None:
     writer = await fs.open_write(path, offset, append)
     await writer.write(data)
     await (writer.commit() if commit else writer.abort())
@@ -70,8 +76,10 @@ STEPS: list[tuple[str, Callable[[FileSystem], Awaitable[Any]]]] = [
     ("append", lambda fs: _upload(fs, "/d/a.txt", b"!", append=True)),
     ("append creates", lambda fs: _upload(fs, "/d/b.txt", b"bee", append=True)),
     ("appended", lambda fs: _download(fs, "/d/a.txt")),
-    ("aborted append keeps its bytes",
-     lambda fs: _upload(fs, "/d/b.txt", b"zz", append=True, commit=False)),
+    (
+        "aborted append keeps its bytes",
+        lambda fs: _upload(fs, "/d/b.txt", b"zz", append=True, commit=False),
+    ),
     ("b", lambda fs: _download(fs, "/d/b.txt")),
     ("list", lambda fs: fs.list("/d")),
     ("stat file", lambda fs: fs.stat("/d/a.txt")),
@@ -165,7 +173,10 @@ async def test_upload_is_invisible_until_commit() -> None:
 
 def test_storage_error_chooses_the_reply() -> None:
     reply = reply_for_oserror(StorageError(452, "Bucket\r\nfull."))
-    assert (reply.code, list(reply.lines)) == (452, ["Bucket full."])  # one line, no CR/LF injection
+    assert (reply.code, list(reply.lines)) == (
+        452,
+        ["Bucket full."],
+    )  # one line, no CR/LF injection
     with pytest.raises(ValueError):
         StorageError(226, "not an error")
 
