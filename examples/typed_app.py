@@ -41,9 +41,7 @@ class ReadOnly:
 
     def __init__(self, inner: FileSystem) -> None:
         self.inner = inner
-        self.capabilities = Capabilities(
-            resume_write=False, set_mtime=False, chmod=False, sendfile=inner.capabilities.sendfile
-        )
+        self.capabilities = Capabilities(resume_write=False, set_mtime=False, chmod=False)
 
     @staticmethod
     def _refuse(vpath: str) -> OSError:
@@ -106,7 +104,7 @@ def build(store: MemoryFS) -> tuple[Server, Counter[EventKind]]:
 
     local: FileSystem = LocalFS(".", None)  # both backends are FileSystems
     memory: FileSystem = store
-    assert local.capabilities.sendfile and not memory.capabilities.sendfile
+    assert local.capabilities.resume_write and memory.capabilities.resume_write
     server = Server(
         Config(host="127.0.0.1", port=0),
         authenticator=DictAuthenticator({"a": "b"}),

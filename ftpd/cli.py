@@ -15,7 +15,6 @@ in a container even when the server package would not import.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import secrets
@@ -197,6 +196,8 @@ def passwd(argv: Sequence[str]) -> int:
         description="Read a password (from stdin when it is not a terminal, else prompt twice) "
         "and print its scrypt hash for the password_hash key of the users file.",
     ).parse_args(list(argv))
+    from ftpd.usercli import read_password  # the prompt `ftpd user` uses too
+
     password = read_password()
     if password is None:
         _error("passwords do not match")
@@ -206,18 +207,6 @@ def passwd(argv: Sequence[str]) -> int:
         return 1
     print(hash_password(password), flush=True)
     return 0
-
-
-def read_password() -> str | None:
-    """A password from a prompt (twice; None if they differ) on a terminal, else the first line
-    of standard input (spaces kept, the line end removed)."""
-    if sys.stdin is not None and sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            return None
-        return password
-    line = sys.stdin.readline() if sys.stdin is not None else ""
-    return line.removesuffix("\n").removesuffix("\r")
 
 
 # --- healthcheck -----------------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 The protocol core speaks only in *virtual paths*: absolute, normalised POSIX strings such as
 ``/docs/a.txt`` where ``/`` is the user's home (see ``ftpd.proto.paths``). A backend maps them to
-its storage and guarantees that nothing outside the home is ever touched. Every method is async;
-blocking work happens in an executor. Errors are raised as ``OSError`` with an ``errno`` set
+its storage and guarantees that nothing outside the home is ever touched. Every operation returns
+an awaitable (a coroutine, or a bare future: ``LocalFS`` hands out its IO pool's futures from plain
+functions, which saves a coroutine per call); blocking work happens in an executor. What a
+backend can do is declared here too, never probed: ``Capabilities`` (FEAT and the handlers),
+``Reader.fileno`` (sendfile), ``Reader.close_now``, ``Writer.blocking_write`` (bulk uploads) and
+``Writer.commit(tail)``. Errors are raised as ``OSError`` with an ``errno`` set
 (``ftpd.proto.errors`` turns the errno into the FTP reply); a path that would leave the home raises
 ``PathEscapeError``.
 
@@ -13,7 +17,7 @@ This module imports nothing from asyncio so that the sans-IO core can use its da
 from __future__ import annotations
 
 import errno
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -60,12 +64,7 @@ class Capabilities:
     resume_write: bool = True  # REST+STOR and APPE
     set_mtime: bool = True  # MFMT
     chmod: bool = True  # SITE CHMOD
-    sendfile: bool = True  # readers expose a real file descriptor for zero-copy RETR
     atomic_rename_dir: bool = True  # RNFR/RNTO of a non-empty directory
-
-
-# The methods are declared as returning ``Awaitable``: an ``async def`` implements them, and so
-# does a plain method returning a future (``LocalFS`` answers with the IoPool's bare futures).
 
 
 @runtime_checkable
@@ -74,9 +73,7 @@ class Reader(Protocol):
 
     size: int  # size of the whole file when opened
 
-    def read(self, n: int) -> Awaitable[bytes]:
-        """Up to ``n`` bytes from the current position; ``b""`` at the end."""
-        ...
+    def read(self, n: int) -> Awaitable[bytes]: ...
 
     def fileno(self) -> int | None:
         """A real fd usable with os.sendfile, or None."""
@@ -88,6 +85,11 @@ class Reader(Protocol):
 
     def advance(self, n: int) -> None: ...
 
+    def close_now(self) -> bool:
+        """Close without waiting if that never blocks (a read-only fd with no read in flight):
+        True; False when the caller must await ``close`` instead."""
+        ...
+
     def close(self) -> Awaitable[None]: ...
 
 
@@ -95,12 +97,16 @@ class Reader(Protocol):
 class Writer(Protocol):
     """An upload in progress. Nothing is visible under the final name until ``commit``."""
 
-    def write(self, data: bytes | memoryview) -> Awaitable[None]:
-        """Append ``data`` (the buffer may be reused once the awaitable is done)."""
+    def write(self, data: bytes | memoryview) -> Awaitable[None]: ...
+
+    def blocking_write(self) -> Callable[[memoryview], None] | None:
+        """A blocking write for a worker thread (the bulk of a large upload), or None when the
+        backend has none: uploads then stay on ``write``."""
         ...
 
-    def commit(self) -> Awaitable[None]:
-        """Make the upload visible (atomically where the backend can)."""
+    def commit(self, tail: bytes | memoryview = b"") -> Awaitable[None]:
+        """Write ``tail`` (the upload's last bytes; in the same hop where the backend can) and
+        make the upload visible (atomically where the backend can)."""
         ...
 
     def abort(self) -> Awaitable[None]:
@@ -122,12 +128,10 @@ class FileSystem(Protocol):
     def stat(self, vpath: str) -> Awaitable[FileStat]: ...
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
-        """All entries of a directory (not '.' and '..'), in one call."""
+        """All entries of a directory (not '.' and '..'), in one executor call."""
         ...
 
-    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]:
-        """Open a regular file at ``offset``; ``EINVAL`` beyond its end."""
-        ...
+    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]: ...
 
     def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Awaitable[Writer]:
         """Start an upload. ``offset`` > 0 resumes (REST), ``append`` appends (APPE)."""
@@ -137,13 +141,9 @@ class FileSystem(Protocol):
 
     def rmdir(self, vpath: str) -> Awaitable[None]: ...
 
-    def delete(self, vpath: str) -> Awaitable[None]:
-        """Delete a file; a directory gives ``EISDIR``."""
-        ...
+    def delete(self, vpath: str) -> Awaitable[None]: ...
 
-    def rename(self, src: str, dst: str) -> Awaitable[None]:
-        """Rename an entry; an existing file ``dst`` is replaced."""
-        ...
+    def rename(self, src: str, dst: str) -> Awaitable[None]: ...
 
     def set_mtime(self, vpath: str, mtime: float) -> Awaitable[None]: ...
 

@@ -109,6 +109,9 @@ class MemoryReader:
     def advance(self, n: int) -> None:
         self._pos += n
 
+    def close_now(self) -> bool:
+        return True  # nothing to release: closing never waits
+
     async def close(self) -> None:
         return None
 
@@ -136,9 +139,14 @@ class MemoryWriter:
         self._node.data += data
         self._node.mtime = time.time()
 
-    async def commit(self) -> None:
+    def blocking_write(self) -> None:
+        return None  # writes are in memory on the loop: no blocking form
+
+    async def commit(self, tail: bytes | memoryview = b"") -> None:
         if self._done:
             return
+        if tail:
+            await self.write(tail)
         self._done = True
         if not self._atomic:
             return
@@ -167,7 +175,7 @@ class MemoryFS:
     ``MemoryFS()`` is an empty tree; ``max_bytes`` caps the total size of its files.
     """
 
-    capabilities = Capabilities(sendfile=False)
+    capabilities = Capabilities()  # fileno() is None: downloads go block by block
 
     def __init__(
         self, max_bytes: int = 0, *, _root: _Dir | None = None, _budget: _Budget | None = None

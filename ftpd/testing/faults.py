@@ -310,6 +310,9 @@ class _FaultReader:
     def advance(self, n: int) -> None:
         self.inner.advance(n)
 
+    def close_now(self) -> bool:
+        return self.inner.close_now()
+
     def close(self) -> Awaitable[None]:
         return self.inner.close()
 
@@ -330,7 +333,12 @@ class _FaultWriter:
             view = view[n:]
             await pacer.account(n)
 
-    async def commit(self) -> None:
+    def blocking_write(self) -> None:
+        return None  # every block through write(), so that limits and cuts are exact
+
+    async def commit(self, tail: bytes | memoryview = b"") -> None:
+        if tail:
+            await self.write(tail)  # the last bytes count towards limits and cuts too
         if self.pacer.plan.fail_end is not None:
             raise self.pacer.plan.fail_end  # the server aborts the upload: nothing stored
         await self.inner.commit()

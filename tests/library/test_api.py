@@ -210,7 +210,10 @@ async def test_failed_upload_event_and_kind_filter(tmp_path: Path) -> None:
         def write(self, data: bytes | memoryview) -> Any:
             return self.inner.write(data)
 
-        async def commit(self) -> None:
+        def blocking_write(self) -> None:
+            return None  # no blocking form: every block through write()
+
+        async def commit(self, tail: bytes | memoryview = b"") -> None:
             raise StorageError(452, "Quota exceeded.")
 
         def abort(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import os
 import socket
@@ -315,7 +316,7 @@ def test_passwd_prompts_twice_on_a_tty(
         return next(replies)
 
     monkeypatch.setattr(sys, "stdin", FakeTty())
-    monkeypatch.setattr(cli.getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
     assert cli.main(["passwd"]) == code
     assert len(prompts) == 2
     captured = capsys.readouterr()

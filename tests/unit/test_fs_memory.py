@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ftpd.fs.base import FileSystem
+from ftpd.fs.base import Capabilities, FileSystem
 from ftpd.fs.local import LocalFS
 from ftpd.fs.memory import MemoryFS
 from ftpd.proto.errors import StorageError, reply_for_oserror
@@ -183,4 +183,4 @@ def test_storage_error_chooses_the_reply() -> None:
 
 def test_memory_is_a_filesystem() -> None:
     assert isinstance(MemoryFS(), FileSystem)
-    assert MemoryFS.capabilities.sendfile is False
+    assert MemoryFS.capabilities == Capabilities()  # everything; no fd, so never sendfile
