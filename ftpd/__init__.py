@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ftpd.fs.memory import MemoryFS
     from ftpd.proto.errors import StorageError
 
-from ftpd._version import __version__
+from ftpd.version import __version__
 
 # public name -> the module that defines it
 _WHERE = {

@@ -128,7 +128,7 @@ class Server:
             # 421 is flushed: wait for it, briefly, before the events are delivered.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 1.0
-            while core.channels and loop.time() < deadline:
+            while core.host.channels and loop.time() < deadline:
                 await asyncio.sleep(0.005)
         finally:
             await self.events.close(max(grace, 1.0))
@@ -182,11 +182,11 @@ class Server:
     @property
     def sessions(self) -> int:
         """Control connections open now."""
-        return len(self._core.channels) if self._core is not None else 0
+        return len(self._core.host.channels) if self._core is not None else 0
 
     def drop_sessions(self) -> int:
         """Cut every control connection now, without a reply (a reset); returns how many."""
-        channels = list(self._core.channels) if self._core is not None else []
+        channels = list(self._core.host.channels) if self._core is not None else []
         for ch in channels:
             SessionHandle(ch).abort()
         return len(channels)
@@ -201,7 +201,9 @@ class Server:
         """The filesystem a session gets at login (the core server's ``session_fs`` hook)."""
         core = self._core
         assert core is not None
-        fs = self._filesystem(account) if self._filesystem is not None else core.fs_for(account)
+        fs = (
+            self._filesystem(account) if self._filesystem is not None else core.host.fs_for(account)
+        )
         for layer in self._layers:
             fs = layer(fs, SessionHandle(ch))
         if self.events.active:

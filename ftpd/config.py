@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ftpd._version import __version__
+from ftpd.version import __version__
 
 
 class ConfigError(ValueError):

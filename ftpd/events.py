@@ -209,7 +209,7 @@ class ObserverBridge:
 
     def transfer(self, ch: Any, t: Any, outcome: str, seconds: float) -> None:
         upload = FILE_TRANSFERS.get(t.kind)
-        if upload is None or not t.connected:
+        if upload is None or outcome == "no-connection":
             return  # a listing, or a transfer that never got its data connection
         ok = outcome == "ok"
         if upload:

@@ -110,7 +110,7 @@ class MemoryReader:
         self._pos += n
 
     def close_now(self) -> bool:
-        return True  # nothing to release: closing never waits
+        return True  # nothing to release
 
     async def close(self) -> None:
         return None
@@ -140,7 +140,7 @@ class MemoryWriter:
         self._node.mtime = time.time()
 
     def blocking_write(self) -> None:
-        return None  # writes are in memory on the loop: no blocking form
+        return None  # the tree belongs to the loop's thread: no writes from a worker thread
 
     async def commit(self, tail: bytes | memoryview = b"") -> None:
         if self._done:
@@ -175,7 +175,7 @@ class MemoryFS:
     ``MemoryFS()`` is an empty tree; ``max_bytes`` caps the total size of its files.
     """
 
-    capabilities = Capabilities()  # fileno() is None: downloads go block by block
+    capabilities = Capabilities()
 
     def __init__(
         self, max_bytes: int = 0, *, _root: _Dir | None = None, _budget: _Budget | None = None

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..auth import NEED_CACHE_MISS, Logins
+from ..auth import Peer as Client
 from ..auth.base import Account, Authenticator, LoginResult, Refusal
-from ..auth.base import Peer as LoginPeer
 from ..fs.base import FileSystem
 from ..fs.factory import Storage
 from ..proto.replies import Reply
@@ -45,15 +45,15 @@ class Peer(Protocol):
 
     sid: int
     peer: tuple[str, int]
-    session: Any  # proto.session.Session (secure: TLS on the control connection)
+    session: Any  # its proto.Session (``secure``: the control connection is under TLS)
 
     def who(self) -> str: ...
 
 
-def _login_peer(ch: Peer) -> LoginPeer:
-    """What an Authenticator is told of the client (the real one behind a PROXY balancer)."""
-    secure = bool(ch.session is not None and ch.session.secure)
-    return LoginPeer(ch.peer[0], ch.peer[1], secure)
+def _client(ch: Peer) -> Client:
+    """Who is logging in, as the ``Authenticator`` sees it."""
+    session = ch.session
+    return Client(ch.peer[0], ch.peer[1], bool(session is not None and session.secure))
 
 
 class Slot:
@@ -93,10 +93,9 @@ class SessionHost:
         worker: int = 0,
     ) -> None:
         self.config = config
-        # The user store, asked through Logins: its sync fast path first when it has one, and
-        # an exception it raises logged and taken as a failed login.
-        self.logins = Logins(auth)
-        # The filesystem a session gets at login (ftpd.api replaces it); default: by home.
+        self.auth = auth
+        self.logins = Logins(auth)  # the store's sync fast path first, its failures contained
+        # The filesystem a session gets at login; ftpd.api replaces it (a factory, layers).
         self.session_fs: Callable[[Any, Account], FileSystem] = lambda _ch, a: self.fs_for(a)
         self.counters = counters
         self.storage = storage
@@ -153,14 +152,14 @@ class SessionHost:
     def login_now(self, ch: Peer, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
-        account = self.logins.fast(name, password, _login_peer(ch))
+        account = self.logins.fast(name, password, _client(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
         return account
 
     async def login_check(self, ch: Peer, name: str, password: str) -> LoginResult:
         """Check credentials the slow way (a hash verification in the executor, a database)."""
-        return await self.logins.check(name, password, _login_peer(ch))
+        return await self.logins.check(name, password, _client(ch))
 
     def login_result(
         self, ch: Peer, ip: str, name: str, account: LoginResult, counted_user: str
@@ -169,8 +168,9 @@ class SessionHost:
         counted against per-user limits: "" for none). See ``proto.requests.Authenticate``."""
         if isinstance(account, Refusal):  # the store said no for a reason: 421, then close
             self.observer.login(ch, False, None)
+            self.logout(counted_user)
             log.info("%s login refused for %r: %s", ch.who(), name[:64], account.reason)
-            return account.reason, counted_user
+            return account.reason, ""
         if account is None:
             self.observer.login(ch, False, None)
             if self.config.ban_after:

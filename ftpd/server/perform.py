@@ -70,8 +70,6 @@ def _authenticate(ch: Channel, req: Authenticate) -> Any:
 
 async def _authenticate_slowly(ch: Channel, req: Authenticate) -> Any:
     account = await ch.host.login_check(ch, req.name, req.password)  # type: ignore[arg-type]
-    if ch.closed:
-        return None  # the client left while its login was being checked
     return ch.logged_in(req.name, account)
 
 

@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..auth import ConfigAuthenticator, authenticator_from_config
-from ..auth.base import Account, Authenticator
+from ..auth import Account, Authenticator, ConfigAuthenticator, authenticator_from_config
 from ..config import Config, ConfigError, pasv_range
 from ..fs.base import FileSystem
 from ..fs.factory import Storage
@@ -100,16 +99,11 @@ class Server:
         host.pasv_pool = PassivePool(first, last, host.proxy)
         host.bulk = self.bulk
         host.observer = self.observer = Observer(config, host)
-        # Library hook (ftpd.api): the filesystem a session gets at login; default: by home.
         if session_fs is not None:
             host.session_fs = session_fs
         self._servers: list[asyncio.base_events.Server] = []
         self._implicit: ImplicitListener | None = None
         self._sweeper: asyncio.Task[None] | None = None
-
-    def fs_for(self, account: Account) -> FileSystem:
-        """The storage's filesystem for ``account`` (what a session gets without a hook)."""
-        return self.host.fs_for(account)
 
     @property
     def channels(self) -> set[ControlChannel]:

@@ -176,7 +176,7 @@ class TransferTask:
         except (DataTimeout, OSError) as exc:
             log.info("%s data connection failed: %r", ch.who(), exc)
             return Outcome.NO_CONNECTION, None
-        self.connected = t.connected = True  # t's too: the observer's listeners read it
+        self.connected = True
         opened = ch.session.transfer_opened(t)
         try:
             if t.tls:

@@ -334,11 +334,11 @@ class _FaultWriter:
             await pacer.account(n)
 
     def blocking_write(self) -> None:
-        return None  # every block through write(), so that limits and cuts are exact
+        return None  # every byte through write(): the pacer counts it
 
     async def commit(self, tail: bytes | memoryview = b"") -> None:
         if tail:
-            await self.write(tail)  # the last bytes count towards limits and cuts too
+            await self.write(tail)  # paced and counted like the rest (a cut may hit here)
         if self.pacer.plan.fail_end is not None:
             raise self.pacer.plan.fail_end  # the server aborts the upload: nothing stored
         await self.inner.commit()
@@ -355,7 +355,6 @@ class FaultFS:
         self.faults = faults
         self.drop = drop
         self._stou = False  # unique_name ran: the next open_write is STOU's
-        # Throttled or cut downloads read in blocks: never promise sendfile.
         self.capabilities: Capabilities = inner.capabilities
 
     def real_path(self, vpath: str) -> str | None:

@@ -211,7 +211,7 @@ async def test_failed_upload_event_and_kind_filter(tmp_path: Path) -> None:
             return self.inner.write(data)
 
         def blocking_write(self) -> None:
-            return None  # no blocking form: every block through write()
+            return None
 
         async def commit(self, tail: bytes | memoryview = b"") -> None:
             raise StorageError(452, "Quota exceeded.")

@@ -183,4 +183,4 @@ def test_storage_error_chooses_the_reply() -> None:
 
 def test_memory_is_a_filesystem() -> None:
     assert isinstance(MemoryFS(), FileSystem)
-    assert MemoryFS.capabilities == Capabilities()  # everything; no fd, so never sendfile
+    assert MemoryFS.capabilities == Capabilities()  # everything a disk can do
