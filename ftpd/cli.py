@@ -17,7 +17,6 @@ in a container even when the server package would not import.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import secrets
@@ -195,7 +194,10 @@ def _what_is_served(
         anon = os.path.abspath(config.anonymous_root or config.root)
         parts.append(f"{anon} to anonymous users")
         if not user and not (single_user_enabled(config) and config.password):
-            note = " (anonymous login)"
+            more = ""
+            if store is not None and not isinstance(store, FileStore):
+                more = f"; users of the {store.description} add NAME@"
+            note = f" (anonymous login{more})"
     return " and ".join(parts) or "nothing", (user, note)
 
 
@@ -233,6 +235,8 @@ def passwd(argv: Sequence[str]) -> int:
         description="Read a password (from stdin when it is not a terminal, else prompt twice) "
         "and print its scrypt hash for the password_hash key of the users file.",
     ).parse_args(list(argv))
+    from ftpd.usercli import read_password  # the prompt `ftpd user` uses too
+
     password = read_password()
     if password is None:
         _error("passwords do not match")
@@ -242,18 +246,6 @@ def passwd(argv: Sequence[str]) -> int:
         return 1
     print(hash_password(password), flush=True)
     return 0
-
-
-def read_password() -> str | None:
-    """A password from a prompt (twice; None if they differ) on a terminal, else the first line
-    of standard input (spaces kept, the line end removed)."""
-    if sys.stdin is not None and sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            return None
-        return password
-    line = sys.stdin.readline() if sys.stdin is not None else ""
-    return line.removesuffix("\n").removesuffix("\r")
 
 
 # --- healthcheck -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ exits 1; a usage error exits 2. The server picks the change up without a restart
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -187,14 +188,24 @@ def _list(target: Target) -> None:
 
 
 def _hash_from_input() -> str:
-    from ftpd.cli import read_password
-
     password = read_password()
     if password is None:
         raise AdminError("passwords do not match")
     if not password:
         raise AdminError("empty password")
     return hash_password(password)
+
+
+def read_password() -> str | None:
+    """A password from a prompt (twice; None if they differ) on a terminal, else the first line
+    of standard input (spaces kept, the line end removed)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            return None
+        return password
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 def _error(message: str) -> None:

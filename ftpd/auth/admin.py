@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftpd.auth.store import COLUMNS, SCHEMA, TABLE, sqlite_path
+from ftpd.auth.store import COLUMNS, SCHEMA, TABLE
 from ftpd.auth.store_pg import CONNECT_TIMEOUT, asyncpg_module
+from ftpd.auth.store_url import sqlite_path
 from ftpd.auth.users import (
     LIMIT_KEYS,
     UsersFileError,

@@ -44,8 +44,9 @@ from ftpd.auth.base import (
     LoginResult,
     Peer,
 )
-from ftpd.auth.store import StoreError, UserStore, open_store
+from ftpd.auth.store import StoreError, UserStore
 from ftpd.auth.store_file import FileStore
+from ftpd.auth.store_url import open_store
 from ftpd.auth.users import UserEntry
 from ftpd.config import Config, ConfigError, show
 

@@ -29,7 +29,7 @@ MISSING = "users_db postgresql:// needs the asyncpg package (pip install 'ftpd[p
 def asyncpg_module() -> Any:
     """asyncpg, or ConfigError naming the extra to install."""
     try:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise ConfigError(MISSING) from None
     return asyncpg

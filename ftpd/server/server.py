@@ -377,11 +377,8 @@ def _run(
             return serve(config, ready, counters=counters, worker=index, reload=reload)
         except ConfigError as exc:
             # A forked worker never returns to the CLI: say it here, as the CLI would.
-            print(
-                f"ftpd: error: worker {index}: {' '.join(str(exc).split())}",
-                file=sys.stderr,
-                flush=True,
-            )
+            message = " ".join(str(exc).split())
+            print(f"ftpd: error: worker {index}: {message}", file=sys.stderr, flush=True)
             return 2
 
     def all_ready() -> None:

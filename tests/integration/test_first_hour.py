@@ -9,9 +9,11 @@ from __future__ import annotations
 import ftplib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -165,10 +167,11 @@ def test_unwritable_home_of_a_writing_user_warns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As root every directory is writable, so the check runs in a child switched to nobody.
-    root = tmp_path / "root-owned"
+    # Not under pytest's tmp tree: that is root's alone (0700), and nobody must reach the home.
+    base = Path(tempfile.mkdtemp(prefix="ftpd-unwritable-"))
+    os.chmod(base, 0o755)
+    root = base / "root-owned"
     root.mkdir(mode=0o755)
-    os.chmod(tmp_path, 0o755)
-    os.chmod(tmp_path.parent, 0o755)  # nobody must reach it
     monkeypatch.setattr(cli, "_server_run", lambda config, on_ready, reload=None: 0)
     warnings = {}
     for perms in ("write", "read-only"):
@@ -191,6 +194,7 @@ def test_unwritable_home_of_a_writing_user_warns(
         with os.fdopen(r) as fh:
             warnings[perms] = fh.read()
         os.waitpid(pid, 0)
+    shutil.rmtree(base)
     assert re.search(r"ftpd: warning: the home of user \"user\" \(.*root-owned\) is not writable "
                      r"by this process \(uid 65534\)", warnings["write"]), warnings  # fmt: skip
     assert "not writable" not in warnings["read-only"], warnings  # anonymous is read-only
