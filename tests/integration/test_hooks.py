@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import ftp_connect, wait_for
+from integ_helpers import ftp_connect
+from support.waits import wait_until
 
 from ftpd.config import Config
 from ftpd.server.hooks import check_hooks
@@ -74,11 +75,11 @@ def test_hooks_get_the_event_in_their_environment(
     monkeypatch.setenv("FTPD_SECRET_FOR_TEST", "not for hooks")  # the server's own FTPD_* stay
     srv = factory(on_upload=cmd, on_download=cmd, on_delete=cmd, on_rename=cmd, on_login=cmd)
     ftp = ftp_connect(srv)
-    wait_for(lambda: runs(out, "login"))
+    assert wait_until(lambda: runs(out, "login"))
     name = "a; touch pwned $(id).txt"  # shell text in a name: only ever an environment value
     data = os.urandom(12345)
     assert ftp.storbinary(f"STOR {name}", io.BytesIO(data)).startswith("226")
-    (up,) = wait_for(lambda: runs(out, "upload"))
+    (up,) = wait_until(lambda: runs(out, "upload"))
     assert up["FTPD_EVENT"] == "upload"
     assert up["FTPD_USER"] == srv.user
     assert up["FTPD_PATH"] == f"/{name}"
@@ -91,14 +92,14 @@ def test_hooks_get_the_event_in_their_environment(
     assert not list(srv.root.glob("pwned*")) and not list(Path.cwd().glob("pwned*"))
 
     ftp.retrbinary(f"RETR {name}", lambda b: None)
-    (down,) = wait_for(lambda: runs(out, "download"))
+    (down,) = wait_until(lambda: runs(out, "download"))
     assert (down["FTPD_PATH"], down["FTPD_SIZE"]) == (f"/{name}", "12345")
     ftp.rename(name, "moved.bin")
-    (ren,) = wait_for(lambda: runs(out, "rename"))
+    (ren,) = wait_until(lambda: runs(out, "rename"))
     assert (ren["FTPD_PATH"], ren["FTPD_TARGET"]) == (f"/{name}", "/moved.bin")
     assert Path(ren["FTPD_TARGET_FILE"]) == (srv.root / "moved.bin").resolve()
     ftp.delete("moved.bin")
-    (dele,) = wait_for(lambda: runs(out, "delete"))
+    (dele,) = wait_until(lambda: runs(out, "delete"))
     assert dele["FTPD_PATH"] == "/moved.bin"
     (login,) = runs(out, "login")
     assert login["FTPD_USER"] == srv.user and login["FTPD_PATH"] == ""
@@ -120,13 +121,13 @@ def test_failing_and_hanging_hooks_never_touch_the_reply(factory: Any, recorder:
     ftp.retrbinary("RETR f.bin", lambda b: None)
     assert ftp.voidcmd("NOOP").startswith("200")
     assert time.monotonic() - t0 < 0.5  # no reply waited for a hook
-    wait_for(lambda: "virus found" in srv.log())
+    assert wait_until(lambda: "virus found" in srv.log())
     assert "hook upload:" in srv.log() and "exit status 3" in srv.log()
-    (hung,) = wait_for(lambda: runs(out, "download"))
-    wait_for(lambda: "killed after 0.5 s" in srv.log(), timeout=10)
+    (hung,) = wait_until(lambda: runs(out, "download"))
+    assert wait_until(lambda: "killed after 0.5 s" in srv.log(), timeout=10)
     # The whole process group went: the command and the child it started.
     for pid in (hung["pid"], hung["child"]):
-        wait_for(lambda pid=pid: not _alive(pid), timeout=5)
+        assert wait_until(lambda pid=pid: not _alive(pid), timeout=5)
     metrics = _scrape(port)
     assert metrics['ftpd_hook_runs_total{event="upload",result="failed"}'] == 1
     assert metrics['ftpd_hook_runs_total{event="download",result="timeout"}'] == 1
@@ -139,7 +140,8 @@ def test_hook_concurrency_is_bounded(factory: Any, recorder: Any) -> None:
     ftp = ftp_connect(srv)
     for i in range(4):
         ftp.storbinary(f"STOR c{i}", io.BytesIO(b"c"))
-    done = wait_for(lambda: (r := runs(out, "upload")) and len(r) == 4 and r, timeout=15)
+    done = wait_until(lambda: (r := runs(out, "upload")) and len(r) == 4 and r, timeout=15)
+    assert done, runs(out, "upload")
     spans = sorted((r["start"], r["end"]) for r in done)
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end - 0.01, spans  # one at a time (the interpreter start is outside)
@@ -212,7 +214,7 @@ def test_webhook_posts_events_with_retries(factory: Any, receiver: Receiver) -> 
     ftp.delete("w.bin")
     ftp.quit()
     # Two 503s, retried after 0.5 and 1 s: then login, upload, delete in order.
-    wait_for(lambda: len(receiver.bodies) >= 3, timeout=15)
+    assert wait_until(lambda: len(receiver.bodies) >= 3, timeout=15)
     kinds = [b["event"] for b in receiver.bodies]
     assert kinds == ["login", "upload", "delete"]
     up = receiver.bodies[1]
@@ -235,9 +237,9 @@ def test_webhook_queue_drops_the_oldest_and_says_so(factory: Any) -> None:
         ftp = ftp_connect(srv)
         for i in range(6):
             ftp.storbinary(f"STOR q{i}", io.BytesIO(b"q"))
-        wait_for(lambda: srv.log().count("dropped the oldest") == 3)
+        assert wait_until(lambda: srv.log().count("dropped the oldest") == 3)
         r.gate.set()
-        wait_for(lambda: len(r.bodies) == 3, timeout=10)
+        assert wait_until(lambda: len(r.bodies) == 3, timeout=10)
         # q0 was in flight; q1-q3 dropped; the newest two delivered.
         assert [b["path"] for b in r.bodies] == ["/q0", "/q4", "/q5"]
         ftp.quit()

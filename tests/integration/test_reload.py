@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import trustme
-from integ_helpers import ftp_connect, wait_for
+from integ_helpers import ftp_connect
+from support.waits import wait_until
 
 TIMEOUT = 10.0
 
@@ -55,11 +56,11 @@ def test_reload_through_the_pid_file_keeps_running_transfers(
     conn = ftp.transfercmd("RETR big.bin")  # a download that runs across the reload
     got = bytearray(conn.recv(1 << 20))
 
-    write_config(cfg, banner="after", pid_file=str(pid_file), max_per_ip=7)
+    write_config(cfg, banner="after", pid_file=str(pid_file), max_sessions=7)
     run = reload_cli("--config", str(cfg))
     assert run.returncode == 0, run.stderr
     assert f"process {srv.pid}" in run.stdout
-    wait_for(lambda: "reloaded configuration: banner, max_per_ip" in srv.log())
+    assert wait_until(lambda: "reloaded configuration: max_sessions, banner" in srv.log())
     assert greeting(srv) == "220 after"  # new sessions: the new settings
 
     while chunk := conn.recv(1 << 20):
@@ -83,7 +84,7 @@ def test_an_invalid_configuration_is_refused_and_the_old_one_stays(
         cfg.write_text(bad)
         before = srv.log().count("reload refused")
         os.kill(srv.pid, signal.SIGHUP)
-        wait_for(lambda b=before: srv.log().count("reload refused") == b + 1)
+        assert wait_until(lambda b=before: srv.log().count("reload refused") == b + 1)
         assert greeting(srv) == "220 good"
     lines = [line for line in srv.log().splitlines() if "reload refused" in line]
     assert len(lines) == 3
@@ -91,7 +92,7 @@ def test_an_invalid_configuration_is_refused_and_the_old_one_stays(
     # Keys of the process itself are kept, the others applied, and the log says which.
     write_config(cfg, banner="fine", workers=4, max_download_rate="256K")
     os.kill(srv.pid, signal.SIGHUP)
-    wait_for(lambda: "reloaded configuration: banner, max_download_rate" in srv.log())
+    assert wait_until(lambda: "reloaded configuration: banner, max_download_rate" in srv.log())
     assert "workers changed but need(s) a restart" in srv.log()
     assert greeting(srv) == "220 fine"
     # New sessions get the new limits: 512 KiB at 256 KiB/s takes about 2 s.
@@ -135,7 +136,7 @@ def test_a_renewed_certificate_is_used_by_new_sessions_only(
     cert.write_bytes(cert_b.read_bytes())  # renewed in place: same paths
     key.write_bytes(key_b.read_bytes())
     os.kill(srv.pid, signal.SIGHUP)
-    wait_for(lambda: "reloaded configuration" in srv.log())
+    assert wait_until(lambda: "reloaded configuration" in srv.log())
     new = session(tmp_path / "b-ca.pem")  # verifies against the new CA only
     with pytest.raises(ssl.SSLCertVerificationError):
         session(tmp_path / "a-ca.pem")
@@ -147,7 +148,7 @@ def test_a_renewed_certificate_is_used_by_new_sessions_only(
     # A broken new key: refused, the renewed certificate stays in force.
     key.write_text("not a key")
     os.kill(srv.pid, signal.SIGHUP)
-    wait_for(lambda: "reload refused" in srv.log() and "tls_cert/tls_key" in srv.log())
+    assert wait_until(lambda: "reload refused" in srv.log() and "tls_cert/tls_key" in srv.log())
     session(tmp_path / "b-ca.pem").quit()
 
 
@@ -157,7 +158,7 @@ def test_workers_reload_together(ftpd_factory: Any, tmp_path: Path) -> None:
     srv = ftpd_factory(config=cfg, workers=2)
     write_config(cfg, banner="two", pid_file=str(pid_file))
     assert reload_cli("--pid-file", str(pid_file)).returncode == 0
-    wait_for(lambda: srv.log().count("reloaded configuration: banner") == 2)
+    assert wait_until(lambda: srv.log().count("reloaded configuration: banner") == 2)
     assert "need(s) a restart" not in srv.log()  # the shared port is no "change"
     for _ in range(6):  # whichever worker the kernel picks
         assert greeting(srv) == "220 two"
