@@ -12,12 +12,11 @@ mapped in two steps:
    ``O_NOFOLLOW | O_DIRECTORY`` (``O_PATH`` on Linux), and the final operation uses that directory
    fd (``dir_fd=``) and never follows the last component either. If somebody swaps a directory for
    a symlink between step 1 and step 2 (a local user racing us; FTP clients cannot create
-   symlinks), the walk fails with ``ENOTDIR``/``ELOOP`` instead of leaving the home. This is the
-   portable stand-in for Linux ``openat2(RESOLVE_BENEATH)``, which the stdlib does not expose.
+   symlinks), the walk fails with ``ENOTDIR``/``ELOOP`` instead of leaving the home.
 
-Every blocking call leaves the loop, one hop per operation: resolving, opening, ``fstat`` and
-seeking for RETR is one hop, a directory listing (``scandir`` plus a stat of every entry) is one
-hop, and a small upload's last write, close and rename are one hop. The server hands in its
+Opens for RETR and stats try ``openat2(RESOLVE_BENEATH | RESOLVE_CACHED)`` on the loop first
+(``local_nowait.py``, ``io_inline``). Other blocking calls leave the loop, one hop per operation
+(a listing; a small upload's last write, close and rename). The server hands in its
 ``IoPool`` (``iopool.py``: loop futures, batched wake-ups, ~3x cheaper per hop than
 ``run_in_executor``); any ``concurrent.futures`` executor works too, through aiofiles' executor
 wrapper (``aiofiles.os.wrap``). Either way the calls are our own functions on raw fds rather than
@@ -45,7 +44,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
+from ftpd.fs import local_nowait
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
+from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
 
@@ -146,13 +147,13 @@ class LocalFS:
     capabilities = Capabilities()
 
     def __init__(self, home: str, executor: IoPool | Executor | None,
-                 atomic_uploads: bool = True) -> None:
+                 atomic_uploads: bool = True, mode: IoMode | None = None) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
-        self._hops = Hops(executor)
+        self._hops = Hops(executor, mode)  # mode: what may run inline (iomode.py); None: none
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
@@ -279,6 +280,8 @@ class LocalFS:
         if not st.S_ISLNK(s.st_mode):
             return _file_stat(name, s)
         return _file_stat(name, self._stat_target(parent, name, vpath), is_link=True)
+
+    entry_stat = staticmethod(_file_stat)
 
     def _list(self, vpath: str) -> list[FileStat]:
         parts = self._parts(vpath)
@@ -555,7 +558,7 @@ class LocalFS:
 
     def stat(self, vpath: str) -> Awaitable[FileStat]:
         """Facts about one entry; symlinks inside the home are followed (``is_link`` set)."""
-        return self._hops.run(self._stat, vpath)
+        return local_nowait.stat(self, vpath)  # inline from the caches, else self._stat in a hop
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory sorted by name, in one hop."""
@@ -563,7 +566,7 @@ class LocalFS:
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[LocalReader]:
         """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""
-        return self._hops.run_open(self._open_read, LocalReader.close_sync, vpath, offset)
+        return local_nowait.open_read(self, vpath, offset)  # else self._open_read in a hop
 
     def open_write(self, vpath: str, offset: int = 0, append: bool = False
                    ) -> Awaitable[LocalWriter]:

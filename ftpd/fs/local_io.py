@@ -3,7 +3,14 @@
 ``LocalReader`` and ``LocalWriter`` are what ``LocalFS.open_read``/``open_write`` return (raw fds,
 positioned reads, atomic commit); ``Hops`` is how a filesystem's blocking calls leave the loop:
 through the server's ``IoPool`` (bare futures, cheap) or any ``concurrent.futures`` executor via
-aiofiles' executor wrapper. Split from local.py, which keeps the path mapping and the jail.
+aiofiles' executor wrapper, unless its ``IoMode`` (``iomode.py``) answers them inline from the
+page cache. Split from local.py, which keeps the path mapping and the jail.
+
+Downloads with ``sendfile`` ask the reader ``resident(n)`` before each slice: ``True`` when the
+next ``n`` bytes are in the page cache (``cachestat``), so that sending them cannot wait for the
+disk; the reader then also keeps ``AHEAD`` bytes of read-ahead requested off the loop
+(``posix_fadvise(WILLNEED)`` in a pool thread). ``False`` means ``await fill(n)`` first: one hop
+that starts the read-ahead and reads the slice into the page cache.
 """
 
 from __future__ import annotations
@@ -18,11 +25,36 @@ from typing import Any, TypeVar
 
 import aiofiles.os
 
+from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
+from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
 
-__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
+__all__ = ["AHEAD", "Hops", "LocalReader", "LocalWriter", "close_quietly"]
 
 T = TypeVar("T")
+
+AHEAD = 8 * 1024 * 1024  # read-ahead requested off the loop in front of a sendfile download
+_FILL_BUF = 128 * 1024  # per pool thread: fill() reads a slice through it into the page cache
+_scratch = threading.local()
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
+
+
+def _all_cached(fd: int, off: int, n: int) -> bool:
+    """Whether ``[off, off + n)`` is in the page cache now. Without ``cachestat`` the first and
+    the last byte are probed with ``RWF_NOWAIT`` (a miss between them costs one slice)."""
+    pages = cached_pages(fd, off, n)
+    if pages is not None:
+        return pages >= (off + n - 1) // PAGE - off // PAGE + 1
+    probe = bytearray(1)
+    try:
+        return pread_nowait(fd, probe, off) == 1 and pread_nowait(fd, probe, off + n - 1) == 1
+    except (WouldBlock, OSError):
+        return False
+
+
+def _advise(fd: int, off: int, n: int) -> None:
+    if _WILLNEED is not None:
+        os.posix_fadvise(fd, off, n, _WILLNEED)
 
 
 def close_quietly(fd: int) -> None:
@@ -36,13 +68,14 @@ class LocalReader:
     """An open file for RETR. ``position`` is authoritative: ``read`` uses ``os.pread`` there,
     and sendfile callers pass it as the offset and then call ``advance``."""
 
-    __slots__ = ("size", "_fd", "_pos", "_lock", "_hops")
+    __slots__ = ("size", "_fd", "_pos", "_lock", "_hops", "_ahead")
 
     def __init__(self, fd: int, size: int, offset: int, hops: Hops) -> None:
         self.size = size
         self._fd = fd
         self._pos = offset
         self._hops = hops
+        self._ahead = offset  # read-ahead has been requested up to here
         # Held around pread and close so that close never frees an fd number that a read
         # running in another thread is about to use (it could be reused by another open()).
         self._lock = threading.Lock()
@@ -64,11 +97,77 @@ class LocalReader:
                 raise ValueError("read from a closed reader")
             return os.pread(self._fd, n, pos)
 
+    def _pread_nowait(self, n: int) -> bytes:
+        if not self._lock.acquire(blocking=False):  # a thread still holds it: do not wait
+            raise WouldBlock()
+        try:
+            if self._fd < 0:
+                raise WouldBlock()  # the thread form raises the error
+            buf = bytearray(n)
+            got = pread_nowait(self._fd, buf, self._pos)
+        finally:
+            self._lock.release()
+        del buf[got:]
+        return buf  # type: ignore[return-value]  # bytes-like; not copied again
+
     async def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes from the current position; ``b""`` at end of file."""
-        data = await self._hops.run(self._pread, n, self._pos)
+        """Up to ``n`` bytes from the current position; ``b""`` at end of file. Inline when the
+        page cache has them (``preadv2(RWF_NOWAIT)``), else one hop."""
+        pos = self._pos
+        data = await self._hops.mode.run(
+            Op.READ, lambda: self._pread_nowait(n), lambda: self._hops.run(self._pread, n, pos)
+        )
         self._pos += len(data)
         return data
+
+    # -- sendfile downloads: send only what is resident (see the module docstring) ----------
+    def resident(self, n: int) -> bool:
+        """Whether the next ``n`` bytes (within the file) are in the page cache, so that
+        ``sendfile`` of them will not wait for the disk; if so, keep read-ahead going."""
+        mode = self._hops.mode
+        fd = self._fd
+        if not mode.inline or fd < 0:
+            mode.count(Op.SEND, Route.THREAD)
+            return False
+        pos = self._pos
+        if not _all_cached(fd, pos, n):
+            mode.count(Op.SEND, Route.FALLBACK)
+            return False
+        mode.count(Op.SEND, Route.INLINE)
+        start = max(self._ahead, pos + n)
+        if self._ahead - pos < AHEAD // 2 and start < self.size:
+            self._ahead = start + AHEAD
+            if not _all_cached(fd, start, min(AHEAD, self.size - start)):
+                mode.count(Op.PREFETCH, Route.THREAD)
+                self._hops.run_detached(self._advise_locked, start, AHEAD)
+        return True
+
+    def _advise_locked(self, off: int, n: int) -> None:
+        with self._lock:
+            if self._fd >= 0:  # closed meanwhile: its number may belong to another file now
+                _advise(self._fd, off, n)
+
+    def _fill(self, off: int, n: int) -> None:
+        buf = getattr(_scratch, "buf", None)
+        if buf is None:
+            buf = _scratch.buf = memoryview(bytearray(_FILL_BUF))
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError("read from a closed reader")
+            _advise(self._fd, off, AHEAD)  # the disk works ahead while we wait for this slice
+            end = off + n
+            while off < end:
+                got = os.preadv(self._fd, [buf[: min(_FILL_BUF, end - off)]], off)
+                if got <= 0:
+                    break  # the file shrank: sendfile will see the end
+                off += got
+
+    async def fill(self, n: int) -> None:
+        """Bring the next ``n`` bytes into the page cache in a pool thread (one hop), and request
+        read-ahead beyond them."""
+        pos = self._pos
+        await self._hops.run(self._fill, pos, n)
+        self._ahead = max(self._ahead, pos + AHEAD)
 
     def close_sync(self) -> None:
         """Blocking close (idempotent)."""
@@ -138,8 +237,35 @@ class LocalWriter:
     write_sync = _write
 
     def write(self, data: bytes | memoryview) -> Awaitable[None]:
-        """Write all of ``data`` (one hop; an ``OSError`` leaves the writer abortable)."""
-        return self._hops.run(self._write, data)
+        """Write all of ``data``: inline where the filesystem takes ``pwritev2(RWF_NOWAIT)``
+        and has room in the page cache, else (or for what is left) one hop. An ``OSError``
+        leaves the writer abortable."""
+        hops = self._hops
+        if not hops.write_nowait:
+            hops.mode.count(Op.WRITE, Route.THREAD)
+            return hops.run(self._write, data)
+        rest = [memoryview(data).cast("B")]
+
+        def fast() -> None:
+            view = rest[0]
+            if not self._lock.acquire(blocking=False):
+                raise WouldBlock()
+            try:
+                if self._done or self._fd < 0:
+                    raise WouldBlock()  # the thread form raises the error
+                while view:
+                    try:
+                        n = pwrite_nowait(self._fd, view, None)
+                    except NotImplementedError:
+                        hops.write_nowait = False  # this filesystem never will: stop trying
+                        raise WouldBlock() from None
+                    if n <= 0:
+                        raise WouldBlock()
+                    view = rest[0] = view[n:]
+            finally:
+                self._lock.release()
+
+        return hops.mode.run(Op.WRITE, fast, lambda: hops.run(self._write, rest[0]))
 
     def finish_sync(self, commit: bool) -> None:
         """Blocking commit (``commit=True``) or abort. Idempotent once it has succeeded."""
@@ -218,11 +344,22 @@ class Hops:
     """How one filesystem's blocking calls leave the loop: the server's ``IoPool`` (a bare future
     per call, cheap), else any ``concurrent.futures`` executor or the loop's default one."""
 
-    __slots__ = ("pool", "executor")
+    __slots__ = ("pool", "executor", "mode", "write_nowait")
 
-    def __init__(self, executor: IoPool | Executor | None) -> None:
+    def __init__(self, executor: IoPool | Executor | None, mode: IoMode | None = None) -> None:
         self.pool = executor if isinstance(executor, IoPool) else None
-        self.executor = None if self.pool is not None else executor
+        self.executor = None if isinstance(executor, IoPool) else executor
+        self.mode = mode if mode is not None else IoMode(inline=False)
+        # pwritev2(RWF_NOWAIT) is tried until the filesystem answers EOPNOTSUPP once.
+        self.write_nowait = self.mode.inline
+
+    def run_detached(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` off the loop; nobody awaits it (read-ahead hints)."""
+        if self.pool is not None:
+            self.pool.run_detached(fn, *args)
+            return
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self.pool is not None:
