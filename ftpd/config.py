@@ -113,6 +113,12 @@ class Config:
     atomic_uploads: bool = field(
         default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
     )
+    io_inline: bool = field(
+        default=True,
+        metadata={"help": "answer file calls on the event loop when the page and dentry caches "
+                          "can (Linux: openat2, preadv2/pwritev2 RWF_NOWAIT, cachestat); false "
+                          "sends every file call to the IO threads"},
+    )
     workers: int = field(
         default=1,
         metadata={

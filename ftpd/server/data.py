@@ -49,7 +49,9 @@ RECV_BUF = 256 * 1024  # per buffer; an upload uses two (double buffering)
 BULK_AFTER = 4 * 1024 * 1024  # an upload this far along is big: finish it in a bulk thread
 BULK_BUF = 1024 * 1024  # per write in a bulk thread
 READ_BLOCK = 256 * 1024  # RETR blocks when sendfile cannot be used
-SENDFILE_MAX = 16 * 1024 * 1024  # per os.sendfile call, so one transfer cannot hog the loop
+# Per os.sendfile call, then the pump yields to the loop: one download cannot hold the others
+# (1 MiB to loopback: p99 ~150 µs per call here, docs/PERFORMANCE.md "The IO model").
+SENDFILE_MAX = 1024 * 1024
 
 
 class DataTimeout(Exception):
@@ -310,21 +312,34 @@ async def send_file(
     before_wait: Callable[[], None] | None = None,
 ) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.
-    ``before_wait`` runs once, before the first wait (see ``send_bytes``)."""
+    ``before_wait`` runs once, before the first wait (see ``send_bytes``).
+
+    ``sendfile`` reads the file synchronously, so it is only called on a slice the reader says
+    is in the page cache (``resident``); otherwise ``fill`` brings the slice in from a pool
+    thread first (``ftpd.fs.local_io``). After each slice the pump yields to the loop."""
     loop = asyncio.get_running_loop()
     fd = reader.fileno() if not ascii else None
     if fd is not None:
         offset = reader.position()
         remaining = reader.size - offset
         out = sock.fileno()
+        resident = getattr(reader, "resident", None)
+        burst = 0  # bytes sent since the pump last let the loop run
         while remaining > 0:
+            count = min(remaining, SENDFILE_MAX)
+            if resident is not None and not resident(count):
+                if before_wait is not None:
+                    before_wait()
+                    before_wait = None
+                await reader.fill(count)
             try:
-                n = os.sendfile(out, fd, offset, min(remaining, SENDFILE_MAX))
+                n = os.sendfile(out, fd, offset, count)
             except BlockingIOError:
                 if before_wait is not None:
                     before_wait()
                     before_wait = None
                 await _wait_fd(loop, out, True)
+                burst = 0
                 continue
             if n == 0:
                 break  # the file shrank under us: send what there was
@@ -332,6 +347,14 @@ async def send_file(
             remaining -= n
             reader.advance(n)
             progress(n)
+            burst += n
+            if burst >= SENDFILE_MAX and remaining > 0:
+                # A client that keeps up never makes us wait: let the others run.
+                burst = 0
+                if before_wait is not None:
+                    before_wait()
+                    before_wait = None
+                await asyncio.sleep(0)
         return
     if before_wait is not None:
         before_wait()  # block reads wait on the IO pool

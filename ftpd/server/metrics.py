@@ -20,6 +20,12 @@ error_replies_total{code}         counter  replies with a 4xx/5xx code
 passive_ports_in_use              gauge    passive ports bound now
 passive_ports_capacity            gauge    size of this process's passive range
 event_loop_lag_seconds            gauge    how late the last 1 s timer fired
+file_ops_total{op,route}          counter  file operations by route: inline (answered on
+                                           the loop from the page/dentry cache), fallback
+                                           (tried inline, would block: sent to a thread) or
+                                           thread (io_inline off, or not possible here);
+                                           op open_read, stat, read, send (a sendfile
+                                           slice), write, prefetch (ftpd.fs.iomode)
 info{version,worker}              gauge    always 1
 ================================  =======  =================================================
 
@@ -130,6 +136,15 @@ class _Collector:
             "Size of this process's passive port range",
             snap["passive_capacity"],
         )
+        c = CounterMetricFamily(
+            "ftpd_file_ops",
+            "File operations by route: inline, fallback (would block: thread) or thread",
+            labels=["op", "route"],
+        )
+        for (op, route), n in sorted(snap.get("file_ops", {}).items()):
+            c.add_metric([op, route], n)
+        yield c
+
         yield _gauge(
             GaugeMetricFamily,
             "ftpd_event_loop_lag_seconds",

@@ -134,6 +134,7 @@ class Observer:
         """A copy of every counter (safe to call from another thread, e.g. a metrics scrape)."""
         server = self.server
         pool = getattr(server, "pasv_pool", None)
+        iomode = getattr(server, "iomode", None)
         return {
             "sessions_active": len(getattr(server, "channels", ())),
             "sessions_total": self.sessions_total,
@@ -145,6 +146,7 @@ class Observer:
             "passive_in_use": len(pool.in_use) if pool is not None else 0,
             "passive_capacity": pool.last - pool.first + 1 if pool is not None else 0,
             "loop_lag": self.loop_lag,
+            "file_ops": iomode.snapshot() if iomode is not None else {},
         }
 
     @property
@@ -161,6 +163,9 @@ class Observer:
             flat[f"bytes_{direction}"] = n
         for code, n in _copy(self.errors).items():
             flat[f"replies_{code}"] = n
+        iomode = getattr(self.server, "iomode", None)
+        for (op, route), n in (iomode.snapshot() if iomode is not None else {}).items():
+            flat[f"file_ops_{op}_{route}"] = n
         return flat
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from ..auth import NEED_CACHE_MISS, Account, Authenticator
 from ..config import Config, ConfigError, pasv_range
 from ..fs.base import Capabilities, FileSystem
+from ..fs.iomode import IoMode
 from ..fs.iopool import IoPool
 from ..fs.local import LocalFS, cleanup_stale_uploads
 from ..proto.proxy import ProxyError, ProxyPolicy
@@ -86,6 +87,8 @@ class Server:
         # Local file calls go through the lean IoPool (iopool.py: ~3x cheaper per hop); the
         # loop's default executor (password hashing, name resolution) stays a ThreadPoolExecutor.
         self.io = IoPool(config.io_threads, "ftpd-io")
+        # Which file calls may be answered on the loop from the caches (io_inline, iomode.py).
+        self.iomode = IoMode(inline=config.io_inline)
         self.executor = concurrent.futures.ThreadPoolExecutor(config.io_threads,
                                                               thread_name_prefix="ftpd-io")
         bulk_threads = max(2, config.io_threads // 4)
@@ -218,7 +221,8 @@ class Server:
 
                 fs = user_fs(self.config, account.name)
             else:
-                fs = LocalFS(account.home, self.io, atomic_uploads=self.config.atomic_uploads)
+                fs = LocalFS(account.home, self.io, atomic_uploads=self.config.atomic_uploads,
+                             mode=self.iomode)
             self._fs_cache[key] = fs
         return fs
 
