@@ -22,7 +22,6 @@ stat       the same with ``O_PATH|O_NOFOLLOW``                          the same
 read       ``preadv2(RWF_NOWAIT)`` (TLS and ASCII downloads)            ``pread``
 send       ``cachestat`` of the next slice, then ``sendfile`` it         ``pread`` of the slice
 write      ``pwritev2(RWF_NOWAIT)`` where the filesystem supports it    ``write``
-prefetch   (never inline: ``posix_fadvise(WILLNEED)`` may block)        ``posix_fadvise``
 ========== ============================================================ ======================
 
 Listings, creates, renames, deletes and commits always take the thread: no Linux call does them
@@ -52,7 +51,6 @@ class Op(enum.Enum):
     READ = "read"
     SEND = "send"  # one slice of a sendfile download
     WRITE = "write"
-    PREFETCH = "prefetch"
 
 
 class Route(enum.Enum):

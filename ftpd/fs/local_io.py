@@ -8,9 +8,12 @@ page cache. Split from local.py, which keeps the path mapping and the jail.
 
 Downloads with ``sendfile`` ask the reader ``resident(n)`` before each slice: ``True`` when the
 next ``n`` bytes are in the page cache (``cachestat``), so that sending them cannot wait for the
-disk; the reader then also keeps ``AHEAD`` bytes of read-ahead requested off the loop
-(``posix_fadvise(WILLNEED)`` in a pool thread). ``False`` means ``await fill(n)`` first: one hop
-that starts the read-ahead and reads the slice into the page cache.
+disk. ``False`` means ``await fill(n)`` first: one hop that reads the slice into the page cache.
+Read-ahead is the kernel's own: sending resident pages that carry its read-ahead mark starts the
+next window asynchronously, so a cold file streams at disk speed with a fill only where the pump
+catches up with the disk (1-5 per 2 GiB here). An explicit ``posix_fadvise(WILLNEED)`` window in a
+pool thread was measured and dropped: it cost twice the CPU (the kernel reads it into small
+folios, which ``sendfile`` then also pays for) for no gain (docs/PERFORMANCE.md, "The IO model").
 """
 
 from __future__ import annotations
@@ -29,14 +32,12 @@ from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
 
-__all__ = ["AHEAD", "Hops", "LocalReader", "LocalWriter", "close_quietly"]
+__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
 
 T = TypeVar("T")
 
-AHEAD = 8 * 1024 * 1024  # read-ahead requested off the loop in front of a sendfile download
 _FILL_BUF = 128 * 1024  # per pool thread: fill() reads a slice through it into the page cache
 _scratch = threading.local()
-_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
 
 
 def _all_cached(fd: int, off: int, n: int) -> bool:
@@ -52,11 +53,6 @@ def _all_cached(fd: int, off: int, n: int) -> bool:
         return False
 
 
-def _advise(fd: int, off: int, n: int) -> None:
-    if _WILLNEED is not None:
-        os.posix_fadvise(fd, off, n, _WILLNEED)
-
-
 def close_quietly(fd: int) -> None:
     try:
         os.close(fd)
@@ -68,14 +64,13 @@ class LocalReader:
     """An open file for RETR. ``position`` is authoritative: ``read`` uses ``os.pread`` there,
     and sendfile callers pass it as the offset and then call ``advance``."""
 
-    __slots__ = ("size", "_fd", "_pos", "_lock", "_hops", "_ahead")
+    __slots__ = ("size", "_fd", "_pos", "_lock", "_hops")
 
     def __init__(self, fd: int, size: int, offset: int, hops: Hops) -> None:
         self.size = size
         self._fd = fd
         self._pos = offset
         self._hops = hops
-        self._ahead = offset  # read-ahead has been requested up to here
         # Held around pread and close so that close never frees an fd number that a read
         # running in another thread is about to use (it could be reused by another open()).
         self._lock = threading.Lock()
@@ -123,29 +118,17 @@ class LocalReader:
     # -- sendfile downloads: send only what is resident (see the module docstring) ----------
     def resident(self, n: int) -> bool:
         """Whether the next ``n`` bytes (within the file) are in the page cache, so that
-        ``sendfile`` of them will not wait for the disk; if so, keep read-ahead going."""
+        ``sendfile`` of them will not wait for the disk."""
         mode = self._hops.mode
         fd = self._fd
         if not mode.inline or fd < 0:
             mode.count(Op.SEND, Route.THREAD)
             return False
-        pos = self._pos
-        if not _all_cached(fd, pos, n):
+        if not _all_cached(fd, self._pos, n):
             mode.count(Op.SEND, Route.FALLBACK)
             return False
         mode.count(Op.SEND, Route.INLINE)
-        start = max(self._ahead, pos + n)
-        if self._ahead - pos < AHEAD // 2 and start < self.size:
-            self._ahead = start + AHEAD
-            if not _all_cached(fd, start, min(AHEAD, self.size - start)):
-                mode.count(Op.PREFETCH, Route.THREAD)
-                self._hops.run_detached(self._advise_locked, start, AHEAD)
         return True
-
-    def _advise_locked(self, off: int, n: int) -> None:
-        with self._lock:
-            if self._fd >= 0:  # closed meanwhile: its number may belong to another file now
-                _advise(self._fd, off, n)
 
     def _fill(self, off: int, n: int) -> None:
         buf = getattr(_scratch, "buf", None)
@@ -154,7 +137,6 @@ class LocalReader:
         with self._lock:
             if self._fd < 0:
                 raise ValueError("read from a closed reader")
-            _advise(self._fd, off, AHEAD)  # the disk works ahead while we wait for this slice
             end = off + n
             while off < end:
                 got = os.preadv(self._fd, [buf[: min(_FILL_BUF, end - off)]], off)
@@ -162,12 +144,10 @@ class LocalReader:
                     break  # the file shrank: sendfile will see the end
                 off += got
 
-    async def fill(self, n: int) -> None:
-        """Bring the next ``n`` bytes into the page cache in a pool thread (one hop), and request
-        read-ahead beyond them."""
-        pos = self._pos
-        await self._hops.run(self._fill, pos, n)
-        self._ahead = max(self._ahead, pos + AHEAD)
+    def fill(self, n: int) -> Awaitable[None]:
+        """Bring the next ``n`` bytes into the page cache in a pool thread (one hop; the reads
+        there also start the kernel's read-ahead beyond them)."""
+        return self._hops.run(self._fill, self._pos, n)
 
     def close_sync(self) -> None:
         """Blocking close (idempotent)."""
@@ -352,14 +332,6 @@ class Hops:
         self.mode = mode if mode is not None else IoMode(inline=False)
         # pwritev2(RWF_NOWAIT) is tried until the filesystem answers EOPNOTSUPP once.
         self.write_nowait = self.mode.inline
-
-    def run_detached(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` off the loop; nobody awaits it (read-ahead hints)."""
-        if self.pool is not None:
-            self.pool.run_detached(fn, *args)
-            return
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self.pool is not None:

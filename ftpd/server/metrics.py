@@ -25,7 +25,7 @@ file_ops_total{op,route}          counter  file operations by route: inline (ans
                                            (tried inline, would block: sent to a thread) or
                                            thread (io_inline off, or not possible here);
                                            op open_read, stat, read, send (a sendfile
-                                           slice), write, prefetch (ftpd.fs.iomode)
+                                           slice) or write (ftpd.fs.iomode)
 info{version,worker}              gauge    always 1
 ================================  =======  =================================================
 

@@ -20,7 +20,7 @@ from ftpd.fs import nowait
 from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import LocalFS
-from ftpd.fs.local_io import AHEAD, LocalReader
+from ftpd.fs.local_io import LocalReader
 from ftpd.server import data as datamod
 
 MiB = 1024 * 1024
@@ -285,8 +285,7 @@ async def test_send_file_yields_between_slices(home: Path, pool: CountingPool, c
     assert sum(send.values()) >= slices
     if cold:
         assert send.get(Route.FALLBACK, 0) >= 1
-        # Read-ahead ran in front of the pump: far fewer fills than slices.
+        # The kernel's read-ahead ran in front of the pump: far fewer fills than slices.
         assert send[Route.FALLBACK] <= slices // 2, send
     else:
         assert send == {Route.INLINE: send[Route.INLINE]}
-    assert AHEAD >= 2 * datamod.SENDFILE_MAX
