@@ -37,6 +37,7 @@ __all__ = [
     "RESOLVE_NO_MAGICLINKS",
     "WouldBlock",
     "cached_pages",
+    "dirty_pages",
     "has_cachestat",
     "has_openat2",
     "has_rwf_nowait",
@@ -153,6 +154,16 @@ def cached_pages(fd: int, off: int, length: int) -> int | None:
     if not has_cachestat():
         return None
     return _cachestat(fd, off, length)
+
+
+def dirty_pages(fd: int) -> int | None:
+    """Pages of the file that are dirty or under write-back now; None if unknown."""
+    if not has_cachestat():
+        return None
+    cs = _CacheStat()
+    if _syscall(_SYS_CACHESTAT, fd, ctypes.byref(_Range(0, 0)), ctypes.byref(cs), 0) < 0:
+        return None
+    return int(cs.nr_dirty + cs.nr_writeback)
 
 
 def _openat2(dir_fd: int, path: str | bytes, flags: int, mode: int, resolve: int) -> int:
