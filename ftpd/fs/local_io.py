@@ -109,10 +109,16 @@ class LocalReader:
         """Up to ``n`` bytes from the current position; ``b""`` at end of file. Inline when the
         page cache has them (``preadv2(RWF_NOWAIT)``), else one hop."""
         pos = self._pos
-        data = await self._hops.mode.run(
+        fut = self._hops.mode.run(
             Op.READ, lambda: self._pread_nowait(n), lambda: self._hops.run(self._pread, n, pos)
         )
+        inline = isinstance(fut, asyncio.Future) and fut.done()
+        data = await fut
         self._pos += len(data)
+        if inline:
+            # The turn a hop gave the other sessions: a TLS or ASCII download whose client keeps
+            # up would otherwise read, convert and send block after block without yielding.
+            await asyncio.sleep(0)
         return data
 
     # -- sendfile downloads: send only what is resident (see the module docstring) ----------
@@ -156,6 +162,11 @@ class LocalReader:
         if fd >= 0:
             close_quietly(fd)
 
+    def close_now(self) -> bool:
+        """Closing a read-only fd never waits on the disk: no executor hop for it."""
+        self.close_sync()
+        return True
+
     async def close(self) -> None:
         await self._hops.run_shielded(self.close_sync)
 
@@ -175,8 +186,6 @@ class LocalWriter:
     """
 
     __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")
-
-    COMMIT_TAKES_TAIL = True  # ``commit(tail)``: see ``ftpd.server.data.receive_upload``
 
     def __init__(
         self,
@@ -213,8 +222,9 @@ class LocalWriter:
                     raise OSError(errno.EIO, "short write")
                 view = view[n:]
 
-    # Blocking form, for a caller that already runs in a worker thread (bulk uploads).
-    write_sync = _write
+    def blocking_write(self) -> Callable[[memoryview], None]:
+        """The blocking write, for a caller that already runs in a worker thread (bulk uploads)."""
+        return self._write
 
     def write(self, data: bytes | memoryview) -> Awaitable[None]:
         """Write all of ``data``: inline where the filesystem takes ``pwritev2(RWF_NOWAIT)``
@@ -327,8 +337,12 @@ class Hops:
     __slots__ = ("pool", "executor", "mode", "write_nowait")
 
     def __init__(self, executor: IoPool | Executor | None, mode: IoMode | None = None) -> None:
-        self.pool = executor if isinstance(executor, IoPool) else None
-        self.executor = None if isinstance(executor, IoPool) else executor
+        self.pool: IoPool | None = None
+        self.executor: Executor | None = None
+        if isinstance(executor, IoPool):
+            self.pool = executor
+        else:
+            self.executor = executor
         self.mode = mode if mode is not None else IoMode(inline=False)
         # pwritev2(RWF_NOWAIT) is tried until the filesystem answers EOPNOTSUPP once.
         self.write_nowait = self.mode.inline
@@ -336,7 +350,7 @@ class Hops:
     def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self.pool is not None:
             return self.pool.submit(fn, *args)
-        return _in_executor(fn, *args, executor=self.executor)  # type: ignore[no-any-return]
+        return _in_executor(fn, *args, executor=self.executor)
 
     def run_open(
         self, fn: Callable[..., T], dispose: Callable[[T], object], *args: Any

@@ -134,7 +134,7 @@ class Observer:
         """A copy of every counter (safe to call from another thread, e.g. a metrics scrape)."""
         server = self.server
         pool = getattr(server, "pasv_pool", None)
-        iomode = getattr(server, "iomode", None)
+        iomode = getattr(getattr(server, "storage", None), "mode", None)  # fs.iomode.IoMode
         return {
             "sessions_active": len(getattr(server, "channels", ())),
             "sessions_total": self.sessions_total,
@@ -163,7 +163,7 @@ class Observer:
             flat[f"bytes_{direction}"] = n
         for code, n in _copy(self.errors).items():
             flat[f"replies_{code}"] = n
-        iomode = getattr(self.server, "iomode", None)
+        iomode = getattr(getattr(self.server, "storage", None), "mode", None)
         for (op, route), n in (iomode.snapshot() if iomode is not None else {}).items():
             flat[f"file_ops_{op}_{route}"] = n
         return flat

@@ -224,7 +224,7 @@ def _drain(sock: socket.socket, out: list[int]) -> None:
     out.append(total)
 
 
-async def _send(fs: LocalFS, name: str) -> tuple[int, int]:
+async def _send(fs: LocalFS, name: str, ascii: bool = False) -> tuple[int, int]:
     """RETR ``name`` through ``send_file`` over loopback TCP to a reader thread; (bytes received,
     the most bytes sent while another task waited for its turn)."""
     with socket.create_server(("127.0.0.1", 0)) as srv:
@@ -249,11 +249,13 @@ async def _send(fs: LocalFS, name: str) -> tuple[int, int]:
             burst = max(burst, sent - last)
             last = sent
             await asyncio.sleep(0)
+        burst = max(burst, sent - last)
 
     tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0)  # the ticker is running before the transfer starts
     r = await fs.open_read(name)
     try:
-        await datamod.send_file(a, r, False, progress)
+        await datamod.send_file(a, r, ascii, progress)
     finally:
         done = True
         await tick
@@ -289,3 +291,59 @@ async def test_send_file_yields_between_slices(home: Path, pool: CountingPool, c
         assert send[Route.FALLBACK] <= slices // 2, send
     else:
         assert send == {Route.INLINE: send[Route.INLINE]}
+
+
+class _FastClient:
+    """A data socket that takes everything at once (a client faster than the server): a pump
+    that never has to wait must still give the others their turns."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def send(self, data: bytes | memoryview) -> int:
+        self.received += len(data)
+        return len(data)
+
+    def fileno(self) -> int:
+        raise AssertionError("never waits")
+
+
+@linux_only
+async def test_block_downloads_yield_between_inline_reads(home: Path, pool: CountingPool) -> None:
+    """TYPE A (and TLS) downloads read blocks: inline from the page cache they no longer wait for
+    a hop, so each inline read gives the others a turn instead."""
+    size = 8 * MiB
+    data = os.urandom(size).replace(b"\n", b"x").replace(b"\r", b"y")
+    (home / "text").write_bytes(data)
+    mode = IoMode(inline=True)
+    fs = LocalFS(str(home), pool, mode=mode)
+    sent = 0
+    burst = 0
+    done = False
+
+    def progress(n: int) -> None:
+        nonlocal sent
+        sent += n
+
+    async def ticker() -> None:
+        nonlocal burst
+        last = 0
+        while not done:
+            burst = max(burst, sent - last)
+            last = sent
+            await asyncio.sleep(0)
+        burst = max(burst, sent - last)
+
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0)  # the ticker is running before the transfer starts
+    client = _FastClient()
+    r = await fs.open_read("/text")
+    try:
+        await datamod.send_file(client, r, True, progress)  # type: ignore[arg-type]
+    finally:
+        done = True
+        await tick
+        await r.close()
+    assert client.received == size
+    assert burst <= datamod.READ_BLOCK, burst
+    assert set(counts(mode, Op.READ)) == {Route.INLINE}
