@@ -31,6 +31,8 @@ import aiofiles.os
 from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
+from ftpd.fs.writeback import Writeback
+from ftpd.fs.writeback import available as writeback_available
 
 __all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
 
@@ -185,7 +187,7 @@ class LocalWriter:
     open), and keeping them is what lets the client resume with REST after a broken transfer.
     """
 
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")
+    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_wb")
 
     def __init__(
         self,
@@ -204,10 +206,18 @@ class LocalWriter:
         # Serialises write / commit / abort: a write cancelled by ABOR may still be running in a
         # thread when abort arrives; abort must wait for it rather than close the fd under it.
         self._lock = threading.Lock()
+        self._wb: Writeback | None = None  # see stream_to_disk
 
     @property
     def atomic(self) -> bool:
         return self._temp is not None
+
+    def stream_to_disk(self) -> None:
+        """Write the upload back to the disk as it arrives (``writeback.py``), for an upload whose
+        commit flushes it (``fsync_uploads``): the flush then has little left. Its writes always
+        take the thread route from now on (the write-back waits for the disk)."""
+        if writeback_available():
+            self._wb = Writeback()
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -221,6 +231,8 @@ class LocalWriter:
                 if n <= 0:  # a regular file never does this; do not spin if one does
                     raise OSError(errno.EIO, "short write")
                 view = view[n:]
+                if self._wb is not None:
+                    self._wb.wrote(self._fd, n)
 
     def blocking_write(self) -> Callable[[memoryview], None]:
         """The blocking write, for a caller that already runs in a worker thread (bulk uploads)."""
@@ -231,7 +243,7 @@ class LocalWriter:
         and has room in the page cache, else (or for what is left) one hop. An ``OSError``
         leaves the writer abortable."""
         hops = self._hops
-        if not hops.write_nowait:
+        if not hops.write_nowait or self._wb is not None:
             hops.mode.count(Op.WRITE, Route.THREAD)
             return hops.run(self._write, data)
         rest = [memoryview(data).cast("B")]

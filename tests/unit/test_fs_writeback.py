@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from ftpd.fs import nowait, writeback
+from ftpd.fs.iopool import IoPool
+from ftpd.fs.local import LocalFS
 from ftpd.fs.writeback import WINDOW, Writeback
 
 MiB = 1024 * 1024
@@ -65,3 +67,26 @@ def test_rest_and_append_start_mid_file(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes()[-101:] == b"y" + b"z" * 100
+
+
+@needs
+async def test_an_upload_streamed_to_disk_through_localfs(tmp_path: Path) -> None:
+    """``LocalWriter.stream_to_disk``: the writes of an upload (in the IO threads) leave at most
+    two windows dirty; the committed file has every byte."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pool = IoPool(2, "test-writeback")
+    try:
+        fs = LocalFS(str(home), pool)
+        blocks = 6 * WINDOW // MiB
+        w = await fs.open_write("/up.bin")
+        w.stream_to_disk()
+        for i in range(blocks):
+            await w.write(bytes([i % 251]) * MiB)
+        dirty = nowait.dirty_pages(w._fd)
+        await w.commit()
+    finally:
+        pool.shutdown()
+    assert dirty is not None and dirty * nowait.PAGE <= 2 * WINDOW + MiB, dirty
+    expect = b"".join(bytes([i % 251]) * MiB for i in range(blocks))
+    assert (home / "up.bin").read_bytes() == expect
