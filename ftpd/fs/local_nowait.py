@@ -16,15 +16,29 @@ from __future__ import annotations
 import os
 import stat as st
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from ftpd.fs.base import FileStat
 from ftpd.fs.iomode import Op
-from ftpd.fs.local_io import LocalReader
+from ftpd.fs.local_io import Hops, LocalReader
 from ftpd.fs.nowait import WouldBlock, openat2_cached
 
-if TYPE_CHECKING:
-    from ftpd.fs.local import LocalFS
+
+class LocalFS(Protocol):
+    """What these forms need of ``ftpd.fs.local.LocalFS`` (a Protocol: no import cycle)."""
+
+    home: str
+    _hops: Hops
+
+    def _parts(self, vpath: str) -> list[str]: ...
+
+    def _stat(self, vpath: str) -> FileStat: ...
+
+    def _open_read(self, vpath: str, offset: int) -> LocalReader: ...
+
+    @property
+    def entry_stat(self) -> Callable[..., FileStat]: ...
+
 
 __all__ = ["open_read", "open_read_fast", "stat", "stat_fast"]
 
