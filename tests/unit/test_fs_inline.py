@@ -255,7 +255,7 @@ async def _send(fs: LocalFS, name: str, ascii: bool = False) -> tuple[int, int]:
     await asyncio.sleep(0)  # the ticker is running before the transfer starts
     r = await fs.open_read(name)
     try:
-        await datamod.send_file(a, r, ascii, progress)
+        await datamod.send_file(datamod.PlainStream(a), r, ascii, progress)
     finally:
         done = True
         await tick
@@ -294,18 +294,27 @@ async def test_send_file_yields_between_slices(home: Path, pool: CountingPool, c
 
 
 class _FastClient:
-    """A data socket that takes everything at once (a client faster than the server): a pump
-    that never has to wait must still give the others their turns."""
+    """A data stream (``data.Stream``) that takes everything at once, as a TLS one does when its
+    client keeps up: a pump that never has to wait must still give the others their turns."""
 
     def __init__(self) -> None:
         self.received = 0
 
-    def send(self, data: bytes | memoryview) -> int:
+    def raw_socket(self) -> None:
+        return None
+
+    def try_send(self, data: bytes | memoryview) -> int:
         self.received += len(data)
         return len(data)
 
-    def fileno(self) -> int:
-        raise AssertionError("never waits")
+    async def send(self, data: bytes | memoryview) -> None:
+        self.received += len(data)
+
+    def recv_into_now(self, view: memoryview) -> int | None:
+        raise AssertionError("a download never receives")
+
+    async def readable(self) -> None:
+        raise AssertionError("a download never receives")
 
 
 @linux_only
@@ -339,7 +348,7 @@ async def test_block_downloads_yield_between_inline_reads(home: Path, pool: Coun
     client = _FastClient()
     r = await fs.open_read("/text")
     try:
-        await datamod.send_file(client, r, True, progress)  # type: ignore[arg-type]
+        await datamod.send_file(client, r, True, progress)
     finally:
         done = True
         await tick
