@@ -3,7 +3,8 @@
 ``ftpd_factory(**overrides)`` starts ``python -m ftpd`` with Config fields as flags (``--max-per-ip 3``),
 a fresh home in tmp_path and port 0; it reads the bound port from the start-up line the CLI prints, and
 stops the process (SIGTERM, by PID) at the end of the test. ``ftpd_server`` is one with the defaults
-tests want: no failed-login delay, unlimited per-IP sessions.
+tests want: no failed-login delay, unlimited per-IP sessions. ``postgres`` (session scope) is a
+real PostgreSQL server the run starts itself; ``postgres.new_database()`` gives a test its own.
 """
 
 from __future__ import annotations
@@ -127,3 +128,112 @@ def ftpd_factory(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture
 def ftpd_server(ftpd_factory: object) -> FtpdProcess:
     return ftpd_factory()  # type: ignore[operator]
+
+
+# --- a real PostgreSQL server (users_db tests, tests/cluster) ------------------------------------
+# Debian's `postgresql` package (.ci/run installs it): initdb + pg_ctl into a temporary directory,
+# listening on a free port of 127.0.0.1 only, with a password for the `ftpd` role (scram). initdb
+# refuses to run as root, so as root the cluster belongs to the `postgres` user (or nobody).
+
+
+@dataclass
+class PostgresServer:
+    port: int
+    password: str
+    datadir: Path
+    _databases: itertools.count[int] = field(default_factory=itertools.count)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://ftpd:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database for one test; returns its URL."""
+        import asyncio
+
+        import asyncpg
+
+        name = f"t{next(self._databases)}_{os.getpid()}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.url(), timeout=20)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        return self.url(name)
+
+
+def _pg_bin(tool: str) -> str | None:
+    import glob
+    import shutil
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    return found[-1] if found else shutil.which(tool)
+
+
+def _required() -> bool:
+    flags = (os.environ.get("FTPD_REQUIRE_CLIENTS", ""), os.environ.get("CI", ""))
+    return any(v.strip().lower() not in ("", "0", "no", "false") for v in flags)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole run (about 2-5 s to create and start)."""
+    import pwd
+    import secrets
+    import shutil
+    import socket
+    import tempfile
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        msg = "PostgreSQL is not installed (apt-get install -y postgresql)"
+        if _required():
+            pytest.fail(f"{msg}; FTPD_REQUIRE_CLIENTS/CI is set, so it is required", pytrace=False)
+        pytest.skip(msg)
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        pytest.skip("asyncpg is not installed (pip install 'ftpd[postgres]')")
+    owner: dict[str, int] = {}
+    base = Path(tempfile.mkdtemp(prefix="ftpd-pg-"))  # not under pytest's 0700 root-only tree
+    if os.geteuid() == 0:
+        try:
+            entry = pwd.getpwnam("postgres")
+        except KeyError:
+            entry = pwd.getpwnam("nobody")
+        owner = {"user": entry.pw_uid, "group": entry.pw_gid}
+        os.chown(base, entry.pw_uid, entry.pw_gid)
+    password = secrets.token_urlsafe(12)
+    pwfile = base / "pw"
+    pwfile.write_text(password + "\n")
+    if owner:
+        os.chown(pwfile, owner["user"], owner["group"])
+    datadir = base / "data"
+
+    def run(*argv: str, timeout: float = 120) -> None:
+        # cwd: the server's user may not be allowed into the checkout (a clone under /root).
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=base,
+                              stdin=subprocess.DEVNULL, **owner)  # type: ignore[call-overload]
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {proc.stdout}\n{proc.stderr}")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run(initdb, "-D", str(datadir), "-U", "ftpd", "--pwfile", str(pwfile), "--auth",
+        "scram-sha-256", "--encoding", "UTF8", "--no-sync")
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(pg_ctl, "-D", str(datadir), "-l", str(base / "log"), "-o", options, "-w", "-t", "60",
+        "start")
+    server = PostgresServer(port, password, datadir)
+    try:
+        yield server
+    finally:
+        subprocess.run([pg_ctl, "-D", str(datadir), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=60, cwd=base,
+                       **owner)  # type: ignore[call-overload]
+        shutil.rmtree(base, ignore_errors=True)

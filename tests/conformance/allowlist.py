@@ -102,6 +102,12 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "('logged in') is not among them.",
             code=220,
         ),
+        "8.reply": Allow(
+            "SIZE answers in TYPE A too (see file-size-ascii), so after REIN's reset to "
+            "TYPE A ftpd gives the size where pyftpdlib refuses.",
+            code=213,
+            detail=b"30",
+        ),
     },
     "login-rein-not-logged-in": {
         "0.reply": Allow(
@@ -313,6 +319,16 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "Follows from the refused RNTO: a.txt is not renamed.",
             tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7"), b"b.txt": None},
         ),
+    },
+    "file-size-ascii": {
+        "1.reply": Allow(
+            "RFC 3659 §4 lets a server refuse SIZE in TYPE A or answer it; ftpd answers with "
+            "the stored size, as vsftpd and pure-ftpd do, because Python's ftplib.size() "
+            "never sends TYPE I first; pyftpdlib refuses.",
+            code=213,
+            detail=b"30",
+        ),
+        "2.reply": Allow("As 1.reply, for a binary file.", code=213, detail=b"4096"),
     },
     "file-rename-onto-root": {
         "1.reply": Allow(
