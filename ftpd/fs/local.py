@@ -441,8 +441,12 @@ class LocalFS:
             if not append:
                 if offset > s.st_size:
                     raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
-                os.ftruncate(fd, offset)
-                os.lseek(fd, offset, os.SEEK_SET)
+                if offset == 0:
+                    os.ftruncate(fd, 0)  # a plain STOR (atomic uploads off) replaces the file
+                else:
+                    # REST n + STOR writes from n and keeps the rest of the file, before and
+                    # after what it writes (vsftpd, ProFTPD, pyftpdlib; see README "REST").
+                    os.lseek(fd, offset, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise

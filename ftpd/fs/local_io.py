@@ -91,8 +91,9 @@ class LocalWriter:
     """An upload in progress: atomic (temp file renamed over the target on commit) or in place.
 
     In place is used for REST+STOR, APPE and when atomic uploads are off. Then ``abort`` keeps
-    the bytes written so far: they are already in the file (any previous content was truncated at
-    open), and keeping them is what lets the client resume with REST after a broken transfer.
+    the bytes written so far: they are already in the file (a plain STOR truncated it at open;
+    REST+STOR writes from its offset and keeps the rest), and keeping them is what lets the
+    client resume with REST after a broken transfer.
     """
 
     __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")

@@ -597,8 +597,9 @@ class ControlChannel(asyncio.Protocol):
                 conn = await tlsmod.wrap_data(
                     sock, server.tls_context, server.config.tls_handshake_timeout,
                     server.config.tls_require_session_reuse, tickets=0 if t.writer else 1)
-        except tlsmod.TlsNotResumed:
+        except tlsmod.TlsNotResumed as refused:
             log.info("%s PROT P data connection did not resume the TLS session", self._who())
+            await tlsmod.refuse(refused.conn, t.writer is not None, min(timeout, 5.0))
             return "tls-no-reuse", None
         except (datamod.DataTimeout, ssl.SSLError, OSError) as exc:
             log.info("%s TLS on the data connection failed: %r", self._who(), exc)

@@ -24,14 +24,19 @@ from ..config import Config, ConfigError, show
 from ..proto.textmode import FromNetwork, ToNetwork
 from .data import READ_BLOCK, RECV_BUF, DataTimeout, _sendall, _wait_fd
 
-__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "tls_send_file",
+__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "refuse", "tls_send_file",
            "tls_send_bytes", "tls_receive_upload"]
 
 TICKETS = 8
 
 
 class TlsNotResumed(Exception):
-    """A PROT P data connection did not resume the TLS session and reuse is required."""
+    """A PROT P data connection did not resume the TLS session and reuse is required. ``conn``
+    is the connection, handshake done: end it with ``refuse`` so the client sees the 522."""
+
+    def __init__(self, conn: TlsData) -> None:
+        super().__init__("TLS session not resumed")
+        self.conn = conn
 
 
 def make_context(config: Config) -> ssl.SSLContext:
@@ -177,8 +182,25 @@ async def wrap_data(sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
     conn = TlsData(sock, ctx, timeout, tickets)
     await conn.handshake()
     if require_reuse and not conn.obj.session_reused:
-        raise TlsNotResumed()
+        raise TlsNotResumed(conn)
     return conn
+
+
+async def refuse(conn: TlsData, upload: bool, wait: float) -> None:
+    """End a data connection refused after its handshake (no session reuse) with a clean TLS
+    close, so that the client goes on to read the 522 on the control connection (vsftpd's
+    order). Closing the socket at once left stock ``ftplib.FTP_TLS`` with an SSL error
+    (``SHUTDOWN_WHILE_IN_INIT``) or a reset instead. An upload's bytes are read and dropped up
+    to the client's close_notify (for at most ``wait`` seconds): closing with unread bytes would
+    reset the connection under the client's last writes."""
+    if upload:
+        try:
+            async with asyncio.timeout(wait):
+                while await conn.recv():
+                    pass
+        except (TimeoutError, OSError, ssl.SSLError, DataTimeout):
+            pass
+    await conn.close(wait)
 
 
 async def tls_send_bytes(conn: TlsData, data: bytes, progress: Callable[[int], None]) -> None:
