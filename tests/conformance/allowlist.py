@@ -360,22 +360,11 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "refuses the pair with 450.",
             code={"prelim": 150, "final": 226},
         ),
-        "3.reply": Allow(
-            "As above: the file is the first 5 bytes plus the upload.", code=213, detail=b"6"
+        "tree": Allow(
+            "As above: byte 5 of a.txt is the upload's, the rest of the file is kept (REST "
+            "+ STOR keeps the tail, as in vsftpd, ProFTPD and pyftpdlib; issue 17).",
+            tree={b"a.txt": ("file", 30, "1fcbc3436d273b77")},
         ),
-        "tree": Allow("As above.", tree={b"a.txt": ("file", 6, "2bbe32f57c3b1875")}),
-    },
-    "rest-stor": {
-        "3.reply": Allow(
-            "RFC 3659 §5.3: REST+STOR to other than the end of the stored data is "
-            "undefined; ftpd keeps the first n octets and ends the file with the "
-            "uploaded data (the file is then exactly the client's), pyftpdlib "
-            "leaves the old tail behind.",
-            code=213,
-            detail=b"17",
-        ),
-        "4.data": Allow("As above.", detail=b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\tRESUMED"),
-        "tree": Allow("As above.", tree={b"bin.dat": ("file", 17, "49535ac080675358")}),
     },
     # ------------------------------------------------------------------ listings and paths
     "list-flags-with-path": {

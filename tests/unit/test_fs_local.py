@@ -679,11 +679,11 @@ async def test_commit_with_tail_in_place(fs: LocalFS, home: Path) -> None:
     (home / "f").write_bytes(b"0123456789")
     w = await fs.open_write("/f", offset=2)  # REST + STOR: in place
     await w.commit(b"XY")
-    assert (home / "f").read_bytes() == b"01XY"
+    assert (home / "f").read_bytes() == b"01XY456789"
     w = await fs.open_write("/f", append=True)
     await w.write(b"-")
     await w.commit(memoryview(array.array("B", b"Z!")))
-    assert (home / "f").read_bytes() == b"01XY-Z!"
+    assert (home / "f").read_bytes() == b"01XY456789-Z!"
     w = await fs.open_write("/new", append=True)
     await w.commit(b"only the tail")
     assert (home / "new").read_bytes() == b"only the tail"
