@@ -11,6 +11,7 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from . import names
 from .errors import (
     ArgumentError,
     FileUnavailable,
@@ -159,7 +160,8 @@ class FileOps:
             payload = "".join(nlst_line(e.name) + "\r\n" for e in entries)
         else:
             # A file: its name as the client gave it (vsftpd), without ls flags.
-            payload = nlst_line(strip_ls_flags(arg).strip() or entries[0].name) + "\r\n"
+            given = names.from_wire(strip_ls_flags(arg).strip())
+            payload = nlst_line(given or entries[0].name) + "\r\n"
         return (yield from self._send_listing("NLST", path, payload))
 
     def ftp_MLSD(self: Session, arg: str, path: str) -> Gen:
@@ -173,7 +175,7 @@ class FileOps:
         return (yield from self._send_listing("MLSD", path, payload))
 
     def _send_listing(self: Session, kind: str, path: str, payload: str) -> Gen:
-        data = payload.encode("utf-8", "surrogateescape")
+        data = names.encode(payload)  # valid UTF-8 whatever the names on disk
         t = Transfer(kind, path, payload=data, name=basename(path) or "/")
         self.begin_transfer(t)
         yield StartTransfer(t)

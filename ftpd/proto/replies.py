@@ -8,6 +8,8 @@ file name can never inject a reply line.
 
 from __future__ import annotations
 
+from . import names
+
 __all__ = ["Reply", "sanitize"]
 
 
@@ -33,7 +35,7 @@ class Reply:
         return "\n".join(self.lines)
 
     def encode(self) -> bytes:
-        """The reply as it goes on the wire (UTF-8, non-UTF-8 names kept byte for byte)."""
+        """The reply as it goes on the wire (UTF-8; non-UTF-8 names escaped, see names.py)."""
         lines = self.lines
         code = self.code
         if len(lines) == 1:
@@ -44,7 +46,7 @@ class Reply:
                 parts.append(f" {sanitize(line)}\r\n")
             parts.append(f"{code} {sanitize(lines[-1])}\r\n")
             data = "".join(parts)
-        return data.encode("utf-8", "surrogateescape")
+        return names.encode(data)
 
     def __repr__(self) -> str:
         return f"Reply({self.code}, {self.text!r})"

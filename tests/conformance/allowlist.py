@@ -80,10 +80,12 @@ _FEAT_REASON = (
 )
 _NOT_UTF8 = (
     "RFC 2640 §1: the UTF-8 transition must not break the installed base, which "
-    "still sends legacy (e.g. Latin-1) names; ftpd keeps such names byte for byte, as "
-    "vsftpd and ProFTPD do, so they can be listed, fetched and deleted under their real "
-    "name. pyftpdlib replaces the bytes with U+FFFD, creating a name no client sent."
+    "still sends legacy (e.g. Latin-1) names; ftpd stores such names byte for byte, as "
+    "vsftpd and ProFTPD do, and shows each undecodable byte as U+FFFD and its hex (issue "
+    "17: never invalid UTF-8 to strict clients such as ftplib), a form that reaches the file "
+    "again. pyftpdlib replaces the bytes with U+FFFD, creating a name no client sent."
 )
+_E9 = "\ufffdE9".encode()
 
 ALLOW: dict[str, dict[str, Allow]] = {
     # ------------------------------------------------------------------ login and session
@@ -291,8 +293,8 @@ ALLOW: dict[str, dict[str, Allow]] = {
         "4.reply": Allow("Follows from the above: CDUP from the parent.", code=257, detail=b"/"),
     },
     "dir-mkd-non-utf8": {
-        "0.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/\xe9t\xe9"),
-        "2.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/\xe9t\xe9"),
+        "0.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/" + _E9 + b"t" + _E9),
+        "2.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/" + _E9 + b"t" + _E9),
         "tree": Allow(
             _NOT_UTF8, tree={b"\xef\xbf\xbdt\xef\xbf\xbd": None, b"\xe9t\xe9": ("dir", 0, "")}
         ),

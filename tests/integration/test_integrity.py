@@ -12,15 +12,13 @@
 
 from __future__ import annotations
 
-import ftplib
 import io
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import TIMEOUT, Raw, abort_socket, ftp_connect, uniq, wait_for
+from integ_helpers import ftp_connect, uniq
 
 OLD = b"the previous version\n" * 100
 
@@ -54,3 +52,50 @@ def test_rest_stor_writes_from_the_offset_and_keeps_the_tail(asrv: Any) -> None:
     assert (asrv.root / name).read_bytes() == b"new"
     ftp.quit()
     assert _temp_files(asrv.root) == []
+
+
+# ------------------------------------------------------------------ names not in UTF-8 (item 4)
+
+ESC = "\ufffd"
+
+
+def test_non_utf8_names_with_a_strict_utf8_client(srv: Any) -> None:
+    """ftplib decodes strictly as UTF-8: a directory holding a Latin-1 name used to fail its whole
+    LIST, NLST and MLSD with UnicodeDecodeError. Now the name is shown escaped (U+FFFD and the
+    byte's hex) and that form reaches the file for RETR, SIZE, RNFR/RNTO, DELE, MKD, CWD, RMD."""
+    d = uniq("latin1")
+    base = srv.root / d
+    base.mkdir()
+    raw = os.fsencode(base) + b"/caf\xe9 \xff.bin"
+    with open(raw, "wb") as f:
+        f.write(b"latin-1 name")
+    (base / "plain.txt").write_bytes(b"plain")
+    shown = f"caf{ESC}E9 {ESC}FF.bin"
+    ftp = ftp_connect(srv)  # encoding="utf-8", errors strict
+    ftp.cwd(d)
+    assert sorted(ftp.nlst()) == sorted([shown, "plain.txt"])
+    lines: list[str] = []
+    ftp.retrlines("LIST", lines.append)
+    assert any(line.endswith(" " + shown) for line in lines), lines
+    assert {name for name, _ in ftp.mlsd()} == {shown, "plain.txt"}
+    status = ftp.sendcmd("STAT .")
+    assert shown in status
+    got = bytearray()
+    ftp.retrbinary(f"RETR {shown}", got.extend)
+    assert bytes(got) == b"latin-1 name"
+    assert ftp.size(shown) == len(b"latin-1 name")
+    # Rename to another non-UTF-8 name, by its escaped form: the bytes land on disk.
+    ftp.rename(shown, f"new{ESC}E8.bin")
+    assert os.path.exists(os.fsencode(base) + b"/new\xe8.bin")
+    assert not os.path.exists(raw)
+    ftp.delete(f"new{ESC}E8.bin")
+    assert not os.path.exists(os.fsencode(base) + b"/new\xe8.bin")
+    # A directory: MKD by the escaped form, CWD into it, PWD shows it escaped.
+    assert ftp.mkd(f"r{ESC}E9p") == f"/{d}/r{ESC}E9p"
+    assert os.path.isdir(os.fsencode(base) + b"/r\xe9p")
+    ftp.cwd(f"r{ESC}E9p")
+    assert ftp.pwd() == f"/{d}/r{ESC}E9p"
+    ftp.cwd("..")
+    ftp.rmd(f"r{ESC}E9p")
+    assert sorted(os.listdir(base)) == ["plain.txt"]
+    ftp.quit()
