@@ -113,6 +113,10 @@ class Config:
     atomic_uploads: bool = field(
         default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
     )
+    fsync_uploads: bool = field(
+        default=True,
+        metadata={"help": "an upload's data (and its directory entry) are on disk before its 226"},
+    )
     workers: int = field(
         default=1,
         metadata={

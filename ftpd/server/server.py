@@ -218,7 +218,8 @@ class Server:
 
                 fs = user_fs(self.config, account.name)
             else:
-                fs = LocalFS(account.home, self.io, atomic_uploads=self.config.atomic_uploads)
+                fs = LocalFS(account.home, self.io, atomic_uploads=self.config.atomic_uploads,
+                             fsync_uploads=self.config.fsync_uploads)
             self._fs_cache[key] = fs
         return fs
 

@@ -12,13 +12,19 @@
 
 from __future__ import annotations
 
+import ftplib
 import io
 import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import ftp_connect, uniq
+from integ_helpers import TIMEOUT, Raw, abort_socket, ftp_connect, uniq, wait_for
 
 OLD = b"the previous version\n" * 100
 
@@ -99,3 +105,74 @@ def test_non_utf8_names_with_a_strict_utf8_client(srv: Any) -> None:
     ftp.rmd(f"r{ESC}E9p")
     assert sorted(os.listdir(base)) == ["plain.txt"]
     ftp.quit()
+
+
+# ------------------------------------------------------------------ fsync_uploads (item 3)
+
+
+def _strace() -> str:
+    """strace's path; skip without it (fail under FTPD_REQUIRE_CLIENTS, as in CI)."""
+    path = shutil.which("strace")
+    if path is not None:
+        return path
+    msg = "strace is not installed (apt-get install -y strace)"
+    if os.environ.get("FTPD_REQUIRE_CLIENTS", "").strip().lower() not in ("", "0", "no", "false"):
+        pytest.fail(f"{msg}; FTPD_REQUIRE_CLIENTS is set, so it is required", pytrace=False)
+    pytest.skip(msg)
+
+
+def _tracer(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+_CALL = re.compile(r"^(\d+)\s+(fdatasync|fsync|rename\w*)\((.*)\)\s+=\s+(-?\d+)")
+
+
+@pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+@pytest.mark.parametrize("size", [1000, 8 * 1024 * 1024], ids=["small", "large"])
+def test_stor_is_on_disk_before_its_226(
+    factory: Any, tmp_path: Path, fsync: bool, size: int
+) -> None:
+    """A running server, traced: the upload's fdatasync, then the rename, then the directory's
+    fsync, all in an IO thread (never the event loop's), before the 226 reaches the client.
+    With ``fsync_uploads = false`` neither sync happens."""
+    strace = _strace()
+    srv = factory(fsync_uploads=fsync)
+    (srv.root / "f.bin").write_bytes(OLD)
+    out = tmp_path / "strace.txt"
+    tracer = subprocess.Popen(
+        [strace, "-f", "-qq", "-e", "trace=fdatasync,fsync,rename,renameat,renameat2",
+         "-o", str(out), "-p", str(srv.pid)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if not wait_for(lambda: _tracer(srv.pid) == tracer.pid or tracer.poll() is not None, 10):
+            pytest.fail("strace did not attach")
+        if tracer.poll() is not None:  # e.g. ptrace forbidden in this container
+            err = tracer.stderr.read().decode() if tracer.stderr else ""
+            pytest.skip(f"strace cannot attach here: {err.strip()}")
+        data = os.urandom(size)
+        ftp = ftp_connect(srv)
+        assert ftp.storbinary("STOR f.bin", io.BytesIO(data)).startswith("226")
+        ftp.quit()
+    finally:
+        tracer.send_signal(signal.SIGINT)  # detaches and flushes its output
+        tracer.wait(10)
+    assert (srv.root / "f.bin").read_bytes() == data
+    calls = [m.groups() for m in map(_CALL.match, out.read_text().splitlines()) if m]
+    names = [c[1] for c in calls]
+    renames = [i for i, c in enumerate(calls) if c[1].startswith("rename") and '"f.bin"' in c[2]]
+    assert len(renames) == 1, calls
+    if not fsync:
+        assert "fdatasync" not in names and "fsync" not in names, calls
+        return
+    r = renames[0]
+    assert "fdatasync" in names[:r], calls  # the data before the rename
+    assert "fsync" in names[r + 1 :], calls  # the directory after it
+    loop_tid = str(srv.pid)
+    assert all(c[0] != loop_tid for c in calls if c[1] in ("fdatasync", "fsync")), calls
+    assert all(c[3] == "0" for c in calls), calls
