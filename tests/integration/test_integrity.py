@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import ftplib
 import io
 import os
 import re
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import TIMEOUT, Raw, abort_socket, ftp_connect, uniq, wait_for
+from integ_helpers import TIMEOUT, Raw, abort_socket, ftp_connect, recv_all, uniq, wait_for
 
 OLD = b"the previous version\n" * 100
 
@@ -58,6 +57,123 @@ def test_rest_stor_writes_from_the_offset_and_keeps_the_tail(asrv: Any) -> None:
     assert (asrv.root / name).read_bytes() == b"new"
     ftp.quit()
     assert _temp_files(asrv.root) == []
+
+
+# ------------------------------------------------------------------ QUIT during a transfer (item 1)
+
+
+def test_quit_while_a_file_like_writer_holds_its_data_connection(srv: Any) -> None:
+    """A client library with file-like writes sends QUIT with the STOR's data connection still
+    open and closes that connection only once it has read the QUIT reply. The 221 comes at once,
+    the upload still completes (the control connection is gone by then), whole."""
+    name = uniq("quit-writer")
+    (srv.root / name).write_bytes(OLD)
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    ftp = ftp_connect(srv)
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd(f"STOR {name}")
+    conn.sendall(data[: len(data) // 2])
+    assert ftp.quit().startswith("221")  # waited for the transfer before: a deadlock
+    conn.sendall(data[len(data) // 2 :])
+    conn.close()
+    assert wait_for(lambda: (srv.root / name).read_bytes() == data, 10)
+    assert wait_for(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
+
+
+def test_quit_during_upload_then_the_transfer_reply_then_close(srv: Any) -> None:
+    """A client that waits for the transfer's reply gets it too: 221 at once, 226 when the data
+    connection ends, then the server closes."""
+    name = uniq("quit-226")
+    data = os.urandom(200_000)
+    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    assert raw.code("TYPE I") == 200
+    d = raw.passive()
+    assert raw.code(f"STOR {name}") == 150
+    d.sendall(data)
+    assert raw.cmd("QUIT")[0] == 221  # at once, the data connection still open
+    d.close()
+    assert raw.reply()[0] == 226
+    assert raw.closed()
+    assert (srv.root / name).read_bytes() == data
+
+
+def test_quit_during_download(srv: Any) -> None:
+    """The same order for a download: 221 at once, the data runs to its end, 226, close."""
+    name = uniq("quit-retr")
+    data = os.urandom(8 * 1024 * 1024)  # more than the socket buffers hold
+    (srv.root / name).write_bytes(data)
+    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    assert raw.code("TYPE I") == 200
+    d = raw.passive()
+    assert raw.code(f"RETR {name}") == 150
+    assert raw.cmd("QUIT")[0] == 221  # we have read no data yet
+    assert recv_all(d) == data
+    assert raw.reply()[0] == 226
+    assert raw.closed()
+
+
+# ------------------------------------------------------------------ control connection lost (item 2)
+
+
+@pytest.mark.parametrize("size", [64 * 1024, 12 * 1024 * 1024], ids=["small", "large"])
+def test_upload_that_reached_eof_is_committed_whatever_the_control_connection_does(
+    asrv: Any, size: int
+) -> None:
+    """The client sends everything, closes the data connection (EOF), then its control connection
+    goes at once (reset, as a client that exits does). The upload is whole on disk: the EOF came
+    first, whatever order the server notices the two in."""
+    for attempt in range(3):  # both orders of arrival, and the bulk-thread path for the large one
+        name = uniq("eof-then-lost")
+        (asrv.root / name).write_bytes(OLD)
+        data = os.urandom(size)
+        raw = Raw(asrv.host, asrv.port).login(asrv.user, asrv.password)
+        assert raw.code("TYPE I") == 200
+        d = raw.passive()
+        assert raw.code(f"STOR {name}") == 150
+        d.sendall(data)
+        d.shutdown(socket.SHUT_WR)  # EOF
+        abort_socket(raw.sock)  # then the control connection, with a reset
+        assert wait_for(lambda p=asrv.root / name, b=data: p.read_bytes() == b, 10), attempt
+        d.close()
+    assert wait_for(lambda: _temp_files(asrv.root) == [], 5), _temp_files(asrv.root)
+
+
+def test_upload_cut_before_eof_leaves_the_previous_file(srv: Any) -> None:
+    """The control connection goes (reset) while the data connection is still open, no EOF yet:
+    the upload is abandoned, the previous file stays as it was, no temporary file is left, and
+    the server closes the data connection."""
+    name = uniq("lost-before-eof")
+    (srv.root / name).write_bytes(OLD)
+    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    assert raw.code("TYPE I") == 200
+    d = raw.passive()
+    assert raw.code(f"STOR {name}") == 150
+    d.sendall(os.urandom(300_000))
+    abort_socket(raw.sock)
+    d.settimeout(TIMEOUT)
+    try:
+        assert recv_all(d) == b""  # the server closed it
+    except ConnectionResetError:
+        pass
+    assert wait_for(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
+    assert (srv.root / name).read_bytes() == OLD
+
+
+def test_data_connection_reset_before_eof_leaves_the_previous_file(srv: Any) -> None:
+    """The data connection itself is cut (reset): 426, the previous file intact, no debris."""
+    name = uniq("reset-data")
+    (srv.root / name).write_bytes(OLD)
+    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    assert raw.code("TYPE I") == 200
+    d = raw.passive()
+    assert raw.code(f"STOR {name}") == 150
+    d.sendall(os.urandom(300_000))
+    abort_socket(d)
+    assert raw.reply()[0] == 426
+    assert raw.code("NOOP") == 200
+    assert (srv.root / name).read_bytes() == OLD
+    assert _temp_files(srv.root) == []
+    raw.close()
 
 
 # ------------------------------------------------------------------ names not in UTF-8 (item 4)
@@ -145,8 +261,17 @@ def test_stor_is_on_disk_before_its_226(
     (srv.root / "f.bin").write_bytes(OLD)
     out = tmp_path / "strace.txt"
     tracer = subprocess.Popen(
-        [strace, "-f", "-qq", "-e", "trace=fdatasync,fsync,rename,renameat,renameat2",
-         "-o", str(out), "-p", str(srv.pid)],
+        [
+            strace,
+            "-f",
+            "-qq",
+            "-e",
+            "trace=fdatasync,fsync,rename,renameat,renameat2",
+            "-o",
+            str(out),
+            "-p",
+            str(srv.pid),
+        ],
         stderr=subprocess.PIPE,
     )
     try:
