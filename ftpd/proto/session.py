@@ -192,6 +192,8 @@ class Session(FileOps, Security):
 
     # ------------------------------------------------------------------ the generic check
     def _dispatch(self, line: str) -> HandlerResult:
+        if self.quit_pending:
+            return None  # after QUIT only the running transfer's reply is still to come
         if line == TOO_LONG:
             return Reply(500, "Command line too long.")
         verb, arg = parse_command(line)
@@ -295,12 +297,15 @@ class Session(FileOps, Security):
         self.epsv_all = False
         self.mlst_facts = DEFAULT_FACTS
 
-    def ftp_QUIT(self, arg: str) -> Reply | None:
+    def ftp_QUIT(self, arg: str) -> Reply:
         if self.transfer is not None:
             # RFC 959 §4.1.1: the connection stays open for the transfer's result, then closes.
+            # The 221 goes out at once (as pyftpdlib): clients with file-like writes close their
+            # data connection only once they have read it, so holding it back until the
+            # transfer's end deadlocks them (issue 17). The transfer's 226 follows.
             self.quit_pending = True
-            return None
-        self.closing = True
+        else:
+            self.closing = True
         return Reply(221, "Goodbye.")
 
     # ------------------------------------------------------------------ informational
@@ -594,8 +599,7 @@ class Session(FileOps, Security):
         else:
             replies = [reply_for_oserror(error) if error is not None else Reply(451, "Local error.")]
         if self.quit_pending:
-            self.closing = True
-            replies.append(Reply(221, "Goodbye."))
+            self.closing = True  # the 221 went out with the QUIT
         return replies
 
     # ------------------------------------------------------------------ SITE

@@ -35,6 +35,7 @@ from ..proto.requests import (
 from ..proto.session import Done, Session
 from . import data as datamod
 from . import tls as tlsmod
+from .hangup import Hangup, UploadCut
 
 if TYPE_CHECKING:
     from .server import Server
@@ -56,7 +57,7 @@ class ControlChannel(asyncio.Protocol):
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
         "counted_ip", "counted_user", "connected_at", "timed_out", "early", "draining",
-        "scheduled", "passive_since", "proxy_buf", "proxy_timer",
+        "scheduled", "passive_since", "proxy_buf", "proxy_timer", "hangup",
     )
 
     def __init__(self, server: Server, peer: tuple[str, int] | None = None) -> None:
@@ -87,6 +88,7 @@ class ControlChannel(asyncio.Protocol):
         self.passive_since = 0.0  # when the current passive listener was opened
         self.proxy_buf: bytes | None = None  # not None while waiting for a PROXY header
         self.proxy_timer: asyncio.TimerHandle | None = None
+        self.hangup: Hangup | None = None  # the running upload's (hangup.py)
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -204,16 +206,18 @@ class ControlChannel(asyncio.Protocol):
         self._process_queue()
 
     def eof_received(self) -> bool:
-        return False  # close our side too
+        # After QUIT during a transfer a client may half-close: our side stays open for the
+        # transfer's reply (not under TLS, where asyncio cannot half-close).
+        s = self.session
+        return bool(s is not None and s.quit_pending and self.transfer_task is not None
+                    and self.transport.get_extra_info("ssl_object") is None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed and self.transport is None:
             return
         self.closed = True
         self._drop_passive()
-        task = self.transfer_task
-        if task is not None and not task.done():
-            task.cancel()
+        self._control_gone()
         self.server.release(self)
         if log.isEnabledFor(logging.INFO):
             log.info("disconnect %s", self._who(), extra={"event": "disconnect"})
@@ -524,6 +528,7 @@ class ControlChannel(asyncio.Protocol):
         finally:
             await self._finish_files(t, outcome)
         self.transfer_task = None
+        self.hangup = None
         seconds = time.monotonic() - t.started
         if xfer_log.isEnabledFor(logging.INFO):
             xfer_log.info("%s %s %s bytes=%d seconds=%.3f result=%s", self._who(), t.kind, t.vpath,
@@ -561,7 +566,7 @@ class ControlChannel(asyncio.Protocol):
                 self._reply(opened)  # the client waits for it before it sends
                 outcome = await datamod.receive_upload(
                     sock, t.writer, t.ascii, progress, self.server.bulk,
-                    partial(self._commit_upload, t))
+                    partial(self._commit_upload, t), self._new_hangup())
                 return outcome or "lost", None
             # A download that fits in the socket buffer (a small file, most listings) completes
             # without waiting: its 150 then goes out with the 226 in one write, which saves a
@@ -580,6 +585,9 @@ class ControlChannel(asyncio.Protocol):
             return "ok", None
         except datamod.DataTimeout:
             return "timeout", None
+        except UploadCut:
+            log.info("%s control connection lost before the upload's end", self._who())
+            return "lost", None
         except (ConnectionError, BrokenPipeError, ssl.SSLError) as exc:
             log.info("%s data connection lost: %r", self._who(), exc)
             return "lost", None
@@ -607,7 +615,8 @@ class ControlChannel(asyncio.Protocol):
         conn.timeout = timeout
         try:
             if t.writer is not None:
-                await tlsmod.tls_receive_upload(conn, t.writer, t.ascii, progress)
+                await tlsmod.tls_receive_upload(conn, t.writer, t.ascii, progress,
+                                                self._new_hangup())
                 return await self._commit_upload(t), None
             if t.payload is not None:
                 await tlsmod.tls_send_bytes(conn, t.payload, progress)
@@ -617,12 +626,14 @@ class ControlChannel(asyncio.Protocol):
         finally:
             await conn.close(min(timeout, 5.0))
 
+    def _new_hangup(self) -> Hangup:
+        self.hangup = Hangup()  # _control_gone hangs it up
+        return self.hangup
+
     async def _commit_upload(self, t: Transfer, tail: bytes | memoryview = b"") -> str:
         """Commit an upload whose data connection has ended; ``tail`` is its last, unwritten
-        bytes (written in the commit's own hop by writers that can, e.g. ``LocalWriter``)."""
-        await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
-        if self.closed:
-            return "lost"  # the client vanished: never report a partial upload as complete
+        bytes (written in the commit's own hop by writers that can, e.g. ``LocalWriter``).
+        Its EOF came: it is committed whatever happens to the control connection (hangup.py)."""
         writer = t.writer
         if tail and not getattr(writer, "COMMIT_TAKES_TAIL", False):
             await writer.write(tail)
@@ -666,6 +677,37 @@ class ControlChannel(asyncio.Protocol):
         if self.early is not None:
             self.early.close()
             self.early = None
+
+    def _control_gone(self) -> None:
+        """The control connection is gone while a transfer may run (issue 17). After QUIT the
+        client ended its session in order: the transfer runs to its end. Else an upload that is
+        receiving takes only what the kernel holds (committed if its EOF is there, abandoned if
+        not, hangup.py); anything else is cancelled."""
+        task = self.transfer_task
+        if task is None or task.done():
+            return
+        if self.session is not None and self.session.quit_pending:
+            self._watch_transfer()
+            return
+        hangup = self.hangup
+        if hangup is not None and hangup.hang_up():
+            return
+        task.cancel()
+
+    def _watch_transfer(self) -> None:
+        """A transfer that outlives its control connection (after QUIT) is swept by nobody:
+        cancel it once it makes no progress for ``data_timeout``."""
+        task = self.transfer_task
+        if task is None or task.done():
+            return
+        timeout = self.server.config.data_timeout
+        idle = time.monotonic() - self.last_activity
+        if idle > timeout:
+            log.info("%s data timeout after QUIT", self._who())
+            self.timed_out = True
+            task.cancel()
+            return
+        asyncio.get_running_loop().call_later(timeout - idle + 0.5, self._watch_transfer)
 
     def _pause_reading(self) -> None:
         if not self.read_paused and not self.closed:

@@ -24,10 +24,12 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from ..proto.proxy import MAX_HEADER, NotProxy, ProxyError, ProxyHeader, ProxyPolicy, parse
 from ..proto.textmode import FromNetwork, ToNetwork
+from .hangup import Hangup, UploadCut, wait_readable
 
 T = TypeVar("T")
 
@@ -364,11 +366,14 @@ class BulkThreads:
 
 
 def _bulk_receive(
-    sock: socket.socket, write: Callable[[memoryview], None], progress: Callable[[int], None]
+    sock: socket.socket, write: Callable[[memoryview], None], progress: Callable[[int], None],
+    hangup: Hangup | None = None,
 ) -> None:
     buf = bytearray(BULK_BUF)
     view = memoryview(buf)
-    recv_into = sock.recv_into
+    recv_into: Callable[[memoryview], int] = sock.recv_into
+    if hangup is not None:
+        recv_into = partial(hangup.thread_recv, sock)
     while True:
         filled = 0
         while filled < BULK_BUF:
@@ -390,13 +395,16 @@ async def receive_upload(
     progress: Callable[[int], None],
     bulk: BulkThreads | None = None,
     finish: Callable[[bytes | memoryview], Awaitable[T]] | None = None,
+    hangup: Hangup | None = None,
 ) -> T | None:
     """STOR/APPE: receive into large buffers; write one while the next fills (double buffering).
     Past ``BULK_AFTER`` bytes a binary upload moves to a bulk thread when one is free.
 
     At end of data, ``finish(tail)`` gets the last bytes not yet written (its result is returned):
     the caller commits them with the upload in one hop, so a small upload costs no separate
-    write. Without ``finish`` the tail is written here."""
+    write. Without ``finish`` the tail is written here. Once ``hangup`` is hung up (the control
+    connection is gone) nothing more is waited for: ``UploadCut`` unless the EOF is already
+    there (hangup.py)."""
     loop = asyncio.get_running_loop()
     fd = sock.fileno()
     bufs = (_take_buffer(), _take_buffer())
@@ -411,6 +419,8 @@ async def receive_upload(
         chunk: bytes | memoryview = conv.convert(data) if conv is not None else data
         return asyncio.ensure_future(writer.write(chunk))
 
+    if hangup is not None:
+        hangup.arm()
     try:
         while True:
             view = memoryview(bufs[which])
@@ -422,7 +432,7 @@ async def receive_upload(
                 except BlockingIOError:
                     if filled and pending is None:
                         break  # nothing queued for disk: write what we have rather than wait
-                    await _wait_fd(loop, fd, False)
+                    await wait_readable(loop, fd, hangup)
                     continue
                 if n == 0:
                     eof = True
@@ -444,9 +454,11 @@ async def receive_upload(
             if can_bulk and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
                 await pending
                 pending = None
-                await _receive_in_thread(sock, writer, progress, bulk)  # type: ignore[arg-type]
+                await _receive_in_thread(sock, writer, progress, bulk, hangup)  # type: ignore[arg-type]
                 tail = b""
                 break
+        if hangup is not None:
+            hangup.disarm()  # EOF reached: the upload is committed whatever happens now
         if finish is not None:
             result = await finish(tail)  # the buffers stay ours until it has written the tail
         else:
@@ -456,6 +468,8 @@ async def receive_upload(
         reusable = True
         return result
     finally:
+        if hangup is not None:
+            hangup.disarm()
         if pending is not None:
             pending.cancel()
             try:
@@ -488,14 +502,23 @@ def _give_buffers(bufs: tuple[bytearray, ...]) -> None:
 
 
 async def _receive_in_thread(
-    sock: socket.socket, writer: Any, progress: Callable[[int], None], bulk: BulkThreads
+    sock: socket.socket, writer: Any, progress: Callable[[int], None], bulk: BulkThreads,
+    hangup: Hangup | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     bulk.busy += 1
     sock.setblocking(True)
-    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, writer.write_sync, progress)
+    fut = loop.run_in_executor(
+        bulk.executor, _bulk_receive, sock, writer.write_sync, progress, hangup
+    )
+    if hangup is not None:
+        hangup.sock = sock  # hang_up wakes the thread if nothing is left to read
+        if hangup.set:
+            hangup.hang_up()
     try:
         await asyncio.shield(fut)
+        if hangup is not None and hangup.cut:
+            raise UploadCut()  # the thread's recv returned 0 because we shut it down
     except asyncio.CancelledError:
         # ABOR, timeout or shutdown: unblock the thread's recv, and wait for it to stop before the
         # caller closes or aborts the file (the thread must never write to a reused fd).
@@ -507,3 +530,5 @@ async def _receive_in_thread(
         raise
     finally:
         bulk.busy -= 1
+        if hangup is not None:
+            hangup.sock = None

@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Config, ConfigError, show
 from ..proto.textmode import FromNetwork, ToNetwork
 from .data import READ_BLOCK, RECV_BUF, DataTimeout, _sendall, _wait_fd
+from .hangup import Hangup, wait_readable
 
 __all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "refuse", "tls_send_file",
            "tls_send_bytes", "tls_receive_upload"]
@@ -72,7 +73,7 @@ class TlsData:
     upload must never be committed on (vsftpd's ``strict_ssl_read_eof``).
     """
 
-    __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed")
+    __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed", "hangup")
 
     def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
                  tickets: int = 0) -> None:
@@ -95,6 +96,7 @@ class TlsData:
             ctx.num_tickets = saved
         self.timeout = timeout
         self.peer_closed = False  # close_notify received
+        self.hangup: Hangup | None = None  # an upload's, while it receives (hangup.py)
 
     async def _flush(self) -> None:
         data = self.out.read()
@@ -106,7 +108,10 @@ class TlsData:
             try:
                 data = self.sock.recv(RECV_BUF)
             except BlockingIOError:
-                await _wait_fd(self.loop, self.fd, False, self.timeout)
+                if self.hangup is not None:
+                    await wait_readable(self.loop, self.fd, self.hangup, DataTimeout(), self.timeout)
+                else:
+                    await _wait_fd(self.loop, self.fd, False, self.timeout)
                 continue
             if data:
                 self.inc.write(data)
@@ -225,14 +230,23 @@ async def tls_send_file(conn: TlsData, reader: Any, ascii: bool,
 
 
 async def tls_receive_upload(conn: TlsData, writer: Any, ascii: bool,
-                             progress: Callable[[int], None]) -> None:
+                             progress: Callable[[int], None], hangup: Hangup | None = None) -> None:
+    """Up to the client's close_notify; with ``hangup``, as ``data.receive_upload``."""
     conv = FromNetwork() if ascii else None
-    while True:
-        block = await conn.recv()
-        if not block:
-            break
-        progress(len(block))
-        await writer.write(conv.convert(block) if conv is not None else block)
+    if hangup is not None:
+        hangup.arm()
+    conn.hangup = hangup
+    try:
+        while True:
+            block = await conn.recv()
+            if not block:
+                break
+            progress(len(block))
+            await writer.write(conv.convert(block) if conv is not None else block)
+    finally:
+        conn.hangup = None
+        if hangup is not None:
+            hangup.disarm()
     if conv is not None:
         tail = conv.flush()
         if tail:

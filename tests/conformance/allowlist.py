@@ -265,22 +265,6 @@ ALLOW: dict[str, dict[str, Allow]] = {
             tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7")},
         ),
     },
-    "during-retr-quit": {
-        "1.final": Allow(
-            "RFC 959 §4.1.1 (QUIT): 'If file transfer is in progress, the connection "
-            "will remain open for result response and the server will then close "
-            "it': ftpd sends the transfer's 226 first, then 221 and closes; "
-            "pyftpdlib answers 221 at once and 226 later.",
-            code=226,
-        ),
-        "1.after": Allow("As above: 221 comes last.", code=221),
-    },
-    "during-stor-quit": {
-        "1.final": Allow(
-            "As in during-retr-quit: RFC 959 §4.1.1, the transfer's result first.", code=226
-        ),
-        "1.after": Allow("As above: 221 comes last.", code=221),
-    },
     # ------------------------------------------------------------------ directories and files
     "dir-rmd-cwd": {
         "2.reply": Allow(

@@ -138,17 +138,18 @@ def test_upload_that_reached_eof_is_committed_whatever_the_control_connection_do
     assert wait_for(lambda: _temp_files(asrv.root) == [], 5), _temp_files(asrv.root)
 
 
-def test_upload_cut_before_eof_leaves_the_previous_file(srv: Any) -> None:
+@pytest.mark.parametrize("size", [300_000, 8 * 1024 * 1024], ids=["small", "large"])
+def test_upload_cut_before_eof_leaves_the_previous_file(srv: Any, size: int) -> None:
     """The control connection goes (reset) while the data connection is still open, no EOF yet:
     the upload is abandoned, the previous file stays as it was, no temporary file is left, and
-    the server closes the data connection."""
+    the server closes the data connection. Large: a bulk thread is blocked reading it."""
     name = uniq("lost-before-eof")
     (srv.root / name).write_bytes(OLD)
     raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.code("TYPE I") == 200
     d = raw.passive()
     assert raw.code(f"STOR {name}") == 150
-    d.sendall(os.urandom(300_000))
+    d.sendall(os.urandom(size))
     abort_socket(raw.sock)
     d.settimeout(TIMEOUT)
     try:

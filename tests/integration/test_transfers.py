@@ -271,8 +271,8 @@ def test_quit_during_transfer_finishes_it(raw: Raw, srv: Any) -> None:
     assert raw.code(f"RETR {name}") == 150
     raw.send("QUIT")
     assert recv_all(data) == payload
-    assert raw.reply()[0] == 226
-    assert raw.reply()[0] == 221
+    # 221 at once if the transfer still runs (issue 17), after the 226 if it ended first.
+    assert sorted([raw.reply()[0], raw.reply()[0]]) == [221, 226]
     assert raw.closed()
 
 
