@@ -97,6 +97,34 @@ def test_quit_during_upload_then_the_transfer_reply_then_close(srv: Any) -> None
     assert (srv.root / name).read_bytes() == data
 
 
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+def test_a_transfer_left_after_quit_still_times_out(factory: Any, reset: bool) -> None:
+    """After QUIT and the control connection's close (a FIN, half-open for the reply; or a reset,
+    gone), a stalled transfer is still ended after ``data_timeout`` (no upload hangs on for
+    ever): the previous file stays, no temporary file is left, the data connection is closed."""
+    srv = factory(data_timeout=2)
+    (srv.root / "f.bin").write_bytes(OLD)
+    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    assert raw.code("TYPE I") == 200
+    d = raw.passive()
+    assert raw.code("STOR f.bin") == 150
+    d.sendall(b"part of it")
+    assert raw.cmd("QUIT")[0] == 221
+    if reset:
+        abort_socket(raw.sock)
+    else:
+        raw.close()
+    d.settimeout(15)
+    try:
+        assert recv_all(d) == b""  # closed by the server once the transfer timed out
+    except ConnectionResetError:
+        pass
+    assert wait_for(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
+    assert (srv.root / "f.bin").read_bytes() == OLD
+    if reset:  # the session is gone: the transfer's own watch ended it
+        assert "data timeout after QUIT" in srv.log()
+
+
 def test_quit_during_download(srv: Any) -> None:
     """The same order for a download: 221 at once, the data runs to its end, 226, close."""
     name = uniq("quit-retr")
