@@ -3,14 +3,15 @@
 A reply is ``DDD<SP>text<CRLF>``; a multi-line reply is ``DDD-first`` ... ``DDD last``. Inner lines
 are indented by one space so that none can be mistaken for the end line (RFC 959 §4.2 allows any text;
 a leading space is what FEAT requires anyway, RFC 2389 §3.2). CR and LF inside texts are replaced, so a
-file name can never inject a reply line.
+file name can never inject a reply line. Names that are not valid UTF-8 go out in their escaped
+form (``names.py``): a reply is always valid UTF-8.
 """
 
 from __future__ import annotations
 
 from . import names
 
-__all__ = ["Reply", "sanitize"]
+__all__ = ["Reply", "sanitize", "printable"]
 
 
 def sanitize(text: str) -> str:
@@ -18,6 +19,11 @@ def sanitize(text: str) -> str:
     if "\r" in text or "\n" in text or "\0" in text:
         return text.replace("\r", "\\r").replace("\n", "\\n").replace("\0", "\\0")
     return text
+
+
+def printable(text: str) -> str:
+    """A client's text echoed in a reply: at most 40 characters, non-ASCII escaped."""
+    return text[:40].encode("ascii", "backslashreplace").decode("ascii")
 
 
 class Reply:
