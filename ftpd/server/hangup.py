@@ -35,6 +35,11 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+def _expire(fut: asyncio.Future[None], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
 class Hangup:
     """Shared by one upload's receiving loop (which ``arm``\\ s it while it reads the data
     connection) and its control channel (which calls ``hang_up`` when the connection goes)."""
@@ -97,8 +102,8 @@ class Hangup:
 
 
 async def wait_readable(
-    loop: asyncio.AbstractEventLoop, fd: int, hangup: Hangup | None, on_timeout: Any = None,
-    timeout: float | None = None,
+    loop: asyncio.AbstractEventLoop, fd: int, hangup: Hangup | None,
+    on_timeout: BaseException | None = None, timeout: float | None = None,
 ) -> None:
     """Wait until ``fd`` is readable; ``UploadCut`` at once if the control connection is gone
     (or goes meanwhile). ``on_timeout`` (an exception) is raised after ``timeout`` seconds."""
@@ -108,9 +113,7 @@ async def wait_readable(
     loop.add_reader(fd, _wake, fut)
     timer = None
     if timeout is not None:
-        timer = loop.call_later(
-            timeout, lambda: fut.done() or fut.set_exception(on_timeout or TimeoutError())
-        )
+        timer = loop.call_later(timeout, _expire, fut, on_timeout or TimeoutError())
     if hangup is not None:
         hangup.waiter = fut
     try:
