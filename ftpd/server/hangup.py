@@ -68,7 +68,7 @@ class Hangup:
             return False
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(UploadCut())
+            waiter.set_result(None)  # read again: what is there now is taken, then UploadCut
         sock = self.sock
         if sock is not None:
             self._wake_bulk(sock)
