@@ -41,8 +41,8 @@ def _expire(fut: asyncio.Future[None], exc: BaseException) -> None:
 
 
 class Hangup:
-    """Shared by one upload's receiving loop (which ``arm``\\ s it while it reads the data
-    connection) and its control channel (which calls ``hang_up`` when the connection goes)."""
+    """Shared by one upload's receiving loop, armed while it reads the data connection, and its
+    control channel, which calls ``hang_up`` when the control connection goes."""
 
     __slots__ = ("set", "armed", "waiter", "sock", "cut")
 
