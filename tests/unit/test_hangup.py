@@ -19,7 +19,7 @@ from ftpd.server.hangup import Hangup, UploadCut
 
 
 class Sink:
-    """A writer that keeps what it is given (the ``write_sync`` makes bulk threads usable)."""
+    """A writer that keeps what it is given (``blocking_write`` makes bulk threads usable)."""
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -28,6 +28,9 @@ class Sink:
     def write_sync(self, chunk: Any) -> None:
         with self.lock:
             self.data += bytes(chunk)
+
+    def blocking_write(self) -> Any:
+        return self.write_sync
 
     async def write(self, chunk: Any) -> None:
         self.write_sync(chunk)
