@@ -256,7 +256,9 @@ class BulkThreads:
 
 
 def _bulk_receive(
-    sock: socket.socket, write: Callable[[memoryview], None], progress: Callable[[int], None],
+    sock: socket.socket,
+    write: Callable[[memoryview], None],
+    progress: Callable[[int], None],
     hangup: Hangup | None = None,
 ) -> None:
     buf = bytearray(BULK_BUF)
@@ -424,9 +426,7 @@ async def _receive_in_thread(
         # thread only schedules the update (in order, before the future's own completion).
         loop.call_soon_threadsafe(progress, n)
 
-    fut = loop.run_in_executor(
-        bulk.executor, _bulk_receive, sock, write, progress_on_loop, hangup
-    )
+    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, write, progress_on_loop, hangup)
     if hangup is not None:
         hangup.sock = sock  # hang_up wakes the thread if nothing is left to read
         if hangup.set:

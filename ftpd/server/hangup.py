@@ -102,8 +102,11 @@ class Hangup:
 
 
 async def wait_readable(
-    loop: asyncio.AbstractEventLoop, fd: int, hangup: Hangup | None,
-    on_timeout: BaseException | None = None, timeout: float | None = None,
+    loop: asyncio.AbstractEventLoop,
+    fd: int,
+    hangup: Hangup | None,
+    on_timeout: BaseException | None = None,
+    timeout: float | None = None,
 ) -> None:
     """Wait until ``fd`` is readable; ``UploadCut`` at once if the control connection is gone
     (or goes meanwhile). ``on_timeout`` (an exception) is raised after ``timeout`` seconds."""

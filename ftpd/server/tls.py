@@ -127,7 +127,9 @@ class TlsData:
                 data = self.sock.recv(RECV_BUF)
             except BlockingIOError:
                 if self.hangup is not None:
-                    await wait_readable(self.loop, self.fd, self.hangup, DataTimeout(), self.timeout)
+                    await wait_readable(
+                        self.loop, self.fd, self.hangup, DataTimeout(), self.timeout
+                    )
                 else:
                     await wait_fd(self.loop, self.fd, False, self.timeout)
                 continue
