@@ -143,7 +143,7 @@ def test_quit_during_download(srv: Any) -> None:
 # ------------------------------------------------------------------ control connection lost (item 2)
 
 
-@pytest.mark.parametrize("size", [64 * 1024, 12 * 1024 * 1024], ids=["small", "large"])
+@pytest.mark.parametrize("size", [3 * 1024 * 1024, 12 * 1024 * 1024], ids=["loop", "bulk-thread"])
 def test_upload_that_reached_eof_is_committed_whatever_the_control_connection_does(
     asrv: Any, size: int
 ) -> None:
