@@ -116,7 +116,12 @@ class Writer(Protocol):
 
 @runtime_checkable
 class FileSystem(Protocol):
-    """A user's view of storage, rooted at the user's home. All paths are virtual."""
+    """A user's view of storage, rooted at the user's home. All paths are virtual.
+
+    Errors are ``OSError`` with an errno (``ENOENT``, ``EEXIST``, ``ENOTEMPTY``, ``EISDIR``,
+    ``ENOTDIR``, ``EACCES``, ``ENOSPC``, ``EDQUOT``...), turned into replies by one table
+    (``ftpd.proto.errors``); ``ftpd.StorageError(code, text)`` chooses the reply itself.
+    """
 
     capabilities: Capabilities
 
@@ -147,3 +152,10 @@ class FileSystem(Protocol):
     def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         """A virtual path in ``vdir`` that does not exist yet (STOU), created empty."""
         ...
+
+
+@runtime_checkable
+class RealPaths(Protocol):
+    """Optional: a backend that can say where a virtual path lives (events' ``real_path``)."""
+
+    def real_path(self, vpath: str) -> str | None: ...

@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..auth import NEED_CACHE_MISS, Account, Authenticator
+from ..auth import NEED_CACHE_MISS, Logins
+from ..auth import Peer as Client
+from ..auth.base import Account, Authenticator, LoginResult, Refusal
 from ..fs.base import FileSystem
 from ..fs.factory import Storage
 from ..proto.replies import Reply
@@ -42,8 +45,15 @@ class Peer(Protocol):
 
     sid: int
     peer: tuple[str, int]
+    session: Any  # its proto.Session (``secure``: the control connection is under TLS)
 
     def who(self) -> str: ...
+
+
+def _client(ch: Peer) -> Client:
+    """Who is logging in, as the ``Authenticator`` sees it."""
+    session = ch.session
+    return Client(ch.peer[0], ch.peer[1], bool(session is not None and session.secure))
 
 
 class Slot:
@@ -84,6 +94,9 @@ class SessionHost:
     ) -> None:
         self.config = config
         self.auth = auth
+        self.logins = Logins(auth)  # the store's sync fast path first, its failures contained
+        # The filesystem a session gets at login; ftpd.api replaces it (a factory, layers).
+        self.session_fs: Callable[[Any, Account], FileSystem] = lambda _ch, a: self.fs_for(a)
         self.counters = counters
         self.storage = storage
         self.worker = worker
@@ -139,22 +152,27 @@ class SessionHost:
     def login_now(self, ch: Peer, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
-        account = self.auth.authenticate_cached(name, password)
+        account = self.logins.fast(name, password, _client(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
         return account
 
-    async def login_check(self, name: str, password: str) -> Account | None:
-        """Check credentials the slow way (a hash verification in the executor)."""
-        return await self.auth.authenticate(name, password)
+    async def login_check(self, ch: Peer, name: str, password: str) -> LoginResult:
+        """Check credentials the slow way (a hash verification in the executor, a database)."""
+        return await self.logins.check(name, password, _client(ch))
 
     def login_result(
-        self, ch: Peer, ip: str, name: str, account: Account | None, counted_user: str
+        self, ch: Peer, ip: str, name: str, account: LoginResult, counted_user: str
     ) -> tuple[Any, str]:
         """Account for a login attempt. Returns (the result for the session, the user now
         counted against per-user limits: "" for none). See ``proto.requests.Authenticate``."""
+        if isinstance(account, Refusal):  # the store said no for a reason: 421, then close
+            self.observer.login(ch, False, None)
+            self.logout(counted_user)
+            log.info("%s login refused for %r: %s", ch.who(), name[:64], account.reason)
+            return account.reason, ""
         if account is None:
-            self.observer.login(ch, False)
+            self.observer.login(ch, False, None)
             if self.config.ban_after:
                 self._count_failure(ip)
             if log.isEnabledFor(logging.INFO):
@@ -170,7 +188,7 @@ class SessionHost:
             log.info("%s login refused for %r: per-user session limit", ch.who(), account.name)
             return "Too many sessions for this user.", ""
         self.counters.add_user(account.name, 1)
-        self.observer.login(ch, True)
+        self.observer.login(ch, True, account)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "[%d] %s:%d %s login ok",

@@ -69,7 +69,7 @@ def _authenticate(ch: Channel, req: Authenticate) -> Any:
 
 
 async def _authenticate_slowly(ch: Channel, req: Authenticate) -> Any:
-    account = await ch.host.login_check(req.name, req.password)
+    account = await ch.host.login_check(ch, req.name, req.password)  # type: ignore[arg-type]
     return ch.logged_in(req.name, account)
 
 
