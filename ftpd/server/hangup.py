@@ -21,23 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Hangup", "UploadCut", "wait_readable"]
+__all__ = ["Hangup", "UploadCut"]
 
 
 class UploadCut(Exception):
     """The control connection went away before the upload's data connection reached EOF."""
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def _expire(fut: asyncio.Future[None], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
 
 
 class Hangup:
@@ -49,7 +40,7 @@ class Hangup:
     def __init__(self) -> None:
         self.set = False  # the control connection is gone: take nothing that needs waiting
         self.armed = False  # a receiving loop reads the data connection and will honour ``set``
-        self.waiter: asyncio.Future[None] | None = None  # its wait for data, if it is waiting
+        self.waiter: asyncio.Future[None] | None = None  # its wait for data (``wait``)
         self.sock: socket.socket | None = None  # its socket while a bulk thread reads it
         self.cut = False  # the bulk thread was woken by us, not by the client's EOF
 
@@ -68,7 +59,7 @@ class Hangup:
             return False
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # read again: what is there now is taken, then UploadCut
+            waiter.cancel()  # ends ``wait``: the receiver reads what is there, then UploadCut
         sock = self.sock
         if sock is not None:
             self._wake_bulk(sock)
@@ -90,6 +81,24 @@ class Hangup:
         except OSError:
             pass  # a reset: the thread's recv fails too
 
+    async def wait(self, readable: Callable[[], Awaitable[None]]) -> None:
+        """Await ``readable()`` (the stream's wait for data). ``UploadCut`` at once if hung up;
+        a hang-up during the wait ends it early, so that the receiver reads what is there and
+        ends with ``UploadCut`` where it would wait again."""
+        if self.set:
+            raise UploadCut()
+        fut = asyncio.ensure_future(readable())
+        self.waiter = fut
+        try:
+            await asyncio.wait([fut])
+        finally:
+            self.waiter = None
+            if not fut.done():  # we were cancelled (ABOR, timeout): stop the wait, let it clean up
+                fut.cancel()
+                await asyncio.wait([fut])
+        if not fut.cancelled():
+            fut.result()  # a stream's own error (a TLS data timeout)
+
     def thread_recv(self, sock: socket.socket, view: Any) -> int:
         """``sock.recv_into(view)`` in a bulk thread: blocking until the control connection goes,
         then only what is there (``UploadCut`` where it would block)."""
@@ -99,31 +108,3 @@ class Hangup:
             except BlockingIOError:
                 raise UploadCut() from None
         return sock.recv_into(view)
-
-
-async def wait_readable(
-    loop: asyncio.AbstractEventLoop,
-    fd: int,
-    hangup: Hangup | None,
-    on_timeout: BaseException | None = None,
-    timeout: float | None = None,
-) -> None:
-    """Wait until ``fd`` is readable; ``UploadCut`` at once if the control connection is gone
-    (or goes meanwhile). ``on_timeout`` (an exception) is raised after ``timeout`` seconds."""
-    if hangup is not None and hangup.set:
-        raise UploadCut()
-    fut: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(fd, _wake, fut)
-    timer = None
-    if timeout is not None:
-        timer = loop.call_later(timeout, _expire, fut, on_timeout or TimeoutError())
-    if hangup is not None:
-        hangup.waiter = fut
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)
-        if timer is not None:
-            timer.cancel()
-        if hangup is not None:
-            hangup.waiter = None

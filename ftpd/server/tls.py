@@ -17,25 +17,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..config import Config, ConfigError, show
-from ..proto.textmode import FromNetwork, ToNetwork
-from .data import READ_BLOCK, RECV_BUF
-from .hangup import Hangup, wait_readable
+from .data import RECV_BUF
 from .sockets import DataTimeout, sendall, wait_fd
 
-__all__ = [
-    "make_context",
-    "TlsNotResumed",
-    "TlsData",
-    "wrap_data",
-    "refuse",
-    "tls_send_file",
-    "tls_send_bytes",
-    "tls_receive_upload",
-]
+__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "refuse", "EarlyTls"]
 
 TICKETS = 8
 
@@ -90,7 +78,7 @@ class TlsData:
     upload must never be committed on (vsftpd's ``strict_ssl_read_eof``).
     """
 
-    __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed", "hangup")
+    __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed")
 
     def __init__(
         self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float, tickets: int = 0
@@ -114,7 +102,6 @@ class TlsData:
             ctx.num_tickets = saved
         self.timeout = timeout
         self.peer_closed = False  # close_notify received
-        self.hangup: Hangup | None = None  # an upload's, while it receives (hangup.py)
 
     async def _flush(self) -> None:
         data = self.out.read()
@@ -126,12 +113,7 @@ class TlsData:
             try:
                 data = self.sock.recv(RECV_BUF)
             except BlockingIOError:
-                if self.hangup is not None:
-                    await wait_readable(
-                        self.loop, self.fd, self.hangup, DataTimeout(), self.timeout
-                    )
-                else:
-                    await wait_fd(self.loop, self.fd, False, self.timeout)
+                await wait_fd(self.loop, self.fd, False, self.timeout)
                 continue
             if data:
                 self.inc.write(data)
@@ -160,6 +142,42 @@ class TlsData:
                 continue
             view = view[n:]
             await self._flush()
+
+    # -- the data.Stream interface (one pump per direction for plain and TLS connections)
+    def raw_socket(self) -> None:
+        return None  # bytes are encrypted: no sendfile, no bulk thread
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        return 0  # every send goes through the TLS object (awaited)
+
+    def recv_into_now(self, view: memoryview) -> int | None:
+        """Application data into ``view``: the count, 0 after the peer's close_notify, None if
+        more ciphertext must arrive first. A stream that ends without close_notify raises
+        ``ssl.SSLEOFError`` (a truncated transfer, never committed)."""
+        while True:
+            try:
+                # With a buffer, read() returns the count (typeshed knows only the bytes form).
+                return cast(int, self.obj.read(len(view), view))
+            except ssl.SSLWantReadError:
+                if self.out.pending:
+                    return None  # our pending output first (``readable`` flushes it)
+                try:
+                    data = self.sock.recv(RECV_BUF)
+                except BlockingIOError:
+                    return None
+                if data:
+                    self.inc.write(data)
+                else:
+                    self.inc.write_eof()
+            except ssl.SSLZeroReturnError:
+                self.peer_closed = True
+                return 0
+
+    async def readable(self) -> None:
+        if self.out.pending:
+            await self._flush()  # then ``recv_into_now`` reads the socket again
+            return
+        await wait_fd(self.loop, self.fd, False, self.timeout)
 
     async def recv(self) -> bytes:
         """The next block of application data; b"" after the peer's close_notify. A stream that
@@ -227,57 +245,6 @@ async def refuse(conn: TlsData, upload: bool, wait: float) -> None:
         except (TimeoutError, OSError, ssl.SSLError, DataTimeout):
             pass
     await conn.close(wait)
-
-
-async def tls_send_bytes(conn: TlsData, data: bytes, progress: Callable[[int], None]) -> None:
-    await conn.send(data)
-    progress(len(data))
-
-
-async def tls_send_file(
-    conn: TlsData, reader: Any, ascii: bool, progress: Callable[[int], None]
-) -> None:
-    """RETR under PROT P: large blocks (sendfile cannot encrypt)."""
-    conv = ToNetwork() if ascii else None
-    while True:
-        block = await reader.read(READ_BLOCK)
-        if not block:
-            break
-        progress(len(block))
-        await conn.send(conv.convert(block) if conv is not None else block)
-    if conv is not None:
-        tail = conv.flush()
-        if tail:
-            await conn.send(tail)
-
-
-async def tls_receive_upload(
-    conn: TlsData,
-    writer: Any,
-    ascii: bool,
-    progress: Callable[[int], None],
-    hangup: Hangup | None = None,
-) -> None:
-    """Up to the client's close_notify; with ``hangup``, as ``data.receive_upload``."""
-    conv = FromNetwork() if ascii else None
-    if hangup is not None:
-        hangup.arm()
-    conn.hangup = hangup
-    try:
-        while True:
-            block = await conn.recv()
-            if not block:
-                break
-            progress(len(block))
-            await writer.write(conv.convert(block) if conv is not None else block)
-    finally:
-        conn.hangup = None
-        if hangup is not None:
-            hangup.disarm()
-    if conv is not None:
-        tail = conv.flush()
-        if tail:
-            await writer.write(tail)
 
 
 class EarlyTls:

@@ -60,7 +60,9 @@ async def _receive(
         return "committed"
 
     return asyncio.create_task(
-        datamod.receive_upload(server, sink, False, lambda n: None, bulk, finish, hangup)
+        datamod.receive_upload(
+            datamod.PlainStream(server), sink, False, lambda n: None, bulk, finish, hangup
+        )
     )
 
 
