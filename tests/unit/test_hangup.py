@@ -66,6 +66,15 @@ async def _receive(
     )
 
 
+def _drained(sock: socket.socket) -> bool:
+    """Nothing left in the kernel for ``sock`` (and no EOF)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    return False
+
+
 async def _until(pred: Any, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not pred():
@@ -114,7 +123,7 @@ async def test_bulk_thread_blocked_in_recv(pair: Any, bulk: Any, eof: bool) -> N
     task = await _receive(server, sink, hangup, bulk)
     await _until(lambda: hangup.sock is not None)  # a bulk thread reads it now
     await asyncio.to_thread(sender.join)
-    await _until(lambda: len(sink.data) == len(big))  # the thread is blocked in recv
+    await _until(lambda: _drained(server))  # the thread took it all and waits in recv
     if eof:
         client.shutdown(socket.SHUT_WR)
         # The thread may see the EOF first (then the upload is past receiving: False, and the
