@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import TIMEOUT, Raw, abort_socket, ftp_connect, recv_all, uniq, wait_for
+from integ_helpers import TIMEOUT, ftp_connect, uniq
+from support.client import Ctl, abort_socket, recv_all
+from support.waits import wait_until
 
 OLD = b"the previous version\n" * 100
 
@@ -76,8 +78,8 @@ def test_quit_while_a_file_like_writer_holds_its_data_connection(srv: Any) -> No
     assert ftp.quit().startswith("221")  # waited for the transfer before: a deadlock
     conn.sendall(data[len(data) // 2 :])
     conn.close()
-    assert wait_for(lambda: (srv.root / name).read_bytes() == data, 10)
-    assert wait_for(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
+    assert wait_until(lambda: (srv.root / name).read_bytes() == data, 10)
+    assert wait_until(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
 
 
 def test_quit_during_upload_then_the_transfer_reply_then_close(srv: Any) -> None:
@@ -85,7 +87,7 @@ def test_quit_during_upload_then_the_transfer_reply_then_close(srv: Any) -> None
     connection ends, then the server closes."""
     name = uniq("quit-226")
     data = os.urandom(200_000)
-    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    raw = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.code("TYPE I") == 200
     d = raw.passive()
     assert raw.code(f"STOR {name}") == 150
@@ -104,7 +106,7 @@ def test_a_transfer_left_after_quit_still_times_out(factory: Any, reset: bool) -
     ever): the previous file stays, no temporary file is left, the data connection is closed."""
     srv = factory(data_timeout=2)
     (srv.root / "f.bin").write_bytes(OLD)
-    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    raw = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.code("TYPE I") == 200
     d = raw.passive()
     assert raw.code("STOR f.bin") == 150
@@ -119,7 +121,7 @@ def test_a_transfer_left_after_quit_still_times_out(factory: Any, reset: bool) -
         assert recv_all(d) == b""  # closed by the server once the transfer timed out
     except ConnectionResetError:
         pass
-    assert wait_for(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
+    assert wait_until(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
     assert (srv.root / "f.bin").read_bytes() == OLD
     if reset:  # the session is gone: the transfer's own watch ended it
         assert "data timeout after QUIT" in srv.log()
@@ -130,7 +132,7 @@ def test_quit_during_download(srv: Any) -> None:
     name = uniq("quit-retr")
     data = os.urandom(8 * 1024 * 1024)  # more than the socket buffers hold
     (srv.root / name).write_bytes(data)
-    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    raw = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.code("TYPE I") == 200
     d = raw.passive()
     assert raw.code(f"RETR {name}") == 150
@@ -154,16 +156,16 @@ def test_upload_that_reached_eof_is_committed_whatever_the_control_connection_do
         name = uniq("eof-then-lost")
         (asrv.root / name).write_bytes(OLD)
         data = os.urandom(size)
-        raw = Raw(asrv.host, asrv.port).login(asrv.user, asrv.password)
+        raw = Ctl(asrv.host, asrv.port).login(asrv.user, asrv.password)
         assert raw.code("TYPE I") == 200
         d = raw.passive()
         assert raw.code(f"STOR {name}") == 150
         d.sendall(data)
         d.shutdown(socket.SHUT_WR)  # EOF
         abort_socket(raw.sock)  # then the control connection, with a reset
-        assert wait_for(lambda p=asrv.root / name, b=data: p.read_bytes() == b, 10), attempt
+        assert wait_until(lambda p=asrv.root / name, b=data: p.read_bytes() == b, 10), attempt
         d.close()
-    assert wait_for(lambda: _temp_files(asrv.root) == [], 5), _temp_files(asrv.root)
+    assert wait_until(lambda: _temp_files(asrv.root) == [], 5), _temp_files(asrv.root)
 
 
 @pytest.mark.parametrize("size", [300_000, 8 * 1024 * 1024], ids=["small", "large"])
@@ -173,7 +175,7 @@ def test_upload_cut_before_eof_leaves_the_previous_file(srv: Any, size: int) -> 
     the server closes the data connection. Large: a bulk thread is blocked reading it."""
     name = uniq("lost-before-eof")
     (srv.root / name).write_bytes(OLD)
-    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    raw = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.code("TYPE I") == 200
     d = raw.passive()
     assert raw.code(f"STOR {name}") == 150
@@ -184,7 +186,7 @@ def test_upload_cut_before_eof_leaves_the_previous_file(srv: Any, size: int) -> 
         assert recv_all(d) == b""  # the server closed it
     except ConnectionResetError:
         pass
-    assert wait_for(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
+    assert wait_until(lambda: _temp_files(srv.root) == [], 5), _temp_files(srv.root)
     assert (srv.root / name).read_bytes() == OLD
 
 
@@ -192,7 +194,7 @@ def test_data_connection_reset_before_eof_leaves_the_previous_file(srv: Any) -> 
     """The data connection itself is cut (reset): 426, the previous file intact, no debris."""
     name = uniq("reset-data")
     (srv.root / name).write_bytes(OLD)
-    raw = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    raw = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     assert raw.code("TYPE I") == 200
     d = raw.passive()
     assert raw.code(f"STOR {name}") == 150
@@ -304,7 +306,7 @@ def test_stor_is_on_disk_before_its_226(
         stderr=subprocess.PIPE,
     )
     try:
-        if not wait_for(lambda: _tracer(srv.pid) == tracer.pid or tracer.poll() is not None, 10):
+        if not wait_until(lambda: _tracer(srv.pid) == tracer.pid or tracer.poll() is not None, 10):
             pytest.fail("strace did not attach")
         if tracer.poll() is not None:  # e.g. ptrace forbidden in this container
             err = tracer.stderr.read().decode() if tracer.stderr else ""
