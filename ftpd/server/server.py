@@ -32,14 +32,15 @@ from ..fs.iopool import IoPool
 from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
 from .control import ControlChannel
-from .data import BulkThreads, PassivePool
+from .data import BulkThreads
 from .host import SessionHost
 from .implicit import ImplicitListener
 from .logs import setup_logging
 from .observe import Observer
+from .passive import PassivePool, PortMap
 from .sockets import listen_socket
 from .tls import make_context
-from .workers import SharedCounters, reserve_port, split_range, supervise
+from .workers import SharedCounters, reserve_port, supervise
 
 __all__ = ["Server", "run"]
 
@@ -60,6 +61,7 @@ class Server:
         counters: SharedCounters | None = None,
         worker: int = 0,
         *,
+        ports: PortMap | None = None,
         session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
         embedded: bool = False,
     ) -> None:
@@ -94,8 +96,8 @@ class Server:
         host.proxy = ProxyPolicy.from_text(
             config.proxy_protocol, config.proxy_trusted, config.proxy_timeout
         )
-        first, last = split_range(*pasv_range(config), max(1, config.workers), worker)
-        host.pasv_pool = PassivePool(first, last, host.proxy)
+        # Every worker draws from the whole range (``ports``: who holds what, in shared memory).
+        host.pasv_pool = PassivePool(*pasv_range(config), host.proxy, ports)
         host.bulk = self.bulk
         host.observer = self.observer = Observer(config, host)
         if session_fs is not None:
@@ -241,17 +243,19 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     reserved, port = reserve_port(config.host, config.port)
     config = replace(config, port=port)
     counters = SharedCounters(workers)
+    ports = PortMap(*pasv_range(config))
 
     def child(index: int, ready_fd: int) -> int:
         reserved.close()
         counters.index = index
         counters.reset_row(index)
+        ports.set_worker(index)
 
         def ready(_addrs: list[tuple[str, int]]) -> None:
             os.write(ready_fd, b"1")
             os.close(ready_fd)
 
-        return serve(config, ready, counters=counters, worker=index)
+        return serve(config, ready, counters=counters, worker=index, ports=ports)
 
     def all_ready() -> None:
         log.info("%d workers serving %s:%d", workers, config.host, port)
@@ -275,11 +279,12 @@ def serve(
     on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
     counters: SharedCounters | None = None,
     worker: int = 0,
+    ports: PortMap | None = None,
 ) -> int:
     """One server process (or one worker): its own event loop, until a shutdown signal."""
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)
-    server = Server(config, counters=counters, worker=worker)
+    server = Server(config, counters=counters, worker=worker, ports=ports)
     stop = asyncio.Event()
     signals = 0
 
