@@ -85,7 +85,7 @@ async def main(args: argparse.Namespace) -> None:
         f"all {len(sizes)} served ({len(set(sizes))} distinct sizes: {sorted(set(sizes))}) "
         f"in {time.monotonic() - t0:.1f} s"
     )
-    for r, w, _ in sessions:
+    for _r, w, _ in sessions:
         w.close()
 
 
