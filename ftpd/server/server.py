@@ -38,6 +38,7 @@ from .implicit import ImplicitListener
 from .logs import setup_logging
 from .observe import Observer
 from .passive import PassivePool, PortMap
+from .sizing import cores, plan_workers
 from .sockets import listen_socket
 from .tls import make_context
 from .workers import SharedCounters, reserve_port, supervise
@@ -237,7 +238,9 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
     _cleanup_stale_uploads(config)
-    workers = max(1, config.workers)
+    workers, why = plan_workers(config.workers, config.max_sessions, soft, cores())
+    log.info("%s", why)
+    config = replace(config, workers=workers)
     if workers == 1:
         return serve(config, on_ready)
     reserved, port = reserve_port(config.host, config.port)
