@@ -264,12 +264,14 @@ _MAX_FREE_BUFFERS = 64
 
 
 class _BufferCount:
-    """Receive buffers held by uploads right now (the lifecycle tests check it returns to 0)."""
+    """Receive buffers held by uploads right now (the lifecycle tests check it returns to 0),
+    and the most held at once since the last ``trim_buffers``."""
 
-    __slots__ = ("out",)
+    __slots__ = ("out", "peak")
 
     def __init__(self) -> None:
         self.out = 0
+        self.peak = 0
 
 
 BUFFERS = _BufferCount()
@@ -277,6 +279,8 @@ BUFFERS = _BufferCount()
 
 def _take_buffer() -> bytearray:
     BUFFERS.out += 1
+    if BUFFERS.out > BUFFERS.peak:
+        BUFFERS.peak = BUFFERS.out
     return _FREE_BUFFERS.pop() if _FREE_BUFFERS else bytearray(RECV_BUF)
 
 
@@ -285,6 +289,18 @@ def _give_buffers(bufs: tuple[bytearray, ...]) -> None:
     for buf in bufs:
         if len(_FREE_BUFFERS) < _MAX_FREE_BUFFERS:
             _FREE_BUFFERS.append(buf)
+
+
+def trim_buffers() -> int:
+    """Free the spare receive buffers that the uploads since the last call did not need (the
+    sweeper calls it every second): a burst's buffers go back to the allocator once the burst is
+    over, while steady uploads keep theirs. Returns how many were freed."""
+    keep = max(0, BUFFERS.peak - BUFFERS.out)
+    BUFFERS.peak = BUFFERS.out
+    extra = len(_FREE_BUFFERS) - keep
+    if extra > 0:
+        del _FREE_BUFFERS[keep:]
+    return max(0, extra)
 
 
 async def _receive_in_thread(

@@ -32,10 +32,11 @@ from ..fs.iopool import IoPool
 from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
 from .control import ControlChannel
-from .data import BulkThreads
+from .data import BulkThreads, trim_buffers
 from .host import SessionHost
 from .implicit import ImplicitListener
 from .logs import setup_logging
+from .memory import fix_mmap_threshold, release_free_memory
 from .observe import Observer
 from .passive import PassivePool, PortMap
 from .sizing import cores, plan_workers
@@ -128,6 +129,8 @@ class Server:
                 await asyncio.sleep(0)
             ch.tick(now)
         self.host.expire_bans(now)
+        if trim_buffers():  # a burst of uploads is over: its spare receive buffers are freed,
+            release_free_memory()  # and the heap pages they leave, given back (memory.py)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[tuple[str, int]]:
@@ -285,6 +288,7 @@ def serve(
     ports: PortMap | None = None,
 ) -> int:
     """One server process (or one worker): its own event loop, until a shutdown signal."""
+    fix_mmap_threshold()  # buffers of a burst go back to the system after it (memory.py)
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)
     server = Server(config, counters=counters, worker=worker, ports=ports)
