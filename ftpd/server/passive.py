@@ -46,8 +46,7 @@ BACKLOG = 64  # a port may wait for many addresses at once; each connects once
 _FREE = 0
 # accept() errors that concern one connection only (it was reset before we took it).
 _ONE_CONNECTION = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM)
-_NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_RETRY_ACCEPT = 0.1  # seconds to stop accepting on a port after running out of descriptors
+_RETRY_ACCEPT = 0.1  # seconds a port stops accepting after accept() failed (EMFILE...)
 
 
 class PortMap:
@@ -216,7 +215,8 @@ class SharedPort:
         self.port = port
         self.exclusive = exclusive
         self.leases: dict[str | None, PassiveListener] = {}
-        self.headers: set[asyncio.Task[None]] = set()  # PROXY headers being read
+        # PROXY headers being read, and their connections (closed if the read never ends).
+        self.headers: dict[asyncio.Task[None], socket.socket] = {}
         self.reading = False
 
     def lease(self, client: str | None) -> PassiveListener:
@@ -242,9 +242,8 @@ class SharedPort:
         if self.reading:
             asyncio.get_running_loop().remove_reader(self.sock.fileno())
             self.reading = False
-        for task in self.headers:
-            task.cancel()
-        self.headers.clear()
+        for task in list(self.headers):
+            task.cancel()  # its done callback closes its connection
         self.pool.map.release(self.port)  # before the close: a racing bind elsewhere just fails
         self.sock.close()
         self.pool._closed(self)
@@ -267,17 +266,20 @@ class SharedPort:
             except OSError as exc:
                 if exc.errno in _ONE_CONNECTION:
                     continue
-                if exc.errno in _NO_DESCRIPTORS:
-                    self._pause_accepting(exc)
-                    return
-                raise
+                self._pause_accepting(exc)  # out of descriptors, or worse: not a busy loop
+                return
             conn.setblocking(False)
             if proxy is not None and proxy.trusts(addr[0]):
                 task = asyncio.get_running_loop().create_task(self._read_header(conn, addr[0]))
-                self.headers.add(task)
-                task.add_done_callback(self.headers.discard)
+                self.headers[task] = conn
+                task.add_done_callback(self._header_done)
             else:
                 self._deliver(conn, addr[0])
+
+    def _header_done(self, task: asyncio.Task[None]) -> None:
+        conn = self.headers.pop(task, None)
+        if conn is not None:
+            conn.close()  # cancelled (the port closed), perhaps before the task ever ran
 
     def _pause_accepting(self, exc: OSError) -> None:
         log.warning("passive port %d: accept failed (%s); pausing it", self.port, exc)
@@ -310,9 +312,8 @@ class SharedPort:
             )
             conn.close()
             return
-        except BaseException:
-            conn.close()
-            raise
+        # Ours to hand over now: closing the port (as the last lease leaves) must not cancel it.
+        self.headers.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         self._deliver(conn, header.src[0] if header.src is not None else balancer)
 
     def _deliver(self, conn: socket.socket, client: str) -> None:
