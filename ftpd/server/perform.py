@@ -62,14 +62,14 @@ def _fs_performer(call: Callable[[Any, Any], Any]) -> Performer:
 
 
 def _authenticate(ch: Channel, req: Authenticate) -> Any:
-    account = ch.host.login_now(ch, req.name, req.password)  # type: ignore[arg-type]
+    account = ch.host.login_now(ch, req.name, req.password)
     if account is NEED_ASYNC:
         return _authenticate_slowly(ch, req)
     return ch.logged_in(req.name, account)
 
 
 async def _authenticate_slowly(ch: Channel, req: Authenticate) -> Any:
-    account = await ch.host.login_check(ch, req.name, req.password)  # type: ignore[arg-type]
+    account = await ch.host.login_check(ch, req.name, req.password)
     return ch.logged_in(req.name, account)
 
 
