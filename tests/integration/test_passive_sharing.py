@@ -13,47 +13,24 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import random
-import re
 import socket
 import struct
 from typing import Any
 
 import pytest
-from integ_helpers import TIMEOUT, Raw, recv_all, wait_for, write_file
+from integ_helpers import write_file
+from support.client import TIMEOUT, Ctl, recv_all
+from support.waits import wait_until
 
 from ftpd.proto.proxy import V2_SIGNATURE
-
-
-def _free_range(size: int) -> str:
-    """``size`` consecutive ports free now, outside the fixtures' 61000-64999 blocks."""
-    for _ in range(100):
-        first = random.randrange(65400, 65500 - size)
-        try:
-            for p in range(first, first + size):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return f"{first}-{first + size - 1}"
-    raise RuntimeError("no free port range")
-
-
-def _epsv(c: Raw) -> int:
-    code, text = c.cmd("EPSV")
-    assert code == 229, text
-    m = re.search(r"\(\|\|\|(\d+)\|\)", text)
-    assert m, text
-    return int(m.group(1))
 
 
 def _data(srv: Any, port: int, source: str) -> socket.socket:
     return socket.create_connection((srv.host, port), TIMEOUT, source_address=(source, 0))
 
 
-def _session(srv: Any, source: str) -> Raw:
-    c = Raw(srv.host, srv.port, source=source).login(srv.user, srv.password)
+def _session(srv: Any, source: str) -> Ctl:
+    c = Ctl(srv.host, srv.port, source=source).login(srv.user, srv.password)
     assert c.code("TYPE I") == 200
     return c
 
@@ -66,29 +43,29 @@ def _nothing_for(sock: socket.socket) -> bytes:
 
 
 def test_two_addresses_share_one_port_third_gets_nothing(factory: Any) -> None:
-    srv = factory(pasv_ports=_free_range(1), data_timeout=10)
+    srv = factory(pasv_count=1, data_timeout=10)
     files = {"a.bin": os.urandom(300_000), "b.bin": os.urandom(200_001)}
     for name, data in files.items():
         write_file(srv.root, name, data)
     a = _session(srv, "127.0.0.2")
     b = _session(srv, "127.0.0.3")
     try:
-        port = _epsv(a)
-        assert _epsv(b) == port  # the same (only) port waits for both
+        port = a.epsv()
+        assert b.epsv() == port  # the same (only) port waits for both
         # B connects before its RETR (the usual order); A sends RETR first, connects later.
         b_data = _data(srv, port, "127.0.0.3")
         a.send("RETR a.bin")
         # A third address gets nothing, and the owners keep waiting.
         thief = _data(srv, port, "127.0.0.4")
         assert _nothing_for(thief) == b""
-        assert wait_for(lambda: "refused data connection from foreign 127.0.0.4" in srv.log())
-        assert b.cmd("RETR b.bin")[0] == 150
+        assert wait_until(lambda: "refused data connection from foreign 127.0.0.4" in srv.log())
+        assert b.cmd("RETR b.bin").code == 150
         assert recv_all(b_data) == files["b.bin"]
-        assert b.reply()[0] == 226
+        assert b.reply().code == 226
         a_data = _data(srv, port, "127.0.0.2")
-        assert a.reply()[0] == 150
+        assert a.reply().code == 150
         assert recv_all(a_data) == files["a.bin"]
-        assert a.reply()[0] == 226
+        assert a.reply().code == 226
     finally:
         a.close()
         b.close()
@@ -97,23 +74,23 @@ def test_two_addresses_share_one_port_third_gets_nothing(factory: Any) -> None:
 
 def test_one_port_serves_n_pending_transfers(factory: Any) -> None:
     n = 12
-    srv = factory(pasv_ports=_free_range(1), data_timeout=10)
+    srv = factory(pasv_count=1, data_timeout=10)
     sources = [f"127.0.0.{10 + i}" for i in range(n)]
     payloads = {s: os.urandom(50_000 + i) for i, s in enumerate(sources)}
     for s, data in payloads.items():
         write_file(srv.root, f"{s}.bin", data)
     sessions = [_session(srv, s) for s in sources]
     try:
-        ports = {_epsv(c) for c in sessions}
+        ports = {c.epsv() for c in sessions}
         assert len(ports) == 1, ports
         port = ports.pop()
         for s, c in zip(sources, sessions, strict=True):
             c.send(f"RETR {s}.bin")  # all N wait for their data connection at once
         for s, c in reversed(list(zip(sources, sessions, strict=True))):
             conn = _data(srv, port, s)
-            assert c.reply()[0] == 150
+            assert c.reply().code == 150
             assert recv_all(conn) == payloads[s], s
-            assert c.reply()[0] == 226
+            assert c.reply().code == 226
     finally:
         for c in sessions:
             c.close()
@@ -121,26 +98,26 @@ def test_one_port_serves_n_pending_transfers(factory: Any) -> None:
 
 
 def test_same_address_gets_distinct_ports_then_425(factory: Any) -> None:
-    srv = factory(pasv_ports=_free_range(2), data_timeout=10)
+    srv = factory(pasv_count=2, data_timeout=10)
     write_file(srv.root, "f.bin", b"x" * 1000)
     one, two, three = (_session(srv, "127.0.0.2") for _ in range(3))
     other = _session(srv, "127.0.0.3")
     try:
-        p1, p2 = _epsv(one), _epsv(two)
+        p1, p2 = one.epsv(), two.epsv()
         assert p1 != p2
-        assert three.cmd("EPSV")[0] == 425  # both ports already wait for 127.0.0.2
-        assert _epsv(other) in (p1, p2)  # another address still has room on them
+        assert three.cmd("EPSV").code == 425  # both ports already wait for 127.0.0.2
+        assert other.epsv() in (p1, p2)  # another address still has room on them
         # One transfer ends: its port is free for that address again.
         conn = _data(srv, p1, "127.0.0.2")
-        assert one.cmd("RETR f.bin")[0] == 150
+        assert one.cmd("RETR f.bin").code == 150
         assert recv_all(conn) == b"x" * 1000
-        assert one.reply()[0] == 226
-        p3 = _epsv(three)
+        assert one.reply().code == 226
+        p3 = three.epsv()
         assert p3 == p1
         conn = _data(srv, p3, "127.0.0.2")
-        assert three.cmd("RETR f.bin")[0] == 150
+        assert three.cmd("RETR f.bin").code == 150
         assert recv_all(conn) == b"x" * 1000
-        assert three.reply()[0] == 226
+        assert three.reply().code == 226
     finally:
         for c in (one, two, three, other):
             c.close()
@@ -150,15 +127,15 @@ def test_same_address_gets_distinct_ports_then_425(factory: Any) -> None:
 def test_one_port_reused_at_once_despite_time_wait(factory: Any) -> None:
     """The server closes first after RETR: the accepted socket on the passive port sits in
     TIME_WAIT, and the next PASV must still get that port (SO_REUSEADDR)."""
-    srv = factory(pasv_ports=_free_range(1))
+    srv = factory(pasv_count=1)
     write_file(srv.root, "f.bin", b"y" * 5000)
     c = _session(srv, "127.0.0.1")
     try:
         for _ in range(5):
             conn = c.passive(extended=True)
-            assert c.cmd("RETR f.bin")[0] == 150
+            assert c.cmd("RETR f.bin").code == 150
             assert recv_all(conn) == b"y" * 5000
-            assert c.reply()[0] == 226
+            assert c.reply().code == 226
     finally:
         c.close()
     assert srv.stop() == 0
@@ -178,12 +155,10 @@ def _v2(src: str, sport: int) -> bytes:
     return V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x11, len(body)) + body
 
 
-def _behind_balancer(srv: Any, client: str, sport: int) -> Raw:
-    sock = socket.create_connection((srv.host, srv.port), TIMEOUT, source_address=(BALANCER, 0))
-    sock.sendall(_v2(client, sport))
-    c = Raw.__new__(Raw)
-    c.sock, c.host, c.buf = sock, srv.host, b""
-    c.greeting = c.reply()
+def _behind_balancer(srv: Any, client: str, sport: int) -> Ctl:
+    c = Ctl(srv.host, srv.port, source=BALANCER, greet=False)
+    c.send_raw(_v2(client, sport))
+    assert c.reply().code == 220
     c.login(srv.user, srv.password)
     assert c.code("TYPE I") == 200
     return c
@@ -193,7 +168,7 @@ def test_behind_balancer_data_header_decides(factory: Any) -> None:
     """All connections come from the balancer: the data connections' PROXY headers name the real
     clients, and each gets its own session's data; a header naming a third client gets nothing."""
     srv = factory(
-        pasv_ports=_free_range(1),
+        pasv_count=1,
         proxy_protocol="required",
         proxy_trusted=f"{BALANCER}/32",
         proxy_timeout=2,
@@ -203,22 +178,22 @@ def test_behind_balancer_data_header_decides(factory: Any) -> None:
     a = _behind_balancer(srv, "192.0.2.1", 40001)
     b = _behind_balancer(srv, "192.0.2.2", 40002)
     try:
-        port = _epsv(a)
-        assert _epsv(b) == port
+        port = a.epsv()
+        assert b.epsv() == port
         thief = _data(srv, port, BALANCER)
         thief.sendall(_v2("198.51.100.9", 50000))
         b_data = _data(srv, port, BALANCER)
         b_data.sendall(_v2("192.0.2.2", 40012))
         a_data = _data(srv, port, BALANCER)
         a_data.sendall(_v2("192.0.2.1", 40011))
-        assert a.cmd("RETR a.bin")[0] == 150
-        assert b.cmd("RETR b.bin")[0] == 150
+        assert a.cmd("RETR a.bin").code == 150
+        assert b.cmd("RETR b.bin").code == 150
         assert recv_all(a_data) == (srv.root / "a.bin").read_bytes()
         assert recv_all(b_data) == (srv.root / "b.bin").read_bytes()
-        assert a.reply()[0] == 226
-        assert b.reply()[0] == 226
+        assert a.reply().code == 226
+        assert b.reply().code == 226
         assert _nothing_for(thief) == b""
-        assert wait_for(lambda: "refused data connection from foreign 198.51.100.9" in srv.log())
+        assert wait_until(lambda: "refused data connection from foreign 198.51.100.9" in srv.log())
     finally:
         a.close()
         b.close()
@@ -230,12 +205,12 @@ def test_workers_share_the_whole_range(factory: Any, workers: int) -> None:
     """Eight sessions from one address need eight ports of an eight-port range at once: with a
     fixed slice per worker, the kernel's uneven spread of sessions over workers (SO_REUSEPORT
     hashing) would leave one worker short; the shared range serves them all, and a ninth is 425."""
-    srv = factory(pasv_ports=_free_range(8), workers=workers)
+    srv = factory(pasv_count=8, workers=workers)
     sessions = [_session(srv, "127.0.0.2") for _ in range(9)]
     try:
-        ports = [_epsv(c) for c in sessions[:8]]
+        ports = [c.epsv() for c in sessions[:8]]
         assert len(set(ports)) == 8
-        assert sessions[8].cmd("EPSV")[0] == 425
+        assert sessions[8].cmd("EPSV").code == 425
     finally:
         for c in sessions:
             c.close()

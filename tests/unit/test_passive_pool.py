@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterator
 
 import pytest
+from support.server import pasv_block
 
 from ftpd.server.passive import PassivePool, PortMap
 
 
-def _free_range(size: int) -> tuple[int, int]:
-    for first in range(65200, 65400 - size, size):
-        try:
-            for p in range(first, first + size):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return first, first + size - 1
-    raise RuntimeError("no free port range")
+@pytest.fixture
+def block() -> Iterator[range]:
+    """A passive block no other test or server uses now (``support.server``)."""
+    with pasv_block() as ports:
+        yield ports
 
 
-async def test_leases_share_a_port_by_address_and_give_it_back() -> None:
-    first, last = _free_range(1)
+async def test_leases_share_a_port_by_address_and_give_it_back(block: range) -> None:
+    first = last = block[0]
     pool = PassivePool(first, last)
     leases = [pool.open("127.0.0.1", f"10.0.0.{i}") for i in range(100)]
     assert {lease.port for lease in leases} == {first}
@@ -44,8 +40,8 @@ async def test_leases_share_a_port_by_address_and_give_it_back() -> None:
         s.bind(("127.0.0.1", first))
 
 
-async def test_two_workers_draw_from_one_range() -> None:
-    first, last = _free_range(4)
+async def test_two_workers_draw_from_one_range(block: range) -> None:
+    first, last = block[0], block[3]
     shared = PortMap(first, last)
     a, b = PassivePool(first, last, portmap=shared), PassivePool(first, last, portmap=shared)
     shared.mark = 1  # worker 0 takes three ports (no fixed slice of two)
