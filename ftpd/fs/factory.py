@@ -61,7 +61,11 @@ class Storage:
                 from .local import LocalFS
 
                 fs = LocalFS(
-                    home, self.io, atomic_uploads=self.config.atomic_uploads, mode=self.mode
+                    home,
+                    self.io,
+                    atomic_uploads=self.config.atomic_uploads,
+                    fsync_uploads=self.config.fsync_uploads,
+                    mode=self.mode,
                 )
             self._cache[key] = fs
         return fs

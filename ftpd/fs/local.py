@@ -26,7 +26,9 @@ aiofiles' file objects, because those cost one hop per method and cannot open wi
 Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
 ``commit`` renames it over the target, so readers see the old file until the upload completes and
 a failed upload leaves the old file intact. Listings hide these temp files;
-``cleanup_stale_uploads`` removes the ones a crash left behind.
+``cleanup_stale_uploads`` removes the ones a crash left behind. With ``fsync_uploads`` (the
+default) commit also flushes the file's data before the rename and the directory after it, in
+the same hop, so that a power loss after the 226 cannot leave an empty or old file.
 
 Known limits: a hard link inside the home to a file outside cannot be told apart from a normal
 file (only an administrator can create one); an atomic upload replaces the inode, so it breaks
@@ -147,12 +149,14 @@ class LocalFS:
     capabilities = Capabilities()
 
     def __init__(self, home: str, executor: IoPool | Executor | None,
-                 atomic_uploads: bool = True, mode: IoMode | None = None) -> None:
+                 atomic_uploads: bool = True, fsync_uploads: bool = True,
+                 mode: IoMode | None = None) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
+        self.fsync_uploads = fsync_uploads  # commit = data and directory entry on disk
         self._hops = Hops(executor, mode)  # mode: what may run inline (iomode.py); None: none
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
@@ -425,7 +429,8 @@ class LocalFS:
             except OSError:
                 pass
         # The writer owns both fds from here on (the directory fd is closed by commit/abort).
-        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name)
+        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name,
+                           sync=self.fsync_uploads)
 
     def _open_in_place(
         self, dfd: int, name: str, vpath: str, offset: int, append: bool
@@ -444,13 +449,20 @@ class LocalFS:
             if not append:
                 if offset > s.st_size:
                     raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
-                os.ftruncate(fd, offset)
-                os.lseek(fd, offset, os.SEEK_SET)
+                if offset == 0:
+                    os.ftruncate(fd, 0)  # a plain STOR (atomic uploads off) replaces the file
+                else:
+                    # REST n + STOR writes from n and keeps the rest of the file, before and
+                    # after what it writes (vsftpd, ProFTPD, pyftpdlib; see README "REST").
+                    os.lseek(fd, offset, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise
+        if self.fsync_uploads and flags & os.O_CREAT:
+            # The entry may be new: the writer syncs the directory too on commit.
+            return LocalWriter(fd, self._hops, dir_fd=dfd, sync=True)
         os.close(dfd)
-        return LocalWriter(fd, self._hops)
+        return LocalWriter(fd, self._hops, sync=self.fsync_uploads)
 
     def _entry_op_fast(self, parts: list[str], op: Callable[..., None]) -> bool:
         """Run ``op(name, dir_fd=...)`` on an entry whose parent is reached without a symlink

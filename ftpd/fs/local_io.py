@@ -34,7 +34,7 @@ from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_
 from ftpd.fs.writeback import Writeback
 from ftpd.fs.writeback import available as writeback_available
 
-__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
+__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly", "sync_dir"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,20 @@ def _all_cached(fd: int, off: int, n: int) -> bool:
         return pread_nowait(fd, probe, off) == 1 and pread_nowait(fd, probe, off + n - 1) == 1
     except (WouldBlock, OSError):
         return False
+
+
+# fdatasync flushes the data and the metadata needed to read it back (the size), not the times.
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+def sync_dir(dir_fd: int) -> None:
+    """fsync the directory ``dir_fd`` (which may be an O_PATH fd, on which fsync fails):
+    makes a new or renamed entry in it durable."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def close_quietly(fd: int) -> None:
@@ -183,11 +197,19 @@ class LocalWriter:
     """An upload in progress: atomic (temp file renamed over the target on commit) or in place.
 
     In place is used for REST+STOR, APPE and when atomic uploads are off. Then ``abort`` keeps
-    the bytes written so far: they are already in the file (any previous content was truncated at
-    open), and keeping them is what lets the client resume with REST after a broken transfer.
+    the bytes written so far: they are already in the file (a plain STOR truncated it at open;
+    REST+STOR writes from its offset and keeps the rest), and keeping them is what lets the
+    client resume with REST after a broken transfer.
+
+    With ``sync`` (``fsync_uploads``) commit flushes the file's data to the disk before the
+    rename and the directory (``dir_fd``: for a rename or a newly created entry) after it, so
+    that the 226 that follows means the upload survives a power loss. Blocking: commit runs in
+    the IO threads, never on the event loop.
     """
 
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_wb")
+    __slots__ = (
+        "_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_sync", "_wb"
+    )
 
     def __init__(
         self,
@@ -196,9 +218,12 @@ class LocalWriter:
         dir_fd: int = -1,
         temp: str | None = None,
         target: str = "",
+        sync: bool = False,
     ) -> None:
         self._fd = fd
-        self._dir_fd = dir_fd  # the directory holding temp and target (atomic mode only)
+        # The directory holding temp and target (atomic), or a new file's (in place, with sync).
+        self._dir_fd = dir_fd
+        self._sync = sync
         self._temp = temp
         self._target = target
         self._done = False
@@ -207,6 +232,8 @@ class LocalWriter:
         # thread when abort arrives; abort must wait for it rather than close the fd under it.
         self._lock = threading.Lock()
         self._wb: Writeback | None = None  # see stream_to_disk
+        if sync:
+            self.stream_to_disk()  # the commit's flush then finds the data mostly on the disk
 
     @property
     def atomic(self) -> bool:
@@ -277,6 +304,12 @@ class LocalWriter:
             fd, self._fd = self._fd, -1
             if fd >= 0:
                 if commit:
+                    try:
+                        if self._sync:
+                            _fdatasync(fd)  # the data, before the rename makes it the file
+                    except BaseException:
+                        self._fd = fd  # still abortable: abort closes it and drops the temp
+                        raise
                     os.close(fd)  # may report a delayed write error (NFS); the upload then failed
                 else:
                     close_quietly(fd)
@@ -294,6 +327,8 @@ class LocalWriter:
                     except FileNotFoundError:
                         pass
                 self._temp = None
+            if commit and self._sync and self._dir_fd >= 0:
+                sync_dir(self._dir_fd)  # the rename (or the new entry) itself
             # Reached only on success: a failed commit stays abortable (abort removes the temp).
             self._done = True
             if self._dir_fd >= 0:

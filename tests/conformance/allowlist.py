@@ -6,12 +6,16 @@
 ``"tree"`` for the final directory tree. An entry states what ftpd must do there (``code``: the
 reply code, or a role -> code mapping for a whole step, where ``ABSENT`` means "no such reply" and
 every reply role that differs must be listed; ``detail``: the pinned text, see
-``compare.norm_reply``, or the data, ``ABSENT`` for none; ``derive``: ftpd's observation as a
+``compare.norm_reply``, or the data, ``ABSENT`` for none; ``data``: on a whole-step entry, the
+data ftpd must send (a listing as ``(name, type, size)`` rows); ``derive``: ftpd's observation as a
 function of pyftpdlib's, for a difference that is a rule rather than a value; ``tree``: the paths
 whose final state differs from the reference's, with ftpd's expected ``(kind, size, sha256
 prefix)`` or None for "absent"), and the reason: the RFC section or the client that makes ftpd's
 behaviour the right one. Everything not listed here must match pyftpdlib; an entry that no longer
-matches a difference fails the test too.
+matches a difference fails the test too. An entry never accepts data or pinned reply text it does
+not state: a data difference needs ``detail`` (on ``"<step>.data"``) or ``data`` (on
+``"<step>"``), and a reply whose pinned text (a 257 path, a 213 value, a listing) differs from the
+reference's needs ``detail``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Allow:
     detail: Any = None
     tree: Mapping[bytes, Any] | None = None
     derive: Callable[[Any], Any] | None = None
+    data: Any = None
 
 
 _FEAT = [
@@ -80,10 +85,12 @@ _FEAT_REASON = (
 )
 _NOT_UTF8 = (
     "RFC 2640 §1: the UTF-8 transition must not break the installed base, which "
-    "still sends legacy (e.g. Latin-1) names; ftpd keeps such names byte for byte, as "
-    "vsftpd and ProFTPD do, so they can be listed, fetched and deleted under their real "
-    "name. pyftpdlib replaces the bytes with U+FFFD, creating a name no client sent."
+    "still sends legacy (e.g. Latin-1) names; ftpd stores such names byte for byte, as "
+    "vsftpd and ProFTPD do, and shows each undecodable byte as U+FFFD and its hex (issue "
+    "17: never invalid UTF-8 to strict clients such as ftplib), a form that reaches the file "
+    "again. pyftpdlib replaces the bytes with U+FFFD, creating a name no client sent."
 )
+_E9 = "\ufffdE9".encode()
 
 ALLOW: dict[str, dict[str, Allow]] = {
     # ------------------------------------------------------------------ login and session
@@ -94,7 +101,7 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "accepts only 'anonymous'.",
             code=230,
         ),
-        "2.reply": Allow("Follows from the accepted anonymous login above.", code=257),
+        "2.reply": Allow("Follows from the accepted anonymous login above.", code=257, detail=b"/"),
     },
     "login-rein": {
         "1.reply": Allow(
@@ -233,7 +240,10 @@ ALLOW: dict[str, dict[str, Allow]] = {
         "2.reply": Allow(
             "RFC 2577 §3: the address is not the client's own (an IPv6 address on "
             "an IPv4 session), so the bounce check refuses it (501) before the "
-            "protocol is considered; either way the EPRT is refused.",
+            "protocol is considered; either way the EPRT is refused. RFC 2428 §2 asks for "
+            "522 only for a protocol the server does not support, and ftpd supports 2; the "
+            "other malformed arguments (steps 0, 3-6) are syntax errors, 501 (RFC 959 §4.2.1), "
+            "in both servers.",
             code=501,
         ),
     },
@@ -269,22 +279,6 @@ ALLOW: dict[str, dict[str, Allow]] = {
             tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7")},
         ),
     },
-    "during-retr-quit": {
-        "1.final": Allow(
-            "RFC 959 §4.1.1 (QUIT): 'If file transfer is in progress, the connection "
-            "will remain open for result response and the server will then close "
-            "it': ftpd sends the transfer's 226 first, then 221 and closes; "
-            "pyftpdlib answers 221 at once and 226 later.",
-            code=226,
-        ),
-        "1.after": Allow("As above: 221 comes last.", code=221),
-    },
-    "during-stor-quit": {
-        "1.final": Allow(
-            "As in during-retr-quit: RFC 959 §4.1.1, the transfer's result first.", code=226
-        ),
-        "1.after": Allow("As above: 221 comes last.", code=221),
-    },
     # ------------------------------------------------------------------ directories and files
     "dir-rmd-cwd": {
         "2.reply": Allow(
@@ -297,8 +291,8 @@ ALLOW: dict[str, dict[str, Allow]] = {
         "4.reply": Allow("Follows from the above: CDUP from the parent.", code=257, detail=b"/"),
     },
     "dir-mkd-non-utf8": {
-        "0.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/\xe9t\xe9"),
-        "2.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/\xe9t\xe9"),
+        "0.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/" + _E9 + b"t" + _E9),
+        "2.reply": Allow(_NOT_UTF8, code=257, detail=b"/dir-mkd-non-utf8/" + _E9 + b"t" + _E9),
         "tree": Allow(
             _NOT_UTF8, tree={b"\xef\xbf\xbdt\xef\xbf\xbd": None, b"\xe9t\xe9": ("dir", 0, "")}
         ),
@@ -355,43 +349,35 @@ ALLOW: dict[str, dict[str, Allow]] = {
     },
     "stou-errors": {
         "1.prelim": Allow(
-            "RFC 959 §4.2.1: 4yz means 'try again'; a missing directory is a "
-            "permanent condition, so ftpd answers 550 as for STOR.",
+            "RFC 959 §4.2.1: 4yz means 'try again'; a missing directory is a permanent "
+            "condition, so ftpd answers 550 as it does for STOR. §5.4 lists 553/551/552 but "
+            "not 550 for STOR and STOU; ftpd keeps one errno -> reply table for every store "
+            "command, and §4.2's 550 ('file unavailable, e.g. file not found') is the case.",
             code=550,
         ),
     },
     "rest-stou": {
         "2.prelim": Allow(
-            "RFC 3659 §5.3: REST is defined before RETR and STOR only; ftpd refuses "
-            "STOU after REST permanently (550) since repeating the sequence cannot "
-            "succeed, where pyftpdlib's 450 invites a retry.",
+            "RFC 3659 §5.3: the command after REST 'should be either RETR or STOR'; ftpd "
+            "refuses STOU after REST with 550 (as STOR's errors, see stou-errors) and clears "
+            "the marker, where pyftpdlib answers 450.",
             code=550,
         ),
     },
     "rest-appe": {
         "2": Allow(
-            "The core issue asks REST to work for APPE too: REST n + APPE resumes the upload "
-            "at byte n exactly as REST n + STOR does (RFC 3659 §5.3 defines REST for any "
-            "transfer), which is how a client resumes an interrupted append; pyftpdlib "
-            "refuses the pair with 450.",
+            "RFC 3659 §5.3 names only RETR and STOR after REST and leaves other uses "
+            "undefined; RFC 959 §4.1.3 has REST followed by 'the appropriate FTP service "
+            "command which shall cause file transfer to resume'. ftpd resumes REST n + APPE "
+            "at byte n exactly as REST n + STOR (the core issue asks for it: how a client "
+            "resumes an interrupted append); pyftpdlib refuses the pair with 450.",
             code={"prelim": 150, "final": 226},
         ),
-        "3.reply": Allow(
-            "As above: the file is the first 5 bytes plus the upload.", code=213, detail=b"6"
+        "tree": Allow(
+            "As above: byte 5 of a.txt is the upload's, the rest of the file is kept (REST "
+            "+ STOR keeps the tail, as in vsftpd, ProFTPD and pyftpdlib; issue 17).",
+            tree={b"a.txt": ("file", 30, "1fcbc3436d273b77")},
         ),
-        "tree": Allow("As above.", tree={b"a.txt": ("file", 6, "2bbe32f57c3b1875")}),
-    },
-    "rest-stor": {
-        "3.reply": Allow(
-            "RFC 3659 §5.3: REST+STOR to other than the end of the stored data is "
-            "undefined; ftpd keeps the first n octets and ends the file with the "
-            "uploaded data (the file is then exactly the client's), pyftpdlib "
-            "leaves the old tail behind.",
-            code=213,
-            detail=b"17",
-        ),
-        "4.data": Allow("As above.", detail=b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\tRESUMED"),
-        "tree": Allow("As above.", tree={b"bin.dat": ("file", 17, "49535ac080675358")}),
     },
     # ------------------------------------------------------------------ listings and paths
     "list-flags-with-path": {
@@ -401,8 +387,13 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "pyftpdlib only strips a lone -a/-l/-la/-al and then looks for a file "
             "named '-la sub'.",
             code={"prelim": 150, "final": 226},
+            data=[(b"deeper", "d", None), (b"inner.txt", "-", 6)],
         ),
-        "1": Allow("As above, for 'LIST -a sub'.", code={"prelim": 150, "final": 226}),
+        "1": Allow(
+            "As above, for 'LIST -a sub'.",
+            code={"prelim": 150, "final": 226},
+            data=[(b"deeper", "d", None), (b"inner.txt", "-", 6)],
+        ),
     },
     "nlst-variants": {
         "5.data": Allow(

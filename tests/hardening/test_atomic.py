@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import pytest
-
-from .support import Ctl
+from support.client import Ctl
+from support.waits import wait_until
 
 OLD = b"A" * (1 << 20)
 NEW = b"B" * (2 << 20)
@@ -68,12 +68,16 @@ def test_readers_see_old_or_complete_new(servers: Any, figures: Any) -> None:
             uploading[0] = name
             for i in range(0, len(NEW), 64 * 1024):  # slowly: ~0.6 s per upload
                 d.sendall(NEW[i : i + 64 * 1024])
-                time.sleep(0.02)
-            time.sleep(0.1)  # everything sent, the data connection not yet closed
+                time.sleep(0.02)  # a slow upload, so that reads happen during it: under test
+            # Everything sent, the data connection not yet closed: the reader must still see the
+            # old version then. Wait for it to complete a read in this state.
+            n = len(seen)
+            assert wait_until(lambda n=n: len(seen) > n, 10), "the reader is stuck"
             uploading[0] = ""
             d.close()
             assert up.reply().code == 226
-        time.sleep(0.2)
+        n = len(seen)
+        assert wait_until(lambda: len(seen) > n, 10)  # a read after the last upload, too
     done.set()
     t.join(15)
     during = [s for s in seen if s[1] == "f.bin"]
@@ -94,7 +98,8 @@ def test_aborted_upload_keeps_previous_version(servers: Any) -> None:
         d = c.data_socket()
         assert c.cmd("STOR f.bin").code == 150
         d.sendall(NEW[: 512 * 1024])
-        time.sleep(0.1)
+        # The upload is under way (its temp file exists) before ABOR.
+        assert wait_until(lambda: _temp_files(srv.root), 5)
         assert _abort(c) == [426, 226]
         d.close()
         assert c.cmd("NOOP").code == 200
@@ -111,7 +116,8 @@ def test_failed_upload_with_atomic_off_leaves_partial_for_resume(servers: Any) -
         d = c.data_socket()
         assert c.cmd("STOR part.bin").code == 150
         d.sendall(NEW[:300_000])
-        time.sleep(0.2)
+        # The server has written what came (in place: atomic_uploads off) before ABOR.
+        assert wait_until(lambda: (srv.root / "part.bin").stat().st_size > 0, 5)
         assert _abort(c) == [426, 226]
         d.close()
         assert c.cmd("NOOP").code == 200
@@ -136,14 +142,14 @@ def test_appe_and_rest_stor(servers: Any, atomic: bool) -> None:
         assert c.stor("r.txt", b"XY").code == 226
         assert c.cmd("REST 4").code == 350
         data, _, r = c.retr("r.txt")
-        assert (r.code, data) == (226, b"XY")
+        assert (r.code, data) == (226, b"XY6789")
         assert c.stor("s.txt", b"first").code == 226
         assert c.stor("s.txt", b"2nd").code == 226  # STOR replaces, never appends
         r = c.cmd("STOU")
         assert r.code in (425, 150)  # 425: no data connection set up
     assert (srv.root / "a.txt").read_bytes() == b"0123456789abcdef"
     assert (srv.root / "fresh.txt").read_bytes() == b"xyz"
-    assert (srv.root / "r.txt").read_bytes() == b"0123XY"
+    assert (srv.root / "r.txt").read_bytes() == b"0123XY6789"  # REST keeps the tail
     assert (srv.root / "s.txt").read_bytes() == b"2nd"
     assert _temp_files(srv.root) == []
 

@@ -200,7 +200,7 @@ async def test_write_without_rwf_nowait_support_is_remembered(
     home: Path, pool: CountingPool
 ) -> None:
     mode = IoMode(inline=True)
-    fs = LocalFS(str(home), pool, mode=mode)
+    fs = LocalFS(str(home), pool, fsync_uploads=False, mode=mode)
     w = await fs.open_write("/up.bin")
     for i in range(3):
         await w.write(bytes([i]) * 1000)
@@ -356,3 +356,16 @@ async def test_block_downloads_yield_between_inline_reads(home: Path, pool: Coun
     assert client.received == size
     assert burst <= datamod.READ_BLOCK, burst
     assert set(counts(mode, Op.READ)) == {Route.INLINE}
+
+
+@linux_only
+async def test_synced_uploads_always_write_in_a_thread(home: Path, pool: CountingPool) -> None:
+    """With ``fsync_uploads`` the writes also stream to the disk (``writeback.py``), which waits
+    for it: never on the loop, whatever the filesystem."""
+    mode = IoMode(inline=True)
+    fs = LocalFS(str(home), pool, fsync_uploads=True, mode=mode)
+    w = await fs.open_write("/up.bin")
+    await w.write(b"a" * 1000)
+    await w.commit()
+    assert (home / "up.bin").read_bytes() == b"a" * 1000
+    assert counts(mode, Op.WRITE) == {Route.THREAD: 1}
