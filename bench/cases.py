@@ -131,6 +131,9 @@ class Case:
     heavy: bool = False  # thousands of connections: wait for the network to calm down first
     note: str = ""
     timeout: float = 600.0
+    tool: str = ""  # a script in bench/ run instead of ftpd-load (same flags, same JSON shape)
+    disk: bool = False  # roots (and the big file) on a real disk (--disk-dir), not tmpfs
+    big_size: str = ""  # the big file's size for this case (default: the preset's size)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class Scale:
     procs_big: int
     sources: str = SOURCES
     extra: dict[str, str] = field(default_factory=dict)
+    stall_size: str = "2G"  # the download of the retr-stall cases (issue 18)
 
 
 SCALES = {
@@ -172,6 +176,7 @@ SCALES = {
         duration=4.0,
         concurrency=10,
         procs_big=2,
+        stall_size="256M",
     ),
 }
 
@@ -279,6 +284,31 @@ def make_cases(sc: Scale) -> list[Case]:
                 Metric("server CPU ms per STOR", _per_op_ms),
                 ERRORS,
             ),
+        ),
+        *(
+            Case(
+                f"retr-stall-{state}",
+                f"NOOP while one client downloads {sc.stall_size} from a real disk, {state}",
+                ("--file", "/big.bin", "--cold" if state == "cold" else "--warm"),
+                (
+                    Metric("NOOP p99 ms", get("latency", "noop", "p99"), (at_most(5),)),
+                    Metric("NOOP max ms", get("latency", "noop", "max"), (at_most(25),)),
+                    Metric("RETR MB/s", get("rates", "mb_per_s"), (vs(">=", 1.0),)),
+                    Metric("server CPU ms per RETR", get("server", "cpu_ms_per_retr")),
+                    ERRORS,
+                ),
+                big_file=True,
+                tool="retr_stall.py",
+                disk=True,
+                big_size=sc.stall_size,
+                note="bench/retr_stall.py: a NOOP every 5 ms on another session during the RETR; "
+                + (
+                    "page cache dropped first (sync; echo 3 > /proc/sys/vm/drop_caches)"
+                    if state == "cold"
+                    else "the file downloaded once, untimed, first"
+                ),
+            )
+            for state in ("cold", "cached")
         ),
         Case(
             "client-retr",

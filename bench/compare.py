@@ -11,9 +11,14 @@ Writes a markdown report (``--out``): the machine, one table of medians with min
 ``--repeat`` runs, the ratio to the reference server and whether each of issue 5's targets is
 met, then the exact commands and the list of runs with their load. ``--raw`` keeps every JSON.
 
+The ``retr-stall-*`` cases (issue 18) serve from a real disk (``--disk-dir``, default /var/tmp)
+and measure another session's NOOP round trips during one big download (``bench/retr_stall.py``);
+the cold one drops the page cache first, so it must run as root.
+
     python bench/compare.py --preset quick --repeat 1           # a few minutes
     python bench/compare.py --preset issue --repeat 3           # issue 5's scale, about 45 min
     python bench/compare.py --preset issue --cases hold,mixed   # some cases only
+    python bench/compare.py --preset issue --cases retr-stall-cold,retr-stall-cached
 """
 
 from __future__ import annotations
@@ -183,11 +188,24 @@ FTPD_VERSION = ["unknown"]
 
 
 def load_command(case: Case, port: int, pid: int, out: Path) -> list[str]:
-    """The ftpd-load command of one run."""
+    """The ftpd-load command of one run (or the case's own tool, which takes the same flags)."""
     user = "bench-users" if case.users_file else USER
-    cmd = [sys.executable, "-m", "ftpd.load", *case.load, "--port", str(port)]
+    tool = [str(HERE / case.tool)] if case.tool else ["-m", "ftpd.load"]
+    cmd = [sys.executable, *tool, *case.load, "--port", str(port)]
     cmd += ["--user", user, "--password", PASSWORD, "--server-pid", str(pid)]
     return cmd + ["--json", str(out), "--progress", "none"]
+
+
+def big_name(case: Case) -> str:
+    """The name of the big file a case links into its roots (one per size)."""
+    return f"big-{case.big_size or SCALES_SIZE[0]}.bin"
+
+
+def make_big_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with path.open("wb") as f:
+        for _ in range(size >> 20):
+            f.write(block)
 
 
 def make_users_file(work: Path) -> Path:
@@ -209,7 +227,8 @@ def make_users_file(work: Path) -> Path:
 def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Start a fresh server, run the case's ftpd-load command, stop it; the JSON result."""
     tag = f"{case.key}-{v.name.replace(' ', '').replace('--', '-')}-{n}"
-    root = work / tag
+    base = a.disk_work if case.disk else work
+    root = base / tag
     root.mkdir()
     users = None
     if case.users_file and v.kind == "ftpd":
@@ -218,7 +237,7 @@ def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -
         root = root / "home"
         root.mkdir()
     if case.big_file:
-        os.link(work / BIG_FILE, root / BIG_FILE)
+        os.link(base / big_name(case), root / BIG_FILE)
     port = free_port()
     cmd = server_command(v, case, port, root, users)
     workers = int(v.flags[v.flags.index("--workers") + 1]) if "--workers" in v.flags else 1
@@ -231,7 +250,7 @@ def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -
         proc = subprocess.run(lcmd, capture_output=True, text=True, timeout=case.timeout, cwd=REPO)
     finally:
         server.stop()
-        shutil.rmtree(work / tag, ignore_errors=True)
+        shutil.rmtree(base / tag, ignore_errors=True)
     if not out.exists():
         raise RuntimeError(f"{tag}: no result (status {proc.returncode})\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.read_text())
@@ -248,7 +267,7 @@ def run_one(case: Case, v: Variant, n: int, work: Path, a: argparse.Namespace) -
         "load_command": lcmd,
     }
     subst = {
-        str(work / tag): "ROOT",
+        str(base / tag): "ROOT",
         str(out): "result.json",
         str(HERE) + "/": "bench/",
         str(port): "PORT",
@@ -421,7 +440,8 @@ def report(cases: list[Case], results: Results, a: argparse.Namespace, spent: fl
         f"{a.repeat} run(s) per server and case\n\n"
         f"Machine: {machine()} {when}; this invocation ran {spent / 60:.0f} min.{reused} "
         "1-minute load average before each run "
-        f"{load_text} (other work shared the machine). Roots on {a.root_dir} (tmpfs). Figures "
+        f"{load_text} (other work shared the machine). Roots on {a.root_dir} (tmpfs); "
+        f"those of the real-disk cases on {a.disk_dir}. Figures "
         "are medians (min–max) over the runs; targets are checked on ftpd's median unless they "
         "say 'every run'.\n\n"
         f"{table(cases, results)}\n\n### Commands\n\n"
@@ -438,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", default="", help="comma-separated case keys (default: all)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--root-dir", default="/dev/shm", help="where server roots go (tmpfs)")
+    p.add_argument(
+        "--disk-dir",
+        default="/var/tmp",
+        help="where the roots of the real-disk cases (retr-stall-*) go: a real disk, not tmpfs",
+    )
     p.add_argument("--gap", type=float, default=20.0, help="seconds of rest before heavy runs")
     p.add_argument("--out", default="bench/results.md", help="markdown report")
     p.add_argument("--raw", default="", help="JSON file with every run's result")
@@ -465,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     all_cases = make_cases(scale)
     if a.list:
         for c in all_cases:
-            print(f"{c.key:14} {c.title}: ftpd-load {' '.join(c.load)}")
+            print(f"{c.key:14} {c.title}: {c.tool or 'ftpd-load'} {' '.join(c.load)}")
         return 0
     wanted = [k.strip() for k in a.cases.split(",") if k.strip()]
     unknown = set(wanted) - {c.key for c in all_cases}
@@ -486,13 +511,16 @@ def main(argv: list[str] | None = None) -> int:
             c for c in all_cases if c.key in run_keys or (c.key, c.variants[0].name) in results
         ]
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ftpd-compare-", dir=a.root_dir) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="ftpd-compare-", dir=a.root_dir) as tmp,
+        tempfile.TemporaryDirectory(prefix="ftpd-compare-", dir=a.disk_dir) as disk_tmp,
+    ):
         work = Path(tmp)
-        if any(c.big_file for c in cases):
-            block = os.urandom(1 << 20)
-            with (work / BIG_FILE).open("wb") as f:
-                for _ in range(parse_size(scale.size) >> 20):
-                    f.write(block)
+        a.disk_work = Path(disk_tmp)
+        for c in cases:
+            big = (a.disk_work if c.disk else work) / big_name(c)
+            if c.big_file and c.key in run_keys and not big.exists():
+                make_big_file(big, parse_size(c.big_size or scale.size))
         if any(c.users_file for c in cases):
             a.users_template = make_users_file(work)
         try:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .base import Capabilities, FileSystem
+from .iomode import IoMode
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -24,13 +25,16 @@ __all__ = ["Storage"]
 class Storage:
     """The configured storage of one server process."""
 
-    __slots__ = ("config", "io", "s3", "_cache")
+    __slots__ = ("config", "io", "s3", "_cache", "mode")
 
     def __init__(self, config: Config, io: IoPool | None) -> None:
         self.config = config
         self.io = io
         self.s3 = config.storage == "s3"
         self._cache: dict[str, FileSystem] = {}
+        # Which local file calls may be answered on the loop from the caches (io_inline), and
+        # the count of every decision (the metrics' ftpd_file_ops_total).
+        self.mode = IoMode(inline=config.io_inline)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -56,7 +60,13 @@ class Storage:
             else:
                 from .local import LocalFS
 
-                fs = LocalFS(home, self.io, atomic_uploads=self.config.atomic_uploads)
+                fs = LocalFS(
+                    home,
+                    self.io,
+                    atomic_uploads=self.config.atomic_uploads,
+                    fsync_uploads=self.config.fsync_uploads,
+                    mode=self.mode,
+                )
             self._cache[key] = fs
         return fs
 

@@ -12,12 +12,11 @@ mapped in two steps:
    ``O_NOFOLLOW | O_DIRECTORY`` (``O_PATH`` on Linux), and the final operation uses that directory
    fd (``dir_fd=``) and never follows the last component either. If somebody swaps a directory for
    a symlink between step 1 and step 2 (a local user racing us; FTP clients cannot create
-   symlinks), the walk fails with ``ENOTDIR``/``ELOOP`` instead of leaving the home. This is the
-   portable stand-in for Linux ``openat2(RESOLVE_BENEATH)``, which the stdlib does not expose.
+   symlinks), the walk fails with ``ENOTDIR``/``ELOOP`` instead of leaving the home.
 
-Every blocking call leaves the loop, one hop per operation: resolving, opening, ``fstat`` and
-seeking for RETR is one hop, a directory listing (``scandir`` plus a stat of every entry) is one
-hop, and a small upload's last write, close and rename are one hop. The server hands in its
+Opens for RETR and stats try ``openat2(RESOLVE_BENEATH | RESOLVE_CACHED)`` on the loop first
+(``local_nowait.py``, ``io_inline``). Other blocking calls leave the loop, one hop per operation
+(a listing; a small upload's last write, close and rename). The server hands in its
 ``IoPool`` (``iopool.py``: loop futures, batched wake-ups, ~3x cheaper per hop than
 ``run_in_executor``); any ``concurrent.futures`` executor works too, through aiofiles' executor
 wrapper (``aiofiles.os.wrap``). Either way the calls are our own functions on raw fds rather than
@@ -27,7 +26,9 @@ aiofiles' file objects, because those cost one hop per method and cannot open wi
 Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
 ``commit`` renames it over the target, so readers see the old file until the upload completes and
 a failed upload leaves the old file intact. Listings hide these temp files;
-``cleanup_stale_uploads`` removes the ones a crash left behind.
+``cleanup_stale_uploads`` removes the ones a crash left behind. With ``fsync_uploads`` (the
+default) commit also flushes the file's data before the rename and the directory after it, in
+the same hop, so that a power loss after the 226 cannot leave an empty or old file.
 
 Known limits: a hard link inside the home to a file outside cannot be told apart from a normal
 file (only an administrator can create one); an atomic upload replaces the inode, so it breaks
@@ -45,7 +46,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
+from ftpd.fs import local_nowait
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
+from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
 
@@ -146,13 +149,15 @@ class LocalFS:
     capabilities = Capabilities()
 
     def __init__(self, home: str, executor: IoPool | Executor | None,
-                 atomic_uploads: bool = True) -> None:
+                 atomic_uploads: bool = True, fsync_uploads: bool = True,
+                 mode: IoMode | None = None) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
-        self._hops = Hops(executor)
+        self.fsync_uploads = fsync_uploads  # commit = data and directory entry on disk
+        self._hops = Hops(executor, mode)  # mode: what may run inline (iomode.py); None: none
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
@@ -279,6 +284,8 @@ class LocalFS:
         if not st.S_ISLNK(s.st_mode):
             return _file_stat(name, s)
         return _file_stat(name, self._stat_target(parent, name, vpath), is_link=True)
+
+    entry_stat = staticmethod(_file_stat)
 
     def _list(self, vpath: str) -> list[FileStat]:
         parts = self._parts(vpath)
@@ -422,7 +429,8 @@ class LocalFS:
             except OSError:
                 pass
         # The writer owns both fds from here on (the directory fd is closed by commit/abort).
-        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name)
+        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name,
+                           sync=self.fsync_uploads)
 
     def _open_in_place(
         self, dfd: int, name: str, vpath: str, offset: int, append: bool
@@ -441,13 +449,20 @@ class LocalFS:
             if not append:
                 if offset > s.st_size:
                     raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
-                os.ftruncate(fd, offset)
-                os.lseek(fd, offset, os.SEEK_SET)
+                if offset == 0:
+                    os.ftruncate(fd, 0)  # a plain STOR (atomic uploads off) replaces the file
+                else:
+                    # REST n + STOR writes from n and keeps the rest of the file, before and
+                    # after what it writes (vsftpd, ProFTPD, pyftpdlib; see README "REST").
+                    os.lseek(fd, offset, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise
+        if self.fsync_uploads and flags & os.O_CREAT:
+            # The entry may be new: the writer syncs the directory too on commit.
+            return LocalWriter(fd, self._hops, dir_fd=dfd, sync=True)
         os.close(dfd)
-        return LocalWriter(fd, self._hops)
+        return LocalWriter(fd, self._hops, sync=self.fsync_uploads)
 
     def _entry_op_fast(self, parts: list[str], op: Callable[..., None]) -> bool:
         """Run ``op(name, dir_fd=...)`` on an entry whose parent is reached without a symlink
@@ -557,7 +572,7 @@ class LocalFS:
 
     def stat(self, vpath: str) -> Awaitable[FileStat]:
         """Facts about one entry; symlinks inside the home are followed (``is_link`` set)."""
-        return self._hops.run(self._stat, vpath)
+        return local_nowait.stat(self, vpath)  # inline from the caches, else self._stat in a hop
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory sorted by name, in one hop."""
@@ -565,7 +580,7 @@ class LocalFS:
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[LocalReader]:
         """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""
-        return self._hops.run_open(self._open_read, LocalReader.close_sync, vpath, offset)
+        return local_nowait.open_read(self, vpath, offset)  # else self._open_read in a hop
 
     def open_write(self, vpath: str, offset: int = 0, append: bool = False
                    ) -> Awaitable[LocalWriter]:

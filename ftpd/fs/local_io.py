@@ -3,7 +3,17 @@
 ``LocalReader`` and ``LocalWriter`` are what ``LocalFS.open_read``/``open_write`` return (raw fds,
 positioned reads, atomic commit); ``Hops`` is how a filesystem's blocking calls leave the loop:
 through the server's ``IoPool`` (bare futures, cheap) or any ``concurrent.futures`` executor via
-aiofiles' executor wrapper. Split from local.py, which keeps the path mapping and the jail.
+aiofiles' executor wrapper, unless its ``IoMode`` (``iomode.py``) answers them inline from the
+page cache. Split from local.py, which keeps the path mapping and the jail.
+
+Downloads with ``sendfile`` ask the reader ``resident(n)`` before each slice: ``True`` when the
+next ``n`` bytes are in the page cache (``cachestat``), so that sending them cannot wait for the
+disk. ``False`` means ``await fill(n)`` first: one hop that reads the slice into the page cache.
+Read-ahead is the kernel's own: sending resident pages that carry its read-ahead mark starts the
+next window asynchronously, so a cold file streams at disk speed with a fill only where the pump
+catches up with the disk (1-5 per 2 GiB here). An explicit ``posix_fadvise(WILLNEED)`` window in a
+pool thread was measured and dropped: it cost twice the CPU (the kernel reads it into small
+folios, which ``sendfile`` then also pays for) for no gain (docs/PERFORMANCE.md, "The IO model").
 """
 
 from __future__ import annotations
@@ -18,11 +28,45 @@ from typing import Any, TypeVar
 
 import aiofiles.os
 
+from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
+from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
+from ftpd.fs.writeback import Writeback
+from ftpd.fs.writeback import available as writeback_available
 
-__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
+__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly", "sync_dir"]
 
 T = TypeVar("T")
+
+_FILL_BUF = 128 * 1024  # per pool thread: fill() reads a slice through it into the page cache
+_scratch = threading.local()
+
+
+def _all_cached(fd: int, off: int, n: int) -> bool:
+    """Whether ``[off, off + n)`` is in the page cache now. Without ``cachestat`` the first and
+    the last byte are probed with ``RWF_NOWAIT`` (a miss between them costs one slice)."""
+    pages = cached_pages(fd, off, n)
+    if pages is not None:
+        return pages >= (off + n - 1) // PAGE - off // PAGE + 1
+    probe = bytearray(1)
+    try:
+        return pread_nowait(fd, probe, off) == 1 and pread_nowait(fd, probe, off + n - 1) == 1
+    except (WouldBlock, OSError):
+        return False
+
+
+# fdatasync flushes the data and the metadata needed to read it back (the size), not the times.
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+def sync_dir(dir_fd: int) -> None:
+    """fsync the directory ``dir_fd`` (which may be an O_PATH fd, on which fsync fails):
+    makes a new or renamed entry in it durable."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def close_quietly(fd: int) -> None:
@@ -64,11 +108,68 @@ class LocalReader:
                 raise ValueError("read from a closed reader")
             return os.pread(self._fd, n, pos)
 
+    def _pread_nowait(self, n: int) -> bytes:
+        if not self._lock.acquire(blocking=False):  # a thread still holds it: do not wait
+            raise WouldBlock()
+        try:
+            if self._fd < 0:
+                raise WouldBlock()  # the thread form raises the error
+            buf = bytearray(n)
+            got = pread_nowait(self._fd, buf, self._pos)
+        finally:
+            self._lock.release()
+        del buf[got:]
+        return buf  # type: ignore[return-value]  # bytes-like; not copied again
+
     async def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes from the current position; ``b""`` at end of file."""
-        data = await self._hops.run(self._pread, n, self._pos)
+        """Up to ``n`` bytes from the current position; ``b""`` at end of file. Inline when the
+        page cache has them (``preadv2(RWF_NOWAIT)``), else one hop."""
+        pos = self._pos
+        fut = self._hops.mode.run(
+            Op.READ, lambda: self._pread_nowait(n), lambda: self._hops.run(self._pread, n, pos)
+        )
+        inline = isinstance(fut, asyncio.Future) and fut.done()
+        data = await fut
         self._pos += len(data)
+        if inline:
+            # The turn a hop gave the other sessions: a TLS or ASCII download whose client keeps
+            # up would otherwise read, convert and send block after block without yielding.
+            await asyncio.sleep(0)
         return data
+
+    # -- sendfile downloads: send only what is resident (see the module docstring) ----------
+    def resident(self, n: int) -> bool:
+        """Whether the next ``n`` bytes (within the file) are in the page cache, so that
+        ``sendfile`` of them will not wait for the disk."""
+        mode = self._hops.mode
+        fd = self._fd
+        if not mode.inline or fd < 0:
+            mode.count(Op.SEND, Route.THREAD)
+            return False
+        if not _all_cached(fd, self._pos, n):
+            mode.count(Op.SEND, Route.FALLBACK)
+            return False
+        mode.count(Op.SEND, Route.INLINE)
+        return True
+
+    def _fill(self, off: int, n: int) -> None:
+        buf = getattr(_scratch, "buf", None)
+        if buf is None:
+            buf = _scratch.buf = memoryview(bytearray(_FILL_BUF))
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError("read from a closed reader")
+            end = off + n
+            while off < end:
+                got = os.preadv(self._fd, [buf[: min(_FILL_BUF, end - off)]], off)
+                if got <= 0:
+                    break  # the file shrank: sendfile will see the end
+                off += got
+
+    def fill(self, n: int) -> Awaitable[None]:
+        """Bring the next ``n`` bytes into the page cache in a pool thread (one hop; the reads
+        there also start the kernel's read-ahead beyond them)."""
+        return self._hops.run(self._fill, self._pos, n)
 
     def close_sync(self) -> None:
         """Blocking close (idempotent)."""
@@ -96,11 +197,19 @@ class LocalWriter:
     """An upload in progress: atomic (temp file renamed over the target on commit) or in place.
 
     In place is used for REST+STOR, APPE and when atomic uploads are off. Then ``abort`` keeps
-    the bytes written so far: they are already in the file (any previous content was truncated at
-    open), and keeping them is what lets the client resume with REST after a broken transfer.
+    the bytes written so far: they are already in the file (a plain STOR truncated it at open;
+    REST+STOR writes from its offset and keeps the rest), and keeping them is what lets the
+    client resume with REST after a broken transfer.
+
+    With ``sync`` (``fsync_uploads``) commit flushes the file's data to the disk before the
+    rename and the directory (``dir_fd``: for a rename or a newly created entry) after it, so
+    that the 226 that follows means the upload survives a power loss. Blocking: commit runs in
+    the IO threads, never on the event loop.
     """
 
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")
+    __slots__ = (
+        "_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_sync", "_wb"
+    )
 
     def __init__(
         self,
@@ -109,9 +218,12 @@ class LocalWriter:
         dir_fd: int = -1,
         temp: str | None = None,
         target: str = "",
+        sync: bool = False,
     ) -> None:
         self._fd = fd
-        self._dir_fd = dir_fd  # the directory holding temp and target (atomic mode only)
+        # The directory holding temp and target (atomic), or a new file's (in place, with sync).
+        self._dir_fd = dir_fd
+        self._sync = sync
         self._temp = temp
         self._target = target
         self._done = False
@@ -119,10 +231,20 @@ class LocalWriter:
         # Serialises write / commit / abort: a write cancelled by ABOR may still be running in a
         # thread when abort arrives; abort must wait for it rather than close the fd under it.
         self._lock = threading.Lock()
+        self._wb: Writeback | None = None  # see stream_to_disk
+        if sync:
+            self.stream_to_disk()  # the commit's flush then finds the data mostly on the disk
 
     @property
     def atomic(self) -> bool:
         return self._temp is not None
+
+    def stream_to_disk(self) -> None:
+        """Write the upload back to the disk as it arrives (``writeback.py``), for an upload whose
+        commit flushes it (``fsync_uploads``): the flush then has little left. Its writes always
+        take the thread route from now on (the write-back waits for the disk)."""
+        if writeback_available():
+            self._wb = Writeback()
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -136,14 +258,43 @@ class LocalWriter:
                 if n <= 0:  # a regular file never does this; do not spin if one does
                     raise OSError(errno.EIO, "short write")
                 view = view[n:]
+                if self._wb is not None:
+                    self._wb.wrote(self._fd, n)
 
     def blocking_write(self) -> Callable[[memoryview], None]:
         """The blocking write, for a caller that already runs in a worker thread (bulk uploads)."""
         return self._write
 
     def write(self, data: bytes | memoryview) -> Awaitable[None]:
-        """Write all of ``data`` (one hop; an ``OSError`` leaves the writer abortable)."""
-        return self._hops.run(self._write, data)
+        """Write all of ``data``: inline where the filesystem takes ``pwritev2(RWF_NOWAIT)``
+        and has room in the page cache, else (or for what is left) one hop. An ``OSError``
+        leaves the writer abortable."""
+        hops = self._hops
+        if not hops.write_nowait or self._wb is not None:
+            hops.mode.count(Op.WRITE, Route.THREAD)
+            return hops.run(self._write, data)
+        rest = [memoryview(data).cast("B")]
+
+        def fast() -> None:
+            view = rest[0]
+            if not self._lock.acquire(blocking=False):
+                raise WouldBlock()
+            try:
+                if self._done or self._fd < 0:
+                    raise WouldBlock()  # the thread form raises the error
+                while view:
+                    try:
+                        n = pwrite_nowait(self._fd, view, None)
+                    except NotImplementedError:
+                        hops.write_nowait = False  # this filesystem never will: stop trying
+                        raise WouldBlock() from None
+                    if n <= 0:
+                        raise WouldBlock()
+                    view = rest[0] = view[n:]
+            finally:
+                self._lock.release()
+
+        return hops.mode.run(Op.WRITE, fast, lambda: hops.run(self._write, rest[0]))
 
     def finish_sync(self, commit: bool) -> None:
         """Blocking commit (``commit=True``) or abort. Idempotent once it has succeeded."""
@@ -153,6 +304,12 @@ class LocalWriter:
             fd, self._fd = self._fd, -1
             if fd >= 0:
                 if commit:
+                    try:
+                        if self._sync:
+                            _fdatasync(fd)  # the data, before the rename makes it the file
+                    except BaseException:
+                        self._fd = fd  # still abortable: abort closes it and drops the temp
+                        raise
                     os.close(fd)  # may report a delayed write error (NFS); the upload then failed
                 else:
                     close_quietly(fd)
@@ -170,6 +327,8 @@ class LocalWriter:
                     except FileNotFoundError:
                         pass
                 self._temp = None
+            if commit and self._sync and self._dir_fd >= 0:
+                sync_dir(self._dir_fd)  # the rename (or the new entry) itself
             # Reached only on success: a failed commit stays abortable (abort removes the temp).
             self._done = True
             if self._dir_fd >= 0:
@@ -222,15 +381,18 @@ class Hops:
     """How one filesystem's blocking calls leave the loop: the server's ``IoPool`` (a bare future
     per call, cheap), else any ``concurrent.futures`` executor or the loop's default one."""
 
-    __slots__ = ("pool", "executor")
+    __slots__ = ("pool", "executor", "mode", "write_nowait")
 
-    def __init__(self, executor: IoPool | Executor | None) -> None:
+    def __init__(self, executor: IoPool | Executor | None, mode: IoMode | None = None) -> None:
         self.pool: IoPool | None = None
         self.executor: Executor | None = None
         if isinstance(executor, IoPool):
             self.pool = executor
         else:
             self.executor = executor
+        self.mode = mode if mode is not None else IoMode(inline=False)
+        # pwritev2(RWF_NOWAIT) is tried until the filesystem answers EOPNOTSUPP once.
+        self.write_nowait = self.mode.inline
 
     def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self.pool is not None:

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..proto.proxy import ProxyPolicy
-    from .data import BulkThreads, PassivePool
+    from .data import BulkThreads
     from .observe import Observer
+    from .passive import PassivePool
     from .workers import SharedCounters
 
 __all__ = ["SessionHost", "Slot", "Peer", "NEED_ASYNC", "session_settings"]

@@ -17,11 +17,17 @@ transfers_total{direction,result} counter  data transfers (listings count as dow
                                            result ok, aborted, lost, timeout, ...
 transfer_bytes_total{direction}   counter  bytes on data connections, download or upload
 error_replies_total{code}         counter  replies with a 4xx/5xx code
-passive_ports_in_use              gauge    passive ports bound now
-passive_ports_capacity            gauge    size of this process's passive range
+passive_ports_in_use              gauge    passive ports this process listens on now
+passive_ports_capacity            gauge    size of the passive range (all workers share it)
 event_loop_lag_seconds            gauge    how late the last 1 s timer fired
 hook_runs_total{event,result}     counter  hook commands: ok, failed, timeout, error
 webhook_posts_total{result}       counter  webhook events: ok, failed, retried, dropped
+file_ops_total{op,route}          counter  file operations by route: inline (answered on
+                                           the loop from the page/dentry cache), fallback
+                                           (tried inline, would block: sent to a thread) or
+                                           thread (io_inline off, or not possible here);
+                                           op open_read, stat, read, send (a sendfile
+                                           slice) or write (ftpd.fs.iomode)
 info{version,worker}              gauge    always 1
 ================================  =======  =================================================
 
@@ -129,15 +135,24 @@ class _Collector:
         yield _gauge(
             GaugeMetricFamily,
             "ftpd_passive_ports_in_use",
-            "Passive ports bound now",
+            "Passive ports this process listens on now",
             snap["passive_in_use"],
         )
         yield _gauge(
             GaugeMetricFamily,
             "ftpd_passive_ports_capacity",
-            "Size of this process's passive port range",
+            "Size of the passive port range (all workers share it)",
             snap["passive_capacity"],
         )
+        c = CounterMetricFamily(
+            "ftpd_file_ops",
+            "File operations by route: inline, fallback (would block: thread) or thread",
+            labels=["op", "route"],
+        )
+        for (op, route), n in sorted(snap.get("file_ops", {}).items()):
+            c.add_metric([op, route], n)
+        yield c
+
         yield _gauge(
             GaugeMetricFamily,
             "ftpd_event_loop_lag_seconds",

@@ -163,6 +163,7 @@ class Observer:
         """A copy of every counter (safe to call from another thread, e.g. a metrics scrape)."""
         server = self.server
         pool = getattr(server, "pasv_pool", None)
+        iomode = getattr(getattr(server, "storage", None), "mode", None)  # fs.iomode.IoMode
         return {
             "sessions_active": len(getattr(server, "channels", ())),
             "sessions_total": self.sessions_total,
@@ -176,6 +177,7 @@ class Observer:
             "loop_lag": self.loop_lag,
             "hook_runs": _copy(self.hooks.runs),
             "webhook_posts": _copy(self.hooks.posts),
+            "file_ops": iomode.snapshot() if iomode is not None else {},
         }
 
     @property
@@ -192,6 +194,9 @@ class Observer:
             flat[f"bytes_{direction}"] = n
         for code, n in _copy(self.errors).items():
             flat[f"replies_{code}"] = n
+        iomode = getattr(getattr(self.server, "storage", None), "mode", None)
+        for (op, route), n in (iomode.snapshot() if iomode is not None else {}).items():
+            flat[f"file_ops_{op}_{route}"] = n
         return flat
 
 

@@ -36,16 +36,19 @@ from ..fs.iopool import IoPool
 from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
 from .control import ControlChannel
-from .data import BulkThreads, PassivePool
+from .data import BulkThreads, trim_buffers
 from .hooks import Hooks, check_hooks, start_hooks
 from .host import SessionHost, session_settings
 from .implicit import ImplicitListener
 from .logs import setup_logging
+from .memory import fix_mmap_threshold, release_free_memory
 from .observe import Observer
+from .passive import PassivePool, PortMap
 from .reload import Prepared, prepare, remove_pid_file, write_pid_file
+from .sizing import cores, plan_workers
 from .sockets import listen_socket
 from .tls import make_context
-from .workers import SharedCounters, reserve_port, split_range, supervise
+from .workers import SharedCounters, reserve_port, supervise
 
 __all__ = ["Server", "run"]
 
@@ -66,7 +69,8 @@ class Server:
         counters: SharedCounters | None = None,
         worker: int = 0,
         *,
-        session_fs: Callable[[Any, Account], FileSystem] | None = None,
+        ports: PortMap | None = None,
+        session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
         embedded: bool = False,
         events: EventBus | None = None,
     ) -> None:
@@ -111,8 +115,8 @@ class Server:
         host.proxy = ProxyPolicy.from_text(
             config.proxy_protocol, config.proxy_trusted, config.proxy_timeout
         )
-        first, last = split_range(*pasv_range(config), max(1, config.workers), worker)
-        host.pasv_pool = PassivePool(first, last, host.proxy)
+        # Every worker draws from the whole range (``ports``: who holds what, in shared memory).
+        host.pasv_pool = PassivePool(*pasv_range(config), host.proxy, ports)
         host.bulk = self.bulk
         host.observer = self.observer = Observer(config, host)
         self._servers: list[asyncio.base_events.Server] = []
@@ -207,6 +211,8 @@ class Server:
                 await asyncio.sleep(0)
             ch.tick(now)
         self.host.expire_bans(now)
+        if trim_buffers():  # a burst of uploads is over: its spare receive buffers are freed,
+            release_free_memory()  # and the heap pages they leave, given back (memory.py)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[tuple[str, int]]:
@@ -333,6 +339,15 @@ def run(
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
     _cleanup_stale_uploads(config)
+    workers, why = plan_workers(config.workers, config.max_sessions, soft, cores())
+    log.info("%s", why)
+    config = replace(config, workers=workers)
+    if reload is not None:
+        load_again = reload
+
+        def reload() -> Config:  # the worker count as planned, not "auto" again
+            return replace(load_again(), workers=workers)
+
     if config.pid_file:
         write_pid_file(config.pid_file)  # the parent's pid with workers: it forwards SIGHUP
     try:
@@ -347,7 +362,7 @@ def _run(
     on_ready: Callable[[list[tuple[str, int]]], None] | None,
     reload: Callable[[], Config] | None,
 ) -> int:
-    workers = max(1, config.workers)
+    workers = config.workers
     if workers == 1:
         return serve(config, on_ready, reload=reload)
     try:
@@ -358,6 +373,7 @@ def _run(
         ) from None
     config = replace(config, port=port)
     counters = SharedCounters(workers)
+    ports = PortMap(*pasv_range(config))
     if reload is not None:
         first_load = reload
 
@@ -368,13 +384,16 @@ def _run(
         reserved.close()
         counters.index = index
         counters.reset_row(index)
+        ports.set_worker(index)
 
         def ready(_addrs: list[tuple[str, int]]) -> None:
             os.write(ready_fd, b"1")
             os.close(ready_fd)
 
         try:
-            return serve(config, ready, counters=counters, worker=index, reload=reload)
+            return serve(
+                config, ready, counters=counters, worker=index, ports=ports, reload=reload
+            )
         except ConfigError as exc:
             # A forked worker never returns to the CLI: say it here, as the CLI would.
             message = " ".join(str(exc).split())
@@ -403,12 +422,14 @@ def serve(
     on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
     counters: SharedCounters | None = None,
     worker: int = 0,
+    ports: PortMap | None = None,
     reload: Callable[[], Config] | None = None,
 ) -> int:
     """One server process (or one worker): its own event loop, until a shutdown signal."""
+    fix_mmap_threshold()  # buffers of a burst go back to the system after it (memory.py)
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)
-    server = Server(config, counters=counters, worker=worker)
+    server = Server(config, counters=counters, worker=worker, ports=ports)
     stop = asyncio.Event()
     signals = 0
 

@@ -142,14 +142,14 @@ def test_appe_and_rest_stor(servers: Any, atomic: bool) -> None:
         assert c.stor("r.txt", b"XY").code == 226
         assert c.cmd("REST 4").code == 350
         data, _, r = c.retr("r.txt")
-        assert (r.code, data) == (226, b"XY")
+        assert (r.code, data) == (226, b"XY6789")
         assert c.stor("s.txt", b"first").code == 226
         assert c.stor("s.txt", b"2nd").code == 226  # STOR replaces, never appends
         r = c.cmd("STOU")
         assert r.code in (425, 150)  # 425: no data connection set up
     assert (srv.root / "a.txt").read_bytes() == b"0123456789abcdef"
     assert (srv.root / "fresh.txt").read_bytes() == b"xyz"
-    assert (srv.root / "r.txt").read_bytes() == b"0123XY"
+    assert (srv.root / "r.txt").read_bytes() == b"0123XY6789"  # REST keeps the tail
     assert (srv.root / "s.txt").read_bytes() == b"2nd"
     assert _temp_files(srv.root) == []
 

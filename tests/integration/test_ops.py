@@ -470,6 +470,30 @@ def test_metrics_after_transfers(factory: Any) -> None:
     assert m[("ftpd_passive_ports_in_use", ())] == 0
     assert 0 <= m[("ftpd_event_loop_lag_seconds", ())] < 5
     assert m[("process_open_fds", ())] > 0  # prometheus-client's process collector
+    # The IO model (ftpd.fs.iomode): the file just written is in the page cache, so its open
+    # and its sendfile were answered on the loop; the missing file's stat fell back to a thread.
+    ops = {k[1]: v for k, v in m.items() if k[0] == "ftpd_file_ops_total"}
+    assert ops[(("op", "open_read"), ("route", "inline"))] == 1
+    assert ops[(("op", "send"), ("route", "inline"))] >= 1
+    assert ops[(("op", "stat"), ("route", "fallback"))] >= 1
+    assert srv.stop() == 0
+
+
+def test_metrics_io_inline_off_sends_every_file_call_to_a_thread(factory: Any) -> None:
+    pytest.importorskip("prometheus_client")
+    port = free_port()
+    srv = factory(metrics_port=port, pasv_ports="65030-65039", io_inline=False)
+    write_file(srv.root, "down.bin", PAYLOAD)
+    ftp = ftp_connect(srv)
+    buf = io.BytesIO()
+    ftp.retrbinary("RETR down.bin", buf.write)
+    assert buf.getvalue() == PAYLOAD
+    assert ftp.size("down.bin") == len(PAYLOAD)
+    ftp.quit()
+    m = scrape(port)
+    routes = {dict(k[1])["route"] for k in m if k[0] == "ftpd_file_ops_total"}
+    assert routes == {"thread"}
+    assert m[("ftpd_file_ops_total", (("op", "open_read"), ("route", "thread")))] == 1
     assert srv.stop() == 0
 
 
@@ -496,7 +520,7 @@ def test_metrics_per_worker_ports(factory: Any) -> None:
         assert m, f"no metrics on port {p}"
         (info,) = [dict(labels) for (name, labels) in m if name == "ftpd_info"]
         workers[info["worker"]] = m[("ftpd_passive_ports_capacity", ())]
-    assert workers == {"0": 5, "1": 5}  # each worker owns half of the passive range
+    assert workers == {"0": 10, "1": 10}  # the workers share the whole range (issue 23)
     assert srv.stop() == 0
 
 

@@ -53,6 +53,8 @@ ALTERNATIVES: dict[str, object] = {
     "backlog": 16,
     "io_threads": 4,
     "atomic_uploads": False,
+    "io_inline": False,
+    "fsync_uploads": False,
     "workers": 2,
     "shutdown_grace": 2.5,
     "tls": "explicit",

@@ -1,8 +1,11 @@
 """LocalFS: every operation on real files in tmp_path, the errno of every failure, atomic and
 resumed uploads, names that are not UTF-8, and the jail (symlinks, ``..``, races) that nothing
-may escape. The behavioural tests run twice: with a plain executor (aiofiles' wrapper) and with
-the server's ``IoPool`` (bare loop futures). The fast path (no ``realpath`` when no symlink is on
-the path) must behave exactly like the general one."""
+may escape. The behavioural tests run three times: with a plain executor (aiofiles' wrapper), with
+the server's ``IoPool`` (bare loop futures), and with the ``IoPool`` behind the inline route
+(``IoMode(inline=True)``: opens, stats, reads and writes answered on the loop from the page and
+dentry caches where they can be, ``iomode.py``), so the inline route can never answer
+differently. The fast path (no ``realpath`` when no symlink is on the path) must behave exactly
+like the general one."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from hypothesis import strategies as st
 
 from ftpd.fs import FileSystem, PathEscapeError, Reader, Writer
 from ftpd.fs import local as local_mod
+from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import TEMP_PREFIX, TEMP_SUFFIX, LocalFS, cleanup_stale_uploads
 
@@ -45,15 +49,35 @@ class CountingExecutor(ThreadPoolExecutor):
 
 
 class CountingIoPool(IoPool):
-    """The server's pool, counting the jobs submitted to it (one per hop)."""
+    """The server's pool, counting the jobs submitted to it (one per hop). With ``inline``, the
+    filesystems the tests build on it try the inline route first (``mode_of``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, inline: bool = False) -> None:
         super().__init__(4, "test-fs-io")
         self.calls = 0
+        self.mode = IoMode(inline=True) if inline else None
 
     def submit(self, fn: Callable[..., Any], *args: Any, dispose: Any = None) -> Any:
         self.calls += 1
         return super().submit(fn, *args, dispose=dispose)
+
+
+class InlinePool(IoPool):
+    """An ``IoPool`` whose filesystems take the inline route first (see ``mode_of``)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, "test-fs-io")
+        self.mode = IoMode(inline=True)
+
+
+def mode_of(executor: object) -> IoMode | None:
+    """The ``IoMode`` the tests' filesystems get with this executor (None: threads only)."""
+    return getattr(executor, "mode", None)
+
+
+def hops_per_open(executor: object) -> int:
+    """Hops an open for reading of a cached plain path costs: none on the inline route."""
+    return 0 if mode_of(executor) is not None else 1
 
 
 Counting = CountingExecutor | CountingIoPool
@@ -67,25 +91,26 @@ def stop_pool(pool: IoPool) -> None:
         assert not t.is_alive()
 
 
-@pytest.fixture(params=["executor", "iopool"])
+@pytest.fixture(params=["executor", "iopool", "inline"])
 def executor(request: pytest.FixtureRequest) -> Iterator[Counting]:
     if request.param == "executor":
         ex = CountingExecutor()
         yield ex
         ex.shutdown(wait=True)
     else:
-        pool = CountingIoPool()
+        pool = CountingIoPool(inline=request.param == "inline")
         yield pool
         stop_pool(pool)
 
 
-@pytest.fixture(params=["default-executor", "iopool"])
+@pytest.fixture(params=["default-executor", "iopool", "inline"])
 def hops(request: pytest.FixtureRequest) -> Iterator[IoPool | None]:
-    """What LocalFS sends its blocking calls through, for tests that build their own LocalFS."""
+    """What LocalFS sends its blocking calls through, for tests that build their own LocalFS
+    (``mode_of(hops)``: the inline route in front of it, or None)."""
     if request.param == "default-executor":
         yield None
     else:
-        pool = IoPool(2, "test-fs-io")
+        pool = InlinePool() if request.param == "inline" else IoPool(2, "test-fs-io")
         yield pool
         stop_pool(pool)
 
@@ -99,7 +124,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fs(home: Path, executor: Counting) -> LocalFS:
-    return LocalFS(str(home), executor)
+    return LocalFS(str(home), executor, mode=mode_of(executor))
 
 
 async def raises_errno(aw: Awaitable[Any], code: int) -> OSError:
@@ -224,7 +249,8 @@ async def test_open_read(fs: LocalFS, home: Path, executor: Counting) -> None:
     (home / "f").write_bytes(data)
     executor.calls = 0
     r = await fs.open_read("/f")
-    assert executor.calls == 1  # resolve + open + fstat + seek in one round trip
+    # resolve + open + fstat + seek in one round trip, or none from the dentry cache
+    assert executor.calls == hops_per_open(executor)
     assert isinstance(r, Reader)
     assert r.size == len(data) and r.position() == 0
     assert await read_all(r, 1000) == data
@@ -340,7 +366,7 @@ async def test_new_file_mode_follows_umask(fs: LocalFS, home: Path, executor: Co
     try:
         w = await fs.open_write("/f")
         await w.commit()
-        fs_in_place = LocalFS(str(home), executor, atomic_uploads=False)
+        fs_in_place = LocalFS(str(home), executor, atomic_uploads=False, mode=mode_of(executor))
         w = await fs_in_place.open_write("/g")
         await w.commit()
     finally:
@@ -395,7 +421,7 @@ async def test_open_write_errors(fs: LocalFS, home: Path, executor: Counting) ->
     (home / "d").mkdir()
     (home / "f").write_bytes(b"")
     for atomic in (True, False):
-        f = LocalFS(str(home), executor, atomic_uploads=atomic)
+        f = LocalFS(str(home), executor, atomic_uploads=atomic, mode=mode_of(executor))
         await raises_errno(f.open_write("/d"), errno.EISDIR)
         await raises_errno(f.open_write("/"), errno.EISDIR)
         await raises_errno(f.open_write("/missing/x"), errno.ENOENT)
@@ -411,14 +437,20 @@ async def test_rest_stor(fs: LocalFS, home: Path) -> None:
     w = await fs.open_write("/f", offset=4)
     await w.write(b"ab")
     await w.commit()
-    assert (home / "f").read_bytes() == b"0123ab"  # truncated at the offset, then written
-    w = await fs.open_write("/f", offset=6)  # offset == size: a pure continuation
-    await w.write(b"cd")
+    # Written from the offset; the bytes after what was written stay (vsftpd, ProFTPD,
+    # pyftpdlib): REST never shrinks a file.
+    assert (home / "f").read_bytes() == b"0123ab6789"
+    w = await fs.open_write("/f", offset=8)  # over the end: the file grows
+    await w.write(b"cdef")
     await w.commit()
-    assert (home / "f").read_bytes() == b"0123abcd"
-    err = await raises_errno(fs.open_write("/f", offset=9), errno.EINVAL)
+    assert (home / "f").read_bytes() == b"0123ab67cdef"
+    w = await fs.open_write("/f", offset=12)  # offset == size: a pure continuation
+    await w.write(b"gh")
+    await w.commit()
+    assert (home / "f").read_bytes() == b"0123ab67cdefgh"
+    err = await raises_errno(fs.open_write("/f", offset=15), errno.EINVAL)
     assert "beyond end" in str(err)
-    assert (home / "f").read_bytes() == b"0123abcd"
+    assert (home / "f").read_bytes() == b"0123ab67cdefgh"
     await raises_errno(fs.open_write("/missing", offset=3), errno.ENOENT)
     assert temp_files(home) == []
 
@@ -429,7 +461,7 @@ async def test_rest_stor_abort_keeps_partial_data(fs: LocalFS, home: Path) -> No
     w = await fs.open_write("/f", offset=2)
     await w.write(b"XY")
     await w.abort()
-    assert (home / "f").read_bytes() == b"01XY"
+    assert (home / "f").read_bytes() == b"01XY456789"
 
 
 async def test_appe(fs: LocalFS, home: Path) -> None:
@@ -446,7 +478,7 @@ async def test_appe(fs: LocalFS, home: Path) -> None:
 
 
 async def test_non_atomic_mode(home: Path, executor: Counting) -> None:
-    fs = LocalFS(str(home), executor, atomic_uploads=False)
+    fs = LocalFS(str(home), executor, atomic_uploads=False, mode=mode_of(executor))
     (home / "f").write_bytes(b"old old old")
     w = await fs.open_write("/f")
     assert (home / "f").read_bytes() == b""  # truncated in place at once
@@ -672,11 +704,11 @@ async def test_commit_with_tail_in_place(fs: LocalFS, home: Path) -> None:
     (home / "f").write_bytes(b"0123456789")
     w = await fs.open_write("/f", offset=2)  # REST + STOR: in place
     await w.commit(b"XY")
-    assert (home / "f").read_bytes() == b"01XY"
+    assert (home / "f").read_bytes() == b"01XY456789"
     w = await fs.open_write("/f", append=True)
     await w.write(b"-")
     await w.commit(memoryview(array.array("B", b"Z!")))
-    assert (home / "f").read_bytes() == b"01XY-Z!"
+    assert (home / "f").read_bytes() == b"01XY456789-Z!"
     w = await fs.open_write("/new", append=True)
     await w.commit(b"only the tail")
     assert (home / "new").read_bytes() == b"only the tail"
@@ -1022,7 +1054,7 @@ FILE_OPS: list[tuple[str, Callable[[LocalFS, str], Awaitable[Any]]]] = [
 async def test_jail_directory_links(
     jail: Jail, link: str, op: tuple[str, Any], atomic: bool, hops: IoPool | None
 ) -> None:
-    fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
+    fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic, mode=mode_of(hops))
     through = DIR_LINKS[link] or str(jail.sentinel).lstrip("/")
     with pytest.raises(PathEscapeError):
         await op[1](fs, link, f"{link}/{through}")
@@ -1036,7 +1068,7 @@ async def test_jail_directory_links(
 async def test_jail_file_links(
     jail: Jail, link: str, op: tuple[str, Any], atomic: bool, hops: IoPool | None
 ) -> None:
-    fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
+    fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic, mode=mode_of(hops))
     with pytest.raises(PathEscapeError):
         await op[1](fs, link)
     jail.assert_untouched()
@@ -1045,7 +1077,7 @@ async def test_jail_file_links(
 
 async def test_jail_acting_on_the_link_itself(jail: Jail, hops: IoPool | None) -> None:
     """DELE/RNFR act on the symlink entry (inside the home), never on what it points to."""
-    fs = LocalFS(str(jail.home), hops)
+    fs = LocalFS(str(jail.home), hops, mode=mode_of(hops))
     await raises_errno(fs.rmdir("/dir_abs"), errno.ENOTDIR)
     await raises_errno(fs.mkdir("/dir_abs"), errno.EEXIST)
     await fs.delete("/file_abs")
@@ -1063,7 +1095,7 @@ async def test_jail_acting_on_the_link_itself(jail: Jail, hops: IoPool | None) -
 
 
 async def test_links_inside_home_work(jail: Jail, hops: IoPool | None) -> None:
-    fs = LocalFS(str(jail.home), hops)
+    fs = LocalFS(str(jail.home), hops, mode=mode_of(hops))
     s = await fs.stat("/in_file")
     assert s.is_link and not s.is_dir and s.size == 5 and s.name == "in_file"
     s = await fs.stat("/in_chain")
@@ -1089,7 +1121,7 @@ async def test_links_inside_home_work(jail: Jail, hops: IoPool | None) -> None:
 
 
 async def test_listing_omits_links_that_leave_the_home(jail: Jail, hops: IoPool | None) -> None:
-    fs = LocalFS(str(jail.home), hops)
+    fs = LocalFS(str(jail.home), hops, mode=mode_of(hops))
     by_name = {e.name: e for e in await fs.list("/")}
     assert set(by_name) == {
         "a.txt",
@@ -1114,7 +1146,7 @@ async def test_walk_refuses_a_symlink_swapped_in_after_the_check(
 ) -> None:
     """Simulate losing the race between the realpath check and the open: the check sees a
     plain directory, then the O_NOFOLLOW walk meets the symlink and fails."""
-    fs = LocalFS(str(jail.home), hops)
+    fs = LocalFS(str(jail.home), hops, mode=mode_of(hops))
     monkeypatch.setattr(local_mod.os.path, "realpath", os.path.normpath)
     for vpath in ("/dir_abs/sentinel.txt", "/dotdot/outside/sentinel.txt"):
         with pytest.raises(OSError) as ei:
@@ -1152,7 +1184,7 @@ def realpaths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_plain_paths_take_the_fast_path(
     home: Path, executor: Counting, realpaths: list[str]
 ) -> None:
-    fs = LocalFS(str(home), executor)
+    fs = LocalFS(str(home), executor, mode=mode_of(executor))
     (home / "d" / "e").mkdir(parents=True)
     (home / "d" / "e" / "f.txt").write_bytes(b"deep file")
     (home / "top").write_bytes(b"top")
@@ -1187,7 +1219,7 @@ async def test_plain_paths_take_the_fast_path(
 async def test_symlinked_directory_inside_home_is_followed(
     jail: Jail, hops: IoPool | None, realpaths: list[str]
 ) -> None:
-    fs = LocalFS(str(jail.home), hops)
+    fs = LocalFS(str(jail.home), hops, mode=mode_of(hops))
     realpaths.clear()  # the constructor's own
     for d in ("/in_dir", "/in_chain"):  # absolute link, and a link to a link
         s = await fs.stat(f"{d}/inner.txt")
@@ -1198,7 +1230,7 @@ async def test_symlinked_directory_inside_home_is_followed(
         await r.close()
     assert realpaths  # the symlinks sent these through the general path
     for atomic in (True, False):
-        f = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
+        f = LocalFS(str(jail.home), hops, atomic_uploads=atomic, mode=mode_of(hops))
         await _write_and_commit(f, f"/in_dir/stored-{atomic}")
         assert (jail.home / "sub" / f"stored-{atomic}").read_bytes() == b"PLANTED"
     await _write_and_commit(fs, "/in_chain/inner.txt")  # replaces the file in the real dir
@@ -1215,7 +1247,7 @@ async def test_symlinked_final_component_is_written_through(
     the link stays a link), as the general path always did."""
     for atomic in (True, False):
         jail.build_home()
-        fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic)
+        fs = LocalFS(str(jail.home), hops, atomic_uploads=atomic, mode=mode_of(hops))
         w = await fs.open_write("/in_file")
         await w.write(b"through ")
         await w.commit(b"the link")
@@ -1328,7 +1360,8 @@ async def test_fast_path_agrees_with_the_general_path(
         for vpath in EQUIV_PATHS:
             if op == "write":
                 jail.build_home()  # each write on the same tree
-            fs = LocalFS(str(jail.home), hops)
+            # The reference is the thread form alone: no inline route in front of it.
+            fs = LocalFS(str(jail.home), hops, mode=mode_of(hops) if kind == "fast" else None)
             if kind == "general":
                 with general_path_only(fs) as realpaths:
                     res = await _outcome(fs, op, vpath)
@@ -1347,7 +1380,7 @@ async def test_fast_path_agrees_with_the_general_path(
 
 
 async def test_escapes_are_refused_as_before(jail: Jail, hops: IoPool | None) -> None:
-    fs = LocalFS(str(jail.home), hops)
+    fs = LocalFS(str(jail.home), hops, mode=mode_of(hops))
     for vpath in ("/dir_abs/sentinel.txt", "/dir_rel/sentinel.txt", "/dotdot/outside/sentinel.txt",
                   "/file_abs", "/file_rel", "/chain/sentinel.txt"):  # fmt: skip
         with pytest.raises(PathEscapeError) as ei:

@@ -8,6 +8,7 @@ from collections.abc import Generator
 from typing import Any
 
 from ...fs.base import FileStat
+from .. import names
 from ..errors import ArgumentError, FileUnavailable
 from ..listing import list_line, mlsd_line, mlsx_facts, nlst_line
 from ..paths import quote_path, resolve, strip_ls_flags
@@ -48,7 +49,8 @@ def ftp_NLST(s: SessionState, arg: str, path: str) -> HandlerGen:
         payload = "".join(nlst_line(e.name) + "\r\n" for e in entries)
     else:
         # A file: its name as the client gave it (vsftpd), without ls flags.
-        payload = nlst_line(strip_ls_flags(arg).strip() or entries[0].name) + "\r\n"
+        given = names.from_wire(strip_ls_flags(arg).strip())
+        payload = nlst_line(given or entries[0].name) + "\r\n"
     return (yield from send_listing(s, TransferKind.NLST, path, payload))
 
 

@@ -12,6 +12,7 @@ import errno
 from collections.abc import Generator
 from typing import Any
 
+from .. import names
 from ..errors import (
     BadSequence,
     CannotOpenData,
@@ -66,7 +67,7 @@ def begin_transfer(s: SessionState, t: Transfer) -> None:
 
 def send_listing(s: SessionState, kind: TransferKind, path: str, payload: str) -> HandlerGen:
     """LIST, NLST, MLSD: a transfer of a listing built in memory."""
-    data = payload.encode("utf-8", "surrogateescape")
+    data = names.encode(payload)  # valid UTF-8 whatever the names on disk
     t = Transfer(kind, path, payload=data, name=basename(path) or "/")
     begin_transfer(s, t)
     yield StartTransfer(t)

@@ -1,0 +1,102 @@
+"""The one place that decides, per file operation, whether it runs on the event loop or in a thread.
+
+The rule (issue 18): an operation runs inline only when the kernel guarantees that it will not
+wait for a disk, and goes to a thread only when it would. Each operation has a *fast* form built
+from ``ftpd.fs.nowait`` (an answer from the page or dentry cache, or ``WouldBlock``) and a *thread*
+form: the backend's original blocking code, run in the ``IoPool`` (or an executor). The thread
+form is always correct on its own; the fast form only ever answers when it is certain, and any
+doubt (a miss, an error, a symlink that needs the jail's general path) sends the call to the
+thread form, which then gives the answer the server has always given.
+
+``IoMode.inline`` is the ``io_inline`` setting: ``False`` forces every operation onto its thread
+form (the fast forms are never tried). Every decision is counted by (operation, route) in
+``IoMode.counts``, which the metrics endpoint exports as ``ftpd_file_ops_total{op,route}``.
+
+What runs inline (see docs/PERFORMANCE.md, "The IO model"):
+
+========== ============================================================ ======================
+operation  fast form                                                    thread form
+========== ============================================================ ======================
+open_read  ``openat2(RESOLVE_CACHED|BENEATH|NO_MAGICLINKS)`` + ``fstat`` realpath + O_NOFOLLOW walk
+stat       the same with ``O_PATH|O_NOFOLLOW``                          the same walk
+read       ``preadv2(RWF_NOWAIT)`` (TLS and ASCII downloads)            ``pread``
+send       ``cachestat`` of the next slice, then ``sendfile`` it         ``pread`` of the slice
+write      ``pwritev2(RWF_NOWAIT)`` where the filesystem supports it    ``write``
+========== ============================================================ ======================
+
+Listings, creates, renames, deletes and commits always take the thread: no Linux call does them
+from memory only (``RESOLVE_CACHED`` refuses ``O_CREAT``/``O_TMPFILE``; ``getdents`` and journal
+updates may wait on the disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ftpd.fs.nowait import WouldBlock
+
+__all__ = ["IoMode", "Op", "Route", "WouldBlock"]
+
+T = TypeVar("T")
+
+
+class Op(enum.Enum):
+    """A file operation whose route is decided here."""
+
+    OPEN_READ = "open_read"
+    STAT = "stat"
+    READ = "read"
+    SEND = "send"  # one slice of a sendfile download
+    WRITE = "write"
+
+
+class Route(enum.Enum):
+    """Where one operation ran."""
+
+    INLINE = "inline"  # answered on the event loop from memory
+    FALLBACK = "fallback"  # tried inline, would have blocked: sent to a thread
+    THREAD = "thread"  # sent to a thread without trying (io_inline off, or unsupported here)
+
+
+class IoMode:
+    """``inline``: try the fast forms (``io_inline``); ``counts``: decisions so far."""
+
+    __slots__ = ("inline", "counts")
+
+    def __init__(self, inline: bool = False) -> None:
+        self.inline = inline
+        self.counts: dict[tuple[Op, Route], int] = {}
+
+    def count(self, op: Op, route: Route) -> None:
+        key = (op, route)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def run(
+        self,
+        op: Op,
+        fast: Callable[[], T],
+        thread: Callable[[], Awaitable[T]],
+    ) -> Awaitable[T]:
+        """``fast()`` on the loop when inline is on and it answers; else ``thread()`` (a hop).
+
+        ``fast`` must raise ``WouldBlock`` whenever it is not certain of the answer the thread
+        form would give; the answer it gives comes back as an already finished future."""
+        if not self.inline:
+            self.count(op, Route.THREAD)
+            return thread()
+        try:
+            value = fast()
+        except WouldBlock:
+            self.count(op, Route.FALLBACK)
+            return thread()
+        self.count(op, Route.INLINE)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        fut.set_result(value)
+        return fut
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """The counts keyed by (op, route) names (read by the metrics endpoint)."""
+        return {(op.value, route.value): n for (op, route), n in dict(self.counts).items()}
