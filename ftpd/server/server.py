@@ -339,14 +339,16 @@ def run(
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
     _cleanup_stale_uploads(config)
+    requested = config.workers
     workers, why = plan_workers(config.workers, config.max_sessions, soft, cores())
     log.info("%s", why)
     config = replace(config, workers=workers)
     if reload is not None:
         load_again = reload
 
-        def reload() -> Config:  # the worker count as planned, not "auto" again
-            return replace(load_again(), workers=workers)
+        def reload() -> Config:  # an unchanged "auto" is the count as planned, no change
+            new = load_again()
+            return replace(new, workers=workers) if new.workers == requested else new
 
     if config.pid_file:
         write_pid_file(config.pid_file)  # the parent's pid with workers: it forwards SIGHUP
