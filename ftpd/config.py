@@ -191,8 +191,9 @@ class Config:
         },
     )
     proxy_trusted: str = field(
-        default="127.0.0.0/8,::1/128",
-        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured"},
+        default="",
+        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured (required, "
+                          "no default, when proxy_protocol is on)"},
     )
     proxy_timeout: float = field(
         default=5.0, metadata={"help": "seconds to wait for a PROXY header from a trusted peer"}
@@ -588,7 +589,10 @@ def _validate_proxy(c: Config) -> None:
         raise _invalid("proxy_trusted", c.proxy_trusted,
                        "comma-separated CIDRs such as 10.0.0.0/8,::1/128") from None
     if c.proxy_protocol != "off" and not parts:
-        raise _invalid("proxy_trusted", c.proxy_trusted, "at least one CIDR when proxy_protocol is on")
+        # No default range: with 127.0.0.0/8 trusted, any local process could claim any client
+        # address (limits, bans, the passive-connection check). The balancers must be named.
+        raise _invalid("proxy_trusted", c.proxy_trusted,
+                       "the balancers' CIDRs (no default) when proxy_protocol is on")
     if not (math.isfinite(c.proxy_timeout) and c.proxy_timeout > 0):
         raise _invalid("proxy_timeout", c.proxy_timeout, "a number of seconds > 0")
 
