@@ -76,7 +76,10 @@ ALTERNATIVES: dict[str, object] = {
     "proxy_timeout": 3.0,
 }
 # Values that need another key to validate, given through the environment (the lowest source).
-COMPANIONS: dict[str, dict[str, str]] = {"storage": {"FTPD_S3_BUCKET": "ftpd-data"}}
+COMPANIONS: dict[str, dict[str, str]] = {
+    "storage": {"FTPD_S3_BUCKET": "ftpd-data"},
+    "proxy_protocol": {"FTPD_PROXY_TRUSTED": "10.0.0.5/32"},  # no default trusted range
+}
 
 
 def as_text(value: object) -> str:
