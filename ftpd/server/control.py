@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..proto import proxy as proxyproto
-from ..proto.lines import LineReader
+from ..proto.lines import LineReader, parse_command
 from ..proto.replies import Reply
 from ..proto.requests import (
     AbortTransfer,
@@ -698,6 +698,7 @@ class ControlChannel(asyncio.Protocol):
 
 
 def _mask(line: str) -> str:
-    if line[:5].upper() == "PASS ":
+    # The verb as the session parses it (leading spaces tolerated): " PASS x" is a PASS too.
+    if parse_command(line)[0] == "PASS":
         return "PASS ****"  # never log a password
     return line
