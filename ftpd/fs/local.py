@@ -89,17 +89,25 @@ def cleanup_stale_uploads(home: str) -> int:
     too). Symlinked directories are not descended into, so nothing outside the home is touched.
     """
     count = 0
-    for dirpath, _dirnames, filenames in os.walk(os.path.realpath(home), followlinks=False):
-        for name in filenames:
-            if not is_upload_temp(name):
-                continue
-            path = os.path.join(dirpath, name)
-            try:
-                if st.S_ISREG(os.lstat(path).st_mode):
-                    os.unlink(path)
-                    count += 1
-            except FileNotFoundError:
-                pass
+    # An explicit stack, not os.walk: os.walk recurses once per level, and a client with MKD can
+    # build a tree deeper than Python's recursion limit (1,100 levels: RecursionError at start-up
+    # on 3.11). Symlinks are never followed (scandir's is_dir(follow_symlinks=False)).
+    stack = [os.path.realpath(home)]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif is_upload_temp(entry.name) and entry.is_file(follow_symlinks=False):
+                            os.unlink(entry.path)
+                            count += 1
+                    except FileNotFoundError:
+                        pass
+        except OSError:
+            continue  # unreadable, vanished or too deep a path: nothing of ours can be there
     return count
 
 
