@@ -166,9 +166,18 @@ class Config:
         default="127.0.0.1", metadata={"help": "address of the metrics endpoint"}
     )
     ban_after: int = field(
-        default=0, metadata={"help": "ban a client IP after this many failed logins (0: never)"}
+        default=10,
+        metadata={"help": "ban a client IP after this many failed logins within ban_seconds, "
+                          "counted across workers (0: never)"},
     )
-    ban_seconds: float = field(default=600.0, metadata={"help": "how long a ban lasts"})
+    ban_seconds: float = field(
+        default=600.0, metadata={"help": "how long a ban lasts, and the window failures count in"}
+    )
+    per_ip_ipv6_prefix: int = field(
+        default=64,
+        metadata={"help": "IPv6 clients count as one address per prefix of this length for "
+                          "max_per_ip and bans (64: one /64; 128: exact)"},
+    )
     storage: str = field(
         default="local",
         metadata={"help": "where homes live: local (directories) or s3 (key prefixes in a bucket)"},
@@ -574,6 +583,8 @@ def validate(config: Config) -> None:
         raise _invalid("metrics_host", c.metrics_host, "an IP address or a host name")
     if c.ban_after < 0:
         raise _invalid("ban_after", c.ban_after, "an integer >= 0 (0: never)")
+    if not 16 <= c.per_ip_ipv6_prefix <= 128:
+        raise _invalid("per_ip_ipv6_prefix", c.per_ip_ipv6_prefix, "a prefix length 16-128")
     _validate_storage(c)
     _validate_proxy(c)
 

@@ -21,7 +21,6 @@ import resource
 import signal
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -35,12 +34,14 @@ from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import Login
+from .addrtable import AddressTable, Refusal
 from .control import NEED_ASYNC, ControlChannel
 from .data import BulkThreads, DataTimeout, PassivePool, read_proxy_header_exactly
+from .logins import LoginGate
 from .logs import setup_logging
 from .observe import Observer
 from .tls import make_context
-from .workers import SharedCounters, reserve_port, split_range, supervise
+from .workers import reserve_port, split_range, supervise
 
 __all__ = ["Server", "run"]
 
@@ -58,7 +59,7 @@ class Server:
     """State shared by all sessions of one process."""
 
     def __init__(self, config: Config, authenticator: Authenticator | None = None,
-                 counters: SharedCounters | None = None, worker: int = 0) -> None:
+                 counters: AddressTable | None = None, worker: int = 0) -> None:
         self.config = config
         self.worker = worker
         self.auth = authenticator or Authenticator.from_config(config)
@@ -78,8 +79,8 @@ class Server:
         self.proxy = ProxyPolicy.from_text(config.proxy_protocol, config.proxy_trusted,
                                            config.proxy_timeout)
         self.pasv_pool = PassivePool(first, last, self.proxy)
-        # Limits hold across worker processes: counters live in shared memory (see workers.py).
-        self.counters = counters or SharedCounters(1)
+        # Limits and bans hold across worker processes, per exact address (addrtable.py).
+        self.counters = counters or address_table(config, 1)
         self.pasv_address = ""  # resolved at start-up when pasv_address is a host name
         self.max_line = 4096
         self.log_commands = logging.getLogger("ftpd.session").isEnabledFor(logging.DEBUG)
@@ -103,28 +104,20 @@ class Server:
         self._headers_pending = 0  # connections of trusted peers still reading their header
         self._sweeper: asyncio.Task[None] | None = None
         self.observer = Observer(config, self)
+        self.logins = LoginGate(self.auth, os.cpu_count() or 2, self._count_failure)
         self.greeting = Reply(220, config.banner).encode()
-        # Brute-force bans (ban_after/ban_seconds): per process, like the failed-login counters.
-        self.failures: Counter[str] = Counter()
-        self.banned: dict[str, float] = {}
-        self._failures_since = 0.0
 
     # ------------------------------------------------------------------ sessions
     def admit(self, ch: ControlChannel) -> str | None:
         """Register a new connection, or return why it is refused (answered 421)."""
         cfg = self.config
-        counters = self.counters
-        if cfg.max_sessions and counters.total() >= cfg.max_sessions:
-            return "Too many connected users, please try later."
         ip = ch.session.peer_ip
-        if self.banned and self._is_banned(ip):
-            return "Too many failed logins from your address; try again later."
-        if cfg.max_per_ip and counters.ip_count(ip) >= cfg.max_per_ip:
-            return "Too many connections from your internet address."
+        refusal = self.counters.admit(ip, cfg.max_per_ip, cfg.max_sessions, time.monotonic())
+        if refusal is not None:
+            return refusal.value
         self._next_sid += 1
         ch.sid = self._next_sid
         self.channels.add(ch)
-        counters.add_session(ip, 1)
         ch.counted_ip = ip
         self.observer.session_opened(ch)
         return None
@@ -133,30 +126,48 @@ class Server:
         if ch.counted_ip:
             self.observer.session_closed(ch)
             self.channels.discard(ch)
-            self.counters.add_session(ch.counted_ip, -1)
+            self.counters.release(ch.counted_ip, time.monotonic())
             ch.counted_ip = ""
         if ch.counted_user:
             self.counters.add_user(ch.counted_user, -1)
             ch.counted_user = ""
+        self.logins.cancel(ch)  # a login check it left behind is dropped, not hashed
 
     def authenticate_fast(self, ch: ControlChannel, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
         verification), else ``NEED_ASYNC``."""
+        ip = ch.session.peer_ip
+        if self.counters.is_banned(ip, time.monotonic()):
+            # Banned while this connection was open: no more guesses on it either.
+            return Refusal.BANNED.value
         account = self.auth.authenticate_cached(name, password)
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
+        if account is None:
+            self._count_failure(ip)
         return self._login_result(ch, name, account)
 
     async def authenticate(self, ch: ControlChannel, name: str, password: str) -> Any:
-        """Check credentials; on success give the channel its filesystem. See ``Authenticate``."""
-        account = await self.auth.authenticate(name, password)
-        return self._login_result(ch, name, account)
+        """Check credentials; on success give the channel its filesystem. See ``Authenticate``.
+        Hash verifications go through the bounded, cancellable ``LoginGate`` (logins.py), which
+        counts their failures itself (also for clients that left)."""
+        fast = self.authenticate_fast(ch, name, password)
+        if fast is not NEED_ASYNC:
+            return fast
+        result = await self.logins.check(ch, ch.session.peer_ip, name, password)
+        if isinstance(result, str):
+            log.info("%s login refused: %s", ch._who(), result)
+            return result
+        return self._login_result(ch, name, result)
+
+    def _count_failure(self, ip: str) -> None:
+        if self.counters.fail(ip, time.monotonic()):
+            log.warning("banned %s for %.0f s after %d failed logins", ip,
+                        self.config.ban_seconds, self.config.ban_after)
 
     def _login_result(self, ch: ControlChannel, name: str, account: Account | None) -> Any:
         if account is None:
             self.observer.login(ch, False)
-            if self.config.ban_after:
-                self._count_failure(ch.session.peer_ip)
             if log.isEnabledFor(logging.INFO):
                 log.info("%s login failed for user %r", ch._who(), name[:64],
                          extra={"event": "login", "result": "failed", "user": name[:64]})
@@ -177,34 +188,6 @@ class Server:
                      extra={"event": "login", "result": "ok", "sid": ch.sid,
                             "peer": f"{ch.peer[0]}:{ch.peer[1]}", "user": account.name})
         return account
-
-    def _expire_bans(self, now: float) -> None:
-        """Forget bans that ended, and failure counts older than a ban's length (an address that
-        rotates, or a user's occasional typo, must not grow these tables for ever)."""
-        for ip in [ip for ip, until in self.banned.items() if until <= now]:
-            del self.banned[ip]
-        if now - self._failures_since > self.config.ban_seconds:
-            self.failures.clear()
-            self._failures_since = now
-
-    def _count_failure(self, ip: str) -> None:
-        if not self.failures:
-            self._failures_since = time.monotonic()
-        self.failures[ip] += 1
-        if self.failures[ip] >= self.config.ban_after:
-            del self.failures[ip]
-            self.banned[ip] = time.monotonic() + self.config.ban_seconds
-            log.warning("banned %s for %.0f s after %d failed logins", ip, self.config.ban_seconds,
-                        self.config.ban_after)
-
-    def _is_banned(self, ip: str) -> bool:
-        until = self.banned.get(ip)
-        if until is None:
-            return False
-        if until > time.monotonic():
-            return True
-        del self.banned[ip]
-        return False
 
     def fs_for(self, account: Account) -> FileSystem:
         """One filesystem object per home, shared by that home's sessions (lean sessions). With
@@ -254,8 +237,7 @@ class Server:
                     # A PASV nobody used: give its port back to the pool (pyftpdlib: 30 s).
                     ch._drop_passive()
                     ch.session.forget_data_setup()
-            if self.banned or self.failures:
-                self._expire_bans(now)
+            self.counters.purge(now)  # expired failure counts and bans, a slice per pass
             for ch, why in expired:
                 log.info("%s closed: %s", ch._who(), why)
                 ch.close(Reply(421, why + " Closing control connection."))
@@ -504,12 +486,12 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
         return serve(config, on_ready)
     reserved, port = reserve_port(config.host, config.port)
     config = replace(config, port=port)
-    counters = SharedCounters(workers)
+    counters = address_table(config, workers)
 
     def child(index: int, ready_fd: int) -> int:
         reserved.close()
         counters.index = index
-        counters.reset_row(index)
+        counters.reset_worker(index)
 
         def ready(_addrs: list[tuple[str, int]]) -> None:
             os.write(ready_fd, b"1")
@@ -525,6 +507,12 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     return supervise(workers, child, all_ready)
 
 
+def address_table(config: Config, workers: int) -> AddressTable:
+    """The per-address limits and bans of the whole server (created before any fork)."""
+    return AddressTable(workers, config.max_sessions, config.per_ip_ipv6_prefix,
+                        config.ban_after, config.ban_seconds)
+
+
 def _cleanup_stale_uploads(config: Config) -> None:
     """Remove temp files of uploads a crash interrupted, once, before any worker serves (a worker
     doing it while another serves could delete a live upload)."""
@@ -537,7 +525,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
 
 
 def serve(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
-          counters: SharedCounters | None = None, worker: int = 0) -> int:
+          counters: AddressTable | None = None, worker: int = 0) -> int:
     """One server process (or one worker): its own event loop, until a shutdown signal."""
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)

@@ -65,6 +65,7 @@ ALTERNATIVES: dict[str, object] = {
     "metrics_port": 9102,
     "metrics_host": "0.0.0.0",
     "ban_after": 5,
+    "per_ip_ipv6_prefix": 56,
     "ban_seconds": 60.0,
     "storage": "s3",
     "s3_endpoint": "http://127.0.0.1:9000",

@@ -1,0 +1,152 @@
+"""Password checks that need a hash verification: bounded, fair between addresses, and cancelled
+when the client that asked for one goes away.
+
+A verification costs ~50 ms of CPU and 16 MiB (scrypt), so it is the cheapest way to make a server
+busy: ``USER x``/``PASS y`` then a reset, thousands of times. Three rules keep a real user's login
+fast whatever others do:
+
+- a connection that closes cancels its check (``cancel(owner)``); a check already running in a
+  thread cannot be stopped, but its result is dropped (and a failure still counts towards a ban);
+- the checks waiting or running are bounded per address (``PER_ADDRESS``) and in total
+  (``TOTAL``); beyond that the login is refused at once (the caller answers 421 and closes);
+- waiting checks are served round-robin between addresses, so one address's queue never stands
+  in front of another's first check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..auth import Account, Authenticator
+
+__all__ = ["LoginGate", "BUSY"]
+
+PER_ADDRESS = 4  # checks waiting or running per client address
+TOTAL = 256  # checks waiting or running in all
+BUSY = "Too many logins in progress, please try later."
+
+
+class _Check:
+    __slots__ = ("owner", "address", "name", "password", "future", "queued")
+
+    def __init__(
+        self,
+        owner: object,
+        address: str,
+        name: str,
+        password: str,
+        future: asyncio.Future[Account | None],
+    ) -> None:
+        self.owner = owner
+        self.address = address
+        self.name = name
+        self.password = password
+        self.future = future
+        self.queued = True
+
+
+class LoginGate:
+    """The server's queue of hash verifications (see the module docstring)."""
+
+    def __init__(self, auth: Authenticator, slots: int, on_failure: Callable[[str], None]) -> None:
+        self.auth = auth
+        self.slots = max(1, slots)  # verifications running at once (~ the cores)
+        self.on_failure = on_failure  # counts a failed verification of an address (bans)
+        self.running = 0
+        self._queues: dict[str, deque[_Check]] = {}  # address -> its waiting checks
+        self._turns: deque[str] = deque()  # addresses with waiting checks, round-robin
+        self._per_address: dict[str, int] = {}  # waiting + running, per address
+        self._by_owner: dict[object, _Check] = {}
+        self._count = 0  # waiting + running
+
+    def pending(self) -> int:
+        """Checks waiting or running (0 once every abuse has passed)."""
+        return self._count
+
+    def refuses(self, address: str) -> bool:
+        return self._count >= TOTAL or self._per_address.get(address, 0) >= PER_ADDRESS
+
+    async def check(
+        self, owner: object, address: str, name: str, password: str
+    ) -> Account | None | str:
+        """The account, None (wrong credentials) or ``BUSY``; cancelled by ``cancel(owner)``."""
+        if self.refuses(address):
+            return BUSY
+        loop = asyncio.get_running_loop()
+        job = _Check(owner, address, name, password, loop.create_future())
+        self._count += 1
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        self._by_owner[owner] = job
+        queue = self._queues.get(address)
+        if queue is None:
+            queue = self._queues[address] = deque()
+            self._turns.append(address)
+        queue.append(job)
+        self._pump()
+        try:
+            return await job.future
+        finally:
+            if self._by_owner.get(owner) is job:
+                del self._by_owner[owner]
+            if job.queued:  # cancelled before its turn: it never runs
+                job.queued = False
+                queue.remove(job)
+                self._done(job)
+
+    def cancel(self, owner: object) -> None:
+        """The owner's connection is gone: drop its check (see the module docstring)."""
+        job = self._by_owner.pop(owner, None)
+        if job is not None and not job.future.done():
+            job.future.cancel()
+
+    def _done(self, job: _Check) -> None:
+        self._count -= 1
+        left = self._per_address[job.address] - 1
+        if left:
+            self._per_address[job.address] = left
+        else:
+            del self._per_address[job.address]
+
+    def _next(self) -> _Check | None:
+        turns = self._turns
+        while turns:
+            address = turns.popleft()
+            queue = self._queues[address]
+            job = queue.popleft()
+            if queue:
+                turns.append(address)  # its next check waits for the others' turns
+            else:
+                del self._queues[address]
+            return job
+        return None
+
+    def _pump(self) -> None:
+        while self.running < self.slots:
+            job = self._next()
+            if job is None:
+                return
+            job.queued = False
+            self.running += 1
+            task = asyncio.ensure_future(self.auth.authenticate(job.name, job.password))
+            task.add_done_callback(lambda t, job=job: self._finished(job, t))
+
+    def _finished(self, job: _Check, task: asyncio.Future[Account | None]) -> None:
+        self.running -= 1
+        self._done(job)
+        result: Any = None
+        if task.cancelled():
+            exc: BaseException | None = asyncio.CancelledError()
+        else:
+            exc = task.exception()
+            result = task.result() if exc is None else None
+        if exc is None and result is None:
+            self.on_failure(job.address)  # also when the client left: abandoning is no escape
+        if not job.future.done():
+            if exc is not None:
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(result)
+        self._pump()
