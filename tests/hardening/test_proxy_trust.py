@@ -17,8 +17,18 @@ import pytest
 
 def _run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTPD_")}
-    argv = [sys.executable, "-m", "ftpd", "--root", str(tmp_path), "--port", "0",
-            "--password", "x", *flags]
+    argv = [
+        sys.executable,
+        "-m",
+        "ftpd",
+        "--root",
+        str(tmp_path),
+        "--port",
+        "0",
+        "--password",
+        "x",
+        *flags,
+    ]
     try:
         return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=10)
     except subprocess.TimeoutExpired as exc:  # it started serving: the defect

@@ -1,0 +1,130 @@
+"""Issue 16 item 4: abandoned logins cannot pile up hashing work.
+
+With a users file, ``USER x``/``PASS y`` then a reset, repeated for seconds, queued one scrypt
+verification per connection and nothing cancelled them: a real user's next login took 49.5 s.
+Now a closed connection cancels its check, the checks are bounded per address and in total
+(the excess is refused with 421 at once), and addresses are served in turn.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ftpd.auth.hashing import hash_password
+
+from .support import Closed, Ctl, fds, settle_fds
+
+FLOOD_SECONDS = 4.0
+
+
+USERS = 30  # each real login below is a user's first: a hash verification, not a cache hit
+
+
+def _users_file(tmp_path: Path) -> Path:
+    home = tmp_path / "homes"
+    home.mkdir()
+    users = tmp_path / "users.toml"
+    users.write_text(
+        "".join(
+            f'[[users]]\nname = "u{i}"\npassword_hash = "{hash_password(f"pw{i}")}"\n'
+            f'home = "{home}"\n'
+            for i in range(USERS)
+        )
+    )
+    return users
+
+
+def _flooder(srv: Any, stop: threading.Event, sent: list[int]) -> None:
+    linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    while not stop.is_set():
+        s = socket.socket()
+        try:
+            s.settimeout(2)
+            s.bind(("127.0.0.2", 0))
+            s.connect((srv.host, srv.port))
+            s.sendall(b"USER u0\r\nPASS guess\r\n")
+            s.recv(100)  # the greeting: the PASS is being read
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            sent[0] += 1
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+
+_next_user = iter(range(USERS))
+
+
+def _real_login(srv: Any) -> float:
+    i = next(_next_user)
+    t0 = time.monotonic()
+    with Ctl(srv.host, srv.port, source="127.0.0.3", timeout=10) as c:
+        c.login(f"u{i}", f"pw{i}")
+        assert c.stor(f"real{i}.bin", b"r" * 2048).code == 226
+    return time.monotonic() - t0
+
+
+def test_real_login_stays_fast_during_a_login_flood(
+    servers: Any, tmp_path: Path, figures: Any
+) -> None:
+    srv = servers(users_file=str(_users_file(tmp_path)), ban_after=0)
+    base = fds(srv.pid)
+    stop = threading.Event()
+    sent = [0]
+    threads = [threading.Thread(target=_flooder, args=(srv, stop, sent)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    during: list[float] = []
+    try:
+        t_end = time.monotonic() + FLOOD_SECONDS
+        time.sleep(0.5)  # let the flood build up
+        while time.monotonic() < t_end:
+            during.append(_real_login(srv))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    after = [_real_login(srv) for _ in range(3)]
+    figures.record(
+        "login flood",
+        flood_connections=sent[0],
+        login_during_max_s=round(max(during), 3),
+        login_after_max_s=round(max(after), 3),
+    )
+    assert sent[0] > 200, "the flood did not run"
+    assert max(during) < 1.0, during
+    assert max(after) < 1.0, after
+    assert settle_fds(srv.pid, base) <= base
+
+
+def test_checks_beyond_the_bound_are_refused_at_once(servers: Any, tmp_path: Path) -> None:
+    srv = servers(users_file=str(_users_file(tmp_path)), ban_after=0)
+    conns = [Ctl(srv.host, srv.port, source="127.0.0.4") for _ in range(10)]
+    try:
+        for c in conns:
+            c.send(b"USER nobody\r\n")
+            assert c.reply().code == 331
+        t0 = time.monotonic()
+        for c in conns:
+            c.send(b"PASS guess\r\n")
+        refused = 0
+        for c in conns:
+            try:
+                r = c.reply(timeout=10)
+            except Closed:
+                continue
+            if r.code == 421:
+                refused += 1
+                assert time.monotonic() - t0 < 1.0, "a 421 that was not at once"
+            else:
+                assert r.code == 530, r
+        assert refused >= 5, f"only {refused} of 10 simultaneous checks refused"
+    finally:
+        for c in conns:
+            c.close()
+    assert _real_login(srv) < 1.0
