@@ -24,10 +24,14 @@ wrapper (``aiofiles.os.wrap``). Either way the calls are our own functions on ra
 aiofiles' file objects, because those cost one hop per method and cannot open with
 ``dir_fd``/``O_NOFOLLOW``; readers also need the real fd for ``os.sendfile``.
 
-Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
-``commit`` renames it over the target, so readers see the old file until the upload completes and
-a failed upload leaves the old file intact. Listings hide these temp files;
-``cleanup_stale_uploads`` removes the ones a crash left behind.
+Uploads are atomic by default, and out of the client's namespace: on Linux STOR opens an
+anonymous file in the target's directory (``O_TMPFILE``), which has no name until ``commit``
+links it under a private name and renames that over the target (``local_io.LocalWriter``), so
+readers see the old file until the upload completes, a failed upload leaves the old file intact,
+and a crash leaves nothing behind. Where ``O_TMPFILE`` is not supported (other filesystems and
+platforms) the upload is written to ``.ftpd-upload-<random>.tmp`` instead. Either way such names
+are the server's: refused to clients for every command (``_parts``), hidden from listings, and
+removed at start-up by ``cleanup_stale_uploads``.
 
 Known limits: a hard link inside the home to a file outside cannot be told apart from a normal
 file (only an administrator can create one); an atomic upload replaces the inode, so it breaks
@@ -48,6 +52,15 @@ from typing import TypeVar
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
+from ftpd.fs.temps import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    cleanup_stale_uploads,
+    is_upload_temp,
+    named_temp,
+    open_anonymous,
+    tmpfile_available,
+)
 
 __all__ = [
     "TEMP_PREFIX",
@@ -61,8 +74,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-TEMP_PREFIX = ".ftpd-upload-"
-TEMP_SUFFIX = ".tmp"
 
 # O_PATH (Linux) opens a directory for use as dir_fd without needing read permission on it.
 _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
@@ -75,40 +86,6 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NONBLOCK
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # How many "<prefix>.N" names unique_name tries before switching to random suffixes.
 _UNIQUE_SEQUENTIAL = 99
-
-
-def is_upload_temp(name: str) -> bool:
-    """True for the names of in-progress atomic uploads (hidden from listings)."""
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
-
-
-def cleanup_stale_uploads(home: str) -> int:
-    """Delete upload temp files anywhere under ``home``; return how many. Blocking.
-
-    Meant for start-up, before any session runs (a temp file of a live upload would be deleted
-    too). Symlinked directories are not descended into, so nothing outside the home is touched.
-    """
-    count = 0
-    # An explicit stack, not os.walk: os.walk recurses once per level, and a client with MKD can
-    # build a tree deeper than Python's recursion limit (1,100 levels: RecursionError at start-up
-    # on 3.11). Symlinks are never followed (scandir's is_dir(follow_symlinks=False)).
-    stack = [os.path.realpath(home)]
-    while stack:
-        top = stack.pop()
-        try:
-            with os.scandir(top) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif is_upload_temp(entry.name) and entry.is_file(follow_symlinks=False):
-                            os.unlink(entry.path)
-                            count += 1
-                    except FileNotFoundError:
-                        pass
-        except OSError:
-            continue  # unreadable, vanished or too deep a path: nothing of ours can be there
-    return count
 
 
 def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
@@ -154,17 +131,27 @@ class LocalFS:
     capabilities = Capabilities()
 
     def __init__(self, home: str, executor: IoPool | Executor | None,
-                 atomic_uploads: bool = True) -> None:
+                 atomic_uploads: bool = True, anonymous_temps: bool = True) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
+        # O_TMPFILE uploads (see the module docstring); False forces the named temp files.
+        self.anonymous_temps = anonymous_temps and tmpfile_available()
         self._hops = Hops(executor)
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
-    _parts = staticmethod(virtual_parts)
+    @staticmethod
+    def _parts(vpath: str) -> list[str]:
+        """``virtual_parts``, refusing the server's temporary upload names (550) for every
+        command: a client must not store, read, rename or make a directory under one."""
+        parts = virtual_parts(vpath)
+        for part in parts:
+            if part.startswith(TEMP_PREFIX) and part.endswith(TEMP_SUFFIX):
+                raise PermissionError(errno.EACCES, "Permission denied", vpath)
+        return parts
 
     def _inside(self, real: str) -> bool:
         return real == self.home or os.path.commonpath([self.home, real]) == self.home
@@ -415,22 +402,20 @@ class LocalFS:
                 raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath)
             if not st.S_ISREG(old.st_mode):
                 raise _not_regular(vpath)
-        for _ in range(16):
-            temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
-            try:
-                fd = os.open(temp, _NEW_FILE_FLAGS, 0o666, dir_fd=dfd)  # umask applies
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise FileExistsError(errno.EEXIST, "cannot create a temporary file", vpath)
+        fd = -1
+        temp: str | None = None
+        if self.anonymous_temps:
+            fd = open_anonymous(dfd)  # -1: this filesystem has no O_TMPFILE
+        if fd < 0:
+            fd, temp = named_temp(dfd, vpath)
         if old is not None:
             try:  # keep the replaced file's permission bits
                 os.fchmod(fd, st.S_IMODE(old.st_mode))
             except OSError:
                 pass
         # The writer owns both fds from here on (the directory fd is closed by commit/abort).
-        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name)
+        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name,
+                           anonymous=temp is None)
 
     def _open_in_place(
         self, dfd: int, name: str, vpath: str, offset: int, append: bool

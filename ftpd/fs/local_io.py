@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import aiofiles.os
 
 from ftpd.fs.iopool import IoPool
+from ftpd.fs.temps import link_anonymous
 
 __all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
 
@@ -95,7 +96,7 @@ class LocalWriter:
     open), and keeping them is what lets the client resume with REST after a broken transfer.
     """
 
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops")
+    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_anonymous")
 
     COMMIT_TAKES_TAIL = True  # ``commit(tail)``: see ``ftpd.server.data.receive_upload``
 
@@ -106,8 +107,10 @@ class LocalWriter:
         dir_fd: int = -1,
         temp: str | None = None,
         target: str = "",
+        anonymous: bool = False,
     ) -> None:
         self._fd = fd
+        self._anonymous = anonymous  # an O_TMPFILE upload: no name until commit
         self._dir_fd = dir_fd  # the directory holding temp and target (atomic mode only)
         self._temp = temp
         self._target = target
@@ -119,7 +122,7 @@ class LocalWriter:
 
     @property
     def atomic(self) -> bool:
-        return self._temp is not None
+        return self._temp is not None or self._anonymous
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -146,6 +149,9 @@ class LocalWriter:
         with self._lock:
             if self._done:
                 return
+            if self._anonymous:
+                self._finish_anonymous(commit)
+                return
             fd, self._fd = self._fd, -1
             if fd >= 0:
                 if commit:
@@ -171,6 +177,32 @@ class LocalWriter:
             if self._dir_fd >= 0:
                 close_quietly(self._dir_fd)
                 self._dir_fd = -1
+
+    def _finish_anonymous(self, commit: bool) -> None:
+        """``finish_sync`` of an O_TMPFILE upload (lock held). ``linkat`` cannot replace a name,
+        so the file is linked under a private temp name and renamed over the target: the name
+        exists for the length of two calls, and a crash there leaves a file that start-up
+        cleanup removes."""
+        fd = self._fd
+        if commit and fd >= 0:
+            temp = link_anonymous(fd, self._dir_fd)
+            try:
+                self._fd = -1
+                os.close(fd)  # may report a delayed write error (NFS): the upload then failed
+                os.replace(temp, self._target, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except BaseException:
+                try:
+                    os.unlink(temp, dir_fd=self._dir_fd)
+                except OSError:
+                    pass
+                raise
+        elif fd >= 0:
+            self._fd = -1
+            close_quietly(fd)  # an anonymous file: closing it is discarding it
+        self._done = True
+        if self._dir_fd >= 0:
+            close_quietly(self._dir_fd)
+            self._dir_fd = -1
 
     def _write_and_finish(self, tail: bytes | memoryview) -> None:
         if tail:
