@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class PathEscapeError(PermissionError):
@@ -109,6 +109,12 @@ class FileSystem(Protocol):
 
     async def list(self, vpath: str) -> list[FileStat]:
         """All entries of a directory (not '.' and '..'), in one executor call."""
+        ...
+
+    async def open_listing(self, vpath: str, format: Any) -> Reader:
+        """A directory's listing as a stream of formatted batches (``format(entries) -> bytes``,
+        ``ftpd.proto.listing.LineFormat``); nothing is read before its first ``read``, so a
+        session opens it before its data connection exists (``ftpd.fs.listing_stream``)."""
         ...
 
     async def open_read(self, vpath: str, offset: int = 0) -> Reader: ...

@@ -51,6 +51,7 @@ from typing import TypeVar
 
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
 from ftpd.fs.iopool import IoPool
+from ftpd.fs.listing_stream import Format, LocalListing
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
 from ftpd.fs.temps import (
     TEMP_PREFIX,
@@ -275,35 +276,24 @@ class LocalFS:
             return _file_stat(name, s)
         return _file_stat(name, self._stat_target(parent, name, vpath), is_link=True)
 
-    def _list(self, vpath: str) -> list[FileStat]:
+    entry_stat = staticmethod(_file_stat)
+
+    def _open_listing_fd(self, vpath: str) -> tuple[int, str]:
+        """The directory ``vpath`` opened for ``scandir`` (jailed): (fd, its real path)."""
         parts = self._parts(vpath)
         fast = self._walk_fast(parts, _LIST_FLAGS)
         if fast is not None:
-            real = os.path.join(self.home, *parts)
-            dir_fd = _DirFd(fast)
-        else:
-            parent, name = self._locate(vpath, follow=True)
-            real = os.path.join(parent, name) if name else self.home
-            dir_fd = self._open_dir(real, _LIST_FLAGS)
-        out: list[FileStat] = []
-        with dir_fd as dfd, os.scandir(dfd) as it:
-            for entry in it:
-                ename = entry.name
-                if is_upload_temp(ename):
-                    continue
-                try:
-                    s = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # deleted while we listed
-                    continue
-                is_link = st.S_ISLNK(s.st_mode)
-                if is_link:
-                    try:
-                        s = self._stat_target(real, ename, vpath)
-                    except PathEscapeError:
-                        continue  # points outside the home: omit, it leaks nothing
-                    except OSError:
-                        pass  # dangling or looping inside the home: show the link itself
-                out.append(_file_stat(ename, s, is_link))
+            return fast, os.path.join(self.home, *parts)
+        parent, name = self._locate(vpath, follow=True)
+        real = os.path.join(parent, name) if name else self.home
+        return self._open_dir(real, _LIST_FLAGS).fd, real
+
+    def _list(self, vpath: str) -> list[FileStat]:
+        listing = LocalListing(self, vpath, None)
+        try:
+            out = listing.entries_sync(1 << 62)
+        finally:
+            listing.close_sync()
         out.sort(key=lambda f: f.name)
         return out
 
@@ -553,6 +543,11 @@ class LocalFS:
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory sorted by name, in one hop."""
         return self._hops.run(self._list, vpath)
+
+    def open_listing(self, vpath: str, format: Format) -> Awaitable[LocalListing]:
+        """A streamed listing of the directory ``vpath``: nothing is read until its first
+        ``read`` (see ``listing_stream``)."""
+        return self._hops.done(LocalListing(self, vpath, format))
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[LocalReader]:
         """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""

@@ -261,6 +261,12 @@ class Hops:
             return self.pool.submit(fn, *args)
         return _in_executor(fn, *args, executor=self.executor)  # type: ignore[no-any-return]
 
+    def done(self, value: T) -> Awaitable[T]:
+        """``value`` as an awaitable that needs no hop (a future already done)."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        fut.set_result(value)
+        return fut
+
     def run_open(
         self, fn: Callable[..., T], dispose: Callable[[T], object], *args: Any
     ) -> Awaitable[T]:

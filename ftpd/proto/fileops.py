@@ -19,13 +19,20 @@ from .errors import (
     NotImplementedErr,
     ParamNotImplemented,
 )
-from .listing import list_line, mdtm_time, mlsd_line, mlsx_facts, nlst_line, parse_time_val
+from .listing import (
+    LineFormat,
+    ListingKind,
+    list_line,
+    mdtm_time,
+    mlsx_facts,
+    nlst_line,
+    parse_time_val,
+)
 from .paths import basename, parent, quote_path, resolve, strip_ls_flags
 from .replies import Reply
-from .requests import FsCall, StartTransfer, Transfer
+from .requests import FsCall, ReadListing, StartTransfer, Transfer
 
 if TYPE_CHECKING:
-    from ..fs.base import FileStat
     from .session import Session
 
 __all__ = ["FileOps"]
@@ -138,43 +145,42 @@ class FileOps:
         return self.perms if self.caps.resume_write else self.perms.replace("a", "")
 
     # ------------------------------------------------------------------ listings
-    def _listing(self: Session, path: str) -> Generator[Any, Any, tuple[list[FileStat], bool]]:
-        st = yield self.fs("stat", path)
-        if not st.is_dir:
-            return [st], False
-        entries = yield self.fs("list", path)
-        return sorted(entries, key=lambda e: e.name), True
-
+    # A directory's listing is a stream (ftpd.fs.listing_stream): opened here without reading
+    # anything, read and formatted in batches by the IO layer once the data connection exists.
     def ftp_LIST(self: Session, arg: str, path: str) -> Gen:
         self.require_data_setup()
-        entries, _ = yield from self._listing(path)
-        now = time.time()
-        payload = "".join(list_line(e, now) + "\r\n" for e in entries)
-        return (yield from self._send_listing("LIST", path, payload))
+        st = yield self.fs("stat", path)
+        fmt = LineFormat(ListingKind.LIST, time.time())
+        if not st.is_dir:
+            return (yield from self._send_listing("LIST", path, payload=fmt([st])))
+        return (yield from self._send_listing("LIST", path, fmt))
 
     def ftp_NLST(self: Session, arg: str, path: str) -> Gen:
         self.require_data_setup()
-        entries, is_dir = yield from self._listing(path)
-        if is_dir:
-            payload = "".join(nlst_line(e.name) + "\r\n" for e in entries)
-        else:
+        st = yield self.fs("stat", path)
+        if not st.is_dir:
             # A file: its name as the client gave it (vsftpd), without ls flags.
-            payload = nlst_line(strip_ls_flags(arg).strip() or entries[0].name) + "\r\n"
-        return (yield from self._send_listing("NLST", path, payload))
+            name = nlst_line(strip_ls_flags(arg).strip() or st.name) + "\r\n"
+            payload = name.encode("utf-8", "surrogateescape")
+            return (yield from self._send_listing("NLST", path, payload=payload))
+        return (yield from self._send_listing("NLST", path, LineFormat(ListingKind.NLST)))
 
     def ftp_MLSD(self: Session, arg: str, path: str) -> Gen:
         self.require_data_setup()
         st = yield self.fs("stat", path)
         if not st.is_dir:
             raise ArgumentError("Not a directory.")  # RFC 3659 §7.2.1: 501, no data connection
-        entries = yield self.fs("list", path)
-        facts, perms = self.mlst_facts, self.fact_perms()
-        payload = "".join(mlsd_line(e, facts, perms) + "\r\n" for e in sorted(entries, key=_name))
-        return (yield from self._send_listing("MLSD", path, payload))
+        fmt = LineFormat(ListingKind.MLSD, facts=self.mlst_facts, perms=self.fact_perms())
+        return (yield from self._send_listing("MLSD", path, fmt))
 
-    def _send_listing(self: Session, kind: str, path: str, payload: str) -> Gen:
-        data = payload.encode("utf-8", "surrogateescape")
-        t = Transfer(kind, path, payload=data, name=basename(path) or "/")
+    def _send_listing(self: Session, kind: str, path: str, fmt: LineFormat | None = None,
+                      payload: bytes | None = None) -> Gen:
+        name = basename(path) or "/"
+        if payload is not None:
+            t = Transfer(kind, path, payload=payload, name=name)
+        else:
+            stream = yield self.fs("open_listing", path, fmt)
+            t = Transfer(kind, path, reader=stream, name=name)
         self.begin_transfer(t)
         yield StartTransfer(t)
         return None
@@ -184,14 +190,24 @@ class FileOps:
         if any(c in raw for c in "*?["):
             raise FileUnavailable("Globbing not supported.")
         path = resolve(self.cwd, raw)
-        entries, _ = yield from self._listing(path)
+        st = yield self.fs("stat", path)
         now = time.time()
-        return Reply(
-            213,
-            f"Status of {quote_path(path)}:",
-            *(list_line(e, now) for e in entries),
-            "End of status.",
-        )
+        title = f"Status of {quote_path(path)}:"
+        if not st.is_dir:
+            return Reply(213, title, list_line(st, now), "End of status.")
+        stream = yield self.fs("open_listing", path, LineFormat(ListingKind.LIST, now, prefix=" "))
+        yield Reply.opening(213, title)
+        # Inner lines in batches, each once the previous ones have drained (ReadListing).
+        try:
+            while True:
+                chunk = yield ReadListing(stream)
+                if not chunk:
+                    break
+                yield Reply.part(213, chunk)
+        except OSError:
+            # The 213- line is out: the reply must still end with its 213 line.
+            return Reply(213, "End of status (the directory could not be read to its end).")
+        return Reply(213, "End of status.")
 
     # ------------------------------------------------------------------ transfers
     def _take_rest(self: Session) -> int:
@@ -263,7 +279,3 @@ class FileOps:
         self.begin_transfer(t)
         yield StartTransfer(t)
         return None
-
-
-def _name(e: FileStat) -> str:
-    return e.name

@@ -20,6 +20,7 @@ __all__ = [
     "StartTransfer",
     "AbortTransfer",
     "StartTLS",
+    "ReadListing",
     "Transfer",
 ]
 
@@ -84,6 +85,17 @@ class StartTLS(Request):
     """Upgrade the control connection to TLS (after the 234 reply has been queued)."""
 
     __slots__ = ()
+
+
+class ReadListing(Request):
+    """The next batch of a listing sent on the control connection (STAT of a directory), once
+    the replies already written have drained (back-pressure). Result: bytes, ``b""`` at the end.
+    """
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
 
 
 class AbortTransfer(Request):

@@ -27,6 +27,7 @@ from ..proto.requests import (
     CloseData,
     FsCall,
     OpenPassive,
+    ReadListing,
     Sleep,
     StartTLS,
     StartTransfer,
@@ -56,7 +57,7 @@ class ControlChannel(asyncio.Protocol):
         "server", "transport", "session", "reader", "fs", "queue", "busy", "last_activity",
         "transfer_task", "passive", "peer", "closed", "sid", "read_paused", "write_paused",
         "counted_ip", "counted_user", "connected_at", "timed_out", "early", "draining",
-        "scheduled", "passive_since", "proxy_buf", "proxy_timer",
+        "scheduled", "passive_since", "proxy_buf", "proxy_timer", "drain_waiter",
     )
 
     def __init__(self, server: Server, peer: tuple[str, int] | None = None) -> None:
@@ -87,6 +88,7 @@ class ControlChannel(asyncio.Protocol):
         self.passive_since = 0.0  # when the current passive listener was opened
         self.proxy_buf: bytes | None = None  # not None while waiting for a PROXY header
         self.proxy_timer: asyncio.TimerHandle | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None  # ReadListing waits for drain
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -211,6 +213,7 @@ class ControlChannel(asyncio.Protocol):
             return
         self.closed = True
         self._drop_passive()
+        self._wake_drain()
         task = self.transfer_task
         if task is not None and not task.done():
             task.cancel()
@@ -225,6 +228,7 @@ class ControlChannel(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._wake_drain()
         if (self.queue or self.read_paused) and not self.draining and not self.scheduled:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self._process_queue)
@@ -390,10 +394,27 @@ class ControlChannel(asyncio.Protocol):
         if kind is StartTLS:
             await self._start_tls()
             return None
+        if kind is ReadListing:
+            await self._drained()
+            return await req.stream.read()
         value = self._perform_now(req)
         if value is NEED_ASYNC:
             raise TypeError(f"unknown request {req!r}")
         return value
+
+    async def _drained(self) -> None:
+        """Wait until the client has read our replies (STAT of a directory streams its lines
+        batch by batch, never more than one batch ahead of the client)."""
+        while self.write_paused and not self.closed:
+            waiter = self.drain_waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        if self.closed:
+            raise asyncio.CancelledError()  # the client left: stop reading the directory
+
+    def _wake_drain(self) -> None:
+        waiter, self.drain_waiter = self.drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _after_command(self) -> None:
         if self.session.closing:
@@ -686,6 +707,7 @@ class ControlChannel(asyncio.Protocol):
             self._reply(reply)
         self.closed = True
         self._drop_passive()
+        self._wake_drain()
         task = self.transfer_task
         if task is not None and not task.done():
             task.cancel()

@@ -333,8 +333,6 @@ async def send_file(
             reader.advance(n)
             progress(n)
         return
-    if before_wait is not None:
-        before_wait()  # block reads wait on the IO pool
     conv = ToNetwork() if ascii else None
     while True:
         block = await reader.read(READ_BLOCK)
@@ -343,6 +341,19 @@ async def send_file(
         progress(len(block))
         if conv is not None:
             block = conv.convert(block)
+        if before_wait is not None:
+            # The held 150 must be out before we wait on the socket (a client may read the
+            # data connection only after the 150); waits on the IO pool need not release it,
+            # so a small listing or text file still ends with 150+226 in one write.
+            try:
+                n = sock.send(block)
+            except BlockingIOError:
+                n = 0
+            if n == len(block):
+                continue
+            before_wait()
+            before_wait = None
+            block = memoryview(block)[n:]
         await _sendall(sock, block)
     if conv is not None:
         tail = conv.flush()

@@ -46,6 +46,7 @@ from ftpd.proto.requests import (
     CloseData,
     FsCall,
     OpenPassive,
+    ReadListing,
     Sleep,
     StartTLS,
     StartTransfer,
@@ -223,6 +224,7 @@ NEEDS = {
     "open_write": "wa",
     "unique_name": "w",
     "list": "l",
+    "open_listing": "l",
     "mkdir": "m",
     "rmdir": "d",
     "delete": "d",
@@ -276,6 +278,10 @@ class FakeFS:
             if x != p and x.startswith(pre) and "/" not in x[len(pre) :]
         ]
         return [self.stat(x) for x in names]
+
+    def open_listing(self, p: str, fmt: Any) -> Any:
+        # Nothing is read here (the IO layer reads once the data connection is up).
+        return SimpleNamespace(path=p, kind="listing", rows=self.list(p), fmt=fmt)
 
     def open_read(self, p: str, offset: int) -> Any:
         if p in self.dirs:
@@ -425,7 +431,7 @@ class SessionMachine(RuleBasedStateMachine):
         COUNTS["requests"] += 1
         s = self.s
         fault = None
-        if isinstance(req, (FsCall, OpenPassive, StartTLS)) and self.faults:
+        if isinstance(req, (FsCall, OpenPassive, StartTLS, ReadListing)) and self.faults:
             fault = self.faults.pop(0)
         if isinstance(req, FsCall):
             assert s.logged_in, f"filesystem call {req!r} before login"
@@ -482,6 +488,12 @@ class SessionMachine(RuleBasedStateMachine):
         if isinstance(req, Sleep):
             assert 0 < req.seconds <= 60
             return None, None
+        if isinstance(req, ReadListing):  # STAT of a directory: one batch, then the end
+            stream = req.stream
+            if fault is not None:
+                return None, FakeFS.err(fault)
+            rows, stream.rows = stream.rows, []
+            return (stream.fmt(rows) if rows else b""), None
         if isinstance(req, StartTLS):
             if fault is not None:
                 return None, ConnectionResetError("handshake failed")  # closes the connection

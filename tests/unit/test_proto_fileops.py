@@ -9,7 +9,7 @@ import errno
 from typing import Any
 
 import pytest
-from test_proto_session import Drive
+from test_proto_session import Drive, body
 
 from ftpd.proto.errors import BadSequence, CannotOpenData
 from ftpd.proto.replies import Reply
@@ -229,8 +229,8 @@ def test_list(d: Drive) -> None:
     d("PASV")
     r = d("LIST")
     t = r.transfer
-    assert t.kind == "LIST" and t.payload is not None
-    rows = t.payload.decode().split("\r\n")
+    assert t.kind == "LIST"
+    rows = body(t).decode().split("\r\n")
     assert rows[-1] == "" and len(rows) == 4
     assert [row.rsplit(" ", 1)[1] for row in rows[:-1]] == ["a.txt", "b.txt", "sub"]
     assert rows[2].startswith("drwxr-xr-x")
@@ -246,7 +246,7 @@ def test_list_flags_and_file(d: Drive) -> None:
         d.finish(r)
     d("PASV")
     r = d("LIST x y")  # a single file: its own line
-    assert r.transfer.payload.decode().rstrip("\r\n").endswith(" x y")
+    assert body(r.transfer).decode().rstrip("\r\n").endswith(" x y")
     d.finish(r)
     d("PASV")
     assert d("LIST nothere").code == 550
@@ -257,15 +257,15 @@ def test_nlst(d: Drive) -> None:
     d.fs.dirs.add("/d")
     d("PASV")
     r = d("NLST -CF d")
-    assert r.transfer.payload == b"a\r\nb\r\n"
+    assert body(r.transfer) == b"a\r\nb\r\n"
     d.finish(r)
     d("PASV")
     r = d("NLST d/a")  # a file: the name as given (vsftpd)
-    assert r.transfer.payload == b"d/a\r\n"
+    assert body(r.transfer) == b"d/a\r\n"
     d.finish(r)
     d("PASV")
     r = d("NLST -l d/a")  # ls flags are not part of the name
-    assert r.transfer.payload == b"d/a\r\n"
+    assert body(r.transfer) == b"d/a\r\n"
     d.finish(r)
 
 
@@ -274,7 +274,7 @@ def test_mlsd(d: Drive) -> None:
     d.fs.dirs.update({"/d", "/d/e"})
     d("PASV")
     r = d("MLSD d")
-    rows = r.transfer.payload.decode().split("\r\n")[:-1]
+    rows = body(r.transfer).decode().split("\r\n")[:-1]
     assert rows[0].startswith("type=dir;") and rows[0].endswith("; e")
     assert rows[1].startswith("type=file;size=3;modify=20231114221320;") and rows[1].endswith("; f")
     d.finish(r)
@@ -302,7 +302,7 @@ def test_listing_names_with_crlf_cannot_inject(d: Drive) -> None:
     for cmd in ("LIST", "NLST", "MLSD"):
         d("PASV")
         r = d(cmd)
-        payload = r.transfer.payload
+        payload = body(r.transfer)
         assert payload.count(b"\r\n") == 1 and b"\n226" not in payload, cmd
         d.finish(r)
 
