@@ -9,13 +9,19 @@ fast whatever others do:
   thread cannot be stopped, but its result is dropped (and a failure still counts towards a ban);
 - the checks waiting or running are bounded per address (``PER_ADDRESS``) and in total
   (``TOTAL``); beyond that the login is refused at once (the caller answers 421 and closes);
-- waiting checks are served round-robin between addresses, so one address's queue never stands
-  in front of another's first check.
+- waiting checks are served round-robin between addresses, and one address runs at most half of
+  the verifications at once, so one address's queue never stands in front of another's first
+  check and a flood from one address always leaves a thread for the others.
+
+A scrypt verification allocates 16 MiB (argon2 more); glibc would keep such blocks in its
+per-thread arenas after a flood (+50 MiB seen), so allocations of 2 MiB and more are made to use
+``mmap`` and go back to the system when freed (``_return_big_blocks``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +33,18 @@ __all__ = ["LoginGate", "BUSY"]
 PER_ADDRESS = 4  # checks waiting or running per client address
 TOTAL = 256  # checks waiting or running in all
 BUSY = "Too many logins in progress, please try later."
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_MMAP_THRESHOLD = 2 * 1024 * 1024
+
+
+def _return_big_blocks() -> None:
+    """Fix glibc's mmap threshold (which otherwise grows to the largest block freed), so hash
+    buffers are unmapped when freed. A no-op where mallopt does not exist (musl, macOS)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 class _Check:
@@ -56,11 +74,14 @@ class LoginGate:
         self.slots = max(1, slots)  # verifications running at once (~ the cores)
         self.on_failure = on_failure  # counts a failed verification of an address (bans)
         self.running = 0
+        self.running_per_address = max(1, self.slots // 2)
+        self._running: dict[str, int] = {}  # running, per address
         self._queues: dict[str, deque[_Check]] = {}  # address -> its waiting checks
         self._turns: deque[str] = deque()  # addresses with waiting checks, round-robin
         self._per_address: dict[str, int] = {}  # waiting + running, per address
         self._by_owner: dict[object, _Check] = {}
         self._count = 0  # waiting + running
+        _return_big_blocks()
 
     def pending(self) -> int:
         """Checks waiting or running (0 once every abuse has passed)."""
@@ -112,8 +133,11 @@ class LoginGate:
 
     def _next(self) -> _Check | None:
         turns = self._turns
-        while turns:
+        for _ in range(len(turns)):
             address = turns.popleft()
+            if self._running.get(address, 0) >= self.running_per_address:
+                turns.append(address)  # its share of the threads is in use: the next one
+                continue
             queue = self._queues[address]
             job = queue.popleft()
             if queue:
@@ -130,11 +154,17 @@ class LoginGate:
                 return
             job.queued = False
             self.running += 1
+            self._running[job.address] = self._running.get(job.address, 0) + 1
             task = asyncio.ensure_future(self.auth.authenticate(job.name, job.password))
             task.add_done_callback(lambda t, job=job: self._finished(job, t))
 
     def _finished(self, job: _Check, task: asyncio.Future[Account | None]) -> None:
         self.running -= 1
+        left = self._running[job.address] - 1
+        if left:
+            self._running[job.address] = left
+        else:
+            del self._running[job.address]
         self._done(job)
         result: Any = None
         if task.cancelled():

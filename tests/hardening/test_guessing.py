@@ -33,7 +33,7 @@ def _guess(srv: Any, source: str, password: str) -> int:
         return 421
 
 
-def test_guessing_is_stopped_by_default(servers: Any) -> None:
+def test_guessing_is_stopped_by_default(servers: Any, figures: Any) -> None:
     # The defaults, except the per-connection delay the fixture turns off: a guesser does not
     # wait for it anyway (see the module docstring).
     srv = servers()
@@ -46,6 +46,7 @@ def test_guessing_is_stopped_by_default(servers: Any) -> None:
             break
         assert code == 530
         answered += 1
+    figures.record("guessing with the defaults", answered_before_ban=answered)
     assert answered == default.ban_after, f"{answered} guesses answered before a ban"
     assert _guess(srv, "127.0.0.6", srv.password) == 421  # not even the right one now
     t0 = time.monotonic()
@@ -75,7 +76,9 @@ def _fail_time(srv: Any, user: str) -> float:
     return dt
 
 
-def test_failed_logins_take_the_same_time_for_every_name(servers: Any, tmp_path: Path) -> None:
+def test_failed_logins_take_the_same_time_for_every_name(
+    servers: Any, tmp_path: Path, figures: Any
+) -> None:
     srv = servers(users_file=str(_users_file(tmp_path)), ban_after=0)
     times: dict[str, list[float]] = {"single": [], "alice": [], "unknown": []}
     for _ in range(5):
@@ -83,6 +86,9 @@ def test_failed_logins_take_the_same_time_for_every_name(servers: Any, tmp_path:
         times["alice"].append(_fail_time(srv, "alice"))
         times["unknown"].append(_fail_time(srv, "mallory"))
     med = {k: statistics.median(v) for k, v in times.items()}
+    figures.record(
+        "failed login time (median ms)", **{k: round(v * 1000, 1) for k, v in med.items()}
+    )
     others = min(med["alice"], med["unknown"])
     # Before: 0.2 ms for the single user against ~46 ms (one scrypt) for the other names.
     assert med["single"] > 0.5 * others, med
