@@ -107,5 +107,3 @@ def cleanup_stale_uploads(home: str) -> int:
         except OSError:
             continue  # unreadable, vanished or too deep a path: nothing of ours can be there
     return count
-
-

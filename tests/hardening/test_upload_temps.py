@@ -61,8 +61,14 @@ def test_temp_names_are_refused_to_clients(servers: Any) -> None:
         c.cmd("TYPE I")
         data, r, _ = c.retr(TEMP)
         assert r.code == 550 and data == b"", r
-        for line in (f"SIZE {TEMP}", f"DELE {TEMP}", f"CWD {TEMP}",
-                     f"MKD d/{TEMP}", f"RNFR {TEMP}", f"MDTM {TEMP}"):
+        for line in (
+            f"SIZE {TEMP}",
+            f"DELE {TEMP}",
+            f"CWD {TEMP}",
+            f"MKD d/{TEMP}",
+            f"RNFR {TEMP}",
+            f"MDTM {TEMP}",
+        ):
             r = c.cmd(line)
             assert r.code == 550, (line, r)
         assert c.cmd("RNFR d").code == 350
