@@ -7,19 +7,27 @@ or the server could not be prepared, 130 interrupted (the partial report is stil
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime
 import os
 import random
 import sys
 from typing import Any
 
+from ftpd.load.limits import PROCS_AUTO, check_fd_budget, resolve_procs
 from ftpd.load.options import (
+    OPEN_MODEL_SCENARIOS,
     Options,
     parse_addresses,
     parse_duration,
     parse_size,
     parse_weights,
+)
+from ftpd.load.target import (
+    ANONYMOUS_PASSWORD,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_USER,
+    Target,
+    parse_url,
 )
 
 DEFAULT_BIG = "64M"
@@ -49,23 +57,68 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _procs(text: str) -> int:
+    if text == "auto":
+        return PROCS_AUTO
+    return _positive_int(text)
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
+def _url(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help="the server, as ftpd prints it: ftp://user:password@host:port/ (ftps:// implicit "
+        f"TLS, ftpes:// explicit); default ftp://{DEFAULT_USER}@{DEFAULT_HOST}:{DEFAULT_PORT}/",
+    )
+
+
+def _open_model(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("open model (latency from each intended start)")
+    g.add_argument(
+        "--rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help=f"start R {what} per second in all, whatever the server's pace",
+    )
+    g.add_argument(
+        "--arrivals",
+        choices=("constant", "poisson"),
+        default="constant",
+        help="with --rate: evenly spaced starts, or a Poisson process (default constant)",
+    )
+
+
 def _sample(text: str) -> int:
     return -1 if text == "all" else int(text)
 
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("server and login")
-    g.add_argument("--host", default="127.0.0.1", help="server address or name (default 127.0.0.1)")
-    g.add_argument("--port", type=int, default=21, help="control port (default 21)")
-    g.add_argument("--user", default="anonymous", help="user name (default anonymous)")
-    g.add_argument("--password", default=None, help="password (default ftpd-load@)")
+    g = p.add_argument_group("server and login (flags override what the URL says)")
+    g.add_argument("--host", help=f"server address or name (default {DEFAULT_HOST})")
+    g.add_argument("--port", type=int, help=f"control port (default {DEFAULT_PORT}, as ftpd)")
+    g.add_argument("--user", help=f"user name (default {DEFAULT_USER}, as ftpd)")
+    g.add_argument("--password", default=None, help="password (or in the URL)")
     g.add_argument("--password-env", metavar="VAR", help="read the password from this variable")
     g.add_argument("--tls", action="store_true", help="explicit FTPS: AUTH TLS, PBSZ 0, PROT P")
     g.add_argument("--insecure", action="store_true", help="with --tls: skip certificate checks")
     g.add_argument("--cafile", help="with --tls: trust the CA certificates in this PEM file")
     g = p.add_argument_group("load shape")
-    g.add_argument("--procs", type=_positive_int, default=1, help="worker processes (default 1)")
+    g.add_argument(
+        "--procs",
+        type=_procs,
+        default=1,
+        help="worker processes, or 'auto': one per core, more if the fd limit needs (default 1)",
+    )
     g.add_argument(
         "--source-addresses",
         type=_addresses,
@@ -97,6 +150,12 @@ def _common() -> argparse.ArgumentParser:
         "--json", dest="json_path", metavar="FILE", help="write the result as JSON ('-': stdout)"
     )
     g.add_argument(
+        "--report",
+        dest="report_path",
+        metavar="FILE.html",
+        help="write a self-contained HTML report with charts (opens offline)",
+    )
+    g.add_argument(
         "--plot", dest="plot_path", metavar="FILE.png", help="plot the timeline (matplotlib)"
     )
     g.add_argument("--server-pid", type=int, help="sample this server's memory, CPU and fds")
@@ -115,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ftpd-load",
         description="Load and stress tool for FTP servers (its own asyncio client).",
+        epilog="example: ftpd-load mixed 50 ftp://user:PASSWORD@127.0.0.1:2121/ --rate 100 "
+        "--report run.html   (the URL as ftpd prints it; docs/STRESS.md has the rest)",
     )
     sub = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
 
     p = sub.add_parser("hold", parents=common, help="hold N idle sessions; NOOP latency")
     p.add_argument("sessions", type=_positive_int, metavar="N")
+    _url(p)
     p.add_argument(
         "--noop-sample", type=_sample, default=100, help="sessions sending NOOP, or 'all'"
     )
@@ -127,28 +189,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=_duration, default=1.0, help="idle wait before sampling memory")
 
     p = sub.add_parser("logins", parents=common, help="connect+USER+PASS+QUIT loops")
-    p.add_argument("-c", "--concurrency", dest="sessions", type=_positive_int, default=10)
+    _url(p)
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        dest="sessions",
+        type=_positive_int,
+        default=10,
+        help="login loops (with --rate: logins in flight at most); default 10",
+    )
+    _open_model(p, "logins")
 
     p = sub.add_parser("retr", parents=common, help="big-file download throughput")
+    _url(p)
     p.add_argument("-c", "--concurrency", dest="sessions", type=_positive_int, default=1)
     p.add_argument("--file", help="server path to download (default: upload --size first)")
     p.add_argument("--size", type=_size, default=DEFAULT_BIG, help=f"default {DEFAULT_BIG}")
 
     p = sub.add_parser("stor", parents=common, help="big-file upload throughput")
+    _url(p)
     p.add_argument("-c", "--concurrency", dest="sessions", type=_positive_int, default=1)
     p.add_argument("--size", type=_size, default=DEFAULT_BIG, help=f"default {DEFAULT_BIG}")
     p.add_argument("--keep", action="store_true", help="leave the uploaded files on the server")
 
     p = sub.add_parser("small", parents=common, help="small-file transfers per second")
+    _url(p)
     p.add_argument("-c", "--concurrency", dest="sessions", type=_positive_int, default=10)
     p.add_argument("--file", help="server path to download (default: upload --size first)")
     p.add_argument("--size", type=_size, default=DEFAULT_SMALL, help=f"default {DEFAULT_SMALL}")
     p.add_argument("--mix", default="retr=1,stor=0", help="weights, e.g. retr=3,stor=1")
     p.add_argument("--keep", action="store_true", help="leave the uploaded files on the server")
+    _open_model(p, "transfers")
 
     p = sub.add_parser("mixed", parents=common, help="N sessions behaving like users")
     p.add_argument("sessions", type=_positive_int, metavar="N")
-    p.add_argument("--think", type=_duration, default=10.0, help="mean think time (default 10 s)")
+    _url(p)
+    p.add_argument(
+        "--think",
+        type=_duration,
+        default=None,
+        help="mean think time (default 10 s; not with --rate)",
+    )
     p.add_argument("--mix", default="list=1,retr=1,stor=1", help="weights of list, retr, stor")
     p.add_argument("--mlsd", action="store_true", help="MLSD instead of LIST")
     p.add_argument(
@@ -156,26 +237,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list-files", type=int, default=20, help="entries in the listed directory")
     p.add_argument("--settle", type=_duration, default=1.0, help="idle wait before sampling memory")
+    _open_model(p, "actions")
+
+    p = sub.add_parser(
+        "compare",
+        help="the same scenario against several servers, one after another",
+        description="Run one scenario against two or more servers (URLs), one after another, "
+        "and report them side by side with ratios to the first. --json and --report describe "
+        "the comparison; --server-pids P1,P2 samples each server in turn.",
+        epilog="example: ftpd-load compare ftp://user:pw@127.0.0.1:2121/ "
+        "ftp://user:pw@127.0.0.1:2122/ mixed 50 --rate 100 --report compare.html",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="URL URL [URL ...] SCENARIO [OPTIONS]")
     return parser
 
 
-def options_from_args(args: argparse.Namespace) -> Options:
-    """Validate the parsed arguments into Options; raises ValueError with a clear message."""
-    password = args.password
+def options_from_args(args: argparse.Namespace, url: str | None = None) -> Options:
+    """Validate the parsed arguments into Options; raises ValueError with a clear message.
+
+    ``url`` (``compare``) stands in for the positional URL. Flags override what the URL says.
+    """
+    url = url if url is not None else getattr(args, "url", None)
+    target = parse_url(url) if url else Target()
+    password = args.password if args.password is not None else target.password
     if args.password_env:
         if args.password_env not in os.environ:
             raise ValueError(f"--password-env {args.password_env}: variable not set")
         password = os.environ[args.password_env]
     opts = Options(scenario=args.scenario)
     for name in Options.__slots__:  # type: ignore[attr-defined]
-        if name not in ("scenario", "password", "mix") and hasattr(args, name):
+        if name not in _FROM_TARGET and hasattr(args, name):
             setattr(opts, name, getattr(args, name))
-    if password is not None:
-        opts.password = password
+    opts.host = args.host or target.host or DEFAULT_HOST
+    opts.port = args.port or target.port or DEFAULT_PORT
+    opts.user = args.user or target.user or DEFAULT_USER
+    opts.tls = args.tls or target.tls or target.implicit_tls
+    opts.implicit_tls = target.implicit_tls
+    if password is None:
+        if opts.user not in ("anonymous", "ftp"):
+            raise ValueError(
+                f"no password for {opts.user}: give the URL ftpd printed on start-up "
+                f"(ftp://{opts.user}:PASSWORD@{opts.host}:{opts.port}/), or --password-env VAR"
+            )
+        password = ANONYMOUS_PASSWORD
+    opts.password = password
     if args.scenario == "small":
         opts.mix = parse_weights(args.mix, ("retr", "stor"))
     elif args.scenario == "mixed":
         opts.mix = parse_weights(args.mix, ("list", "retr", "stor"))
+        if args.think is not None and opts.rate:
+            raise ValueError("--think is for the closed model; with --rate the schedule decides")
+        opts.think = 10.0 if args.think is None else args.think
+    if opts.rate and args.scenario not in OPEN_MODEL_SCENARIOS:
+        raise ValueError(f"--rate applies to {', '.join(OPEN_MODEL_SCENARIOS)} only")
     if opts.seed is None:
         opts.seed = random.SystemRandom().randrange(1 << 31)
     if opts.duration <= 0 or opts.timeout <= 0 or opts.interval <= 0:
@@ -186,32 +300,22 @@ def options_from_args(args: argparse.Namespace) -> Options:
         raise ValueError(f"--server-pid {opts.server_pid}: no such process (or no /proc)")
     if opts.cafile and not os.path.exists(opts.cafile):
         raise ValueError(f"--cafile {opts.cafile}: no such file")
+    resolve_procs(opts)
     return opts
 
 
-def check_fd_budget(opts: Options) -> None:
-    """Refuse a run that cannot fit the per-process fd limit, suggesting --procs."""
-    from ftpd.load.worker import raise_nofile_limit
-
-    limit = raise_nofile_limit()
-    per_session = 1 if opts.scenario in ("hold", "logins") else 2  # control + data
-    procs = max(1, min(opts.procs, opts.sessions))
-    need = -(-opts.sessions // procs) * per_session + 64
-    if need > limit:
-        enough = -(-opts.sessions * per_session // (limit - 64))
-        raise ValueError(
-            f"{opts.sessions} sessions need about {need} fds per process with --procs {procs}, "
-            f"but a process may open {limit}: use --procs {enough} or more"
-        )
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+# Options set from the URL and flags together, or parsed specially, rather than copied.
+_FROM_TARGET = ("scenario", "password", "mix", "host", "port", "user", "think", "tls")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``ftpd-load`` with ``argv`` (default: sys.argv[1:]); return the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.scenario == "compare":
+        from ftpd.load.compare import compare_main
+
+        return compare_main(parser, args.args, options_from_args)
     try:
         opts = options_from_args(args)
         check_fd_budget(opts)
@@ -222,52 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         from ftpd.load.report import check_plot_available
 
         check_plot_available()
-    return run(opts)
+    from ftpd.load.execute import run_one, write_outputs
 
-
-def run(opts: Options) -> int:
-    """Prepare the server, run the scenario, clean up and report."""
-    from ftpd.load.display import RichProgress, make_progress, print_summary
-    from ftpd.load.prepare import SetupError, cleanup, prepare
-    from ftpd.load.report import build_result, plot, write_json
-    from ftpd.load.runner import Run
-    from ftpd.load.worker import loop_factory
-
-    started = _now()
-    factory = loop_factory(opts.loop)
-    try:
-        with asyncio.Runner(loop_factory=factory) as runner:
-            prepared = runner.run(prepare(opts))
-    except SetupError as exc:
-        print(f"ftpd-load: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ftpd-load: interrupted during set-up", file=sys.stderr)
-        return 130
-    progress = make_progress(opts.progress, f"ftpd-load {opts.scenario} -> {opts.host}:{opts.port}")
-    the_run = Run(opts, prepared, progress, opts.seed or 0)
-    if progress is not None:
-        progress.start()
-    try:
-        the_run.execute()
-    finally:
-        if progress is not None:
-            progress.stop()
-    with asyncio.Runner(loop_factory=factory) as runner:
-        problems = runner.run(cleanup(opts, prepared))
-    for problem in problems:
-        print(f"ftpd-load: clean-up: {problem}", file=sys.stderr)
-    result = build_result(the_run, prepared, started, _now(), problems)
-    to_stdout = opts.json_path == "-"
-    print_summary(
-        result,
-        use_rich=isinstance(progress, RichProgress) and not to_stdout,
-        stream=sys.stderr if to_stdout else sys.stdout,
-    )
-    if opts.json_path:
-        write_json(result, opts.json_path)
-    if opts.plot_path:
-        plot(result, opts.plot_path)
-    if the_run.interrupted:
-        return 130
-    return 1 if result["errors_total"] else 0
+    rc, result = run_one(opts)
+    if result is not None:
+        write_outputs(result, opts)
+    return rc

@@ -2,8 +2,7 @@
 
 One :class:`FtpClient` is the control channel's ``asyncio.Protocol`` *and* the session object, with
 ``__slots__``, so that ten thousand idle sessions cost little more than their sockets. Replies are
-framed per RFC 959 §4.2: a multi-line reply starts with ``ddd-`` and ends with a line starting with
-the same ``ddd `` code. Data connections are passive only (PASV or EPSV, RFC 2428); like curl and
+framed by :mod:`ftpd.load.replies` (RFC 959 §4.2). Data connections are passive only (PASV or EPSV, RFC 2428); like curl and
 ftplib we connect to the *control* connection's peer address and ignore the IP inside a 227 reply,
 which is wrong behind NAT. Plain downloads are spliced to /dev/null (``splice(2)``: the pages
 never reach user space, so the tool costs the loopback no second copy and stays faster than the
@@ -22,22 +21,42 @@ import collections
 import contextvars
 import fcntl
 import os
-import re
 import socket
 import ssl
 from typing import Any
 
-Reply = tuple[int, str]
+from ftpd.load.replies import (
+    ProtocolError,
+    Reply,
+    ReplyError,
+    ReplyParser,
+    ShortTransfer,
+    error_key,
+    error_text,
+    parse_epsv,
+    parse_pasv,
+)
+
+__all__ = [
+    "FtpClient",
+    "ProtocolError",
+    "Reply",
+    "ReplyError",
+    "ReplyParser",
+    "ShortTransfer",
+    "client_context",
+    "error_key",
+    "error_text",
+    "parse_epsv",
+    "parse_pasv",
+]
 
 READ_BUFFER = 1 << 20  # one shared download buffer per process: reads of up to 1 MiB
 WRITE_BLOCK = 1 << 20  # uploads are written in 1 MiB slices
-MAX_REPLY_BYTES = 1 << 16  # a control reply bigger than this is a protocol error
 
 # Linux value; Python exposes the name only from 3.12 on.
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
-_PASV_RE = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
-_EPSV_RE = re.compile(r"\((.)\1\1(\d{1,5})\1\)")
 
 _shared_buffer = memoryview(bytearray(READ_BUFFER))
 # The TLS session a data connection being opened should resume (see ResumingContext).
@@ -53,104 +72,6 @@ _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK
 # splice here. A download empties the pipe before it yields, so sharing it is safe.
 _null_pipe: tuple[int, int, int] | None = None
 use_splice = hasattr(os, "splice")  # tests switch it off to cover the buffered path
-
-
-class ReplyError(Exception):
-    """The server answered with an unexpected reply code."""
-
-    def __init__(self, code: int, text: str, command: str = "") -> None:
-        super().__init__(f"{command}: {code} {text}" if command else f"{code} {text}")
-        self.code = code
-        self.text = text
-
-
-class ProtocolError(Exception):
-    """The server sent something that is not an FTP reply."""
-
-
-class ShortTransfer(ProtocolError):
-    """A download's byte count differs from the file's known size (the session is still usable)."""
-
-
-def error_key(exc: BaseException) -> str:
-    """The key an exception is counted under: the reply code, or the exception's class name."""
-    if isinstance(exc, ReplyError):
-        return str(exc.code)
-    return type(exc).__name__
-
-
-def parse_pasv(text: str) -> int:
-    """Port number from a 227 reply text (RFC 959 §4.1.2: ``h1,h2,h3,h4,p1,p2``)."""
-    match = _PASV_RE.search(text)
-    if not match:
-        raise ProtocolError(f"cannot parse 227 reply: {text!r}")
-    p1, p2 = int(match.group(5)), int(match.group(6))
-    if p1 > 255 or p2 > 255:
-        raise ProtocolError(f"bad port in 227 reply: {text!r}")
-    return p1 * 256 + p2
-
-
-def parse_epsv(text: str) -> int:
-    """Port number from a 229 reply text (RFC 2428 §3: ``(|||port|)``, any delimiter)."""
-    match = _EPSV_RE.search(text)
-    if not match or not 0 < int(match.group(2)) < 65536:
-        raise ProtocolError(f"cannot parse 229 reply: {text!r}")
-    return int(match.group(2))
-
-
-class ReplyParser:
-    """Turns control-channel bytes into complete replies (RFC 959 §4.2 multi-line rules)."""
-
-    __slots__ = ("_buf", "_code", "_lines")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._code: bytes | None = None
-        self._lines: list[str] = []
-
-    def feed(self, data: bytes) -> list[Reply]:
-        """Consume ``data``; return the replies it completed (possibly none)."""
-        buf = self._buf + data if self._buf else data
-        out: list[Reply] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                break
-            line = buf[start:end]
-            start = end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            reply = self._line(line)
-            if reply is not None:
-                out.append(reply)
-        self._buf = buf[start:]
-        if len(self._buf) > MAX_REPLY_BYTES or len(self._lines) > 10_000:
-            raise ProtocolError("reply line too long or too many lines")
-        return out
-
-    def _line(self, line: bytes) -> Reply | None:
-        text = line.decode("utf-8", "replace")
-        if self._code is None:
-            head = line[:3]
-            if len(line) >= 3 and head.isdigit():
-                sep = line[3:4]
-                if sep == b"-":
-                    self._code = head
-                    self._lines = [text[4:]]
-                    return None
-                if sep in (b" ", b""):
-                    return int(head), text[4:]
-            raise ProtocolError(f"not an FTP reply: {text[:80]!r}")
-        # Inside a multi-line reply only "ddd " with the opening code ends it (RFC 959 §4.2);
-        # other lines, even ones starting with digits, are text.
-        if line[:3] == self._code and line[3:4] in (b" ", b""):
-            self._lines.append(text[4:])
-            code, self._code = int(self._code), None
-            lines, self._lines = self._lines, []
-            return code, "\n".join(lines)
-        self._lines.append(text)
-        return None
 
 
 class ResumingContext(ssl.SSLContext):
@@ -366,6 +287,7 @@ class FtpClient(asyncio.Protocol):
         "ssl_context",
         "server_hostname",
         "data_tls",
+        "implicit_tls",
     )
 
     def __init__(self) -> None:
@@ -375,12 +297,13 @@ class FtpClient(asyncio.Protocol):
         self._waiter: asyncio.Future[Reply] | None = None
         self._lost: BaseException | None = None
         self._closed: asyncio.Future[None] | None = None
-        self.family = socket.AF_INET
+        self.family: int = socket.AF_INET
         self.peer: str = ""
         self.source: str | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self.server_hostname: str | None = None
         self.data_tls = False
+        self.implicit_tls = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -435,17 +358,28 @@ class FtpClient(asyncio.Protocol):
         source: str | None,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        implicit_tls: bool = False,
     ) -> Reply:
-        """Open the control connection and read the greeting (expects 220)."""
+        """Open the control connection and read the greeting (expects 220).
+
+        With ``implicit_tls`` the TLS handshake comes first (``ftps://``, port 990 style); call
+        :meth:`start_tls` afterwards all the same, to protect the data connections.
+        """
         loop = asyncio.get_running_loop()
         self.family = family
         self.source = source
         self.peer = addr[0]
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
+        self.implicit_tls = implicit_tls and ssl_context is not None
         sock = await open_socket(loop, addr, family, source)
         try:
-            await loop.create_connection(lambda: self, sock=sock)
+            if self.implicit_tls:
+                await loop.create_connection(
+                    lambda: self, sock=sock, ssl=ssl_context, server_hostname=server_hostname
+                )
+            else:
+                await loop.create_connection(lambda: self, sock=sock)
         except BaseException:
             sock.close()
             raise
@@ -483,13 +417,17 @@ class FtpClient(asyncio.Protocol):
             raise ReplyError(code, text, line.split(" ", 1)[0] if line else "reply")
 
     async def start_tls(self) -> None:
-        """Explicit FTPS (RFC 4217 §4-§9): AUTH TLS, handshake, PBSZ 0, PROT P."""
+        """Explicit FTPS (RFC 4217 §4-§9): AUTH TLS, handshake, PBSZ 0, PROT P.
+
+        On an implicit-TLS connection the control channel is already secure: PBSZ and PROT only.
+        """
         assert self.ssl_context is not None and self.transport is not None
-        await self.expect("AUTH TLS", (234,))
-        loop = asyncio.get_running_loop()
-        self.transport = await loop.start_tls(
-            self.transport, self, self.ssl_context, server_hostname=self.server_hostname
-        )
+        if not self.implicit_tls:
+            await self.expect("AUTH TLS", (234,))
+            loop = asyncio.get_running_loop()
+            self.transport = await loop.start_tls(
+                self.transport, self, self.ssl_context, server_hostname=self.server_hostname
+            )
         await self.expect("PBSZ 0", (200,))
         await self.expect("PROT P", (200,))
         self.data_tls = True

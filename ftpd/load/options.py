@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 SCENARIOS = ("hold", "logins", "retr", "stor", "small", "mixed")
+OPEN_MODEL_SCENARIOS = ("logins", "small", "mixed")  # the ones that take --rate
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -92,11 +93,13 @@ class Options:
     """Everything a run needs, after parsing and validation (the password is never reported)."""
 
     scenario: str
+    # Defaults match a default ``ftpd`` (port 2121, user ``user``); a URL or flags override them.
     host: str = "127.0.0.1"
-    port: int = 21
-    user: str = "anonymous"
+    port: int = 2121
+    user: str = "user"
     password: str = "ftpd-load@"
     tls: bool = False
+    implicit_tls: bool = False  # ftps:// (TLS from the first byte) rather than AUTH TLS
     insecure: bool = False
     cafile: str | None = None
     procs: int = 1
@@ -116,6 +119,8 @@ class Options:
     keep: bool = False
     mix: dict[str, float] = field(default_factory=dict)
     think: float = 10.0
+    rate: float = 0.0  # open model: actions (or logins) per second over all workers; 0: closed
+    arrivals: str = "constant"  # constant or poisson (open model)
     mlsd: bool = False
     list_files: int = 20
     settle: float = 1.0
@@ -123,6 +128,7 @@ class Options:
     loop: str = "auto"
     json_path: str | None = None
     plot_path: str | None = None
+    report_path: str | None = None
     server_pid: int | None = None
     progress: str = "auto"  # auto, rich, plain, none
     interval: float = 1.0
@@ -163,6 +169,8 @@ class Plan:
     sources: list[str]  # all source addresses: session g of the run uses sources[g % len]
     prepared: Prepared
     seed: int
+    rate: float = 0.0  # this worker's share of ``--rate``
+    rate_phase: float = 0.0  # seconds: offsets the workers' constant schedules from each other
 
 
 def make_plans(opts: Options, prepared: Prepared, seed: int) -> list[Plan]:
@@ -188,6 +196,9 @@ def make_plans(opts: Options, prepared: Prepared, seed: int) -> list[Plan]:
                 sources=opts.source_addresses,
                 prepared=prepared,
                 seed=seed + i,
+                rate=opts.rate / procs,
+                # Worker i starts i/rate s later, so constant schedules interleave evenly.
+                rate_phase=i / opts.rate if opts.rate else 0.0,
             )
         )
         first += sessions[i]

@@ -12,7 +12,8 @@ import os
 import socket
 import time
 
-from ftpd.load.client import FtpClient, ReplyError
+from ftpd.load.client import FtpClient, ProtocolError, ReplyError, error_key, error_text
+from ftpd.load.hints import hint_for
 from ftpd.load.options import Options, Prepared
 from ftpd.load.worker import make_ssl_context
 
@@ -55,7 +56,7 @@ async def connect(opts: Options) -> FtpClient:
     s = FtpClient()
     ctx = make_ssl_context(opts) if opts.tls else None
     try:
-        await s.connect(addr, fam, source, ctx, opts.host)
+        await s.connect(addr, fam, source, ctx, opts.host, opts.implicit_tls)
         if ctx is not None:
             await s.start_tls()
         await s.login(opts.user, opts.password)
@@ -90,10 +91,23 @@ async def prepare(opts: Options) -> Prepared:
                 await _quit(s)
     except SetupError:
         raise
-    except (ReplyError, OSError, TimeoutError) as exc:
+    except (ReplyError, ProtocolError, OSError, TimeoutError) as exc:
         await cleanup(opts, prep)
-        raise SetupError(f"preparing the server failed: {exc}") from exc
+        raise SetupError(setup_message(opts, exc)) from exc
     return prep
+
+
+def setup_message(opts: Options, exc: BaseException) -> str:
+    """What went wrong preparing the server: its words (or the error), then cause and fix."""
+    address = f"{opts.host}:{opts.port}"
+    text = error_text(exc)
+    if isinstance(exc, TimeoutError):
+        text = "no answer in time"
+    lines = [f"preparing the server at {address} failed: {text}"]
+    hint = hint_for(f"setup {error_key(exc)}", text, address)
+    if hint is not None:
+        lines += [f"  cause: {hint.cause}", f"  fix: {hint.fix}"]
+    return "\n".join(lines)
 
 
 async def _prepare(s: FtpClient, opts: Options, prep: Prepared) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from ftpd.load.options import Prepared
 from ftpd.load.runner import Run
 from ftpd.load.scenarios import PRIMARY_OPS
+from ftpd.load.target import display_url
 
 SCHEMA_VERSION = 1
 _HELD = ("hold", "mixed")  # scenarios whose sessions are many and idle: memory per session
@@ -104,10 +105,12 @@ def build_result(
         rates["actions_per_s"] = rates["ops_per_s"]
     if sessions["establish_s"]:
         rates["establish_per_s"] = round(sessions["established"] / sessions["establish_s"], 2)
-    return {
+    result: dict[str, Any] = {
         "tool": "ftpd-load",
         "schema": SCHEMA_VERSION,
         "scenario": opts.scenario,
+        "target": display_url(opts.host, opts.port, opts.user, opts.tls, opts.implicit_tls),
+        "model": "open" if opts.rate else "closed",
         "params": opts.public(),
         "started": started,
         "ended": ended,
@@ -119,6 +122,8 @@ def build_result(
         "counts": dict(sorted(total.counts.items())),
         "errors": dict(sorted(total.errors.items())),
         "errors_total": total.errors_total(),
+        "error_texts": dict(sorted(total.error_texts.items())),
+        # Open model: from each action's intended start. Closed model: from its actual start.
         "latency": {op: h.summary_ms() for op, h in sorted(total.latency.items())},
         # The headline operations' samples merged (in mixed: every action, whatever its kind).
         "primary_latency": run.primary_histogram(total).summary_ms(),
@@ -130,6 +135,19 @@ def build_result(
         "worker_bugs": run.fatal,
         "timeline": run.timeline,
     }
+    if opts.rate:
+        result["service_latency"] = {op: h.summary_ms() for op, h in sorted(total.service.items())}
+        result["primary_service_latency"] = run.primary_histogram(total, service=True).summary_ms()
+        result["schedule"] = {
+            "rate": opts.rate,
+            "arrivals": opts.arrivals,
+            "intended": total.intended,
+            "started": total.intended - total.missed,
+            "missed": total.missed,
+            "intended_per_s": round(total.intended / span, 2) if span else 0.0,
+            "start_lag": total.lag.summary_ms(),
+        }
+    return result
 
 
 def write_json(result: dict[str, Any], path: str) -> None:

@@ -20,12 +20,36 @@ from typing import Any
 
 from ftpd.load import procstat
 from ftpd.load.options import Options, Prepared, make_plans
+from ftpd.load.process import worker_main
 from ftpd.load.scenarios import PRIMARY_OPS
 from ftpd.load.stats import Histogram, Recorder
-from ftpd.load.worker import worker_main
 
 START_TIMEOUT = 60.0  # seconds for spawned workers to import and report
 STOP_GRACE = 5.0  # seconds workers get to report after ``stop``
+
+
+@dataclass
+class WindowSpan:
+    """One worker's share of the current progress window, and the time it covers."""
+
+    since_ns: int
+    until_ns: int
+    run_start_ns: int | None
+    run_end_ns: int | None
+    run_ops: int = 0  # the scenario's headline operations
+    establish: int = 0
+    nbytes: int = 0
+    intended: int = 0
+
+    def seconds(self, clip_to_run: bool) -> float:
+        """Length of the covered span; with ``clip_to_run``, only its part in the run phase."""
+        lo, hi = self.since_ns, self.until_ns
+        if clip_to_run:
+            if self.run_start_ns is not None:
+                lo = max(lo, self.run_start_ns)
+            if self.run_end_ns is not None:
+                hi = min(hi, self.run_end_ns)
+        return max(0.0, (hi - lo) / 1e9)
 
 
 @dataclass
@@ -63,6 +87,9 @@ class Run:
         self.workers: list[WorkerState] = []
         self._signals = 0
         self._first_signal = 0.0
+        # Per worker, what its messages since the last tick hold: see ``_account``.
+        self._spans: dict[int, WindowSpan] = {}
+        self._last_cpu: tuple[float, float] | None = None  # (perf_counter, server CPU seconds)
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -98,7 +125,6 @@ class Run:
         q = ctx.Queue()
         begin, go, stop = ctx.Event(), ctx.Event(), ctx.Event()
         plans = make_plans(self.opts, self.prepared, self.seed)
-        self.sample_server("before")
         # Workers inherit a blocked SIGINT and then ignore it, so an early Ctrl-C cannot kill
         # one in the middle of its imports; the parent alone decides how to stop.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -135,7 +161,6 @@ class Run:
         self.marks["start"] = now
         watchdog = now + START_TIMEOUT
         next_tick = now + opts.interval
-        self._last_tick = now
         settle_until = 0.0
         stop_deadline = 0.0
         while True:
@@ -155,9 +180,21 @@ class Run:
             if not alive:
                 break
             if self.phase == "start" and all(w.hello for w in alive):
+                # Held scenarios read the server's memory per session: let it go idle after
+                # the set-up's uploads and the workers' start before the baseline.
+                self.phase = "baseline"
+                held = opts.scenario in ("hold", "mixed") and opts.server_pid is not None
+                settle_until = now + (min(opts.settle, 1.0) if held else 0.0)
+            if self.phase == "baseline" and now >= settle_until:
                 self.phase = "establish"
                 self.marks["establish"] = now
-                self.sample_server("establish")
+                # The baseline is read once the workers run, not before they start: spawned
+                # Python processes map the same shared libraries as a Python server, and PSS
+                # splits shared pages between all who map them, so the server's PSS drops as
+                # workers start (the cause of a negative "memory per session").
+                baseline = self.sample_server("establish")
+                if baseline is not None:
+                    self.samples["before"] = baseline
                 watchdog = now + opts.ramp + opts.establish_timeout + opts.timeout + 30.0
                 begin.set()
             if self.phase == "establish" and all(w.ready for w in alive):
@@ -202,6 +239,7 @@ class Run:
             self.total.merge(rec)
             self.window.merge(rec)
             w.sessions = msg[3]["sessions"]
+            self._account(idx, rec, msg[3])
         elif kind == "hello":
             w.hello = True
         elif kind == "ready":
@@ -225,42 +263,85 @@ class Run:
 
     # -- progress ----------------------------------------------------------------------------
 
-    def primary_histogram(self, rec: Recorder) -> Histogram:
-        """Merged latency of the scenario's headline operations in ``rec``."""
+    def _account(self, idx: int, rec: Recorder, info: dict[str, Any]) -> None:
+        """Add a worker's tick to its window span (rates divide by the time the data covers)."""
+        span = self._spans.get(idx)
+        if span is None:
+            span = self._spans[idx] = WindowSpan(
+                info["since_ns"], info["until_ns"], info["run_start_ns"], info["run_end_ns"]
+            )
+        span.until_ns = max(span.until_ns, info["until_ns"])
+        span.run_start_ns = info["run_start_ns"]
+        span.run_end_ns = info["run_end_ns"]
+        span.run_ops += sum(rec.counts.get(op, 0) for op in PRIMARY_OPS[self.opts.scenario])
+        span.establish += rec.counts.get("establish", 0)
+        span.nbytes += sum(rec.bytes.values())
+        span.intended += rec.intended
+
+    def primary_histogram(self, rec: Recorder, service: bool = False) -> Histogram:
+        """Merged latency (or, with ``service``, service time) of the headline operations."""
         hist = Histogram()
-        ops = PRIMARY_OPS[self.opts.scenario]
-        for op in ops:
-            if op in rec.latency:
-                hist.merge(rec.latency[op])
+        source = rec.service if service else rec.latency
+        for op in PRIMARY_OPS[self.opts.scenario]:
+            if op in source:
+                hist.merge(source[op])
         return hist
 
     def tick(self, now: float) -> None:
-        """Close the current window: append a timeline point and update the display."""
-        dt = max(now - self._last_tick, 1e-9)
-        self._last_tick = now
+        """Close the current window: append a timeline point and update the display.
+
+        Each worker's counts are divided by the time its reports covered (clipped to its run
+        phase for the headline rate), then summed: a last, partial interval is divided by its
+        own length, and the final NOOPs and QUITs are not part of the throughput.
+        """
         win, self.window = self.window, Recorder()
-        ops = sum(n for op, n in win.counts.items() if op != "establish")
+        spans, self._spans = self._spans, {}
+        ops = establish = mb = intended = 0.0
+        for span in spans.values():
+            run_s = span.seconds(clip_to_run=True)
+            all_s = span.seconds(clip_to_run=False)
+            if span.run_ops and run_s > 0:
+                ops += span.run_ops / run_s
+            if span.intended and run_s > 0:
+                intended += span.intended / run_s
+            if span.establish and all_s > 0:
+                establish += span.establish / all_s
+            if span.nbytes and all_s > 0:
+                mb += span.nbytes / all_s / 1e6
         hist = self.primary_histogram(win)
         point: dict[str, Any] = {
             "t": round(now - self.marks["start"], 3),
             "phase": self.phase,
             "sessions": sum(w.sessions for w in self.workers),
-            "ops_per_s": round(ops / dt, 2),
-            "establish_per_s": round(win.counts.get("establish", 0) / dt, 2),
+            "ops_per_s": round(ops, 2),
+            "establish_per_s": round(establish, 2),
             "errors": self.total.errors_total(),
-            "mb_per_s": round(sum(win.bytes.values()) / dt / 1e6, 3),
+            "errors_by_kind": dict(sorted(win.errors.items())),
+            "mb_per_s": round(mb, 3),
         }
         if hist.count:
             point.update(
                 p50_ms=round(hist.percentile(50) / 1e6, 4),
                 p90_ms=round(hist.percentile(90) / 1e6, 4),
                 p99_ms=round(hist.percentile(99) / 1e6, 4),
+                max_ms=round(hist.max / 1e6, 4),
             )
+        if self.opts.rate:
+            point["intended_per_s"] = round(intended, 2)
+            point["missed"] = win.missed
+            service = self.primary_histogram(win, service=True)
+            if service.count:
+                point["service_p99_ms"] = round(service.percentile(99) / 1e6, 4)
         if self.opts.server_pid is not None:
             s = self.sample_server("tick")
             if s is not None:
                 point["pss_kib"] = s.pss_kib
+                point["rss_kib"] = s.rss_kib
                 point["fds"] = s.fds
+                if self._last_cpu is not None and now > self._last_cpu[0]:
+                    busy = s.cpu_seconds - self._last_cpu[1]
+                    point["cpu_pct"] = round(100 * busy / (now - self._last_cpu[0]), 1)
+                self._last_cpu = (now, s.cpu_seconds)
         self.timeline.append(point)
         if self.display is not None:
             so_far = self.primary_histogram(self.total)

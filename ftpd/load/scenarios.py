@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from ftpd.load.client import FtpClient, error_key
+from ftpd.load.client import FtpClient
 from ftpd.load.worker import Worker
 
 
@@ -54,40 +54,69 @@ async def logins(w: Worker) -> None:
     c = w.plan.sessions
     opts = w.opts
 
+    async def login_once(intended_ns: int | None = None) -> None:
+        s = FtpClient()
+        w.inflight += 1
+        t0 = time.perf_counter_ns()
+        if intended_ns is not None:
+            w.rec.lag.record(t0 - intended_ns)
+        try:
+            async with asyncio.timeout(opts.timeout):
+                await w.connect(s)
+                await s.login(opts.user, opts.password)
+                await s.quit()
+        except Exception as exc:
+            w.failed("login", exc)
+        else:
+            t1 = time.perf_counter_ns()
+            if intended_ns is None:
+                w.rec.ok("login", t1 - t0)
+            else:
+                w.rec.ok("login", t1 - intended_ns, service_ns=t1 - t0)
+        finally:
+            s.close()
+            w.inflight -= 1
+
     async def login_loop(j: int) -> None:
         if opts.ramp > 0 and not await w.sleep(opts.ramp * j / c):
             return
         while w.running() and w.take():
-            s = FtpClient()
-            w.inflight += 1
-            t0 = time.perf_counter_ns()
-            try:
-                async with asyncio.timeout(opts.timeout):
-                    await s.connect(w.addr, w.family, w.source(), w.ssl_context, opts.host)
-                    if w.ssl_context is not None:
-                        await s.start_tls()
-                    await s.login(opts.user, opts.password)
-                    await s.quit()
-            except Exception as exc:
-                w.rec.error("login", error_key(exc))
-            else:
-                w.rec.ok("login", time.perf_counter_ns() - t0)
-            finally:
-                s.close()
-                w.inflight -= 1
+            await login_once()
 
-    await w.run_tasks(login_loop(j) for j in range(c))
+    async def scheduled(j: int, intended_ns: int) -> bool:
+        await login_once(intended_ns)
+        return True
+
+    if w.plan.rate:
+        # Open model: -c is the number of logins in flight at most.
+        await w.run_tasks([w.open_loop(c, scheduled)])
+    else:
+        await w.run_tasks(login_loop(j) for j in range(c))
     w.end_run()
 
 
-async def _transfer_loops(
-    w: Worker, sessions: list[FtpClient], step: Callable[[int, FtpClient], Awaitable[None]]
-) -> None:
+# One action on session ``j``; ``intended_ns`` is its intended start in the open model.
+Step = Callable[[int, FtpClient, int | None], Awaitable[None]]
+
+
+async def _transfer_loops(w: Worker, sessions: list[FtpClient], step: Step) -> None:
+    """Closed model: each session runs ``step`` back to back. Open model: on the schedule."""
+
     async def loop(j: int, s: FtpClient) -> None:
         while w.running() and s.alive and w.take():
-            await step(j, s)
+            await step(j, s, None)
 
-    await w.run_tasks(loop(j, s) for j, s in enumerate(sessions))
+    async def scheduled(j: int, intended_ns: int) -> bool:
+        s = sessions[j]
+        if not s.alive:
+            return False
+        await step(j, s, intended_ns)
+        return s.alive
+
+    if w.plan.rate:
+        await w.run_tasks([w.open_loop(len(sessions), scheduled)])
+    else:
+        await w.run_tasks(loop(j, s) for j, s in enumerate(sessions))
     w.end_run()
 
 
@@ -103,8 +132,8 @@ async def retr(w: Worker) -> None:
     prep = w.plan.prepared
     command = f"RETR {prep.retr_path}"
 
-    async def step(j: int, s: FtpClient) -> None:
-        await w.op("retr", s, s.download(command, w.opts.epsv, prep.retr_size))
+    async def step(j: int, s: FtpClient, intended: int | None) -> None:
+        await w.op("retr", s, s.download(command, w.opts.epsv, prep.retr_size), intended)
 
     await _transfer_loops(w, sessions, step)
     await w.quit_all(sessions)
@@ -120,9 +149,9 @@ async def stor(w: Worker) -> None:
         return
     names: dict[int, str] = {}
 
-    async def step(j: int, s: FtpClient) -> None:
+    async def step(j: int, s: FtpClient, intended: int | None) -> None:
         name = names.setdefault(j, _stor_name(w, j, "stor"))
-        await w.op("stor", s, s.upload(f"STOR {name}", w.opts.size, w.opts.epsv))
+        await w.op("stor", s, s.upload(f"STOR {name}", w.opts.size, w.opts.epsv), intended)
 
     await _transfer_loops(w, sessions, step)
     await w.quit_all(sessions)
@@ -139,13 +168,14 @@ async def small(w: Worker) -> None:
     weights = [w.opts.mix[k] for k in kinds]
     retr_command = f"RETR {prep.retr_path}"
 
-    async def step(j: int, s: FtpClient) -> None:
+    async def step(j: int, s: FtpClient, intended: int | None) -> None:
         kind = kinds[0] if len(kinds) == 1 else w.rng.choices(kinds, weights)[0]
         if kind == "retr":
-            await w.op("retr", s, s.download(retr_command, w.opts.epsv, prep.retr_size))
+            download = s.download(retr_command, w.opts.epsv, prep.retr_size)
+            await w.op("retr", s, download, intended)
         else:
             name = names.setdefault(j, _stor_name(w, j, "small"))
-            await w.op("stor", s, s.upload(f"STOR {name}", w.opts.size, w.opts.epsv))
+            await w.op("stor", s, s.upload(f"STOR {name}", w.opts.size, w.opts.epsv), intended)
 
     await _transfer_loops(w, sessions, step)
     await w.quit_all(sessions)
@@ -174,22 +204,29 @@ async def mixed(w: Worker) -> None:
         await s.expect(f"DELE {name}", (250,))
         return nbytes
 
+    async def act(j: int, s: FtpClient, intended: int | None) -> None:
+        kind = kinds[0] if len(kinds) == 1 else w.rng.choices(kinds, weights)[0]
+        if kind == "list":
+            await w.op("list", s, browse(s), intended)
+        elif kind == "retr":
+            download = s.download(retr_command, opts.epsv, prep.retr_size)
+            await w.op("retr", s, download, intended)
+        else:
+            await w.op("stor", s, upload_then_delete(s, _stor_name(w, j, "mixed")), intended)
+
     async def user(j: int, s: FtpClient) -> None:
-        name = _stor_name(w, j, "mixed")
         while s.alive:
             think = w.rng.expovariate(1.0 / opts.think) if opts.think > 0 else 0.0
             if not await w.sleep(think) or not w.take():
                 return
-            kind = kinds[0] if len(kinds) == 1 else w.rng.choices(kinds, weights)[0]
-            if kind == "list":
-                await w.op("list", s, browse(s))
-            elif kind == "retr":
-                await w.op("retr", s, s.download(retr_command, opts.epsv, prep.retr_size))
-            else:
-                await w.op("stor", s, upload_then_delete(s, name))
+            await act(j, s, None)
 
-    await w.run_tasks(user(j, s) for j, s in enumerate(sessions))
-    w.end_run()
+    if w.plan.rate:
+        # Open model: no think time; the schedule decides when each action starts.
+        await _transfer_loops(w, sessions, act)
+    else:
+        await w.run_tasks(user(j, s) for j, s in enumerate(sessions))
+        w.end_run()
     await w.final_check(sessions)
     await w.quit_all(sessions)
 

@@ -110,21 +110,39 @@ class Recorder:
     errors: dict[str, int] = field(default_factory=dict)
     latency: dict[str, Histogram] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
+    # Open model (``--rate``) only: ``latency`` then runs from each action's intended start,
+    # ``service`` from its actual start; ``lag`` is actual minus intended start.
+    service: dict[str, Histogram] = field(default_factory=dict)
+    lag: Histogram = field(default_factory=Histogram)
+    intended: int = 0  # starts the schedule asked for
+    missed: int = 0  # of those, starts never made (no free session in time, or the run ended)
+    # One example of what the server (or the system) said per error key, for the report's hints.
+    error_texts: dict[str, str] = field(default_factory=dict)
 
-    def ok(self, op: str, elapsed_ns: int, nbytes: int = 0) -> None:
-        """Record one successful operation."""
+    def ok(self, op: str, elapsed_ns: int, nbytes: int = 0, service_ns: int | None = None) -> None:
+        """Record one successful operation (``service_ns``: its service time, open model)."""
         self.counts[op] = self.counts.get(op, 0) + 1
         hist = self.latency.get(op)
         if hist is None:
             hist = self.latency[op] = Histogram()
         hist.record(elapsed_ns)
+        if service_ns is not None:
+            svc = self.service.get(op)
+            if svc is None:
+                svc = self.service[op] = Histogram()
+            svc.record(service_ns)
         if nbytes:
             self.bytes[op] = self.bytes.get(op, 0) + nbytes
 
-    def error(self, op: str, what: str) -> None:
-        """Record one failed operation; ``what`` is a reply code or an exception class name."""
+    def error(self, op: str, what: str, text: str = "") -> None:
+        """Record one failed operation; ``what`` is a reply code or an exception class name.
+
+        ``text`` (the reply text or the exception message) is kept once per key.
+        """
         key = f"{op} {what}"
         self.errors[key] = self.errors.get(key, 0) + 1
+        if text and key not in self.error_texts:
+            self.error_texts[key] = text[:300]
 
     def add_bytes(self, op: str, nbytes: int) -> None:
         """Count bytes moved by an operation that did not complete (partial transfers)."""
@@ -139,15 +157,21 @@ class Recorder:
             self.errors[key] = self.errors.get(key, 0) + n
         for op, nbytes in other.bytes.items():
             self.bytes[op] = self.bytes.get(op, 0) + nbytes
-        for op, hist in other.latency.items():
-            mine = self.latency.get(op)
-            if mine is None:
-                mine = self.latency[op] = Histogram()
-            mine.merge(hist)
+        for mine_map, theirs in ((self.latency, other.latency), (self.service, other.service)):
+            for op, hist in theirs.items():
+                mine = mine_map.get(op)
+                if mine is None:
+                    mine = mine_map[op] = Histogram()
+                mine.merge(hist)
+        self.lag.merge(other.lag)
+        self.intended += other.intended
+        self.missed += other.missed
+        for key, text in other.error_texts.items():
+            self.error_texts.setdefault(key, text)
 
     def empty(self) -> bool:
         """True when nothing was recorded."""
-        return not (self.counts or self.errors or self.bytes)
+        return not (self.counts or self.errors or self.bytes or self.intended)
 
     def to_wire(self) -> dict[str, Any]:
         """A compact picklable form for the multiprocessing queue."""
@@ -155,21 +179,41 @@ class Recorder:
             "counts": self.counts,
             "errors": self.errors,
             "bytes": self.bytes,
-            "latency": {
-                op: (h.counts, h.count, h.total, h.min, h.max) for op, h in self.latency.items()
-            },
+            "latency": {op: _hist_wire(h) for op, h in self.latency.items()},
+            "service": {op: _hist_wire(h) for op, h in self.service.items()},
+            "lag": _hist_wire(self.lag),
+            "intended": self.intended,
+            "missed": self.missed,
+            "error_texts": self.error_texts,
         }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Recorder:
         """Inverse of :meth:`to_wire`."""
         rec = cls(
-            counts=dict(data["counts"]), errors=dict(data["errors"]), bytes=dict(data["bytes"])
+            counts=dict(data["counts"]),
+            errors=dict(data["errors"]),
+            bytes=dict(data["bytes"]),
+            lag=_hist_from_wire(data["lag"]),
+            intended=data["intended"],
+            missed=data["missed"],
+            error_texts=dict(data["error_texts"]),
         )
-        for op, (counts, count, total, lo, hi) in data["latency"].items():
-            rec.latency[op] = Histogram(dict(counts), count, total, lo, hi)
+        for op, wire in data["latency"].items():
+            rec.latency[op] = _hist_from_wire(wire)
+        for op, wire in data["service"].items():
+            rec.service[op] = _hist_from_wire(wire)
         return rec
 
     def errors_total(self) -> int:
         """Number of failed operations of any kind."""
         return sum(self.errors.values())
+
+
+def _hist_wire(h: Histogram) -> tuple[dict[int, int], int, int, int, int]:
+    return (h.counts, h.count, h.total, h.min, h.max)
+
+
+def _hist_from_wire(wire: tuple[dict[int, int], int, int, int, int]) -> Histogram:
+    counts, count, total, lo, hi = wire
+    return Histogram(dict(counts), count, total, lo, hi)

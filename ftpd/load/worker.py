@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
-import signal
 import socket
 import ssl
 import time
@@ -29,23 +27,19 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from ftpd.load.client import FtpClient, ReplyError, ShortTransfer, client_context, error_key
+from ftpd.load.client import (
+    FtpClient,
+    ReplyError,
+    ShortTransfer,
+    client_context,
+    error_key,
+    error_text,
+)
 from ftpd.load.options import Options, Plan
+from ftpd.load.schedule import MISSED, Action, open_loop
 from ftpd.load.stats import Recorder
 
 POLL = 0.02  # seconds between checks of the parent's events
-
-
-def raise_nofile_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -99,13 +93,12 @@ class Worker:
         self._source_i = plan.first_session
         self._tasks: set[asyncio.Task[Any]] = set()
         self.info: dict[str, Any] = {"established": 0, "alive": None}
+        self._flushed_ns = time.perf_counter_ns()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def main(self) -> None:
-        """Run the whole protocol described in the module docstring."""
-        from ftpd.load.scenarios import SCENARIOS
-
+    async def main(self, scenario: Callable[[Worker], Awaitable[None]]) -> None:
+        """Run the whole protocol described in the module docstring, with ``scenario``."""
         ticker = poller = None
         try:
             await self._resolve()
@@ -113,7 +106,7 @@ class Worker:
             ticker = asyncio.create_task(self._ticker())
             poller = asyncio.create_task(self._stop_poller())
             if await self.wait_event(self._begin):
-                await SCENARIOS[self.opts.scenario](self)
+                await scenario(self)
         except Exception:
             self.queue.put(("fatal", self.plan.index, traceback.format_exc()))
         finally:
@@ -143,9 +136,23 @@ class Worker:
             self.flush()
 
     def flush(self) -> None:
-        """Send what was measured since the last flush to the parent."""
+        """Send what was measured since the last flush to the parent.
+
+        The message says which span of time it covers (the shared monotonic clock), so that the
+        parent divides each worker's counts by the time they really took, even for a last,
+        partial interval.
+        """
         rec, self.rec = self.rec, Recorder()
-        self.queue.put(("tick", self.plan.index, rec.to_wire(), {"sessions": self.up()}))
+        now = time.perf_counter_ns()
+        since, self._flushed_ns = self._flushed_ns, now
+        info = {
+            "sessions": self.up(),
+            "since_ns": since,
+            "until_ns": now,
+            "run_start_ns": self.info.get("run_start_ns"),
+            "run_end_ns": self.info.get("run_end_ns"),
+        }
+        self.queue.put(("tick", self.plan.index, rec.to_wire(), info))
 
     def up(self) -> int:
         """Sessions currently open (plus logins in flight)."""
@@ -216,6 +223,30 @@ class Worker:
         self.left -= 1
         return True
 
+    def count_intended(self) -> None:
+        """One start laid down by the open model's schedule."""
+        self.rec.intended += 1
+
+    def count_missed(self, n: int = 1) -> None:
+        """``n`` scheduled starts never made: counted, and shown as errors."""
+        self.rec.missed += n
+        key = f"schedule {MISSED}"
+        self.rec.errors[key] = self.rec.errors.get(key, 0) + n
+
+    async def open_loop(self, slots: int, action: Action) -> None:
+        """Run ``action`` on ``slots`` slots at this worker's share of ``--rate`` (open model)."""
+        plan = self.plan
+        await open_loop(
+            self,
+            slots,
+            plan.rate,
+            self.opts.arrivals == "poisson",
+            self.rng,
+            plan.rate_phase,
+            self.opts.timeout,
+            action,
+        )
+
     def remaining(self) -> float:
         """Seconds left until the deadline (>= 0)."""
         return max(0.0, self.deadline - time.perf_counter())
@@ -234,23 +265,52 @@ class Worker:
         self._source_i += 1
         return address
 
-    async def op(self, name: str, session: FtpClient, awaitable: Awaitable[Any]) -> bool:
+    def failed(self, name: str, exc: BaseException) -> None:
+        """Count a failed operation under its reply code or exception, keeping what it said."""
+        self.rec.error(name, error_key(exc), error_text(exc))
+
+    async def op(
+        self,
+        name: str,
+        session: FtpClient | None,
+        awaitable: Awaitable[Any],
+        intended_ns: int | None = None,
+    ) -> bool:
         """Time one operation on ``session`` and record its success or its error.
 
         After an error that leaves the control channel in an unknown state (timeout, reset,
-        garbage) the session is closed; after an error reply it stays usable.
+        garbage) the session is closed; after an error reply it stays usable. With
+        ``intended_ns`` (open model) the latency runs from the intended start, so time spent
+        waiting behind a stalled server counts (no coordinated omission); the service time,
+        from the actual start, is recorded beside it.
         """
         t0 = time.perf_counter_ns()
+        if intended_ns is not None:
+            self.rec.lag.record(t0 - intended_ns)
         try:
             async with asyncio.timeout(self.opts.timeout):
                 result = await awaitable
         except Exception as exc:
-            self.rec.error(name, error_key(exc))
-            if not isinstance(exc, ReplyError | ShortTransfer):
+            self.failed(name, exc)
+            if session is not None and not isinstance(exc, ReplyError | ShortTransfer):
                 session.close()
             return False
-        self.rec.ok(name, time.perf_counter_ns() - t0, result if isinstance(result, int) else 0)
+        t1 = time.perf_counter_ns()
+        nbytes = result if isinstance(result, int) else 0
+        if intended_ns is None:
+            self.rec.ok(name, t1 - t0, nbytes)
+        else:
+            self.rec.ok(name, t1 - intended_ns, nbytes, service_ns=t1 - t0)
         return True
+
+    async def connect(self, s: FtpClient) -> None:
+        """Open ``s``'s control connection to the target and secure it (``--tls``, ``ftps://``)."""
+        opts = self.opts
+        await s.connect(
+            self.addr, self.family, self.source(), self.ssl_context, opts.host, opts.implicit_tls
+        )
+        if self.ssl_context is not None:
+            await s.start_tls()
 
     async def open_session(self, name: str, binary: bool) -> FtpClient | None:
         """Connect, optionally secure, log in (and TYPE I when ``binary``); timed as ``name``."""
@@ -258,17 +318,13 @@ class Worker:
         t0 = time.perf_counter_ns()
         try:
             async with asyncio.timeout(self.opts.timeout):
-                await s.connect(
-                    self.addr, self.family, self.source(), self.ssl_context, self.opts.host
-                )
-                if self.ssl_context is not None:
-                    await s.start_tls()
+                await self.connect(s)
                 await s.login(self.opts.user, self.opts.password)
                 if binary:
                     await s.expect("TYPE I", (200,))
         except Exception as exc:
             s.close()
-            self.rec.error(name, error_key(exc))
+            self.failed(name, exc)
             return None
         self.rec.ok(name, time.perf_counter_ns() - t0)
         return s
@@ -338,19 +394,7 @@ class Worker:
                         async with asyncio.timeout(min(self.opts.timeout, 5.0)):
                             await s.quit(linger=0.2)
                     except Exception as exc:
-                        self.rec.error("quit", error_key(exc))
+                        self.failed("quit", exc)
                         s.close()
 
         await self.run_tasks(quitter() for _ in range(min(256, len(sessions))))
-
-
-def worker_main(
-    opts: Options, plan: Plan, queue: Any, begin: Event, go: Event, stop: Event
-) -> None:
-    """Entry point of a worker process (spawned)."""
-    # Ctrl-C goes to the whole process group; only the parent acts on it and then sets ``stop``.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    raise_nofile_limit()
-    with asyncio.Runner(loop_factory=loop_factory(opts.loop)) as runner:
-        runner.run(Worker(opts, plan, queue, begin, go, stop).main())

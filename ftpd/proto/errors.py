@@ -26,12 +26,6 @@ class FtpError(Exception):
         return Reply(self.code, self.text)
 
 
-class SyntaxErr(FtpError):
-    """500: the command is not understood."""
-
-    code = 500
-
-
 class ArgumentError(FtpError):
     """501: the arguments are invalid."""
 
@@ -78,18 +72,6 @@ class CannotOpenData(FtpError):
     """425: the data connection could not be opened."""
 
     code = 425
-
-
-class LocalError(FtpError):
-    """451: a local processing error."""
-
-    code = 451
-
-
-class Closing(FtpError):
-    """421: the service is closing the control connection."""
-
-    code = 421
 
 
 # One table: errno -> (code, text). RFC 959 §4.2 codes; 452 is "insufficient storage" (temporary),

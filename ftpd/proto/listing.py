@@ -13,8 +13,17 @@ import time
 
 from ..fs.base import FileStat
 
-__all__ = ["list_line", "nlst_line", "mlsx_facts", "mdtm_time", "parse_time_val", "DEFAULT_FACTS",
-           "ALL_FACTS", "ListingKind", "LineFormat"]
+__all__ = [
+    "list_line",
+    "nlst_line",
+    "mlsx_facts",
+    "mdtm_time",
+    "parse_time_val",
+    "DEFAULT_FACTS",
+    "ALL_FACTS",
+    "ListingKind",
+    "LineFormat",
+]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIX_MONTHS = 182 * 86400  # vsftpd's cut-off between "HH:MM" and "YYYY" (ls uses ~6 months)
@@ -50,7 +59,9 @@ def nlst_line(name: str) -> str:
 def mdtm_time(mtime: float) -> str:
     """``YYYYMMDDHHMMSS`` in UTC (RFC 3659 §2.3)."""
     t = time.gmtime(mtime)
-    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}"
+    return (
+        f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}"
+    )
 
 
 def parse_time_val(value: str) -> float | None:
@@ -67,12 +78,14 @@ def parse_time_val(value: str) -> float | None:
     return calendar.timegm(tm) + (float("0." + frac) if frac else 0.0)
 
 
+# RFC 3659 §7.5.5: the perm fact's letters, from the user's permission letters (letter, fact).
+_DIR_PERMS = (("e", "e"), ("l", "l"), ("w", "c"), ("m", "m"), ("d", "d"), ("f", "f"), ("d", "p"))
+_FILE_PERMS = (("r", "r"), ("w", "w"), ("a", "a"), ("d", "d"), ("f", "f"))
+
+
 def _perm_fact(st: FileStat, perms: str) -> str:
-    # RFC 3659 §7.5.5: what this user may do with the entry, from its permission letters.
-    if st.is_dir:
-        letters = (("e", "e"), ("l", "l"), ("w", "c"), ("m", "m"), ("d", "d"), ("f", "f"), ("d", "p"))
-    else:
-        letters = (("r", "r"), ("w", "w"), ("a", "a"), ("d", "d"), ("f", "f"))
+    """What this user may do with the entry (RFC 3659 §7.5.5)."""
+    letters = _DIR_PERMS if st.is_dir else _FILE_PERMS
     return "".join(fact for letter, fact in letters if letter in perms)
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from enum import Enum
 
 __all__ = [
     "MAX_HEADER",
     "ProxyError",
     "NotProxy",
     "ProxyHeader",
+    "ProxyMode",
     "ProxyPolicy",
     "PROXY_MODES",
     "parse",
@@ -154,29 +156,37 @@ def _v6(raw: bytes) -> str:
     return str(a.ipv4_mapped) if a.ipv4_mapped is not None else str(a)
 
 
+class ProxyMode(Enum):
+    """The ``proxy_protocol`` setting."""
+
+    OFF = "off"  # no header is read
+    OPTIONAL = "optional"  # a trusted peer may send one; without it the bytes are FTP
+    REQUIRED = "required"  # a trusted peer must send one
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyPolicy:
     """Who may send headers and what happens without one."""
 
-    mode: str = "off"
+    mode: ProxyMode = ProxyMode.OFF
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     timeout: float = 5.0
 
     @classmethod
     def from_text(cls, mode: str, trusted: str, timeout: float) -> ProxyPolicy:
-        """From the config keys; ``ValueError`` on a bad CIDR."""
+        """From the config keys; ``ValueError`` on a bad mode or CIDR."""
         nets = tuple(
             ipaddress.ip_network(p.strip(), strict=False) for p in trusted.split(",") if p.strip()
         )
-        return cls(mode, nets, timeout)
+        return cls(ProxyMode(mode), nets, timeout)
 
     @property
     def required(self) -> bool:
-        return self.mode == "required"
+        return self.mode is ProxyMode.REQUIRED
 
     def trusts(self, ip: str) -> bool:
         """Whether a header from socket peer ``ip`` is honoured."""
-        if self.mode == "off":
+        if self.mode is ProxyMode.OFF:
             return False
         try:
             addr = ipaddress.ip_address(ip.split("%", 1)[0])

@@ -8,7 +8,7 @@ file name can never inject a reply line.
 
 from __future__ import annotations
 
-__all__ = ["Reply", "sanitize"]
+__all__ = ["Reply", "sanitize", "printable"]
 
 
 def sanitize(text: str) -> str:
@@ -16,6 +16,11 @@ def sanitize(text: str) -> str:
     if "\r" in text or "\n" in text or "\0" in text:
         return text.replace("\r", "\\r").replace("\n", "\\n").replace("\0", "\\0")
     return text
+
+
+def printable(text: str) -> str:
+    """A client's text echoed in a reply: at most 40 characters, non-ASCII escaped."""
+    return text[:40].encode("ascii", "backslashreplace").decode("ascii")
 
 
 class Reply:

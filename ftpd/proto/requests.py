@@ -8,11 +8,32 @@ stays at the edges, and lets unit tests drive handlers with fake results, withou
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+from .replies import Reply
 
 __all__ = [
     "Request",
-    "FsCall",
+    "HandlerGen",
+    "HandlerResult",
+    "FsRequest",
+    "Stat",
+    "ListDir",
+    "OpenListing",
+    "OpenRead",
+    "OpenWrite",
+    "MakeDir",
+    "RemoveDir",
+    "Delete",
+    "Rename",
+    "SetMtime",
+    "Chmod",
+    "UniqueName",
+    "Outcome",
+    "TransferKind",
     "Authenticate",
     "Sleep",
     "OpenPassive",
@@ -26,98 +47,244 @@ __all__ = [
 
 
 class Request:
-    """Base class of everything a handler can ask of the IO layer."""
+    """Base class of everything a handler can ask of the IO layer.
+
+    Every request is a frozen dataclass: what a handler asks for cannot change on its way to the
+    IO layer, which dispatches on the request's type, never on a name.
+    """
 
     __slots__ = ()
 
 
-class FsCall(Request):
-    """``await fs.<method>(*args)``; the result is sent back, an ``OSError`` thrown back."""
-
-    __slots__ = ("method", "args")
-
-    def __init__(self, method: str, *args: Any) -> None:
-        self.method = method
-        self.args = args
-
-    def __repr__(self) -> str:
-        return f"FsCall({self.method!r}, {self.args!r})"
+# A command handler that needs IO: it yields requests (or a reply to send at once), gets each
+# request's result sent back in, and returns the command's final replies.
+HandlerGen: TypeAlias = Generator[Request | Reply, Any, Reply | list[Reply] | None]
+# What a command handler returns: its replies, or a generator to drive.
+HandlerResult: TypeAlias = Reply | list[Reply] | None | HandlerGen
 
 
+class FsRequest(Request):
+    """A filesystem operation: one frozen subclass per ``FileSystem`` method (``ftpd.fs.base``).
+
+    The IO layer performs it through a table keyed by the request's type (nothing is looked up by
+    name); the result is sent back into the handler, an ``OSError`` thrown back in.
+    """
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Stat(FsRequest):
+    """``fs.stat(vpath)`` → ``FileStat``."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListDir(FsRequest):
+    """``fs.list(vpath)`` → ``list[FileStat]`` (the directory's entries)."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenListing(FsRequest):
+    """``fs.open_listing(vpath, format)`` → a stream of the directory's entries formatted by
+    ``format`` (``listing.LineFormat``) in batches; nothing is read before its first ``read``,
+    which the IO layer does once the data connection exists (``ftpd.fs.listing_stream``)."""
+
+    vpath: str
+    format: Any
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRead(FsRequest):
+    """``fs.open_read(vpath, offset)`` → a ``Reader``; ``EINVAL`` when ``offset`` is past the end."""
+
+    vpath: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWrite(FsRequest):
+    """``fs.open_write(vpath, offset, append)`` → a ``Writer``."""
+
+    vpath: str
+    offset: int
+    append: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MakeDir(FsRequest):
+    """``fs.mkdir(vpath)``."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDir(FsRequest):
+    """``fs.rmdir(vpath)``."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(FsRequest):
+    """``fs.delete(vpath)`` (a file)."""
+
+    vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(FsRequest):
+    """``fs.rename(src, dst)``."""
+
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMtime(FsRequest):
+    """``fs.set_mtime(vpath, mtime)`` (MFMT)."""
+
+    vpath: str
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chmod(FsRequest):
+    """``fs.chmod(vpath, mode)`` (SITE CHMOD)."""
+
+    vpath: str
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueName(FsRequest):
+    """``fs.unique_name(vdir, prefix)`` → the virtual path of a new, empty file (STOU)."""
+
+    vdir: str
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Authenticate(Request):
     """Check credentials. Result: an account object, ``None`` (bad credentials) or a refusal text."""
 
-    __slots__ = ("name", "password")
-
-    def __init__(self, name: str, password: str) -> None:
-        self.name = name
-        self.password = password
+    name: str
+    password: str
 
     def __repr__(self) -> str:
         return f"Authenticate({self.name!r}, '***')"  # never the password, even in a debug repr
 
 
+@dataclass(frozen=True, slots=True)
 class Sleep(Request):
     """Wait (a failed-login delay) without blocking other sessions."""
 
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    seconds: float
 
 
+@dataclass(frozen=True, slots=True)
 class OpenPassive(Request):
     """Open a passive listener. Result: ``(advertised_host, port)``; ``OSError`` if none is free."""
 
-    __slots__ = ("extended",)
-
-    def __init__(self, extended: bool) -> None:
-        self.extended = extended
+    extended: bool
 
 
+@dataclass(frozen=True, slots=True)
 class CloseData(Request):
     """Drop the passive listener or active address set up for a transfer that will not happen."""
 
-    __slots__ = ()
 
-
+@dataclass(frozen=True, slots=True)
 class StartTLS(Request):
     """Upgrade the control connection to TLS (after the 234 reply has been queued)."""
 
-    __slots__ = ()
 
-
+@dataclass(frozen=True, slots=True)
 class ReadListing(Request):
     """The next batch of a listing sent on the control connection (STAT of a directory), once
     the replies already written have drained (back-pressure). Result: bytes, ``b""`` at the end.
     """
 
-    __slots__ = ("stream",)
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
+    stream: Any
 
 
+@dataclass(frozen=True, slots=True)
 class AbortTransfer(Request):
     """Abort the running transfer; returns once its final reply (426) has been sent."""
 
-    __slots__ = ()
+
+class Outcome(StrEnum):
+    """How a data transfer ended, as the IO layer reports it to ``Session.transfer_finished``.
+
+    A ``StrEnum`` so that its value is also the label in logs, metrics and the xferlog.
+    """
+
+    OK = "ok"  # 226
+    ABORTED = "aborted"  # ABOR (or shutdown): 426
+    LOST = "lost"  # the data connection broke: 426
+    NO_CONNECTION = "no-connection"  # none came or none could be made: 425
+    TIMEOUT = "timeout"  # no progress within the data timeout: 426
+    TLS_NO_REUSE = "tls-no-reuse"  # PROT P without TLS session resumption, when required: 522
+    TLS_FAILED = "tls-failed"  # the data connection's TLS handshake failed: 522
+    LOCAL_ERROR = "local-error"  # the filesystem failed: the errno table's reply
+
+
+class TransferKind(StrEnum):
+    """The command a transfer serves (a ``StrEnum``: its value is the verb, as logs show it)."""
+
+    RETR = "RETR"
+    STOR = "STOR"
+    APPE = "APPE"
+    STOU = "STOU"
+    LIST = "LIST"
+    NLST = "NLST"
+    MLSD = "MLSD"
+
+    @property
+    def listing(self) -> bool:
+        """A directory listing (a stream as ``Transfer.reader``, or a one-entry ``payload``)."""
+        return self in (TransferKind.LIST, TransferKind.NLST, TransferKind.MLSD)
 
 
 class Transfer:
     """One data transfer, from the transfer command to its final reply.
 
-    ``kind`` is the verb (RETR, STOR, APPE, STOU, LIST, NLST, MLSD). Downloads carry a ``reader``
-    (RETR) or a ready ``payload`` (listings); uploads carry a ``writer``. ``ascii`` asks for TYPE A
-    line-end conversion.
+    ``kind`` is the command it serves. Downloads carry a ``reader`` (RETR, or a listing stream)
+    or a ready ``payload`` (the listing of one file); uploads carry a ``writer``. ``ascii`` asks for TYPE A line-end conversion. The IO
+    layer keeps its own bookkeeping here (``bytes``, ``started``, ``connected``, ``held``).
     """
 
-    __slots__ = ("kind", "vpath", "offset", "ascii", "reader", "writer", "payload", "name",
-                 "bytes", "started", "tls", "connected", "held")
+    __slots__ = (
+        "kind",
+        "vpath",
+        "offset",
+        "ascii",
+        "reader",
+        "writer",
+        "payload",
+        "name",
+        "bytes",
+        "started",
+        "tls",
+        "connected",
+        "held",
+    )
 
-    def __init__(self, kind: str, vpath: str, *, offset: int = 0, ascii: bool = False,
-                 reader: Any = None, writer: Any = None, payload: bytes | None = None,
-                 name: str = "") -> None:
+    def __init__(
+        self,
+        kind: TransferKind,
+        vpath: str,
+        *,
+        offset: int = 0,
+        ascii: bool = False,
+        reader: Any = None,
+        writer: Any = None,
+        payload: bytes | None = None,
+        name: str = "",
+    ) -> None:
         self.kind = kind
         self.vpath = vpath
         self.offset = offset
@@ -132,18 +299,12 @@ class Transfer:
         self.connected = False  # the data connection is up (150 sent)
         self.held: Any = None  # a 150 reply the IO layer holds back to send with the final one
 
-    @property
-    def upload(self) -> bool:
-        return self.writer is not None
-
     def __repr__(self) -> str:
         return f"Transfer({self.kind} {self.vpath!r} offset={self.offset})"
 
 
+@dataclass(frozen=True, slots=True)
 class StartTransfer(Request):
     """Start ``transfer`` as its own task; the session stays responsive (ABOR, STAT, NOOP, QUIT)."""
 
-    __slots__ = ("transfer",)
-
-    def __init__(self, transfer: Transfer) -> None:
-        self.transfer = transfer
+    transfer: Transfer

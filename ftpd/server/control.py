@@ -15,18 +15,21 @@ import logging
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..proto import proxy as proxyproto
+from ..proto import requests as rq
 from ..proto.lines import LineReader, parse_command
 from ..proto.replies import Reply
 from ..proto.requests import (
     AbortTransfer,
     Authenticate,
     CloseData,
-    FsCall,
+    FsRequest,
     OpenPassive,
+    Outcome,
     ReadListing,
     Sleep,
     StartTLS,
@@ -48,6 +51,23 @@ xfer_log = logging.getLogger("ftpd.transfer")
 MAX_QUEUED_LINES = 32
 BATCH = 16  # commands run per turn of one session before the others get theirs
 NEED_ASYNC = object()  # Server.authenticate_fast: "cannot answer without awaiting"
+
+# The filesystem call each filesystem request stands for (ftpd.proto.requests); the result is an
+# awaitable (a bare future from LocalFS's pool, or a coroutine).
+FS_CALLS: dict[type[FsRequest], Callable[[Any, Any], Any]] = {
+    rq.Stat: lambda fs, r: fs.stat(r.vpath),
+    rq.ListDir: lambda fs, r: fs.list(r.vpath),
+    rq.OpenListing: lambda fs, r: fs.open_listing(r.vpath, r.format),
+    rq.OpenRead: lambda fs, r: fs.open_read(r.vpath, r.offset),
+    rq.OpenWrite: lambda fs, r: fs.open_write(r.vpath, r.offset, r.append),
+    rq.MakeDir: lambda fs, r: fs.mkdir(r.vpath),
+    rq.RemoveDir: lambda fs, r: fs.rmdir(r.vpath),
+    rq.Delete: lambda fs, r: fs.delete(r.vpath),
+    rq.Rename: lambda fs, r: fs.rename(r.src, r.dst),
+    rq.SetMtime: lambda fs, r: fs.set_mtime(r.vpath, r.mtime),
+    rq.Chmod: lambda fs, r: fs.chmod(r.vpath, r.mode),
+    rq.UniqueName: lambda fs, r: fs.unique_name(r.vdir, r.prefix),
+}
 
 
 class ControlChannel(asyncio.Protocol):
@@ -117,11 +137,9 @@ class ControlChannel(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("", 0)
         # peer_ip is the real client's (PROXY header) for limits, bans, PORT checks and the data
         # connection check; local_ip stays this node's address, where passive ports are bound.
-        self.session = Session(server.session_settings, self.peer[0], local[0])
-        if server.tls_context is not None and transport.get_extra_info("ssl_object") is not None:
-            # The implicit FTPS listener: TLS from the first byte. Data is protected by default
-            # there too (clients such as aioftp's open TLS data connections without PROT P).
-            self.session.secure = self.session.pbsz = self.session.prot_p = True
+        # On the implicit FTPS listener the connection is under TLS from the first byte.
+        implicit = server.tls_context is not None and transport.get_extra_info("ssl_object") is not None
+        self.session = Session(server.session_settings, self.peer[0], local[0], implicit_tls=implicit)
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused %s: %s", self._who(), refusal)
@@ -270,13 +288,14 @@ class ControlChannel(asyncio.Protocol):
             if kind is Reply:
                 self._reply(item)  # type: ignore[arg-type]
                 continue
-            if kind is FsCall:
+            call = FS_CALLS.get(kind)  # type: ignore[arg-type]
+            if call is not None:
                 fs = self.fs
                 if fs is None:
                     exc = PermissionError(13, "not logged in")
                     continue
                 try:
-                    pending = getattr(fs, item.method)(*item.args)  # type: ignore[union-attr]
+                    pending = call(fs, item)
                 except OSError as e:
                     exc = e
                     continue
@@ -376,10 +395,11 @@ class ControlChannel(asyncio.Protocol):
 
     async def _perform(self, req: Any) -> Any:
         kind = type(req)
-        if kind is FsCall:
+        call = FS_CALLS.get(kind)
+        if call is not None:
             if self.fs is None:
                 raise PermissionError(13, "not logged in")
-            return await getattr(self.fs, req.method)(*req.args)
+            return await call(self.fs, req)
         if kind is Authenticate:
             return await self.server.authenticate(self, req.name, req.password)
         if kind is AbortTransfer:
@@ -532,15 +552,15 @@ class ControlChannel(asyncio.Protocol):
 
     async def _transfer(self, t: Transfer) -> None:
         session = self.session
-        outcome = "ok"
+        outcome = Outcome.OK
         error: OSError | None = None
         try:
             outcome, error = await self._run_transfer(t)
         except asyncio.CancelledError:
             if self.timed_out:
-                outcome = "timeout" if t.connected else "no-connection"
+                outcome = Outcome.TIMEOUT if t.connected else Outcome.NO_CONNECTION
             else:
-                outcome = "aborted"
+                outcome = Outcome.ABORTED
             self.timed_out = False
         finally:
             await self._finish_files(t, outcome)
@@ -558,7 +578,7 @@ class ControlChannel(asyncio.Protocol):
         if not self.closed:
             self._after_command()
 
-    async def _run_transfer(self, t: Transfer) -> tuple[str, OSError | None]:
+    async def _run_transfer(self, t: Transfer) -> tuple[Outcome, OSError | None]:
         """Connect, send 150, pump; returns the outcome for ``Session.transfer_finished``."""
         timeout = self.server.config.data_timeout
 
@@ -571,7 +591,7 @@ class ControlChannel(asyncio.Protocol):
             sock = await (early.accepted if early is not None else self._data_connection())
         except (datamod.DataTimeout, OSError) as exc:
             log.info("%s data connection failed: %r", self._who(), exc)
-            return "no-connection", None
+            return Outcome.NO_CONNECTION, None
         t.connected = True
         opened = self.session.transfer_opened(t)
         try:
@@ -583,7 +603,7 @@ class ControlChannel(asyncio.Protocol):
                 outcome = await datamod.receive_upload(
                     sock, t.writer, t.ascii, progress, self.server.bulk,
                     partial(self._commit_upload, t))
-                return outcome or "lost", None
+                return outcome or Outcome.LOST, None
             # A download that fits in the socket buffer (a small file, most listings) completes
             # without waiting: its 150 then goes out with the 226 in one write, which saves a
             # syscall and a wake-up of the client. Before any wait, the 150 is sent at once.
@@ -598,19 +618,19 @@ class ControlChannel(asyncio.Protocol):
                 await datamod.send_bytes(sock, t.payload, progress, send_held)
             else:
                 await datamod.send_file(sock, t.reader, t.ascii, progress, send_held)
-            return "ok", None
+            return Outcome.OK, None
         except datamod.DataTimeout:
-            return "timeout", None
+            return Outcome.TIMEOUT, None
         except (ConnectionError, BrokenPipeError, ssl.SSLError) as exc:
             log.info("%s data connection lost: %r", self._who(), exc)
-            return "lost", None
+            return Outcome.LOST, None
         except OSError as exc:
-            return "local-error", exc
+            return Outcome.LOCAL_ERROR, exc
         finally:
             sock.close()
 
     async def _pump_tls(self, sock: Any, t: Transfer, timeout: float, progress: Any,
-                        early: tlsmod.EarlyTls | None = None) -> tuple[str, OSError | None]:
+                        early: tlsmod.EarlyTls | None = None) -> tuple[Outcome, OSError | None]:
         server = self.server
         try:
             conn = await early.claim() if early is not None else None
@@ -620,10 +640,10 @@ class ControlChannel(asyncio.Protocol):
                     server.config.tls_require_session_reuse, tickets=0 if t.writer else 1)
         except tlsmod.TlsNotResumed:
             log.info("%s PROT P data connection did not resume the TLS session", self._who())
-            return "tls-no-reuse", None
+            return Outcome.TLS_NO_REUSE, None
         except (datamod.DataTimeout, ssl.SSLError, OSError) as exc:
             log.info("%s TLS on the data connection failed: %r", self._who(), exc)
-            return "tls-failed", None
+            return Outcome.TLS_FAILED, None
         conn.timeout = timeout
         try:
             if t.writer is not None:
@@ -633,16 +653,16 @@ class ControlChannel(asyncio.Protocol):
                 await tlsmod.tls_send_bytes(conn, t.payload, progress)
             else:
                 await tlsmod.tls_send_file(conn, t.reader, t.ascii, progress)
-            return "ok", None
+            return Outcome.OK, None
         finally:
             await conn.close(min(timeout, 5.0))
 
-    async def _commit_upload(self, t: Transfer, tail: bytes | memoryview = b"") -> str:
+    async def _commit_upload(self, t: Transfer, tail: bytes | memoryview = b"") -> Outcome:
         """Commit an upload whose data connection has ended; ``tail`` is its last, unwritten
         bytes (written in the commit's own hop by writers that can, e.g. ``LocalWriter``)."""
         await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
         if self.closed:
-            return "lost"  # the client vanished: never report a partial upload as complete
+            return Outcome.LOST  # the client vanished: never report a partial upload as complete
         writer = t.writer
         if tail and not getattr(writer, "COMMIT_TAKES_TAIL", False):
             await writer.write(tail)
@@ -656,19 +676,19 @@ class ControlChannel(asyncio.Protocol):
             # §4.1.3: ABOR of a completed transfer gets 226, not 426 for a file that exists.
             await asyncio.wait([commit])
             commit.result()  # a failed commit is still a local error (452/451...)
-        return "ok"
+        return Outcome.OK
 
-    async def _finish_files(self, t: Transfer, outcome: str) -> None:
+    async def _finish_files(self, t: Transfer, outcome: Outcome) -> None:
         try:
             if t.reader is not None:
                 close_now = getattr(t.reader, "close_sync", None)
-                if close_now is not None and outcome == "ok":
+                if close_now is not None and outcome is Outcome.OK:
                     # A finished download has no read in flight, and closing a read-only fd never
                     # waits on the disk: no executor hop for it.
                     close_now()
                 else:
                     await t.reader.close()
-            if t.writer is not None and outcome != "ok":
+            if t.writer is not None and outcome is not Outcome.OK:
                 await t.writer.abort()
                 if t.kind == "STOU" and self.fs is not None:
                     try:

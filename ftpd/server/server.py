@@ -33,7 +33,7 @@ from ..fs.local import LocalFS, cleanup_stale_uploads
 from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
-from ..proto.state import Login
+from ..proto.state import Login, TlsMode
 from .addrtable import AddressTable, Refusal
 from .control import NEED_ASYNC, ControlChannel
 from .data import BulkThreads, DataTimeout, PassivePool, read_proxy_header_exactly
@@ -68,7 +68,7 @@ class Server:
             max_login_attempts=config.max_login_attempts,
             login_fail_delay=config.login_fail_delay,
             port_promiscuous=config.port_promiscuous,
-            tls_mode=config.tls,
+            tls_mode=TlsMode(config.tls),
             capabilities=_storage_capabilities(config),
         )
         tls_wanted = config.tls != "off" or config.implicit_tls_port

@@ -13,8 +13,8 @@ After every step:
   into 451 + a traceback in the log: either is a failure here);
 - every reply is a valid RFC 959 reply on the wire (code, CRLF, multi-line form, no CR/LF/NUL
   inside a line), and every handled command was answered unless the protocol says otherwise;
-- the state is consistent: logged in ⇔ an account; TRANSFERRING ⇔ a transfer ⇔ the IO layer runs
-  one; a passive listener is open ⇔ data state PASSIVE; an active address only to the client
+- the state is consistent: logged in ⇔ an account; a transfer ⇔ the IO layer runs one, and it
+  has consumed its data connection setup (data state NONE); a passive listener is open ⇔ data state PASSIVE; an active address only to the client
   itself on a port ≥ 1024 (RFC 2577 bounce protection); cwd is a normalised virtual path;
 - the filesystem is only asked by a logged-in session, only for normalised virtual paths, and
   only for what the account's permission letters allow; a file opened for a command is handed to
@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from dataclasses import astuple
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,17 +44,30 @@ from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
     Authenticate,
+    Chmod,
     CloseData,
-    FsCall,
+    Delete,
+    FsRequest,
+    ListDir,
+    MakeDir,
+    OpenListing,
     OpenPassive,
+    OpenRead,
+    OpenWrite,
+    Outcome,
     ReadListing,
+    RemoveDir,
+    Rename,
+    SetMtime,
     Sleep,
     StartTLS,
     StartTransfer,
+    Stat,
     Transfer,
+    UniqueName,
 )
 from ftpd.proto.session import Done, Session, SessionSettings
-from ftpd.proto.state import Data, Login
+from ftpd.proto.state import Data, Login, TlsMode
 
 from .support import check_reply_lines
 
@@ -205,32 +219,22 @@ FAULTS = [
     errno.EMFILE,
     -1,
 ]  # -1: PathEscapeError
-OUTCOMES = [
-    "ok",
-    "aborted",
-    "lost",
-    "no-connection",
-    "timeout",
-    "refused",
-    "tls-no-reuse",
-    "tls-failed",
-    "local-error",
-]
+OUTCOMES = list(Outcome)
 PERMS = st.sets(st.sampled_from("elradfmwMT")).map(lambda s: "".join(sorted(s)))
 
-# What a filesystem call needs from the account's permission letters (any one of them).
-NEEDS = {
-    "open_read": "r",
-    "open_write": "wa",
-    "unique_name": "w",
-    "list": "l",
-    "open_listing": "l",
-    "mkdir": "m",
-    "rmdir": "d",
-    "delete": "d",
-    "rename": "f",
-    "chmod": "M",
-    "set_mtime": "T",
+# What a filesystem request needs from the account's permission letters (any one of them).
+NEEDS: dict[type[FsRequest], str] = {
+    OpenRead: "r",
+    OpenWrite: "wa",
+    UniqueName: "w",
+    ListDir: "l",
+    OpenListing: "l",
+    MakeDir: "m",
+    RemoveDir: "d",
+    Delete: "d",
+    Rename: "f",
+    Chmod: "M",
+    SetMtime: "T",
 }
 
 
@@ -333,6 +337,35 @@ class FakeFS:
     def chmod(self, p: str, mode: int) -> None:
         self.stat(p)
 
+    def perform(self, req: FsRequest) -> Any:
+        """What the IO layer's table does with a filesystem request, on this fake."""
+        match req:
+            case Stat(p):
+                return self.stat(p)
+            case ListDir(p):
+                return self.list(p)
+            case OpenListing(p, fmt):
+                return self.open_listing(p, fmt)
+            case OpenRead(p, offset):
+                return self.open_read(p, offset)
+            case OpenWrite(p, offset, append):
+                return self.open_write(p, offset, append)
+            case MakeDir(p):
+                return self.mkdir(p)
+            case RemoveDir(p):
+                return self.rmdir(p)
+            case Delete(p):
+                return self.delete(p)
+            case Rename(src, dst):
+                return self.rename(src, dst)
+            case SetMtime(p, mtime):
+                return self.set_mtime(p, mtime)
+            case Chmod(p, mode):
+                return self.chmod(p, mode)
+            case UniqueName(vdir, prefix):
+                return self.unique_name(vdir, prefix)
+        raise AssertionError(f"unknown filesystem request {req!r}")
+
     def unique_name(self, vdir: str, prefix: str) -> str:
         if vdir not in self.dirs:
             raise self.err(errno.ENOENT)
@@ -366,6 +399,12 @@ def check_reply(reply: Reply) -> None:
     wire = reply.encode()
     lines = [ln + b"\r\n" for ln in wire.split(b"\r\n")[:-1]]
     assert b"".join(lines) == wire, f"reply not made of CRLF lines: {wire!r}"
+    if reply.raw is not None:  # a part of a streamed reply (STAT of a directory)
+        for ln in lines:
+            body = ln[:-2]
+            assert b"\r" not in body and b"\n" not in body and b"\0" not in body, ln
+            assert ln.startswith(b" ") or ln.startswith(b"%d-" % reply.code), ln
+        return
     assert check_reply_lines(lines) == reply.code
     assert not reply.text.startswith("Internal error"), reply
 
@@ -408,7 +447,7 @@ class SessionMachine(RuleBasedStateMachine):
             max_login_attempts=attempts,
             login_fail_delay=delay,
             port_promiscuous=promiscuous,
-            tls_mode=tls,
+            tls_mode=TlsMode(tls),
         )
         self.addrs = addrs
         self.perms = perms
@@ -431,26 +470,27 @@ class SessionMachine(RuleBasedStateMachine):
         COUNTS["requests"] += 1
         s = self.s
         fault = None
-        if isinstance(req, (FsCall, OpenPassive, StartTLS, ReadListing)) and self.faults:
+        if isinstance(req, (FsRequest, OpenPassive, StartTLS, ReadListing)) and self.faults:
             fault = self.faults.pop(0)
-        if isinstance(req, FsCall):
+        if isinstance(req, FsRequest):
             assert s.logged_in, f"filesystem call {req!r} before login"
-            for arg in req.args:
-                if isinstance(arg, str) and req.method != "unique_name":
+            args = astuple(req)
+            for arg in args:
+                if isinstance(arg, str) and not isinstance(req, UniqueName):
                     assert is_virtual(arg), f"un-normalised path reached the filesystem: {req!r}"
-            if req.method == "unique_name":
-                assert is_virtual(req.args[0]), req
-            need = NEEDS.get(req.method)
+            if isinstance(req, UniqueName):
+                assert is_virtual(req.vdir), req
+            need = NEEDS.get(type(req))
             if need:
                 assert set(need) & set(s.perms), f"{req!r} without permission ({s.perms!r})"
             if fault is not None:
                 COUNTS["faults"] += 1
-                return None, PathEscapeError(req.args[0]) if fault < 0 else FakeFS.err(fault)
+                return None, PathEscapeError(args[0]) if fault < 0 else FakeFS.err(fault)
             try:
-                result = getattr(self.fs, req.method)(*req.args)
+                result = self.fs.perform(req)
             except OSError as exc:
                 return None, exc
-            if req.method in ("open_read", "open_write"):
+            if isinstance(req, (OpenRead, OpenWrite)):
                 self.opened.append(result)
             return result, None
         if isinstance(req, Authenticate):
@@ -472,7 +512,7 @@ class SessionMachine(RuleBasedStateMachine):
         if isinstance(req, StartTransfer):
             assert self.running is None, "a second transfer started while one runs"
             t = req.transfer
-            assert t is s.transfer and s.data is Data.TRANSFERRING
+            assert t is s.transfer and s.data is Data.NONE
             for res in (t.reader, t.writer):
                 if res is not None and res in self.opened:
                     self.opened.remove(res)
@@ -562,7 +602,7 @@ class SessionMachine(RuleBasedStateMachine):
             if s.closing:
                 self.closed = True
 
-    def finish_running(self, outcome: str, opened: bool, error: OSError | None = None) -> None:
+    def finish_running(self, outcome: Outcome, opened: bool, error: OSError | None = None) -> None:
         t = self.running
         assert t is not None
         if opened:
@@ -652,9 +692,9 @@ class SessionMachine(RuleBasedStateMachine):
         opened=st.booleans(),
         err=st.sampled_from([None, errno.ENOSPC, errno.EIO, errno.EDQUOT]),
     )
-    def transfer_ends(self, outcome: str, opened: bool, err: int | None) -> None:
-        error = FakeFS.err(err) if err is not None and outcome == "local-error" else None
-        self.finish_running(outcome, opened and outcome not in ("no-connection", "refused"), error)
+    def transfer_ends(self, outcome: Outcome, opened: bool, err: int | None) -> None:
+        error = FakeFS.err(err) if err is not None and outcome is Outcome.LOCAL_ERROR else None
+        self.finish_running(outcome, opened and outcome is not Outcome.NO_CONNECTION, error)
         self.after_command()
 
     @precondition(lambda self: self.closed)
@@ -679,11 +719,12 @@ class SessionMachine(RuleBasedStateMachine):
             assert s.perms == s.account.perms
         else:
             assert s.perms == ""
-        assert (s.data is Data.TRANSFERRING) == (s.transfer is not None)
+        if s.transfer is not None:
+            assert s.data is Data.NONE  # the transfer consumed its PASV/PORT setup
         if not self.closed:
             assert (s.transfer is None) == (self.running is None)
             assert self.listener == (s.data is Data.PASSIVE), (self.listener, s.data)
-        if s.data in (Data.NONE, Data.PASSIVE):
+        if s.data is Data.PASSIVE or (s.data is Data.NONE and s.transfer is None):
             assert s.active_addr is None
         if s.data is Data.ACTIVE:
             assert s.active_addr is not None

@@ -1,12 +1,15 @@
-"""Run ``python -m ftpd.load`` as a subprocess and read its JSON result."""
+"""Run ``python -m ftpd.load`` as a subprocess and read its JSON result; a pyftpdlib to run it on."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def server_args(server: Any) -> list[str]:
@@ -50,3 +53,47 @@ def assert_sane(result: dict[str, Any], scenario: str) -> None:
         assert 0 <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
         assert lat["mean"] <= lat["max"]
     assert result["timeline"], "no progress points"
+
+
+def url_of(server: Any) -> str:
+    """The server as the URL ``ftpd`` prints (with the password), for the positional target."""
+    return f"ftp://{server.user}:{server.password}@{server.host}:{server.port}/"
+
+
+@dataclass
+class PyftpdlibServer:
+    """A real pyftpdlib server in its own process (bench/pyftpdlib_server.py)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    root: Path
+    pid: int
+    proc: subprocess.Popen[str]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_pyftpdlib(root: Path, pasv_ports: str = "65500-65535") -> PyftpdlibServer:
+    """Start pyftpdlib as ``bench/compare.py`` does (no limits, sendfile) on a free port."""
+    root.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(BENCH / "pyftpdlib_server.py"), "--host", "127.0.0.1"]
+    cmd += ["--port", "0", "--root", str(root), "--user", "user", "--password", "12345"]
+    cmd += ["--pasv-ports", pasv_ports, "--auth-failed-delay", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "ready <pid> <port>", or EOF if it failed to start
+    if not line.startswith("ready "):
+        proc.kill()
+        proc.wait(5)
+        raise RuntimeError(f"pyftpdlib did not start: {line!r}")
+    _, pid, port = line.split()
+    return PyftpdlibServer("127.0.0.1", int(port), "user", "12345", root, int(pid), proc)

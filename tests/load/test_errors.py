@@ -42,7 +42,9 @@ def test_connection_refused_is_counted(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     rc, r, log = run_load(
-        ["logins", "-c", "2", "--port", str(port), "--count", "4", "--duration", "5"], tmp_path
+        ["logins", "-c", "2", "--port", str(port), "--password", "x", "--count", "4"]
+        + ["--duration", "5"],
+        tmp_path,
     )
     assert rc == 1, log
     assert r["errors"] == {"login ConnectionRefusedError": 4}

@@ -210,3 +210,55 @@ def test_load_package_imports_nothing_from_the_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# -- open-model schedule and error hints -------------------------------------------------------
+
+
+def test_constant_arrivals_do_not_drift() -> None:
+    import random
+
+    from ftpd.load.schedule import Arrivals
+
+    a = Arrivals(3.0, False, random.Random(1), start_ns=1000)
+    due = []
+    for _ in range(300_001):
+        due.append(a.due)
+        a.advance()
+    assert due[:4] == [1000, 1000 + 333_333_333, 1000 + 666_666_666, 1000 + 1_000_000_000]
+    # Computed from the start, not summed: 300,000 gaps later still exactly 100,000 s on.
+    assert due[-1] == 1000 + 100_000 * 10**9
+
+
+def test_poisson_arrivals_have_the_rate_as_mean() -> None:
+    import random
+
+    from ftpd.load.schedule import Arrivals
+
+    a = Arrivals(200.0, True, random.Random(5), start_ns=0)
+    gaps = []
+    prev = 0
+    for _ in range(20_000):
+        gaps.append(a.due - prev)
+        prev = a.due
+        a.advance()
+    mean = sum(gaps) / len(gaps) / 1e9
+    assert abs(mean - 1 / 200) < 0.05 / 200
+    assert min(gaps) < 0.1e9 / 200 < 3e9 / 200 < max(gaps)  # exponential: short and long gaps
+
+
+def test_hints_match_the_common_errors() -> None:
+    from ftpd.load.hints import explain, hint_for
+
+    per_ip = hint_for("establish 421", "421 Too many connections from your internet address.", "")
+    assert per_ip is not None and "--source-addresses" in per_ip.fix
+    total = hint_for("establish 421", "421 Too many connected users, please try later.", "")
+    assert total is not None and "max_sessions" in total.cause
+    # pyftpdlib's wording of both limits.
+    pyftpd_ip = hint_for("establish 421", "421 Too many connections from the same IP address.", "")
+    assert pyftpd_ip is not None and "per client address" in pyftpd_ip.cause
+    refused = hint_for("login ConnectionRefusedError", "", "127.0.0.1:2121")
+    assert refused is not None and "127.0.0.1:2121" in refused.cause
+    assert hint_for("retr ShortTransfer", "received 1 bytes", "") is None
+    lines = explain({"login 530": 3}, {"login 530": "530 Login incorrect."}, "h:1")
+    assert lines[0] == "  login 530: 3  (530 Login incorrect.)" and "password" in lines[2]

@@ -668,7 +668,8 @@ async def test_cancelling_commit_or_abort_does_not_skip_it(home: Path, kind: str
             with pytest.raises(asyncio.CancelledError):
                 await task
             gate.set()
-            await until(lambda: temp_files(home) == [])
+            # (An O_TMPFILE upload has no temp name to watch: wait for the writer itself.)
+            await until(lambda w=w: w._done and temp_files(home) == [])
             assert (home / "f").read_bytes() == expect
         await until(lambda: len(os.listdir("/proc/self/fd")) == before)
     finally:

@@ -1,22 +1,30 @@
 """The command table and the generic check, for every row: a missing argument (501), an argument
 to a verb that takes none (501), not logged in (530), out of sequence (503), a missing permission
-letter (550); and that table and ``Session.ftp_<VERB>`` handlers match one to one.
+letter (550); and that table and the ``ftp_<VERB>`` handlers of ``ftpd.proto.handlers`` (plus HELP
+and SITE in ``ftpd.proto.commands``) match one to one.
 
 Driven with the fakes of ``test_proto_session`` (no sockets, no event loop).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from test_proto_session import ALL_PERMS, SAMPLE_ARGS, Drive, line
 
+import ftpd.proto.handlers
+from ftpd.proto import commands
 from ftpd.proto.commands import (
     ALIASES,
     COMMANDS,
     HTTP_VERBS,
     NOT_IMPLEMENTED,
+    SITE_COMMANDS,
     Arg,
     Need,
     lookup,
@@ -25,8 +33,7 @@ from ftpd.proto.requests import (
     Authenticate,
     StartTransfer,
 )
-from ftpd.proto.session import Session
-from ftpd.proto.state import Login
+from ftpd.proto.state import RULES, Login
 
 
 @pytest.fixture
@@ -35,14 +42,39 @@ def d() -> Drive:
 
 
 # ---------------------------------------------------------------------------------- the table
-def test_every_table_verb_has_a_handler() -> None:
-    missing = [v for v in COMMANDS if not callable(getattr(Session, "ftp_" + v, None))]
-    assert missing == [], f"verbs in COMMANDS without Session.ftp_<VERB>: {missing}"
+def _defined_handlers() -> dict[str, Callable[..., Any]]:
+    """Every ``ftp_*`` function defined in the handler modules and in ``commands``."""
+    modules = [commands] + [
+        importlib.import_module(f"ftpd.proto.handlers.{m.name}")
+        for m in pkgutil.iter_modules(ftpd.proto.handlers.__path__)
+    ]
+    found: dict[str, Callable[..., Any]] = {}
+    for mod in modules:
+        for name, fn in inspect.getmembers(mod, inspect.isfunction):
+            if name.startswith("ftp_") and fn.__module__ == mod.__name__:
+                assert name not in found, f"{name} defined twice"
+                found[name] = fn
+    return found
 
 
-def test_every_handler_is_in_the_table() -> None:
-    handlers = {n[4:] for n, _ in inspect.getmembers(Session) if n.startswith("ftp_")}
-    assert handlers - set(COMMANDS) == set()
+def test_table_and_handlers_match_one_to_one() -> None:
+    specs = [*COMMANDS.values(), *SITE_COMMANDS.values()]
+    for spec in specs:  # each verb's handler is named after it
+        assert spec.handler.__name__ == "ftp_" + spec.verb.replace(" ", "_"), spec.verb
+    bound = [spec.handler for spec in specs]
+    assert len(set(bound)) == len(bound), "a handler bound to two verbs"
+    defined = _defined_handlers()
+    assert set(defined.values()) == set(bound), (
+        "handlers without a verb: "
+        f"{sorted(n for n, f in defined.items() if f not in bound)}; "
+        f"verbs without a handler: {sorted(s.verb for s in specs if s.handler not in defined.values())}"
+    )
+
+
+def test_every_sequence_rule_has_a_check_and_a_user() -> None:
+    assert set(RULES) == set(Need)
+    used = {need for spec in (*COMMANDS.values(), *SITE_COMMANDS.values()) for need in spec.needs}
+    assert used == set(Need)
 
 
 def test_sample_args_cover_the_table() -> None:
@@ -61,7 +93,8 @@ def test_spec_consistency() -> None:
         assert spec.verb.isupper() and spec.help.startswith(spec.verb)
         if spec.path:
             assert spec.arg is not Arg.NONE, spec.verb
-        assert not (spec.need is Need.USER_GIVEN and spec.login)
+        assert not (Need.USER_GIVEN in spec.needs and spec.login)
+        assert not spec.ls_flags or spec.path, spec.verb
 
 
 REQUIRED = sorted(v for v, s in COMMANDS.items() if s.arg is Arg.REQUIRED)

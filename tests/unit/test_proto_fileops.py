@@ -1,6 +1,6 @@
-"""File, listing and transfer handlers of the sans-IO session (``ftpd.proto.fileops``), driven with
-the fakes of ``test_proto_session``: the requests they yield, their replies, and the session state
-around a transfer (no sockets, no event loop).
+"""File, listing and transfer handlers of the sans-IO session (``ftpd.proto.handlers.files``,
+``lists`` and ``transfers``), driven with the fakes of ``test_proto_session``: the requests they
+yield, their replies, and the session state around a transfer (no sockets, no event loop).
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ from typing import Any
 import pytest
 from test_proto_session import Drive, body
 
+from ftpd.fs.base import Capabilities
 from ftpd.proto.errors import BadSequence, CannotOpenData
+from ftpd.proto.handlers.transfers import begin_transfer
 from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
-    FsCall,
+    OpenRead,
+    Outcome,
     StartTransfer,
     Transfer,
+    TransferKind,
 )
+from ftpd.proto.session import SessionSettings
 from ftpd.proto.state import Data
 
 
@@ -41,12 +46,12 @@ def test_retr(d: Drive) -> None:
     d("TYPE I")
     d("PASV")
     r = d("RETR /dir/f.bin")
-    (call,) = r.of(FsCall)
-    assert repr(call) == "FsCall('open_read', ('/dir/f.bin', 0))"
-    assert r.replies == [] and d.s.data is Data.TRANSFERRING
+    assert r.of(OpenRead) == [OpenRead("/dir/f.bin", 0)]
+    # The transfer consumed the passive setup (one per transfer) and is the running one.
+    assert r.replies == [] and d.s.data is Data.NONE and d.s.transfer is r.transfer
     t = r.transfer
     assert (t.kind, t.vpath, t.offset, t.ascii, t.name) == ("RETR", "/dir/f.bin", 0, False, "f.bin")
-    assert not t.upload and "RETR" in repr(t)
+    assert t.writer is None and "RETR" in repr(t)
     replies = d.finish(r)
     assert "(10 bytes)" in replies[0].text and "BINARY" in replies[0].text
     assert [x.code for x in replies] == [150, 226]
@@ -77,7 +82,7 @@ def test_stor_and_appe(d: Drive) -> None:
     d("PASV")
     r = d("STOR new.txt")
     t = r.transfer
-    assert t.kind == "STOR" and t.upload and t.ascii and t.writer.path == "/new.txt"
+    assert t.kind == "STOR" and t.reader is None and t.ascii and t.writer.path == "/new.txt"
     assert not t.writer.append
     assert [x.code for x in d.finish(r)] == [150, 226]
     d("PASV")
@@ -138,18 +143,17 @@ def test_stou(d: Drive) -> None:
 @pytest.mark.parametrize(
     ("outcome", "code"),
     [
-        ("ok", 226),
-        ("aborted", 426),
-        ("lost", 426),
-        ("no-connection", 425),
-        ("timeout", 426),
-        ("refused", 425),
-        ("tls-no-reuse", 522),
-        ("tls-failed", 522),
-        ("local-error", 451),
+        (Outcome.OK, 226),
+        (Outcome.ABORTED, 426),
+        (Outcome.LOST, 426),
+        (Outcome.NO_CONNECTION, 425),
+        (Outcome.TIMEOUT, 426),
+        (Outcome.TLS_NO_REUSE, 522),
+        (Outcome.TLS_FAILED, 522),
+        (Outcome.LOCAL_ERROR, 451),
     ],
 )
-def test_transfer_outcomes(d: Drive, outcome: str, code: int) -> None:
+def test_transfer_outcomes(d: Drive, outcome: Outcome, code: int) -> None:
     d.fs.files["/f"] = b"abc"
     d("PASV")
     r = d("RETR f")
@@ -162,10 +166,10 @@ def test_transfer_local_error_uses_errno_table(d: Drive) -> None:
     d("PASV")
     r = d("STOR f")
     err = OSError(errno.ENOSPC, "full")
-    assert d.finish(r, "local-error", err)[-1].code == 452
+    assert d.finish(r, Outcome.LOCAL_ERROR, err)[-1].code == 452
     d("PASV")
     r = d("STOR f")
-    assert d.finish(r, "local-error", OSError(errno.EDQUOT, "q"))[-1].code == 552
+    assert d.finish(r, Outcome.LOCAL_ERROR, OSError(errno.EDQUOT, "q"))[-1].code == 552
 
 
 def test_commands_during_a_transfer(d: Drive) -> None:
@@ -181,13 +185,18 @@ def test_commands_during_a_transfer(d: Drive) -> None:
     assert d("PASV").code == 503
     assert d("PORT 127,0,0,1,240,0").code == 503
     assert d("RETR f").code == 503  # the IO layer queues it; the session would refuse it anyway
+    # One rule in the generic check: whatever is not answered during a transfer is 503 meanwhile.
+    for cmd in ("TYPE I", "USER x", "REIN", "EPSV ALL", "CWD /", "HELP", "FEAT", "SITE HELP"):
+        r2 = d(cmd)
+        assert r2.replies == [Reply(503, "A transfer is in progress.")] and not r2.requests, cmd
+    assert d.s.ascii and not d.s.epsv_all and d.s.logged_in
     with pytest.raises(BadSequence):
-        d.s.begin_transfer(Transfer("RETR", "/f"))
+        begin_transfer(d.s, Transfer(TransferKind.RETR, "/f"))
     assert d("NOOP").code == 200
     # ABOR while running: ask the IO layer to abort; it sends the 426, then ABOR answers 226.
     r = d("ABOR")
     assert r.of(AbortTransfer) and r.code == 226
-    assert [x.code for x in d.s.transfer_finished(t, "aborted")] == [426]
+    assert [x.code for x in d.s.transfer_finished(t, Outcome.ABORTED)] == [426]
 
 
 def test_quit_during_transfer_waits(d: Drive) -> None:
@@ -201,14 +210,14 @@ def test_quit_during_transfer_waits(d: Drive) -> None:
 
 def test_begin_transfer_needs_data_setup(d: Drive) -> None:
     with pytest.raises(CannotOpenData) as exc:
-        d.s.begin_transfer(Transfer("RETR", "/f"))
+        begin_transfer(d.s, Transfer(TransferKind.RETR, "/f"))
     assert exc.value.code == 425 and d.s.data is Data.NONE and d.s.transfer is None
 
 
 def test_transfer_end_without_transfer_is_bad_sequence(d: Drive) -> None:
-    t = Transfer("RETR", "/f")
+    t = Transfer(TransferKind.RETR, "/f")
     with pytest.raises(BadSequence) as exc:
-        d.s.transfer_finished(t, "ok")
+        d.s.transfer_finished(t, Outcome.OK)
     assert exc.value.code == 503
 
 
@@ -216,7 +225,7 @@ def test_active_transfer_flow(d: Drive) -> None:
     d.fs.files["/f"] = b"abc"
     d("PORT 127,0,0,1,240,0")
     r = d("RETR f")
-    assert d.s.data is Data.TRANSFERRING
+    assert d.s.transfer is r.transfer and d.s.active_addr == ("127.0.0.1", 61440)
     d.finish(r)
     assert d.s.data is Data.NONE and d.s.active_addr is None
     assert d("RETR f").code == 425  # the active address was good for one transfer
@@ -434,3 +443,33 @@ def test_errno_table(d: Drive, err: int, code: int) -> None:
     r = d("MKD x")
     assert r.code == code
     assert "/real" not in r.text and "secret" not in r.text
+
+
+# ---------------------------------------------------------------------------------- storage limits
+def test_what_the_storage_cannot_do_is_refused_before_any_io() -> None:
+    caps = Capabilities(resume_write=False, set_mtime=False, chmod=False)
+    d = Drive(settings=SessionSettings(login_fail_delay=0, capabilities=caps)).login()
+    d.fs.files["/f"] = b"abc"
+    d("TYPE I")
+    d("PASV")
+    assert d("MFMT 20200101000000 f").code == 502
+    assert d("SITE CHMOD 644 f").code == 504
+    assert d("APPE f").code == 504
+    assert d("REST 2").code == 350
+    assert d("STOR f").code == 504 and d.s.rest == 0  # the marker is used up either way
+    assert d.fs.calls == [] and d.s.data is Data.PASSIVE  # the listener is still there for STOR
+    assert "MFMT" not in d("FEAT").text
+    r = d("MLSD")
+    assert b"perm=rwdf;" in body(r.transfer)  # no "a"
+
+
+def test_forget_data_setup_after_a_data_timeout(d: Drive) -> None:
+    d("PASV")
+    d.s.forget_data_setup()
+    assert d.s.data is Data.NONE
+    assert d("RETR f").code == 425
+    d("PORT 127,0,0,1,240,0")
+    d.s.forget_data_setup()
+    assert d.s.data is Data.NONE and d.s.active_addr is None
+    d.s.forget_data_setup()  # nothing set up: nothing to forget
+    assert d.s.data is Data.NONE

@@ -17,8 +17,9 @@ import ftpd
 FORBIDDEN = ("asyncio", "socket", "ssl", "aiofiles", "selectors", "uvloop")
 PKG_ROOT = Path(ftpd.__file__).resolve().parent
 PROTO_MODULES = sorted(
-    f"ftpd.proto.{p.stem}" for p in (PKG_ROOT / "proto").glob("*.py") if p.stem != "__init__"
-) + ["ftpd.proto"]
+    ".".join(("ftpd", *p.relative_to(PKG_ROOT).with_suffix("").parts)).removesuffix(".__init__")
+    for p in (PKG_ROOT / "proto").rglob("*.py")
+)
 
 
 @pytest.mark.parametrize("module", PROTO_MODULES)
@@ -74,36 +75,39 @@ def _is_type_checking(node: ast.AST) -> bool:
     )
 
 
-def _import_nodes(body: list[ast.stmt], deep: bool) -> list[ast.Import | ast.ImportFrom]:
-    """Import statements that run: ``if TYPE_CHECKING`` blocks skipped; function and class bodies
-    only when ``deep`` (a lazy import in a proto module still counts; one in ``ftpd.fs``'s lazy
-    ``__getattr__`` is never reached by the core)."""
+def _import_nodes(
+    body: list[ast.stmt], deep: bool, typing: bool = False
+) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements that run: ``if TYPE_CHECKING`` blocks skipped unless ``typing``; function
+    and class bodies only when ``deep`` (a lazy import in a proto module still counts; one in
+    ``ftpd.fs``'s lazy ``__getattr__`` is never reached by the core)."""
     out: list[ast.Import | ast.ImportFrom] = []
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             out.append(node)
         elif isinstance(node, ast.If) and _is_type_checking(node):
-            out += _import_nodes(node.orelse, deep)
+            out += _import_nodes(node.body if typing else node.orelse, deep, typing)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if deep:
-                out += _import_nodes(node.body, deep)
+                out += _import_nodes(node.body, deep, typing)
         else:
             for field in ("body", "orelse", "finalbody", "handlers", "cases"):
                 sub = getattr(node, field, None)
                 if isinstance(sub, list):
-                    out += _import_nodes([n for n in sub if isinstance(n, ast.AST)], deep)
+                    out += _import_nodes([n for n in sub if isinstance(n, ast.AST)], deep, typing)
             if isinstance(node, ast.ExceptHandler | ast.match_case):
-                out += _import_nodes(node.body, deep)
+                out += _import_nodes(node.body, deep, typing)
     return out
 
 
-def _imports(path: Path, modname: str, deep: bool) -> set[str]:
-    """Absolute names of the modules the file imports when it runs."""
+def _imports(path: Path, modname: str, deep: bool, typing: bool = False) -> set[str]:
+    """Absolute names of the modules the file imports when it runs (or, with ``typing``, when a
+    type checker reads it)."""
     tree = ast.parse(path.read_text(), str(path))
     is_pkg = path.name == "__init__.py"
     package = modname if is_pkg else modname.rpartition(".")[0]
     found: set[str] = set()
-    for node in _import_nodes(tree.body, deep):
+    for node in _import_nodes(tree.body, deep, typing):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
             continue
@@ -142,3 +146,46 @@ def test_ast_transitive_imports() -> None:
                 todo.append((imp, name))
     assert bad == []
     assert {"ftpd.fs.base", "ftpd.fs"} <= set(seen)  # the walk reached the filesystem interface
+
+
+def _proto_graph() -> dict[str, set[str]]:
+    """Which proto module imports which, counting imports in functions and under TYPE_CHECKING."""
+    graph: dict[str, set[str]] = {}
+    for name in PROTO_MODULES:
+        path = _module_file(name)
+        assert path is not None, name
+        graph[name] = {
+            imp
+            for imp in _imports(path, name, deep=True, typing=True)
+            if imp in PROTO_MODULES and imp != name
+        }
+    return graph
+
+
+def test_no_import_cycle_inside_proto() -> None:
+    graph = _proto_graph()
+    # The graph is as read: handler modules are imported by commands, never the other way.
+    assert "ftpd.proto.handlers.files" in graph["ftpd.proto.commands"]
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        if node in done:
+            return
+        assert node not in path, "import cycle: " + " -> ".join([*path[path.index(node) :], node])
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            visit(nxt)
+        path.pop()
+        done.add(node)
+
+    for name in sorted(graph):
+        visit(name)
+    assert done == set(graph)
+
+
+def test_no_proto_module_over_600_lines() -> None:
+    for name in PROTO_MODULES:
+        path = _module_file(name)
+        assert path is not None
+        assert len(path.read_text().splitlines()) <= 600, name

@@ -1,7 +1,7 @@
 """The sans-IO session, driven directly: no sockets, no event loop.
 
 A small driver (``Drive``) runs one command line to completion. It answers every request a handler
-yields with fakes: ``FsCall`` goes to ``FakeFS`` (an in-memory tree), ``Authenticate`` to a fixed
+yields with fakes: a filesystem request goes to ``FakeFS`` (an in-memory tree), ``Authenticate`` to a fixed
 account table, ``OpenPassive`` to a fixed address. Transfers are completed by hand with
 ``transfer_opened`` / ``transfer_finished``, as the IO layer does.
 
@@ -12,6 +12,7 @@ test_proto_fileops (file, listing and transfer handlers).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import re
 from collections.abc import Callable
@@ -26,23 +27,37 @@ from ftpd.proto.commands import (
     ALIASES,
     COMMANDS,
 )
+from ftpd.proto.handlers.info import features
 from ftpd.proto.lines import TOO_LONG
 from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
     Authenticate,
+    Chmod,
     CloseData,
-    FsCall,
+    Delete,
+    FsRequest,
+    ListDir,
+    MakeDir,
+    OpenListing,
     OpenPassive,
+    OpenRead,
+    OpenWrite,
+    Outcome,
     ReadListing,
+    RemoveDir,
+    Rename,
     Request,
+    SetMtime,
     Sleep,
     StartTLS,
     StartTransfer,
+    Stat,
     Transfer,
+    UniqueName,
 )
 from ftpd.proto.session import Done, Session, SessionSettings
-from ftpd.proto.state import Data, Login
+from ftpd.proto.state import Data, Login, SessionState, TlsMode
 
 ALL_PERMS = "elradfmwMT"
 MTIME = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -91,7 +106,7 @@ class FakeFS:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = {"/"}
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.calls: list[FsRequest] = []
         self.mtimes: dict[str, float] = {}
         self.modes: dict[str, int] = {}
 
@@ -182,6 +197,36 @@ class FakeFS:
         self.stat(path)
         self.modes[path] = mode
 
+    def perform(self, req: FsRequest) -> Any:
+        """What the IO layer's table does with a filesystem request, on this fake."""
+        self.calls.append(req)
+        match req:
+            case Stat(vpath):
+                return self.stat(vpath)
+            case ListDir(vpath):
+                return self.list(vpath)
+            case OpenListing(vpath, fmt):
+                return self.open_listing(vpath, fmt)
+            case OpenRead(vpath, offset):
+                return self.open_read(vpath, offset)
+            case OpenWrite(vpath, offset, append):
+                return self.open_write(vpath, offset, append)
+            case MakeDir(vpath):
+                return self.mkdir(vpath)
+            case RemoveDir(vpath):
+                return self.rmdir(vpath)
+            case Delete(vpath):
+                return self.delete(vpath)
+            case Rename(src, dst):
+                return self.rename(src, dst)
+            case SetMtime(vpath, mtime):
+                return self.set_mtime(vpath, mtime)
+            case Chmod(vpath, mode):
+                return self.chmod(vpath, mode)
+            case UniqueName(vdir, prefix):
+                return self.unique_name(vdir, prefix)
+        raise AssertionError(f"unknown filesystem request {req!r}")
+
     def unique_name(self, vdir: str, prefix: str) -> str:
         if vdir not in self.dirs:
             raise self._err(errno.ENOENT)
@@ -222,9 +267,6 @@ class Run:
         return start.transfer
 
 
-ACCOUNTS = {("user", "pw"): ALL_PERMS}
-
-
 class Drive:
     """A session plus the fakes that answer its requests."""
 
@@ -250,9 +292,8 @@ class Drive:
 
     def answer(self, req: Any) -> tuple[Any, OSError | None]:
         try:
-            if isinstance(req, FsCall):
-                self.fs.calls.append((req.method, req.args))
-                return getattr(self.fs, req.method)(*req.args), None
+            if isinstance(req, FsRequest):
+                return self.fs.perform(req), None
             if isinstance(req, Authenticate):
                 return self.auth(req.name, req.password), None
             if isinstance(req, ReadListing):
@@ -296,7 +337,9 @@ class Drive:
         assert self("PASS pw").code == 230
         return self
 
-    def finish(self, run: Run, outcome: str = "ok", error: OSError | None = None) -> list[Reply]:
+    def finish(
+        self, run: Run, outcome: Outcome = Outcome.OK, error: OSError | None = None
+    ) -> list[Reply]:
         """Complete the transfer ``run`` started: the 150 then the final replies."""
         t = run.transfer
         opened = self.s.transfer_opened(t)
@@ -384,10 +427,10 @@ def test_unknown_verb_text_is_printable() -> None:
 def test_internal_error_is_451_and_session_survives(
     monkeypatch: pytest.MonkeyPatch, d: Drive
 ) -> None:
-    def boom(self: Session, arg: str) -> Reply:
+    def boom(s: SessionState, arg: str, path: str) -> Reply:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(Session, "ftp_SYST", boom)
+    monkeypatch.setitem(COMMANDS, "SYST", dataclasses.replace(COMMANDS["SYST"], handler=boom))
     assert d("SYST").code == 451
     assert d("NOOP").code == 200
 
@@ -395,10 +438,10 @@ def test_internal_error_is_451_and_session_survives(
 def test_oserror_from_a_plain_handler_uses_errno_table(
     monkeypatch: pytest.MonkeyPatch, d: Drive
 ) -> None:
-    def full(self: Session, arg: str) -> Reply:
+    def full(s: SessionState, arg: str, path: str) -> Reply:
         raise OSError(errno.ENOSPC, "/real/path")
 
-    monkeypatch.setattr(Session, "ftp_SYST", full)
+    monkeypatch.setitem(COMMANDS, "SYST", dataclasses.replace(COMMANDS["SYST"], handler=full))
     r = d("SYST")
     assert r.code == 452 and "/real" not in r.text
 
@@ -553,8 +596,8 @@ def test_feat_generated_and_formatted() -> None:
     assert wire.startswith("211-") and wire.endswith("211 End\r\n")
     for inner in wire.split("\r\n")[1:-2]:
         assert inner.startswith(" ") and not inner.startswith("  ")
-    tls = Session(SessionSettings(tls_mode="explicit"), "127.0.0.1", "127.0.0.1")
-    assert {"AUTH TLS", "PBSZ", "PROT"} <= set(tls.features())
+    tls = Session(SessionSettings(tls_mode=TlsMode.EXPLICIT), "127.0.0.1", "127.0.0.1")
+    assert {"AUTH TLS", "PBSZ", "PROT"} <= set(features(tls))
 
 
 def test_feat_mlst_reflects_opts(d: Drive) -> None:
@@ -804,7 +847,7 @@ def test_auth_pbsz_prot_not_implemented() -> None:
 
 
 def _tls(mode: str = "explicit") -> Drive:
-    return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=mode))
+    return Drive(settings=SessionSettings(login_fail_delay=0, tls_mode=TlsMode(mode)))
 
 
 def test_auth_tls_sequence() -> None:

@@ -9,66 +9,83 @@ import pytest
 
 from ftpd.proto.errors import BadSequence, FtpError
 from ftpd.proto.session import Session, SessionSettings
-from ftpd.proto.state import DATA, LOGIN, Data, Login, step
+from ftpd.proto.state import (
+    DATA,
+    LOGIN,
+    PROT,
+    TABLES,
+    TLS,
+    Data,
+    Event,
+    Login,
+    Prot,
+    Tls,
+    TlsMode,
+    step,
+)
 
-TABLES = {"login": (LOGIN, Login), "data": (DATA, Data)}
-
-
-def _cases(name: str) -> list[tuple[str, Enum, str, Enum]]:
-    table, _ = TABLES[name]
-    return [(name, src, ev, dst) for (src, ev), dst in table.items()]
-
-
-def _missing(name: str) -> list[tuple[str, Enum, str]]:
-    table, states = TABLES[name]
-    events = sorted({ev for _, ev in table} | {"BOGUS"})
-    return [(name, s, ev) for s in states for ev in events if (s, ev) not in table]
-
-
-@pytest.mark.parametrize(("name", "src", "event", "dst"), _cases("login") + _cases("data"))
-def test_every_transition(name: str, src: Enum, event: str, dst: Enum) -> None:
-    table, _ = TABLES[name]
-    assert step(table, src, event) is dst
+STATES: dict[str, type[Enum]] = {"login": Login, "data": Data, "tls": Tls, "prot": Prot}
 
 
-@pytest.mark.parametrize(("name", "state", "event"), _missing("login") + _missing("data"))
-def test_event_without_entry_is_503(name: str, state: Enum, event: str) -> None:
-    table, _ = TABLES[name]
+def _cases() -> list[tuple[str, Enum, Event, Enum]]:
+    return [(name, src, ev, dst) for name, t in TABLES.items() for (src, ev), dst in t.items()]
+
+
+def _missing() -> list[tuple[str, Enum, Event]]:
+    out = []
+    for name, table in TABLES.items():
+        events = {ev for _, ev in table}
+        out += [(name, s, ev) for s in STATES[name] for ev in Event if (s, ev) not in table]
+        assert events, name
+    return out
+
+
+def test_tables_are_the_four_machines() -> None:
+    assert set(TABLES) == set(STATES)
+    assert TABLES["login"] is LOGIN and TABLES["data"] is DATA
+    assert TABLES["tls"] is TLS and TABLES["prot"] is PROT
+
+
+@pytest.mark.parametrize(("name", "src", "event", "dst"), _cases())
+def test_every_transition(name: str, src: Enum, event: Event, dst: Enum) -> None:
+    assert step(TABLES[name], src, event) is dst
+
+
+@pytest.mark.parametrize(("name", "state", "event"), _missing())
+def test_event_without_entry_is_503(name: str, state: Enum, event: Event) -> None:
     with pytest.raises(BadSequence) as exc:
-        step(table, state, event)
+        step(TABLES[name], state, event)
     assert exc.value.code == 503 and isinstance(exc.value, FtpError)
     assert exc.value.reply().code == 503
-    assert event in exc.value.text and state.value in exc.value.text
+    assert event.value in exc.value.text and state.value in exc.value.text
+    with pytest.raises(BadSequence) as exc:
+        step(TABLES[name], state, event, "Already using TLS.")
+    assert exc.value.text == "Already using TLS."
 
 
 def test_tables_are_closed() -> None:
     """Every state is reachable and every target is a state of the same machine."""
-    for table, states in TABLES.values():
+    for name, table in TABLES.items():
+        states = set(STATES[name])
         targets = set(table.values())
         sources = {src for src, _ in table}
-        assert targets <= set(states) and sources <= set(states)
-        assert set(states) <= sources | targets
+        assert targets <= states and sources <= states
+        assert states <= sources | targets
 
 
 def test_expected_missing_entries() -> None:
     # The ones the protocol relies on: no PASS without USER, no transfer without PASV/PORT, no
-    # transfer end without a transfer, no second START while transferring, no PASV mid-transfer.
+    # second AUTH, no PROT before PBSZ, no way back to a plain control connection.
     for state, ev in [
-        (Login.NEED_USER, "PASS_OK"),
-        (Login.NEED_USER, "PASS_FAIL"),
-        (Login.LOGGED_IN, "PASS_OK"),
+        (Login.NEED_USER, Event.PASS_OK),
+        (Login.NEED_USER, Event.PASS_FAIL),
+        (Login.LOGGED_IN, Event.PASS_OK),
     ]:
         assert (state, ev) not in LOGIN
-    for dstate, ev in [
-        (Data.NONE, "START"),
-        (Data.NONE, "END"),
-        (Data.PASSIVE, "END"),
-        (Data.TRANSFERRING, "START"),
-        (Data.TRANSFERRING, "PASV"),
-        (Data.TRANSFERRING, "PORT"),
-        (Data.TRANSFERRING, "RESET"),
-    ]:
-        assert (dstate, ev) not in DATA
+    assert (Data.NONE, Event.START) not in DATA
+    assert (Tls.SECURE, Event.AUTH) not in TLS and (Tls.SECURE, Event.IMPLICIT) not in TLS
+    assert not any(dst is Tls.PLAIN for dst in TLS.values())
+    assert (Prot.UNSET, Event.PROT_P) not in PROT and (Prot.UNSET, Event.PROT_C) not in PROT
 
 
 def test_state_module_prints_tables() -> None:
@@ -82,7 +99,15 @@ def test_state_module_prints_tables() -> None:
         timeout=30,
         check=True,
     ).stdout
-    assert out.count("-->") == len(LOGIN) + len(DATA)
+    assert out.count("-->") == sum(len(t) for t in TABLES.values())
+    assert "plain          --AUTH--> secure" in out
+
+
+def test_implicit_tls_session_starts_secure_and_protected() -> None:
+    s = Session(SessionSettings(), "127.0.0.1", "127.0.0.1", implicit_tls=True)
+    assert s.tls is Tls.SECURE and s.prot is Prot.PRIVATE and s.secure and s.prot_p
+    plain = Session(SessionSettings(tls_mode=TlsMode.EXPLICIT), "127.0.0.1", "127.0.0.1")
+    assert plain.tls is Tls.PLAIN and plain.prot is Prot.UNSET and not plain.prot_p
 
 
 # Through the session: the same transitions driven by commands.
@@ -136,3 +161,56 @@ def test_data_machine_through_session() -> None:
     assert _run(s, "ABOR") == [225] and s.data is Data.NONE
     _run(s, "PASV", [("127.0.0.1", 61000)])
     assert _run(s, "REIN") == [220] and s.data is Data.NONE
+
+
+MACHINE_FIELDS = {"login", "data", "tls", "prot"}
+
+
+def test_machine_fields_change_only_through_step() -> None:
+    """``state.py``'s tables are the only transitions: anywhere in ftpd, an assignment to a
+    session's login/data/tls/prot field is ``step(...)``, except the initial states that
+    ``SessionState.__init__`` sets. The IO layer (ftpd/server) never assigns them at all."""
+    import ast
+    from pathlib import Path
+
+    import ftpd
+
+    root = Path(ftpd.__file__).resolve().parent
+    bad: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        inits = {
+            id(n)
+            for cls in ast.walk(tree)
+            if isinstance(cls, ast.ClassDef) and cls.name == "SessionState"
+            for fn in cls.body
+            if isinstance(fn, ast.FunctionDef) and fn.name == "__init__"
+            for n in ast.walk(fn)
+        }
+        sessions = {  # nodes where "self" is a session
+            id(n)
+            for cls in ast.walk(tree)
+            if isinstance(cls, ast.ClassDef) and cls.name in ("SessionState", "Session")
+            for n in ast.walk(cls)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if not (isinstance(t, ast.Attribute) and t.attr in MACHINE_FIELDS):
+                    continue
+                owner = ast.unparse(t.value)
+                if owner == "self" and id(node) not in sessions:
+                    continue  # another class's field of the same name (Transfer.tls)
+                if not (owner in ("s", "self", "session") or owner.endswith(".session")):
+                    continue
+                value = node.value
+                is_step = (
+                    isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Name)
+                    and value.func.id == "step"
+                )
+                if not is_step and id(node) not in inits:
+                    bad.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    assert bad == []
