@@ -115,6 +115,9 @@ class LoginGate:
             if job.queued:  # cancelled before its turn: it never runs
                 job.queued = False
                 queue.remove(job)
+                if not queue and self._queues.get(address) is queue:
+                    del self._queues[address]
+                    self._turns.remove(address)
                 self._done(job)
 
     def cancel(self, owner: object) -> None:

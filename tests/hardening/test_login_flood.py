@@ -134,3 +134,52 @@ def test_checks_beyond_the_bound_are_refused_at_once(servers: Any, tmp_path: Pat
         for c in conns:
             c.close()
     assert _real_login(srv) < 1.0
+
+
+def test_gate_cancels_queued_checks_and_shares_threads() -> None:
+    """The gate itself: checks cancelled while queued never run, one address never holds all
+    the threads, the excess over the per-address bound is refused, and nothing is left after."""
+    import asyncio
+
+    from ftpd.server import logins
+
+    class SlowAuth:
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        async def authenticate(self, name: str, password: str) -> None:
+            self.names.append(name)
+            await asyncio.sleep(0.05)
+            return None
+
+    async def main() -> None:
+        auth = SlowAuth()
+        failures: list[str] = []
+        gate = logins.LoginGate(auth, 2, failures.append)  # type: ignore[arg-type]
+        owners = [object() for _ in range(6)]
+        addrs = ["10.0.0.1"] * 4 + ["10.0.0.2"] * 2
+        tasks = [
+            asyncio.ensure_future(gate.check(o, a, a, "pw"))
+            for o, a in zip(owners, addrs, strict=True)
+        ]
+        await asyncio.sleep(0.01)  # (well within the 50 ms a verification takes here)
+        assert gate.running == 2 and auth.names == ["10.0.0.1", "10.0.0.2"]  # one thread each
+        assert await gate.check(object(), "10.0.0.1", "x", "pw") == logins.BUSY  # 4 waiting
+        for o in owners[1:4]:
+            gate.cancel(o)  # the client went away while its check waited
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert [isinstance(r, asyncio.CancelledError) for r in results] == [
+            False,
+            True,
+            True,
+            True,
+            False,
+            False,
+        ]
+        assert sorted(auth.names) == ["10.0.0.1", "10.0.0.2", "10.0.0.2"]  # cancelled: not run
+        assert sorted(failures) == sorted(auth.names)  # every verification that ran counts
+        assert gate.pending() == 0 and gate.running == 0
+        assert not gate._queues and not gate._turns  # no address left waiting for its turn
+        assert await gate.check(object(), "10.0.0.3", "y", "pw") is None
+
+    asyncio.run(main())
