@@ -293,7 +293,7 @@ class AddressTable:
             _HEAD.pack_into(self._mm, self._off(slot), k, stored, failures, since, until)
             return banned
 
-    def purge(self, now: float, budget: int = 4096) -> None:
+    def purge(self, now: float, budget: int = 1024) -> None:
         """Drop up to ``budget`` slots' worth of expired records (the sweeper calls this)."""
         with self:
             self._purge(now, budget)
