@@ -26,19 +26,28 @@ import os
 import stat as st
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from ftpd.fs.base import FileStat, PathEscapeError
-from ftpd.fs.local_io import close_quietly
+from ftpd.fs.local_io import Hops, close_quietly
 from ftpd.fs.temps import is_upload_temp
 
-if TYPE_CHECKING:
-    from ftpd.fs.local import LocalFS
-
-__all__ = ["BATCH", "Format", "LocalListing", "PagedListing"]
+__all__ = ["BATCH", "Format", "LocalDir", "LocalListing", "PagedListing"]
 
 BATCH = 1000  # entries read and formatted per hop (~80 KiB of LIST lines)
 Format = Callable[[list[FileStat]], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDir:
+    """What a local listing needs of its ``LocalFS`` (handed in, so this module does not
+    import local.py, which imports it)."""
+
+    open_fd: Callable[[str], tuple[int, str]]  # vpath -> (directory fd, its real path), jailed
+    link_stat: Callable[[str, str, str], os.stat_result]  # (real dir, name, vpath) -> target
+    entry_stat: Callable[[str, os.stat_result, bool], FileStat]
+    hops: Hops
 
 
 class _Stream:
@@ -61,7 +70,7 @@ class LocalListing(_Stream):
 
     __slots__ = ("_fs", "_vpath", "_format", "_fd", "_it", "_real", "_first", "_done", "_lock")
 
-    def __init__(self, fs: LocalFS, vpath: str, format: Format | None) -> None:
+    def __init__(self, fs: LocalDir, vpath: str, format: Format | None) -> None:
         self._fs = fs
         self._vpath = vpath
         self._format = format
@@ -74,7 +83,7 @@ class LocalListing(_Stream):
         self._lock = threading.Lock()
 
     def _open(self) -> None:
-        self._fd, self._real = self._fs._open_listing_fd(self._vpath)
+        self._fd, self._real = self._fs.open_fd(self._vpath)
         self._it = os.scandir(self._fd)
 
     def entries_sync(self, limit: int) -> list[FileStat]:
@@ -97,7 +106,7 @@ class LocalListing(_Stream):
                 is_link = st.S_ISLNK(s.st_mode)
                 if is_link:
                     try:
-                        s = fs._stat_target(real, name, vpath)
+                        s = fs.link_stat(real, name, vpath)
                     except PathEscapeError:
                         continue  # points outside the home: omit, it leaks nothing
                     except OSError:
@@ -121,7 +130,7 @@ class LocalListing(_Stream):
     async def read(self, n: int = 0) -> bytes:
         """The next batch, formatted; ``b""`` at the end. ``n`` is ignored (one batch)."""
         while True:
-            data = await self._fs._hops.run(self._read_sync)
+            data = await self._fs.hops.run(self._read_sync)
             if data or self._done:
                 return data
 

@@ -51,7 +51,7 @@ from typing import TypeVar
 
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
 from ftpd.fs.iopool import IoPool
-from ftpd.fs.listing_stream import Format, LocalListing
+from ftpd.fs.listing_stream import Format, LocalDir, LocalListing
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
 from ftpd.fs.temps import (
     TEMP_PREFIX,
@@ -141,6 +141,7 @@ class LocalFS:
         # O_TMPFILE uploads (see the module docstring); False forces the named temp files.
         self.anonymous_temps = anonymous_temps and tmpfile_available()
         self._hops = Hops(executor)
+        self._dir = LocalDir(self._open_listing_fd, self._stat_target, _file_stat, self._hops)
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
@@ -276,8 +277,6 @@ class LocalFS:
             return _file_stat(name, s)
         return _file_stat(name, self._stat_target(parent, name, vpath), is_link=True)
 
-    entry_stat = staticmethod(_file_stat)
-
     def _open_listing_fd(self, vpath: str) -> tuple[int, str]:
         """The directory ``vpath`` opened for ``scandir`` (jailed): (fd, its real path)."""
         parts = self._parts(vpath)
@@ -289,7 +288,7 @@ class LocalFS:
         return self._open_dir(real, _LIST_FLAGS).fd, real
 
     def _list(self, vpath: str) -> list[FileStat]:
-        listing = LocalListing(self, vpath, None)
+        listing = LocalListing(self._dir, vpath, None)
         try:
             out = listing.entries_sync(1 << 62)
         finally:
@@ -547,7 +546,7 @@ class LocalFS:
     def open_listing(self, vpath: str, format: Format) -> Awaitable[LocalListing]:
         """A streamed listing of the directory ``vpath``: nothing is read until its first
         ``read`` (see ``listing_stream``)."""
-        return self._hops.done(LocalListing(self, vpath, format))
+        return self._hops.done(LocalListing(self._dir, vpath, format))
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[LocalReader]:
         """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""

@@ -24,6 +24,7 @@ import asyncio
 import ctypes
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ..auth import Account, Authenticator
@@ -159,7 +160,7 @@ class LoginGate:
             self.running += 1
             self._running[job.address] = self._running.get(job.address, 0) + 1
             task = asyncio.ensure_future(self.auth.authenticate(job.name, job.password))
-            task.add_done_callback(lambda t, job=job: self._finished(job, t))
+            task.add_done_callback(partial(self._finished, job))
 
     def _finished(self, job: _Check, task: asyncio.Future[Account | None]) -> None:
         self.running -= 1
