@@ -2,8 +2,12 @@
 
 The protocol core speaks only in *virtual paths*: absolute, normalised POSIX strings such as
 ``/docs/a.txt`` where ``/`` is the user's home (see ``ftpd.proto.paths``). A backend maps them to
-its storage and guarantees that nothing outside the home is ever touched. Every method is async;
-blocking work happens in an executor. Errors are raised as ``OSError`` with an ``errno`` set
+its storage and guarantees that nothing outside the home is ever touched. Every operation returns
+an awaitable (a coroutine, or a bare future: ``LocalFS`` hands out its IO pool's futures from plain
+functions, which saves a coroutine per call); blocking work happens in an executor. What a
+backend can do is declared here too, never probed: ``Capabilities`` (FEAT and the handlers),
+``Reader.fileno`` (sendfile), ``Reader.close_now``, ``Writer.blocking_write`` (bulk uploads) and
+``Writer.commit(tail)``. Errors are raised as ``OSError`` with an ``errno`` set
 (``ftpd.proto.errors`` turns the errno into the FTP reply); a path that would leave the home raises
 ``PathEscapeError``.
 
@@ -13,8 +17,9 @@ This module imports nothing from asyncio so that the sans-IO core can use its da
 from __future__ import annotations
 
 import errno
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 class PathEscapeError(PermissionError):
@@ -59,7 +64,6 @@ class Capabilities:
     resume_write: bool = True  # REST+STOR and APPE
     set_mtime: bool = True  # MFMT
     chmod: bool = True  # SITE CHMOD
-    sendfile: bool = True  # readers expose a real file descriptor for zero-copy RETR
     atomic_rename_dir: bool = True  # RNFR/RNTO of a non-empty directory
 
 
@@ -69,7 +73,7 @@ class Reader(Protocol):
 
     size: int  # size of the whole file when opened
 
-    async def read(self, n: int) -> bytes: ...
+    def read(self, n: int) -> Awaitable[bytes]: ...
 
     def fileno(self) -> int | None:
         """A real fd usable with os.sendfile, or None."""
@@ -81,22 +85,37 @@ class Reader(Protocol):
 
     def advance(self, n: int) -> None: ...
 
-    async def close(self) -> None: ...
+    def close_now(self) -> bool:
+        """Close without waiting if that never blocks (a read-only fd with no read in flight):
+        True; False when the caller must await ``close`` instead."""
+        ...
+
+    def close(self) -> Awaitable[None]: ...
 
 
 @runtime_checkable
 class Writer(Protocol):
     """An upload in progress. Nothing is visible under the final name until ``commit``."""
 
-    async def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> Awaitable[None]: ...
 
-    async def commit(self) -> None:
-        """Make the upload visible (atomically where the backend can)."""
+    def blocking_write(self) -> Callable[[memoryview], None] | None:
+        """A blocking write for a worker thread (the bulk of a large upload), or None when the
+        backend has none: uploads then stay on ``write``."""
         ...
 
-    async def abort(self) -> None:
+    def commit(self, tail: bytes | memoryview = b"") -> Awaitable[None]:
+        """Write ``tail`` (the upload's last bytes; in the same hop where the backend can) and
+        make the upload visible (atomically where the backend can)."""
+        ...
+
+    def abort(self) -> Awaitable[None]:
         """Discard a failed upload; the previous version of the file stays intact."""
         ...
+
+
+# Formats a batch of entries as listing lines (``ftpd.proto.listing.LineFormat``).
+ListingFormat = Callable[[list[FileStat]], bytes]
 
 
 @runtime_checkable
@@ -105,36 +124,36 @@ class FileSystem(Protocol):
 
     capabilities: Capabilities
 
-    async def stat(self, vpath: str) -> FileStat: ...
+    def stat(self, vpath: str) -> Awaitable[FileStat]: ...
 
-    async def list(self, vpath: str) -> list[FileStat]:
+    def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory (not '.' and '..'), in one executor call."""
         ...
 
-    async def open_listing(self, vpath: str, format: Any) -> Reader:
-        """A directory's listing as a stream of formatted batches (``format(entries) -> bytes``,
-        ``ftpd.proto.listing.LineFormat``); nothing is read before its first ``read``, so a
+    def open_listing(self, vpath: str, format: ListingFormat) -> Awaitable[Reader]:
+        """A directory's listing as a stream of batches formatted by ``format``
+        (``ftpd.proto.listing.LineFormat``); nothing is read before its first ``read``, so a
         session opens it before its data connection exists (``ftpd.fs.listing_stream``)."""
         ...
 
-    async def open_read(self, vpath: str, offset: int = 0) -> Reader: ...
+    def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]: ...
 
-    async def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Writer:
+    def open_write(self, vpath: str, offset: int = 0, append: bool = False) -> Awaitable[Writer]:
         """Start an upload. ``offset`` > 0 resumes (REST), ``append`` appends (APPE)."""
         ...
 
-    async def mkdir(self, vpath: str) -> None: ...
+    def mkdir(self, vpath: str) -> Awaitable[None]: ...
 
-    async def rmdir(self, vpath: str) -> None: ...
+    def rmdir(self, vpath: str) -> Awaitable[None]: ...
 
-    async def delete(self, vpath: str) -> None: ...
+    def delete(self, vpath: str) -> Awaitable[None]: ...
 
-    async def rename(self, src: str, dst: str) -> None: ...
+    def rename(self, src: str, dst: str) -> Awaitable[None]: ...
 
-    async def set_mtime(self, vpath: str, mtime: float) -> None: ...
+    def set_mtime(self, vpath: str, mtime: float) -> Awaitable[None]: ...
 
-    async def chmod(self, vpath: str, mode: int) -> None: ...
+    def chmod(self, vpath: str, mode: int) -> Awaitable[None]: ...
 
-    async def unique_name(self, vdir: str, prefix: str) -> str:
+    def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         """A virtual path in ``vdir`` that does not exist yet (STOU), created empty."""
         ...

@@ -148,6 +148,10 @@ class LocalListing(_Stream):
         with self._lock:
             self._close_locked()
 
+    def close_now(self) -> bool:
+        self.close_sync()
+        return True
+
     async def close(self) -> None:
         self.close_sync()
 
@@ -195,6 +199,9 @@ class PagedListing(_Stream):
 
     def close_sync(self) -> None:
         self._next = None
+
+    def close_now(self) -> bool:
+        return False  # the page iterator is closed by ``close``
 
     async def close(self) -> None:
         self._next = None

@@ -78,6 +78,11 @@ class LocalReader:
         if fd >= 0:
             close_quietly(fd)
 
+    def close_now(self) -> bool:
+        """Closing a read-only fd never waits on the disk: no executor hop for it."""
+        self.close_sync()
+        return True
+
     async def close(self) -> None:
         await self._hops.run_shielded(self.close_sync)
 
@@ -97,8 +102,6 @@ class LocalWriter:
     """
 
     __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_anonymous")
-
-    COMMIT_TAKES_TAIL = True  # ``commit(tail)``: see ``ftpd.server.data.receive_upload``
 
     def __init__(
         self,
@@ -137,8 +140,9 @@ class LocalWriter:
                     raise OSError(errno.EIO, "short write")
                 view = view[n:]
 
-    # Blocking form, for a caller that already runs in a worker thread (bulk uploads).
-    write_sync = _write
+    def blocking_write(self) -> Callable[[memoryview], None]:
+        """The blocking write, for a caller that already runs in a worker thread (bulk uploads)."""
+        return self._write
 
     def write(self, data: bytes | memoryview) -> Awaitable[None]:
         """Write all of ``data`` (one hop; an ``OSError`` leaves the writer abortable)."""
@@ -253,13 +257,17 @@ class Hops:
     __slots__ = ("pool", "executor")
 
     def __init__(self, executor: IoPool | Executor | None) -> None:
-        self.pool = executor if isinstance(executor, IoPool) else None
-        self.executor = None if self.pool is not None else executor
+        self.pool: IoPool | None = None
+        self.executor: Executor | None = None
+        if isinstance(executor, IoPool):
+            self.pool = executor
+        else:
+            self.executor = executor
 
     def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self.pool is not None:
             return self.pool.submit(fn, *args)
-        return _in_executor(fn, *args, executor=self.executor)  # type: ignore[no-any-return]
+        return _in_executor(fn, *args, executor=self.executor)
 
     def done(self, value: T) -> Awaitable[T]:
         """``value`` as an awaitable that needs no hop (a future already done)."""

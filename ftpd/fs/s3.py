@@ -152,6 +152,9 @@ class S3Reader:
         if body is not None:
             body.close()  # an unfinished body closes its connection rather than draining it
 
+    def close_now(self) -> bool:
+        return False  # closing a body may wait on its connection: always ``await close()``
+
     async def close(self) -> None:
         self._release()
 
@@ -248,10 +251,16 @@ class S3Writer:
             self._inflight.pop(0)
             task.result()
 
-    async def commit(self) -> None:
-        """Make the object visible: ``PutObject`` or ``CompleteMultipartUpload``."""
+    def blocking_write(self) -> None:
+        return None  # parts are uploaded on the loop: no blocking form
+
+    async def commit(self, tail: bytes | memoryview = b"") -> None:
+        """Write ``tail``, then make the object visible: ``PutObject`` or
+        ``CompleteMultipartUpload``."""
         if self._done:
             return
+        if tail:
+            await self.write(tail)
         if self._create is None:
             body = self._take()
             md5 = await _content_md5(body)
@@ -317,7 +326,6 @@ class S3FS:
         resume_write=False,
         set_mtime=False,
         chmod=False,
-        sendfile=False,
         atomic_rename_dir=False,
     )
 

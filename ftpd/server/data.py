@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import os
 import random
@@ -26,15 +25,16 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ..proto.proxy import MAX_HEADER, NotProxy, ProxyError, ProxyHeader, ProxyPolicy, parse
+from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.textmode import FromNetwork, ToNetwork
+from . import proxyhdr
+from .sockets import DataTimeout, norm_ip, sendall, wait_fd
 
 T = TypeVar("T")
 
 __all__ = [
     "PassivePool",
     "DataTimeout",
-    "ForeignPeer",
     "PassiveListener",
     "connect_active",
     "send_file",
@@ -52,42 +52,6 @@ READ_BLOCK = 256 * 1024  # RETR blocks when sendfile cannot be used
 SENDFILE_MAX = 16 * 1024 * 1024  # per os.sendfile call, so one transfer cannot hog the loop
 
 
-class DataTimeout(Exception):
-    """The data connection did not come, or stalled for longer than the data timeout."""
-
-
-class ForeignPeer(Exception):
-    """A data connection came from an address other than the control connection's peer."""
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def _expire(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_exception(DataTimeout())
-
-
-async def _wait_fd(
-    loop: asyncio.AbstractEventLoop, fd: int, write: bool, timeout: float | None = None
-) -> None:
-    """Wait until ``fd`` is readable/writable. Transfers pass no timeout: the server's sweeper
-    aborts a transfer that makes no progress for ``data_timeout`` (no timer per wait)."""
-    fut: asyncio.Future[None] = loop.create_future()
-    add: Callable[..., Any] = loop.add_writer if write else loop.add_reader
-    remove: Callable[[int], Any] = loop.remove_writer if write else loop.remove_reader
-    add(fd, _wake, fut)
-    timer = loop.call_later(timeout, _expire, fut) if timeout is not None else None
-    try:
-        await fut
-    finally:
-        remove(fd)
-        if timer is not None:
-            timer.cancel()
-
-
 class PassivePool:
     """The passive port range, shared by all sessions of one process."""
 
@@ -101,7 +65,7 @@ class PassivePool:
 
     def open(self, local_ip: str) -> PassiveListener:
         """Bind and listen on a free port of the range on ``local_ip``. ``OSError`` if none is free."""
-        ip = _norm(local_ip)
+        ip = norm_ip(local_ip)
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         count = self.last - self.first + 1
         start = random.randrange(count)  # random start: ports are harder to guess (RFC 2577 §5)
@@ -147,24 +111,29 @@ class PassiveListener:
                 try:
                     conn, addr = self.sock.accept()
                 except BlockingIOError:
-                    await _wait_fd(loop, self.sock.fileno(), False)
+                    await wait_fd(loop, self.sock.fileno(), False)
                     continue
                 client = addr[0]
                 if proxy is not None and proxy.trusts(client):
                     conn.setblocking(False)
                     try:
-                        header = await read_proxy_header_exactly(
-                            conn, proxy.required, proxy.timeout, idle_ok=True)
+                        header = await proxyhdr.read_exactly(
+                            conn, proxy.required, proxy.timeout, idle_ok=True
+                        )
                         if header is None:
                             raise ConnectionResetError("closed before its PROXY header")
                     except (OSError, ProxyError, DataTimeout) as exc:
-                        log.info("passive port %d: closing data connection from %s: %s",
-                                 self.port, client, exc or type(exc).__name__)
+                        log.info(
+                            "passive port %d: closing data connection from %s: %s",
+                            self.port,
+                            client,
+                            exc or type(exc).__name__,
+                        )
                         conn.close()
                         continue
                     if header.src is not None:
                         client = header.src[0]
-                if peer_ip is not None and _norm(client) != peer_ip:
+                if peer_ip is not None and norm_ip(client) != peer_ip:
                     # Port theft (RFC 2577 §5): refuse it, keep waiting for the real client.
                     log.warning(
                         "passive port %d: refused data connection from foreign %s",
@@ -184,78 +153,6 @@ class PassiveListener:
             self.pool.in_use.discard(self.port)
 
 
-async def read_proxy_header_exactly(
-    conn: socket.socket, required: bool, timeout: float, idle_ok: bool = False
-) -> ProxyHeader | None:
-    """Read a PROXY header from the raw socket and not one byte more (a TLS ClientHello or upload
-    bytes after it stay in the socket); None if the peer closed first.
-
-    Peek what is there and parse it: a complete header is then received exactly (its length);
-    an incomplete one means every byte peeked belongs to the header, so those are received and we
-    wait for the socket to be readable again (no polling). A peer whose bytes start no header is
-    headerless (``ProxyHeader(0)``) unless ``required``. ``ProxyError`` for a broken header (or
-    none under ``required``); ``DataTimeout`` if no header is complete within ``timeout``, except
-    that with ``idle_ok`` a peer that sent nothing at all is headerless (a data connection's
-    client may be waiting for us to speak)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    got = b""  # bytes of the header received so far
-    while True:
-        try:
-            peeked = conn.recv(MAX_HEADER - len(got), socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            peeked = None
-        if peeked == b"":
-            return None
-        if peeked:
-            try:
-                header = parse(got + peeked)
-            except NotProxy:
-                if got:  # began like a header, then went astray
-                    raise ProxyError("malformed PROXY header") from None
-                if required:
-                    raise ProxyError("no PROXY header") from None
-                return ProxyHeader(0)  # optional: a direct client; its bytes are FTP or TLS
-            take = len(peeked) if header is None else header.length - len(got)
-            got += _recv_exactly(conn, take)
-            if header is not None:
-                return header
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            if idle_ok and not got and not required:
-                return ProxyHeader(0)
-            raise DataTimeout()
-        try:
-            await _wait_fd(loop, conn.fileno(), False, remaining)
-        except DataTimeout:
-            continue  # decided at the top of the loop
-
-
-def _recv_exactly(conn: socket.socket, n: int) -> bytes:
-    """``n`` bytes already peeked, hence in the socket buffer: these reads do not block."""
-    chunks = []
-    while n > 0:
-        chunk = conn.recv(n)
-        if not chunk:
-            raise ConnectionResetError("PROXY header cut short")
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def _norm(ip: str) -> str:
-    """Canonical text of an address; IPv4-mapped IPv6 becomes IPv4 (dual-stack sockets)."""
-    if ":" not in ip:
-        return ip  # IPv4 as the socket layer reports it: already canonical
-    try:
-        a = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return ip
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        return str(a.ipv4_mapped)
-    return str(a)
-
-
 async def connect_active(host: str, port: int, local_ip: str, timeout: float) -> socket.socket:
     """Connect to the client's PORT/EPRT address from our control connection's local address."""
     loop = asyncio.get_running_loop()
@@ -263,7 +160,7 @@ async def connect_active(host: str, port: int, local_ip: str, timeout: float) ->
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        src = _norm(local_ip)
+        src = norm_ip(local_ip)
         if (":" in src) == (family == socket.AF_INET6):
             sock.bind((src, 0))
         try:
@@ -276,22 +173,12 @@ async def connect_active(host: str, port: int, local_ip: str, timeout: float) ->
     return sock
 
 
-async def _sendall(
-    sock: socket.socket, data: bytes | memoryview, timeout: float | None = None
+async def send_bytes(
+    sock: socket.socket,
+    data: bytes,
+    progress: Callable[[int], None],
+    before_wait: Callable[[], None] | None = None,
 ) -> None:
-    view = memoryview(data)
-    loop = asyncio.get_running_loop()
-    while view:
-        try:
-            n = sock.send(view)
-        except BlockingIOError:
-            await _wait_fd(loop, sock.fileno(), True, timeout)
-            continue
-        view = view[n:]
-
-
-async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int], None],
-                     before_wait: Callable[[], None] | None = None) -> None:
     """Send a prepared payload (a listing). ``before_wait`` runs once, before the first wait
     (the caller's held 150 reply goes out then, see ``ControlChannel._run_transfer``)."""
     try:
@@ -301,12 +188,15 @@ async def send_bytes(sock: socket.socket, data: bytes, progress: Callable[[int],
     if n < len(data):
         if before_wait is not None:
             before_wait()
-        await _sendall(sock, memoryview(data)[n:])
+        await sendall(sock, memoryview(data)[n:])
     progress(len(data))
 
 
 async def send_file(
-    sock: socket.socket, reader: Any, ascii: bool, progress: Callable[[int], None],
+    sock: socket.socket,
+    reader: Any,
+    ascii: bool,
+    progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
 ) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.
@@ -324,7 +214,7 @@ async def send_file(
                 if before_wait is not None:
                     before_wait()
                     before_wait = None
-                await _wait_fd(loop, out, True)
+                await wait_fd(loop, out, True)
                 continue
             if n == 0:
                 break  # the file shrank under us: send what there was
@@ -354,11 +244,11 @@ async def send_file(
             before_wait()
             before_wait = None
             block = memoryview(block)[n:]
-        await _sendall(sock, block)
+        await sendall(sock, block)
     if conv is not None:
         tail = conv.flush()
         if tail:
-            await _sendall(sock, tail)
+            await sendall(sock, tail)
 
 
 class BulkThreads:
@@ -415,7 +305,7 @@ async def receive_upload(
     pending: asyncio.Future[Any] | None = None
     conv = FromNetwork() if ascii else None
     received = 0
-    can_bulk = bulk is not None and conv is None and hasattr(writer, "write_sync")
+    blocking = writer.blocking_write() if bulk is not None and conv is None else None
     reusable = False  # the buffers go back to the free list only if nothing can still read them
 
     def flush(data: memoryview) -> asyncio.Future[Any]:
@@ -433,7 +323,7 @@ async def receive_upload(
                 except BlockingIOError:
                     if filled and pending is None:
                         break  # nothing queued for disk: write what we have rather than wait
-                    await _wait_fd(loop, fd, False)
+                    await wait_fd(loop, fd, False)
                     continue
                 if n == 0:
                     eof = True
@@ -452,10 +342,11 @@ async def receive_upload(
             if filled:
                 pending = flush(view[:filled])
                 which ^= 1
-            if can_bulk and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
-                await pending
+            if blocking is not None and received >= BULK_AFTER and bulk.busy < bulk.size:  # type: ignore[union-attr]
+                if pending is not None:
+                    await pending
                 pending = None
-                await _receive_in_thread(sock, writer, progress, bulk)  # type: ignore[arg-type]
+                await _receive_in_thread(sock, blocking, progress, bulk)  # type: ignore[arg-type]
                 tail = b""
                 break
         if finish is not None:
@@ -479,6 +370,8 @@ async def receive_upload(
         # collector frees those buffers once the thread is done with them.
         if reusable:
             _give_buffers(bufs)
+        else:
+            BUFFERS.out -= len(bufs)
 
 
 # Receive buffers are reused: allocating and zeroing two fresh 256 KiB buffers per upload cost a
@@ -488,23 +381,46 @@ _FREE_BUFFERS: list[bytearray] = []
 _MAX_FREE_BUFFERS = 64
 
 
+class _BufferCount:
+    """Receive buffers held by uploads right now (the lifecycle tests check it returns to 0)."""
+
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = 0
+
+
+BUFFERS = _BufferCount()
+
+
 def _take_buffer() -> bytearray:
+    BUFFERS.out += 1
     return _FREE_BUFFERS.pop() if _FREE_BUFFERS else bytearray(RECV_BUF)
 
 
 def _give_buffers(bufs: tuple[bytearray, ...]) -> None:
+    BUFFERS.out -= len(bufs)
     for buf in bufs:
         if len(_FREE_BUFFERS) < _MAX_FREE_BUFFERS:
             _FREE_BUFFERS.append(buf)
 
 
 async def _receive_in_thread(
-    sock: socket.socket, writer: Any, progress: Callable[[int], None], bulk: BulkThreads
+    sock: socket.socket,
+    write: Callable[[memoryview], None],
+    progress: Callable[[int], None],
+    bulk: BulkThreads,
 ) -> None:
     loop = asyncio.get_running_loop()
     bulk.busy += 1
     sock.setblocking(True)
-    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, writer.write_sync, progress)
+
+    def progress_on_loop(n: int) -> None:
+        # The transfer's byte count and the session's activity time belong to the loop: the
+        # thread only schedules the update (in order, before the future's own completion).
+        loop.call_soon_threadsafe(progress, n)
+
+    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, write, progress_on_loop)
     try:
         await asyncio.shield(fut)
     except asyncio.CancelledError:

@@ -32,13 +32,10 @@ With ``workers`` > 1 every worker has its own counters and its own endpoint, on 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import __version__
 from ..config import ConfigError
-
-if TYPE_CHECKING:
-    from .observe import Observer
 
 __all__ = ["MetricsEndpoint", "require_prometheus"]
 
@@ -54,6 +51,15 @@ def require_prometheus() -> None:
             f"metrics_port is set but prometheus-client is not installed ({INSTALL_HINT}); "
             "set metrics_port to 0 to run without metrics"
         ) from None
+
+
+class Observer(Protocol):
+    """What the endpoint reads of ``observe.Observer`` (a protocol: observe.py imports this
+    module, so importing it back would be a cycle)."""
+
+    server: Any  # the host: its worker index
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 class _Collector:

@@ -22,10 +22,18 @@ from typing import Any
 
 from ..config import Config, ConfigError, show
 from ..proto.textmode import FromNetwork, ToNetwork
-from .data import READ_BLOCK, RECV_BUF, DataTimeout, _sendall, _wait_fd
+from .data import READ_BLOCK, RECV_BUF
+from .sockets import DataTimeout, sendall, wait_fd
 
-__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "tls_send_file",
-           "tls_send_bytes", "tls_receive_upload"]
+__all__ = [
+    "make_context",
+    "TlsNotResumed",
+    "TlsData",
+    "wrap_data",
+    "tls_send_file",
+    "tls_send_bytes",
+    "tls_receive_upload",
+]
 
 TICKETS = 8
 
@@ -37,20 +45,28 @@ class TlsNotResumed(Exception):
 def make_context(config: Config) -> ssl.SSLContext:
     """The server context; a clear ``ConfigError`` when the certificate or key is unusable."""
     if not (config.tls_cert and config.tls_key):
-        raise ConfigError(f"invalid value for tls_cert: {show(config.tls_cert)} (FTPS needs "
-                          "tls_cert and tls_key: PEM certificate and key files)")
+        raise ConfigError(
+            f"invalid value for tls_cert: {show(config.tls_cert)} (FTPS needs "
+            "tls_cert and tls_key: PEM certificate and key files)"
+        )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if config.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if config.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     try:
         ctx.load_cert_chain(config.tls_cert, config.tls_key)
     except FileNotFoundError as exc:
-        raise ConfigError(f"invalid value for tls_cert/tls_key: {show(exc.filename or config.tls_cert)} "
-                          "(file not found)") from None
+        raise ConfigError(
+            f"invalid value for tls_cert/tls_key: {show(exc.filename or config.tls_cert)} "
+            "(file not found)"
+        ) from None
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError(f"invalid value for tls_cert/tls_key: {show(config.tls_cert)}, "
-                          f"{show(config.tls_key)} (cannot load the certificate and key: {reason})") from None
+        raise ConfigError(
+            f"invalid value for tls_cert/tls_key: {show(config.tls_cert)}, "
+            f"{show(config.tls_key)} (cannot load the certificate and key: {reason})"
+        ) from None
     ctx.set_alpn_protocols(["ftp"])  # FileZilla sends ALPN "ftp" (RFC 7301 registry)
     try:
         ctx.num_tickets = TICKETS
@@ -69,8 +85,9 @@ class TlsData:
 
     __slots__ = ("sock", "fd", "loop", "inc", "out", "obj", "timeout", "peer_closed")
 
-    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
-                 tickets: int = 0) -> None:
+    def __init__(
+        self, sock: socket.socket, ctx: ssl.SSLContext, timeout: float, tickets: int = 0
+    ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.loop = asyncio.get_running_loop()
@@ -94,14 +111,14 @@ class TlsData:
     async def _flush(self) -> None:
         data = self.out.read()
         if data:
-            await _sendall(self.sock, data, self.timeout)
+            await sendall(self.sock, data, self.timeout)
 
     async def _fill(self) -> None:
         while True:
             try:
                 data = self.sock.recv(RECV_BUF)
             except BlockingIOError:
-                await _wait_fd(self.loop, self.fd, False, self.timeout)
+                await wait_fd(self.loop, self.fd, False, self.timeout)
                 continue
             if data:
                 self.inc.write(data)
@@ -171,8 +188,9 @@ class TlsData:
             return
 
 
-async def wrap_data(sock: socket.socket, ctx: ssl.SSLContext, timeout: float,
-                    require_reuse: bool, tickets: int = 0) -> TlsData:
+async def wrap_data(
+    sock: socket.socket, ctx: ssl.SSLContext, timeout: float, require_reuse: bool, tickets: int = 0
+) -> TlsData:
     """Run the TLS handshake on an accepted/connected data socket, as the server side."""
     conn = TlsData(sock, ctx, timeout, tickets)
     await conn.handshake()
@@ -186,8 +204,9 @@ async def tls_send_bytes(conn: TlsData, data: bytes, progress: Callable[[int], N
     progress(len(data))
 
 
-async def tls_send_file(conn: TlsData, reader: Any, ascii: bool,
-                        progress: Callable[[int], None]) -> None:
+async def tls_send_file(
+    conn: TlsData, reader: Any, ascii: bool, progress: Callable[[int], None]
+) -> None:
     """RETR under PROT P: large blocks (sendfile cannot encrypt)."""
     conv = ToNetwork() if ascii else None
     while True:
@@ -202,8 +221,9 @@ async def tls_send_file(conn: TlsData, reader: Any, ascii: bool,
             await conn.send(tail)
 
 
-async def tls_receive_upload(conn: TlsData, writer: Any, ascii: bool,
-                             progress: Callable[[int], None]) -> None:
+async def tls_receive_upload(
+    conn: TlsData, writer: Any, ascii: bool, progress: Callable[[int], None]
+) -> None:
     conv = FromNetwork() if ascii else None
     while True:
         block = await conn.recv()
@@ -226,8 +246,14 @@ class EarlyTls:
 
     __slots__ = ("accepted", "task", "sock", "started")
 
-    def __init__(self, listener: Any, peer: str | None, ctx: ssl.SSLContext, timeout: float,
-                 require_reuse: bool) -> None:
+    def __init__(
+        self,
+        listener: Any,
+        peer: str | None,
+        ctx: ssl.SSLContext,
+        timeout: float,
+        require_reuse: bool,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.accepted: asyncio.Future[socket.socket] = loop.create_future()
         self.sock: socket.socket | None = None
@@ -235,8 +261,14 @@ class EarlyTls:
         self.task = loop.create_task(self._run(listener, peer, ctx, timeout, require_reuse))
         self.task.add_done_callback(_swallow)
 
-    async def _run(self, listener: Any, peer: str | None, ctx: ssl.SSLContext, timeout: float,
-                   require_reuse: bool) -> TlsData:
+    async def _run(
+        self,
+        listener: Any,
+        peer: str | None,
+        ctx: ssl.SSLContext,
+        timeout: float,
+        require_reuse: bool,
+    ) -> TlsData:
         try:
             sock = await listener.accept(peer)
         except BaseException as exc:
@@ -249,7 +281,7 @@ class EarlyTls:
             raise
         self.sock = sock
         self.accepted.set_result(sock)
-        await _wait_fd(asyncio.get_running_loop(), sock.fileno(), False)  # the ClientHello
+        await wait_fd(asyncio.get_running_loop(), sock.fileno(), False)  # the ClientHello
         self.started = True
         # The direction is not known yet: issue the one ticket a download needs (curl resumes
         # its next data connection with it). Clients that start early read their connection.

@@ -104,7 +104,7 @@ def test_client_errors_map_to_errno() -> None:
 def test_capabilities_say_what_object_storage_cannot_do(fs: S3FS) -> None:
     caps = fs.capabilities
     assert not caps.resume_write and not caps.set_mtime and not caps.chmod
-    assert not caps.sendfile and not caps.atomic_rename_dir
+    assert not caps.atomic_rename_dir
     assert isinstance(fs, FileSystem)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import LocalFS
 from ftpd.proto.requests import Transfer
-from ftpd.server.control import ControlChannel
+from ftpd.server.transfer import Outcome, commit_upload
 
 
 async def test_cancel_during_commit_reports_ok(tmp_path: Path) -> None:
@@ -23,15 +23,15 @@ async def test_cancel_during_commit_reports_ok(tmp_path: Path) -> None:
         fs = LocalFS(str(tmp_path), pool)
         writer = await fs.open_write("/up.bin")
         t = Transfer("STOR", "/up.bin", writer=writer)
-        ch = object.__new__(ControlChannel)  # only _commit_upload's own state is needed
-        ch.closed = False
         gate, holding = threading.Event(), threading.Event()
         pool.run_detached(lambda: (holding.set(), gate.wait(10)))  # the IO thread is busy
         for _ in range(1000):
             if holding.is_set():
                 break
             await asyncio.sleep(0.001)
-        task = asyncio.ensure_future(ch._commit_upload(t, b"complete upload"))
+        task = asyncio.ensure_future(
+            commit_upload(t.writer, b"complete upload", vanished=lambda: False)
+        )
         for _ in range(1000):
             if pool._jobs.qsize():
                 break  # the commit waits behind the gate
@@ -41,7 +41,7 @@ async def test_cancel_during_commit_reports_ok(tmp_path: Path) -> None:
         await asyncio.sleep(0.01)
         assert not task.done()  # it waits for the commit instead of giving up
         gate.set()
-        assert await asyncio.wait_for(task, 10) == "ok"
+        assert await asyncio.wait_for(task, 10) is Outcome.OK
         assert (tmp_path / "up.bin").read_bytes() == b"complete upload"
     finally:
         pool.shutdown()

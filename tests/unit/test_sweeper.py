@@ -16,16 +16,13 @@ from ftpd.server import server as servermod
 
 
 class StubChannel:
-    """Just enough of a ControlChannel for the sweeper: it records when it is looked at."""
+    """Just enough of a ControlChannel for the sweeper: it records when it is ticked."""
 
     def __init__(self, seen: list[object]) -> None:
         self._seen = seen
-        self.session = None
 
-    @property
-    def closed(self) -> bool:
+    def tick(self, now: float) -> None:
         self._seen.append(self)
-        return True  # nothing to check: the sweeper moves on
 
 
 async def test_sweep_yields_between_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +30,7 @@ async def test_sweep_yields_between_slices(tmp_path: Path, monkeypatch: pytest.M
     srv = servermod.Server(Config(root=str(tmp_path), password="x", port=0))
     seen: list[object] = []
     n = 2001
-    srv.channels = {StubChannel(seen) for _ in range(n)}  # type: ignore[assignment]
+    srv.host.channels = {StubChannel(seen) for _ in range(n)}
     marker = object()
     task = asyncio.ensure_future(srv._sweep())
     try:

@@ -1,0 +1,294 @@
+"""One data transfer as a task: data connection, the 150, the pump, the files, the outcome.
+
+A transfer command's handler opens the file (or builds the listing) and yields ``StartTransfer``;
+the channel starts a ``TransferTask``, so that ABOR, STAT, NOOP and QUIT are answered meanwhile.
+The task owns the data connection's source (passive listener, early PROT P accept), the data
+socket, the receive buffers and the open file: each is released in this module, on every exit
+(the task's ``finally`` and its done-callback), whether the transfer ends, is aborted (ABOR), times
+out (the sweeper) or its session finishes. It ends with an ``Outcome``, which the protocol core
+turns into the final reply (``proto.requests.Outcome``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..proto.requests import Outcome, Transfer, TransferKind
+from . import data as datamod
+from . import tls as tlsmod
+from .sockets import DataTimeout
+
+if TYPE_CHECKING:
+    import socket
+
+    from ..fs.base import FileSystem, Writer
+    from ..proto.replies import Reply
+    from ..proto.session import Session
+    from .host import SessionHost
+
+__all__ = ["Outcome", "TransferTask", "Channel", "Source", "commit_upload"]
+
+log = logging.getLogger("ftpd.session")
+xfer_log = logging.getLogger("ftpd.transfer")
+
+
+Source = datamod.PassiveListener | tlsmod.EarlyTls | None
+
+
+class Channel(Protocol):
+    """The control channel as the transfer task and the performers (``perform.py``) see it: a
+    ``Protocol``, so that neither needs to import ``control.py`` (which imports them)."""
+
+    host: SessionHost
+    session: Session
+    fs: FileSystem | None
+    transport: Any
+    last_activity: float
+    transfer: TransferTask | None
+    counted_user: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    def who(self) -> str: ...
+
+    def reply(self, reply: Reply) -> None: ...
+
+    async def drained(self) -> None:
+        """Wait until the client has read the replies written so far."""
+        ...
+
+    def set_source(self, source: Source) -> None:
+        """Register the passive listener for the next transfer (None: drop the current one)."""
+        ...
+
+    def take_source(self) -> Source:
+        """Hand the passive listener over to a transfer, which then owns it."""
+        ...
+
+    def logged_in(self, name: str, account: Any) -> Any: ...
+
+    async def start_tls(self) -> None: ...
+
+    def transfer_started(self, task: TransferTask) -> None: ...
+
+    def transfer_ended(
+        self, task: TransferTask, outcome: Outcome, error: OSError | None, held: Reply | None
+    ) -> None: ...
+
+
+class TransferTask:
+    """See the module docstring. ``cancel(reason)`` stops it; the reason becomes its outcome."""
+
+    __slots__ = ("ch", "t", "source", "task", "reason", "connected", "held", "started")
+
+    def __init__(self, ch: Channel, t: Transfer, source: Source) -> None:
+        self.ch = ch
+        self.t = t
+        self.source = source
+        self.reason: Outcome | None = None  # why it was cancelled
+        self.connected = False  # the data connection is up
+        self.held: Reply | None = None  # a 150 held back to go out with the final reply
+        self.started = t.started = time.monotonic()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        # A task cancelled before its first step never runs its body: release the source here.
+        self.task.add_done_callback(self._release_source)
+
+    def cancel(self, reason: Outcome) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.task.cancel()
+
+    def done(self) -> bool:
+        return self.task.done()
+
+    def _release_source(self, _task: object = None) -> None:
+        source, self.source = self.source, None
+        if source is not None:
+            source.close()
+
+    async def _run(self) -> None:
+        ch = self.ch
+        t = self.t
+        outcome = Outcome.OK
+        error: OSError | None = None
+        try:
+            outcome, error = await self._pump()
+        except asyncio.CancelledError:
+            outcome = self.reason or Outcome.ABORTED
+            if outcome is Outcome.TIMEOUT and not self.connected:
+                outcome = Outcome.NO_CONNECTION
+        except Exception:  # our bug: logged, answered 451, and the session goes on
+            log.exception("%s internal error in a transfer", ch.who())
+            outcome = Outcome.LOCAL_ERROR
+        finally:
+            await _close_files(ch, t, outcome)
+        seconds = time.monotonic() - self.started
+        if xfer_log.isEnabledFor(logging.INFO):
+            xfer_log.info(
+                "%s %s %s bytes=%d seconds=%.3f result=%s",
+                ch.who(),
+                t.kind,
+                t.vpath,
+                t.bytes,
+                seconds,
+                outcome,
+                extra={
+                    "event": "transfer",
+                    "kind": t.kind,
+                    "path": t.vpath,
+                    "bytes": t.bytes,
+                    "seconds": round(seconds, 3),
+                    "result": str(outcome),
+                },
+            )
+        ch.host.observer.transfer(ch, t, outcome, seconds)
+        held, self.held = self.held, None
+        ch.transfer_ended(self, outcome, error, held)
+
+    def _progress(self, n: int) -> None:
+        self.t.bytes += n
+        self.ch.last_activity = time.monotonic()
+
+    async def _connect(self) -> socket.socket:
+        ch = self.ch
+        host = ch.host
+        session = ch.session
+        source = self.source
+        peer = None if host.config.pasv_promiscuous else session.peer_ip
+        if isinstance(source, tlsmod.EarlyTls):
+            return await source.accepted
+        if source is not None:
+            return await source.accept(peer)
+        if session.active_addr is None:
+            raise DataTimeout()
+        addr, port = session.active_addr
+        return await datamod.connect_active(addr, port, session.local_ip, host.config.data_timeout)
+
+    async def _pump(self) -> tuple[Outcome, OSError | None]:
+        """Connect, send 150, pump; the outcome for ``Session.transfer_finished``."""
+        ch = self.ch
+        t = self.t
+        try:
+            sock = await self._connect()
+        except (DataTimeout, OSError) as exc:
+            log.info("%s data connection failed: %r", ch.who(), exc)
+            return Outcome.NO_CONNECTION, None
+        self.connected = True
+        opened = ch.session.transfer_opened(t)
+        try:
+            if t.tls:
+                ch.reply(opened)  # the client waits for it before its TLS handshake
+                return await self._pump_tls(sock)
+            if t.writer is not None:
+                ch.reply(opened)  # the client waits for it before it sends
+                result = await datamod.receive_upload(
+                    sock,
+                    t.writer,
+                    t.ascii,
+                    self._progress,
+                    ch.host.bulk,
+                    partial(commit_upload, t.writer, vanished=lambda: ch.closed),
+                )
+                return result or Outcome.LOST, None
+            # A download that fits in the socket buffer (a small file, most listings) completes
+            # without waiting: its 150 then goes out with the 226 in one write, which saves a
+            # syscall and a wake-up of the client. Before any wait, the 150 is sent at once.
+            self.held = opened
+            if t.payload is not None:
+                await datamod.send_bytes(sock, t.payload, self._progress, self._send_held)
+            else:
+                await datamod.send_file(sock, t.reader, t.ascii, self._progress, self._send_held)
+            return Outcome.OK, None
+        except DataTimeout:
+            return Outcome.TIMEOUT, None
+        except (ConnectionError, BrokenPipeError, ssl.SSLError) as exc:
+            log.info("%s data connection lost: %r", ch.who(), exc)
+            return Outcome.LOST, None
+        except OSError as exc:
+            return Outcome.LOCAL_ERROR, exc
+        finally:
+            sock.close()
+
+    def _send_held(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            self.ch.reply(held)
+
+    async def _pump_tls(self, sock: socket.socket) -> tuple[Outcome, OSError | None]:
+        ch = self.ch
+        t = self.t
+        cfg = ch.host.config
+        early = self.source if isinstance(self.source, tlsmod.EarlyTls) else None
+        try:
+            conn = await early.claim() if early is not None else None
+            if conn is None:
+                assert ch.host.tls_context is not None
+                conn = await tlsmod.wrap_data(
+                    sock,
+                    ch.host.tls_context,
+                    cfg.tls_handshake_timeout,
+                    cfg.tls_require_session_reuse,
+                    tickets=0 if t.writer else 1,
+                )
+        except tlsmod.TlsNotResumed:
+            log.info("%s PROT P data connection did not resume the TLS session", ch.who())
+            return Outcome.TLS_NO_REUSE, None
+        except (DataTimeout, ssl.SSLError, OSError) as exc:
+            log.info("%s TLS on the data connection failed: %r", ch.who(), exc)
+            return Outcome.TLS_FAILED, None
+        conn.timeout = cfg.data_timeout
+        try:
+            if t.writer is not None:
+                await tlsmod.tls_receive_upload(conn, t.writer, t.ascii, self._progress)
+                return await commit_upload(t.writer, vanished=lambda: ch.closed), None
+            if t.payload is not None:
+                await tlsmod.tls_send_bytes(conn, t.payload, self._progress)
+            else:
+                await tlsmod.tls_send_file(conn, t.reader, t.ascii, self._progress)
+            return Outcome.OK, None
+        finally:
+            await conn.close(min(cfg.data_timeout, 5.0))
+
+
+async def commit_upload(
+    writer: Writer, tail: bytes | memoryview = b"", *, vanished: Callable[[], bool] | None = None
+) -> Outcome:
+    """Commit an upload whose data connection has ended; ``tail`` is its last, unwritten bytes
+    (written in the commit's own hop by writers that can, e.g. ``LocalWriter``). ``vanished()``
+    says the client is gone: a partial upload is then never reported complete."""
+    await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
+    if vanished is not None and vanished():
+        return Outcome.LOST
+    commit = asyncio.ensure_future(writer.commit(tail))
+    try:
+        await asyncio.shield(commit)
+    except asyncio.CancelledError:
+        # ABOR (or a timeout, or shutdown) after the client's last byte: the upload is
+        # complete and the commit runs to its end whatever happens, so say so. RFC 959
+        # §4.1.3: ABOR of a completed transfer gets 226, not 426 for a file that exists.
+        await asyncio.wait([commit])
+        commit.result()  # a failed commit is still a local error (452/451...)
+    return Outcome.OK
+
+
+async def _close_files(ch: Channel, t: Transfer, outcome: Outcome) -> None:
+    try:
+        # A finished download has no read in flight: the backend may close it at once.
+        if t.reader is not None and (outcome is not Outcome.OK or not t.reader.close_now()):
+            await t.reader.close()
+        if t.writer is not None and outcome is not Outcome.OK:
+            await t.writer.abort()
+            if t.kind is TransferKind.STOU and ch.fs is not None:
+                try:
+                    await ch.fs.delete(t.vpath)  # the placeholder unique_name created
+                except OSError:
+                    pass
+    except OSError:
+        log.exception("closing files of %r", t)
