@@ -68,7 +68,18 @@ class _Stream:
 class LocalListing(_Stream):
     """A local directory's listing, ``BATCH`` entries per IO hop (see the module docstring)."""
 
-    __slots__ = ("_fs", "_vpath", "_format", "_fd", "_it", "_real", "_first", "_done", "_lock")
+    __slots__ = (
+        "_fs",
+        "_vpath",
+        "_format",
+        "_fd",
+        "_it",
+        "_real",
+        "_first",
+        "_done",
+        "_lock",
+        "_abandoned",
+    )
 
     def __init__(self, fs: LocalDir, vpath: str, format: Format | None) -> None:
         self._fs = fs
@@ -79,44 +90,57 @@ class LocalListing(_Stream):
         self._real = ""
         self._first = True
         self._done = False
-        # A read cancelled by ABOR may still run in a thread when close comes: close waits.
+        # A read cancelled by ABOR may still run in a thread when close comes: the thread then
+        # closes when its batch is done (close_now never waits for it).
         self._lock = threading.Lock()
+        self._abandoned = False
 
     def _open(self) -> None:
         self._fd, self._real = self._fs.open_fd(self._vpath)
         self._it = os.scandir(self._fd)
 
     def entries_sync(self, limit: int) -> list[FileStat]:
-        """Up to ``limit`` more entries (blocking); fewer only at the end, which closes."""
+        """Up to ``limit`` more entries (blocking); fewer only at the end, which closes (as
+        does an error, or a ``close_now`` that came while this ran)."""
         with self._lock:
-            if self._done:
-                return []
-            if self._it is None:
-                self._open()
-            out: list[FileStat] = []
-            fs, real, vpath = self._fs, self._real, self._vpath
-            for entry in self._it:
-                name = entry.name
-                if is_upload_temp(name):
-                    continue
-                try:
-                    s = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # deleted while we listed
-                    continue
-                is_link = st.S_ISLNK(s.st_mode)
-                if is_link:
-                    try:
-                        s = fs.link_stat(real, name, vpath)
-                    except PathEscapeError:
-                        continue  # points outside the home: omit, it leaks nothing
-                    except OSError:
-                        pass  # dangling or looping inside the home: show the link itself
-                out.append(fs.entry_stat(name, s, is_link))
-                if len(out) >= limit:
-                    break
-            else:
+            try:
+                return self._entries_locked(limit)
+            except BaseException:
                 self._close_locked()
-            return out
+                raise
+            finally:
+                if self._abandoned:
+                    self._close_locked()
+
+    def _entries_locked(self, limit: int) -> list[FileStat]:
+        if self._done:
+            return []
+        if self._it is None:
+            self._open()
+        out: list[FileStat] = []
+        fs, real, vpath = self._fs, self._real, self._vpath
+        for entry in self._it:
+            name = entry.name
+            if is_upload_temp(name):
+                continue
+            try:
+                s = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # deleted while we listed
+                continue
+            is_link = st.S_ISLNK(s.st_mode)
+            if is_link:
+                try:
+                    s = fs.link_stat(real, name, vpath)
+                except PathEscapeError:
+                    continue  # points outside the home: omit, it leaks nothing
+                except OSError:
+                    pass  # dangling or looping inside the home: show the link itself
+            out.append(fs.entry_stat(name, s, is_link))
+            if len(out) >= limit:
+                break
+        else:
+            self._close_locked()
+        return out
 
     def _read_sync(self) -> bytes:
         first, self._first = self._first, False
@@ -149,11 +173,18 @@ class LocalListing(_Stream):
             self._close_locked()
 
     def close_now(self) -> bool:
-        self.close_sync()
+        """Close without waiting: at once, or by the thread reading a batch when it ends."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close_locked()
+            finally:
+                self._lock.release()
+        else:
+            self._abandoned = True
         return True
 
     async def close(self) -> None:
-        self.close_sync()
+        self.close_now()
 
     def __del__(self) -> None:
         # Safety net: a stream dropped unread (a session gone before its data connection).

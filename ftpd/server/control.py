@@ -173,7 +173,9 @@ class ControlChannel(asyncio.Protocol):
                 # No progress (no data connection, or a stalled one): abort with 426.
                 log.info("%s data timeout", self.who())
                 self.transfer.cancel(Outcome.TIMEOUT)
-        elif not self.busy and now - self.last_activity > cfg.idle_timeout:
+        elif (
+            not self.busy or self.drain_waiter is not None  # only waiting for the client to read
+        ) and now - self.last_activity > cfg.idle_timeout:
             log.info("%s closed: Timeout.", self.who())
             self.expire(Reply(421, "Timeout. Closing control connection."))
         elif self.source is not None and now - self.source_since > cfg.data_timeout:
@@ -286,11 +288,16 @@ class ControlChannel(asyncio.Protocol):
     async def drained(self) -> None:
         """Wait until the client has read our replies (STAT of a directory streams its lines a
         batch at a time, never more than one batch ahead of the client: issue 16.5)."""
+        if not self.commands.write_paused:
+            return
         while self.commands.write_paused and not self.closed:
             waiter = self.drain_waiter = asyncio.get_running_loop().create_future()
             await waiter
         if self.closed:
             raise asyncio.CancelledError()  # the client left: stop reading the directory
+        # The client reads: progress, as for a transfer (a client that stops reading is idle
+        # for the sweeper, see ``tick``).
+        self.last_activity = time.monotonic()
 
     def _wake_drain(self) -> None:
         waiter, self.drain_waiter = self.drain_waiter, None

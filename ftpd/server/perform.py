@@ -124,8 +124,12 @@ def _start_tls(ch: Channel, req: StartTLS) -> Any:
 
 async def _read_listing(ch: Channel, req: ReadListing) -> bytes:
     # STAT of a directory: the next batch once the previous ones have been read (back-pressure).
-    await ch.drained()
-    data: bytes = await req.stream.read()
+    try:
+        await ch.drained()
+        data: bytes = await req.stream.read()
+    except BaseException:
+        req.stream.close_now()  # the handler will not read on (closed, cancelled, failed)
+        raise
     return data
 
 
