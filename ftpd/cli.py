@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from urllib.parse import quote
 
-from ftpd.auth import Authenticator, single_user_enabled
+from ftpd.auth import authenticator_from_config, single_user_enabled
 from ftpd.auth.hashing import hash_password
 from ftpd.config import Config, ConfigError, StrictParser, load_config, show
 
@@ -76,7 +76,7 @@ def serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
         _make_dir("anonymous_root", config.anonymous_root)
     # Read the users file now so that its errors are one line and exit 2, like config errors.
     # (run() builds its own Authenticator; loading the file twice costs microseconds.)
-    Authenticator.from_config(config)
+    authenticator_from_config(config)
     return _server_run(config, announcer(config, show_password=generated))
 
 

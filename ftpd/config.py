@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ftpd import __version__
+from ftpd.version import __version__
 
 
 class ConfigError(ValueError):

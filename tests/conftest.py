@@ -21,6 +21,10 @@ from pathlib import Path
 
 import pytest
 
+# pytester drives tests/library's tests of the pytest plugin; the plugin itself is loaded as its
+# pytest11 entry point does where ftpd is installed (the same name: no double registration).
+pytest_plugins = ["pytester", "ftpd.testing.plugin"]
+
 READY = re.compile(r"^ftpd serving .* on (\S+):(\d+)$")
 _pasv_blocks = itertools.count()
 

@@ -1,200 +1,47 @@
 """Who may log in, with which home and which permissions.
 
-Three kinds of account, checked in this order:
-
-- anonymous (``config.anonymous``): the names ``anonymous`` and ``ftp`` in any case, with any
-  password (RFC 1635 asks for an e-mail address; nobody checks it), read-only unless
-  ``anonymous_write``;
-- the single user (``config.user`` / ``config.password``, home ``config.root``): enabled when
-  there is no users file or when a password is set. Its password is a plain string held in
-  memory, so it is compared with ``hmac.compare_digest`` right on the event loop;
-- users from ``config.users_file``: scrypt/argon2 hashes, verified in the loop's default executor
-  because one verification takes ~50 ms. A successful verification is remembered under an HMAC
-  of (name, password) with a per-process random key, so a client that logs in again and again
-  (one login per file is common in scripts) costs one hash, not one per login; the cache holds
-  at most one entry per user and password that actually matched.
-
-No timing oracle for user names in users-file mode: an unknown name runs the same verification
-as a known one. Passwords are never logged or put in exception messages.
+``base`` holds the interface every user store implements (``Authenticator``: credentials and
+peer in, an ``Account`` or a ``Refusal`` out); ``builtin`` the store the configuration describes
+(the users file, the single user, anonymous logins); ``users`` reads the users file; ``hashing``
+makes and checks password hashes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import os
-import secrets
-import weakref
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import cast
-
-from ftpd.auth import hashing
-from ftpd.auth.users import ALL_PERMS, READ_PERMS, UserEntry, load_users
-from ftpd.config import Config, ConfigError, show
-
-ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
-NEED_CACHE_MISS = object()  # authenticate_cached: the answer needs a hash verification
+from ftpd.auth.base import (
+    ALL_PERMS,
+    READ_PERMS,
+    Account,
+    Authenticator,
+    Credentials,
+    LoginResult,
+    Peer,
+    Refusal,
+)
+from ftpd.auth.builtin import (
+    ANONYMOUS_NAMES,
+    NEED_CACHE_MISS,
+    CachedAuthenticator,
+    ConfigAuthenticator,
+    Logins,
+    authenticator_from_config,
+    single_user_enabled,
+)
 
 __all__ = [
+    "ALL_PERMS",
     "ANONYMOUS_NAMES",
     "NEED_CACHE_MISS",
+    "READ_PERMS",
     "Account",
     "Authenticator",
+    "CachedAuthenticator",
+    "ConfigAuthenticator",
+    "Credentials",
+    "LoginResult",
+    "Logins",
+    "Peer",
+    "Refusal",
+    "authenticator_from_config",
     "single_user_enabled",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """A logged-in identity: what the session needs to build its filesystem and checks."""
-
-    name: str
-    home: str  # absolute real path of the user's home
-    perms: str  # permission letters, e.g. "elr" or "elradfmwMT"
-    anonymous: bool = False
-    max_sessions: int = 0  # simultaneous sessions of this account, 0 = unlimited
-
-
-def single_user_enabled(config: Config) -> bool:
-    """The single user exists when there is no users file, or when a password is given anyway."""
-    return not config.users_file or bool(config.password)
-
-
-class Authenticator:
-    """Checks USER/PASS pairs. Build one per server with ``from_config``; safe to share.
-
-    Call ``authenticate`` from a running event loop. It never raises for bad credentials; it
-    returns None, and the caller applies the failed-login delay and counter.
-    """
-
-    def __init__(
-        self,
-        *,
-        single: Account | None = None,
-        single_password: str = "",
-        users: Iterable[UserEntry] = (),
-        anonymous: Account | None = None,
-        hash_concurrency: int | None = None,
-    ) -> None:
-        # An empty single-user password never matches: the CLI generates one, and a Config built
-        # in code without one must not mean "any password".
-        self._single = single if single is not None and single_password else None
-        self._single_digest = hashlib.sha256(hashing.password_bytes(single_password)).digest()
-        self._anonymous = anonymous
-        self._users: dict[str, tuple[Account, str]] = {}
-        for entry in users:
-            account = Account(entry.name, entry.home, entry.perms, False, entry.max_sessions)
-            self._users[entry.name] = (account, entry.password_hash)
-        self._check_clashes()
-        # Unknown names verify against a real hash from the file so they cost exactly the same
-        # (the result is ignored). With no users in the file, no name reaches the hash at all.
-        first = next(iter(self._users.values()), None)
-        self._dummy_hash = first[1] if first else ""
-        self._key = secrets.token_bytes(32)
-        self._verified: dict[bytes, Account] = {}
-        # Hashing is CPU and memory bound (16 MiB each); more parallel hashes than cores only
-        # queue up in the executor in front of file IO. One semaphore per loop, because the
-        # asyncio primitive binds to the loop that first waits on it.
-        self._hash_slots = hash_concurrency or os.cpu_count() or 2
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._semaphores = weakref.WeakKeyDictionary()
-
-    @classmethod
-    def from_config(cls, config: Config) -> Authenticator:
-        """Build from the Config; reads and validates the users file (ConfigError on problems)."""
-        single = None
-        if single_user_enabled(config):
-            single = Account(config.user, os.path.realpath(config.root), ALL_PERMS)
-        anonymous = None
-        if config.anonymous:
-            home = os.path.realpath(config.anonymous_root or config.root)
-            perms = ALL_PERMS if config.anonymous_write else READ_PERMS
-            anonymous = Account("anonymous", home, perms, anonymous=True)
-        users = load_users(config.users_file) if config.users_file else []
-        return cls(single=single, single_password=config.password, users=users, anonymous=anonymous)
-
-    def _check_clashes(self) -> None:
-        names = list(self._users)
-        if self._single is not None and self._single.name in self._users:
-            raise ConfigError(
-                f"user {show(self._single.name)} is both the single user (user/password) "
-                "and an entry of users_file"
-            )
-        if self._anonymous is not None:
-            if self._single is not None:
-                names.append(self._single.name)
-            for name in names:
-                if name.lower() in ANONYMOUS_NAMES:
-                    raise ConfigError(
-                        f"user {show(name)} clashes with anonymous logins (anonymous = true)"
-                    )
-
-    @property
-    def accounts(self) -> list[Account]:
-        """Every account that can log in (anonymous last), e.g. for per-user session limits."""
-        found = [account for account, _ in self._users.values()]
-        if self._single is not None:
-            found.insert(0, self._single)
-        if self._anonymous is not None:
-            found.append(self._anonymous)
-        return found
-
-    def is_known_fast(self, name: str) -> bool:
-        """Whether ``name`` could log in. Cheap; never let it change a reply (user enumeration)."""
-        if self._anonymous is not None and name.lower() in ANONYMOUS_NAMES:
-            return True
-        return (self._single is not None and name == self._single.name) or name in self._users
-
-    def authenticate_cached(self, name: str, password: str) -> Account | None | object:
-        """The answer when it needs no hashing (anonymous, the single user, a cached verification),
-        else ``NEED_CACHE_MISS``. Lets the control channel answer most logins without a task."""
-        if self._anonymous is not None and name.lower() in ANONYMOUS_NAMES:
-            return self._anonymous
-        if self._single is not None and name == self._single.name:
-            # Compare digests, not the strings: equal lengths, so the length does not leak.
-            digest = hashlib.sha256(hashing.password_bytes(password)).digest()
-            if hmac.compare_digest(digest, self._single_digest):
-                return self._single
-            if self._users:
-                # Next to a users file, a failure must take the hashed path like any other
-                # name's: answered at once, it would tell the single user's name apart.
-                return NEED_CACHE_MISS
-            return None
-        if not self._users:
-            return None  # single-user mode: unknown names are as fast as wrong passwords
-        cached = self._verified.get(self._cache_key(name, password))
-        # An unknown name is a miss too: it must pay for a (dummy) verification.
-        return cached if cached is not None else NEED_CACHE_MISS
-
-    async def authenticate(self, name: str, password: str) -> Account | None:
-        """Return the Account for a correct name/password pair, else None."""
-        answer = self.authenticate_cached(name, password)
-        if answer is not NEED_CACHE_MISS:
-            return cast("Account | None", answer)
-        found = self._users.get(name)
-        encoded = found[1] if found is not None else self._dummy_hash
-        ok = await self._verify(password, encoded)
-        if not ok or found is None:
-            return None
-        self._verified[self._cache_key(name, password)] = found[0]
-        return found[0]
-
-    def _cache_key(self, name: str, password: str) -> bytes:
-        # An unkeyed SHA-256 of the password would sit in memory as a fast hash to brute-force;
-        # keyed with a per-process secret it is worthless outside this process.
-        return hmac.new(
-            self._key,
-            hashing.password_bytes(name) + b"\0" + hashing.password_bytes(password),
-            hashlib.sha256,
-        ).digest()
-
-    async def _verify(self, password: str, encoded: str) -> bool:
-        loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            semaphore = self._semaphores[loop] = asyncio.Semaphore(self._hash_slots)
-        async with semaphore:
-            # Looked up at call time (not bound at import) so tests can count calls.
-            return await loop.run_in_executor(None, hashing.verify_password, password, encoded)

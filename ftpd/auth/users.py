@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftpd.auth import hashing
+from ftpd.auth.base import ALL_PERMS, READ_PERMS
 from ftpd.config import ConfigError, show
 
-# pyftpdlib's letters (peers.md "Permission model"): e=CWD/CDUP, l=LIST/NLST/STAT/MLSx/SIZE/MDTM,
-# r=RETR, a=APPE, d=DELE/RMD, f=RNFR/RNTO, m=MKD, w=STOR/STOU, M=SITE CHMOD, T=MFMT.
-ALL_PERMS = "elradfmwMT"
-READ_PERMS = "elr"
+__all__ = ["ALL_PERMS", "READ_PERMS", "UserEntry", "UsersFileError", "load_users", "normalise_perms"]
 
 _KEYS = ("name", "password_hash", "home", "perms", "max_sessions")
 _REQUIRED = ("name", "password_hash", "home")

@@ -119,8 +119,25 @@ ListingFormat = Callable[[list[FileStat]], bytes]
 
 
 @runtime_checkable
+class StreamsListings(Protocol):
+    """A backend that can stream a directory's listing (LocalFS, S3FS). Optional: for any other
+    ``FileSystem`` the server lists the directory with ``list`` at the first read
+    (``ftpd.fs.listing_stream.open_listing``)."""
+
+    def open_listing(self, vpath: str, format: ListingFormat) -> Awaitable[Reader]:
+        """The listing as a stream of batches formatted by ``format``; nothing is read before
+        its first ``read``, so a session opens it before its data connection exists."""
+        ...
+
+
+@runtime_checkable
 class FileSystem(Protocol):
-    """A user's view of storage, rooted at the user's home. All paths are virtual."""
+    """A user's view of storage, rooted at the user's home. All paths are virtual.
+
+    Errors are ``OSError`` with an errno (``ENOENT``, ``EEXIST``, ``ENOTEMPTY``, ``EISDIR``,
+    ``ENOTDIR``, ``EACCES``, ``ENOSPC``, ``EDQUOT``...), turned into replies by one table
+    (``ftpd.proto.errors``); ``ftpd.StorageError(code, text)`` chooses the reply itself.
+    """
 
     capabilities: Capabilities
 
@@ -128,12 +145,6 @@ class FileSystem(Protocol):
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory (not '.' and '..'), in one executor call."""
-        ...
-
-    def open_listing(self, vpath: str, format: ListingFormat) -> Awaitable[Reader]:
-        """A directory's listing as a stream of batches formatted by ``format``
-        (``ftpd.proto.listing.LineFormat``); nothing is read before its first ``read``, so a
-        session opens it before its data connection exists (``ftpd.fs.listing_stream``)."""
         ...
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]: ...
@@ -157,3 +168,10 @@ class FileSystem(Protocol):
     def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         """A virtual path in ``vdir`` that does not exist yet (STOU), created empty."""
         ...
+
+
+@runtime_checkable
+class RealPaths(Protocol):
+    """Optional: a backend that can say where a virtual path lives (events' ``real_path``)."""
+
+    def real_path(self, vpath: str) -> str | None: ...

@@ -25,15 +25,15 @@ import asyncio
 import os
 import stat as st
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftpd.fs.base import FileStat, PathEscapeError
+from ftpd.fs.base import FileStat, FileSystem, PathEscapeError, Reader, StreamsListings
 from ftpd.fs.local_io import Hops, close_quietly
 from ftpd.fs.temps import is_upload_temp
 
-__all__ = ["BATCH", "Format", "LocalDir", "LocalListing", "PagedListing"]
+__all__ = ["BATCH", "Format", "LocalDir", "LocalListing", "PagedListing", "open_listing"]
 
 BATCH = 1000  # entries read and formatted per hop (~80 KiB of LIST lines)
 Format = Callable[[list[FileStat]], bytes]
@@ -243,3 +243,19 @@ class PagedListing(_Stream):
 
 def _name(e: FileStat) -> str:
     return e.name
+
+
+def open_listing(fs: FileSystem, vpath: str, format: Format) -> Awaitable[Reader]:
+    """The listing stream of ``vpath``: the backend's own (``StreamsListings``), or for any other
+    backend one page from ``fs.list``, still read only at the first ``read``."""
+    if isinstance(fs, StreamsListings):
+        return fs.open_listing(vpath, format)
+    return _ready(PagedListing(_whole(fs, vpath), format))
+
+
+async def _whole(fs: FileSystem, vpath: str) -> AsyncIterator[list[FileStat]]:
+    yield await fs.list(vpath)
+
+
+async def _ready(stream: PagedListing) -> PagedListing:
+    return stream

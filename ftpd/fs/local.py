@@ -533,6 +533,8 @@ class LocalFS:
                 return "/" + "/".join([*parts, cand])
         raise FileExistsError(errno.EEXIST, "no unique name available", vdir)
 
+    def real_path(self, vpath: str) -> str | None:  # events: lexical, no symlink resolved
+        return os.path.join(self.home, *self._parts(vpath))
     # -- the async interface --------------------------------------------------------------
 
     def stat(self, vpath: str) -> Awaitable[FileStat]:

@@ -74,6 +74,20 @@ class CannotOpenData(FtpError):
     code = 425
 
 
+class StorageError(OSError):
+    """Raised by a storage backend (or an authenticator's filesystem) that wants a reply of its
+    own choosing, e.g. ``StorageError(452, "Bucket full.")``: any 4xx/5xx code, one line of text.
+    It is an ``OSError`` (errno ``EIO``), so it travels where filesystem errors do."""
+
+    def __init__(self, code: int, text: str) -> None:
+        if not 400 <= code <= 599:
+            raise ValueError(f"StorageError needs a 4xx or 5xx reply code, not {code}")
+        text = " ".join(text.split()) or "Requested action not taken."  # one line, no CR/LF
+        super().__init__(errno.EIO, text)
+        self.code = code
+        self.text = text
+
+
 # One table: errno -> (code, text). RFC 959 §4.2 codes; 452 is "insufficient storage" (temporary),
 # 552 "exceeded storage allocation" (quota).
 _ERRNO_REPLIES: dict[int, tuple[int, str]] = {
@@ -100,5 +114,7 @@ _ERRNO_REPLIES: dict[int, tuple[int, str]] = {
 
 def reply_for_oserror(exc: OSError) -> Reply:
     """The reply for a filesystem error; never reveals a real path."""
+    if isinstance(exc, StorageError):
+        return Reply(exc.code, exc.text)
     code, text = _ERRNO_REPLIES.get(exc.errno or 0, (451, "Local error in processing."))
     return Reply(code, text)

@@ -411,7 +411,7 @@ class ControlChannel(asyncio.Protocol):
             self, self.session.peer_ip, name, account, self.counted_user
         )
         if result is not None and not isinstance(result, str):
-            self.fs = host.fs_for(result)
+            self.fs = host.session_fs(self, result)
             self.session.caps = self.fs.capabilities
             if self.phase is Phase.LOGIN or self.phase is Phase.READY:
                 self._to(Event.LOGGED_IN)

@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..auth import NEED_CACHE_MISS, Account, Authenticator
+from ..auth import NEED_CACHE_MISS, Logins
+from ..auth import Peer as Client
+from ..auth.base import Account, Authenticator, LoginResult, Refusal
 from ..fs.base import FileSystem
 from ..fs.factory import Storage
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import TlsMode
-from .addrtable import Refusal
+from . import addrtable
 from .logins import LoginGate
 
 if TYPE_CHECKING:
@@ -44,8 +47,15 @@ class Peer(Protocol):
 
     sid: int
     peer: tuple[str, int]
+    session: Any  # its proto.Session (``secure``: the control connection is under TLS)
 
     def who(self) -> str: ...
+
+
+def _client(ch: Peer) -> Client:
+    """Who is logging in, as the ``Authenticator`` sees it."""
+    session = ch.session
+    return Client(ch.peer[0], ch.peer[1], bool(session is not None and session.secure))
 
 
 class Slot:
@@ -86,6 +96,9 @@ class SessionHost:
     ) -> None:
         self.config = config
         self.auth = auth
+        self.logins = Logins(auth)  # the store's sync fast path first, its failures contained
+        # The filesystem a session gets at login; ftpd.api replaces it (a factory, layers).
+        self.session_fs: Callable[[Any, Account], FileSystem] = lambda _ch, a: self.fs_for(a)
         self.counters = counters
         self.storage = storage
         self.worker = worker
@@ -110,15 +123,15 @@ class SessionHost:
         self.channels: set[Any] = set()  # sessions with a channel, for the sweeper and shutdown
         self.slots_open = 0  # slots taken and not yet released (the lifecycle tests read it)
         self._next_sid = 0
-        # Hash verifications: bounded, fair between addresses, dropped with their session
-        # (logins.py); failures and bans are counted in the shared table (addrtable.py).
-        self.logins = LoginGate(auth, os.cpu_count() or 2, self._count_failure)
+        # Checks that wait (a hash verification, a database): bounded, fair between addresses,
+        # dropped with their session (logins.py); failures and bans live in the shared table.
+        self.gate = LoginGate(self.logins.check, os.cpu_count() or 2, self._count_failure)
 
     # ------------------------------------------------------------------ admission
     def admit(self, ip: str) -> Slot | str:
         """A slot for a new connection from ``ip``, or why it is refused (answered 421). The
         check and the count are one step on the shared table: exact per address, across
-        workers."""
+        workers (addrtable.py)."""
         cfg = self.config
         refusal = self.counters.admit(ip, cfg.max_per_ip, cfg.max_sessions, time.monotonic())
         if refusal is not None:
@@ -139,31 +152,32 @@ class SessionHost:
         verification, a banned address), else ``NEED_ASYNC``."""
         if self.counters.is_banned(ip, time.monotonic()):
             # Banned while this connection was open: no more guesses on it either.
-            return Refusal.BANNED.value
-        account = self.auth.authenticate_cached(name, password)
+            return Refusal(addrtable.Refusal.BANNED.value)
+        account = self.logins.fast(name, password, _client(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
         if account is None:
             self._count_failure(ip)
         return account
 
-    async def login_check(self, ch: Peer, ip: str, name: str, password: str) -> Any:
-        """Check credentials the slow way: a hash verification through the ``LoginGate``
-        (which counts its failures itself, also for clients that left), or its refusal text."""
-        result = await self.logins.check(ch, ip, name, password)
-        if isinstance(result, str):
-            log.info("%s login refused: %s", ch.who(), result)
-        return result
+    async def login_check(self, ch: Peer, ip: str, name: str, password: str) -> LoginResult:
+        """Check credentials the slow way (a hash verification in the executor, a database),
+        through the ``LoginGate``, which counts the failures itself (also for clients that
+        left) and may refuse at once (too many checks waiting)."""
+        return await self.gate.check(ch, ip, name, password, _client(ch))
 
     def login_result(
-        self, ch: Peer, ip: str, name: str, account: Account | None, counted_user: str
+        self, ch: Peer, ip: str, name: str, account: LoginResult, counted_user: str
     ) -> tuple[Any, str]:
         """Account for a login attempt. Returns (the result for the session, the user now
         counted against per-user limits: "" for none). See ``proto.requests.Authenticate``."""
-        if isinstance(account, str):  # refused before any check (ban, busy)
-            return account, counted_user
+        if isinstance(account, Refusal):  # the store said no for a reason: 421, then close
+            self.observer.login(ch, False, None)
+            self.logout(counted_user)
+            log.info("%s login refused for %r: %s", ch.who(), name[:64], account.reason)
+            return account.reason, ""
         if account is None:
-            self.observer.login(ch, False)  # the failure is counted where it was found
+            self.observer.login(ch, False, None)  # the failure is counted where it was found
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "%s login failed for user %r",
@@ -177,7 +191,7 @@ class SessionHost:
             log.info("%s login refused for %r: per-user session limit", ch.who(), account.name)
             return "Too many sessions for this user.", ""
         self.counters.add_user(account.name, 1)
-        self.observer.login(ch, True)
+        self.observer.login(ch, True, account)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "[%d] %s:%d %s login ok",

@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from ..auth import Account, Authenticator
+from ..auth.base import LoginResult, Refusal
 
 __all__ = ["LoginGate", "BUSY"]
 
@@ -48,8 +48,12 @@ def _return_big_blocks() -> None:
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
+# The check itself: (name, password, the client as the user store sees it) -> the answer.
+Verify = Callable[[str, str, Any], Awaitable[LoginResult]]
+
+
 class _Check:
-    __slots__ = ("owner", "address", "name", "password", "future", "queued")
+    __slots__ = ("owner", "address", "name", "password", "client", "future", "queued")
 
     def __init__(
         self,
@@ -57,12 +61,14 @@ class _Check:
         address: str,
         name: str,
         password: str,
-        future: asyncio.Future[Account | None],
+        client: Any,
+        future: asyncio.Future[LoginResult],
     ) -> None:
         self.owner = owner
         self.address = address
         self.name = name
         self.password = password
+        self.client = client
         self.future = future
         self.queued = True
 
@@ -70,8 +76,8 @@ class _Check:
 class LoginGate:
     """The server's queue of hash verifications (see the module docstring)."""
 
-    def __init__(self, auth: Authenticator, slots: int, on_failure: Callable[[str], None]) -> None:
-        self.auth = auth
+    def __init__(self, verify: Verify, slots: int, on_failure: Callable[[str], None]) -> None:
+        self.verify = verify
         self.slots = max(1, slots)  # verifications running at once (~ the cores)
         self.on_failure = on_failure  # counts a failed verification of an address (bans)
         self.running = 0
@@ -92,13 +98,14 @@ class LoginGate:
         return self._count >= TOTAL or self._per_address.get(address, 0) >= PER_ADDRESS
 
     async def check(
-        self, owner: object, address: str, name: str, password: str
-    ) -> Account | None | str:
-        """The account, None (wrong credentials) or ``BUSY``; cancelled by ``cancel(owner)``."""
+        self, owner: object, address: str, name: str, password: str, client: Any = None
+    ) -> LoginResult:
+        """The store's answer, or ``Refusal(BUSY)`` at once; cancelled by ``cancel(owner)`` or
+        by cancelling the caller (the session's ``finish`` does)."""
         if self.refuses(address):
-            return BUSY
+            return Refusal(BUSY)
         loop = asyncio.get_running_loop()
-        job = _Check(owner, address, name, password, loop.create_future())
+        job = _Check(owner, address, name, password, client, loop.create_future())
         self._count += 1
         self._per_address[address] = self._per_address.get(address, 0) + 1
         self._by_owner[owner] = job
@@ -159,10 +166,10 @@ class LoginGate:
             job.queued = False
             self.running += 1
             self._running[job.address] = self._running.get(job.address, 0) + 1
-            task = asyncio.ensure_future(self.auth.authenticate(job.name, job.password))
+            task = asyncio.ensure_future(self.verify(job.name, job.password, job.client))
             task.add_done_callback(partial(self._finished, job))
 
-    def _finished(self, job: _Check, task: asyncio.Future[Account | None]) -> None:
+    def _finished(self, job: _Check, task: asyncio.Future[LoginResult]) -> None:
         self.running -= 1
         left = self._running[job.address] - 1
         if left:

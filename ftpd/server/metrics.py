@@ -34,8 +34,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from .. import __version__
 from ..config import ConfigError
+from ..version import __version__
 
 __all__ = ["MetricsEndpoint", "require_prometheus"]
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import ConfigError, show
 from .xferlog import FILE_TRANSFERS, XferLog, format_line
@@ -24,11 +24,22 @@ if TYPE_CHECKING:
     from ..config import Config
     from .metrics import MetricsEndpoint
 
-__all__ = ["Observer", "LAG_INTERVAL"]
+__all__ = ["Observer", "Listener", "LAG_INTERVAL"]
 
 log = logging.getLogger("ftpd.observe")
 
 LAG_INTERVAL = 1.0  # seconds between event-loop lag samples (only while metrics are on)
+
+
+class Listener(Protocol):
+    """Receives the session events too (``ftpd.events`` turns them into the library's events).
+    Called synchronously: a listener only queues work; what it raises is logged and dropped."""
+
+    def login(self, ch: Any, ok: bool, account: Any) -> None: ...
+
+    def session_closed(self, ch: Any) -> None: ...
+
+    def transfer(self, ch: Any, t: Any, outcome: str, seconds: float) -> None: ...
 
 
 class Observer:
@@ -47,6 +58,7 @@ class Observer:
         self.metrics: MetricsEndpoint | None = None
         self.xferlog: XferLog | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self.listeners: list[Listener] = []
         # Both outputs are checked here, before anything listens, so that a mistake is a one-line
         # start-up error (exit 2) and never a server running without its logs or metrics.
         try:
@@ -112,9 +124,19 @@ class Observer:
 
     def session_closed(self, ch: Any) -> None:
         self.sessions_closed += 1
+        for listener in self.listeners:
+            try:
+                listener.session_closed(ch)
+            except Exception:
+                log.exception("listener %r", listener)
 
-    def login(self, ch: Any, ok: bool) -> None:
+    def login(self, ch: Any, ok: bool, account: Any = None) -> None:
         self.logins["ok" if ok else "failed"] += 1
+        for listener in self.listeners:
+            try:
+                listener.login(ch, ok, account)
+            except Exception:
+                log.exception("listener %r", listener)
 
     def error_reply(self, ch: Any, code: int) -> None:
         self.errors[code] += 1
@@ -128,6 +150,11 @@ class Observer:
                 self.xferlog.write(_xferlog_line(ch, t, outcome, seconds))
             except Exception:  # never let the transfer log break a session
                 log.exception("xferlog line for %r", t)
+        for listener in self.listeners:
+            try:
+                listener.transfer(ch, t, outcome, seconds)
+            except Exception:
+                log.exception("listener %r", listener)
 
     # ------------------------------------------------------------------ reading
     def snapshot(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ..fs.listing_stream import open_listing
 from ..proto import requests as rq
 from ..proto.requests import (
     AbortTransfer,
@@ -40,7 +41,7 @@ Performer = Callable[[Channel, Any], Any]
 FS_CALLS: dict[type[FsRequest], Callable[[Any, Any], Any]] = {
     rq.Stat: lambda fs, r: fs.stat(r.vpath),
     rq.ListDir: lambda fs, r: fs.list(r.vpath),
-    rq.OpenListing: lambda fs, r: fs.open_listing(r.vpath, r.format),
+    rq.OpenListing: lambda fs, r: open_listing(fs, r.vpath, r.format),
     rq.OpenRead: lambda fs, r: fs.open_read(r.vpath, r.offset),
     rq.OpenWrite: lambda fs, r: fs.open_write(r.vpath, r.offset, r.append),
     rq.MakeDir: lambda fs, r: fs.mkdir(r.vpath),
@@ -72,7 +73,8 @@ def _authenticate(ch: Channel, req: Authenticate) -> Any:
 
 
 async def _authenticate_slowly(ch: Channel, req: Authenticate) -> Any:
-    account = await ch.host.login_check(ch, ch.session.peer_ip, req.name, req.password)  # type: ignore[arg-type]
+    ip = ch.session.peer_ip
+    account = await ch.host.login_check(ch, ip, req.name, req.password)  # type: ignore[arg-type]
     return ch.logged_in(req.name, account)
 
 

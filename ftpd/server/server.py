@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..auth import Authenticator
+from ..auth import Account, Authenticator, ConfigAuthenticator, authenticator_from_config
 from ..config import Config, ConfigError, pasv_range
+from ..fs.base import FileSystem
 from ..fs.factory import Storage
 from ..fs.iopool import IoPool
 from ..proto.proxy import ProxyPolicy
@@ -59,8 +60,14 @@ class Server:
         authenticator: Authenticator | None = None,
         counters: AddressTable | None = None,
         worker: int = 0,
+        *,
+        session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
+        embedded: bool = False,
     ) -> None:
         self.config = config
+        # Embedded in an application's loop (ftpd.api): leave the loop's default executor and
+        # the garbage collector alone, they are the application's.
+        self.embedded = embedded
         self.worker = worker
         # Local file calls go through the lean IoPool (iopool.py: ~3x cheaper per hop); the
         # loop's default executor (password hashing, name resolution) stays a ThreadPoolExecutor.
@@ -77,7 +84,7 @@ class Server:
         # Limits and bans hold across worker processes, per exact address (addrtable.py).
         host = self.host = SessionHost(
             config,
-            authenticator or Authenticator.from_config(config),
+            authenticator or authenticator_from_config(config),
             counters or address_table(config, 1),
             self.storage,
             worker,
@@ -92,6 +99,8 @@ class Server:
         host.pasv_pool = PassivePool(first, last, host.proxy)
         host.bulk = self.bulk
         host.observer = self.observer = Observer(config, host)
+        if session_fs is not None:
+            host.session_fs = session_fs
         self._servers: list[asyncio.base_events.Server] = []
         self._implicit: ImplicitListener | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -123,7 +132,8 @@ class Server:
         cfg = self.config
         host = self.host
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.executor)
+        if not self.embedded:
+            loop.set_default_executor(self.executor)
         if cfg.pasv_address:
             host.pasv_address = await _resolve_pasv_address(cfg.pasv_address)
         try:
@@ -150,9 +160,10 @@ class Server:
             log.info("implicit FTPS on %s:%d", h, p)
         self._sweeper = loop.create_task(self._sweep())
         await self.observer.start()
-        # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
-        gc.collect()
-        gc.freeze()
+        if not self.embedded:
+            # Long-lived start-up objects need not be scanned by every GC pass (lean 10k sessions).
+            gc.collect()
+            gc.freeze()
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in addrs))
         return addrs
 
@@ -260,7 +271,7 @@ def address_table(config: Config, workers: int) -> AddressTable:
 def _cleanup_stale_uploads(config: Config) -> None:
     """Remove temp files of uploads a crash interrupted, once, before any worker serves (a worker
     doing it while another serves could delete a live upload)."""
-    homes = sorted({a.home for a in Authenticator.from_config(config).accounts})
+    homes = sorted({a.home for a in ConfigAuthenticator.from_config(config).accounts})
     removed = Storage(config, None).cleanup_stale_uploads(homes)
     if removed:
         log.info("removed %d unfinished upload(s) left by an earlier run", removed)

@@ -13,7 +13,17 @@ from pathlib import Path
 import argon2
 import pytest
 
-from ftpd.auth import NEED_CACHE_MISS, Account, Authenticator, hashing, single_user_enabled
+from ftpd.auth import (
+    NEED_CACHE_MISS,
+    Account,
+    Authenticator,
+    CachedAuthenticator,
+    ConfigAuthenticator,
+    Credentials,
+    Peer,
+    hashing,
+    single_user_enabled,
+)
 from ftpd.auth.users import UsersFileError, load_users
 from ftpd.config import Config, ConfigError
 
@@ -238,34 +248,36 @@ def test_example_users_file_has_a_real_hash_for_change_me(tmp_path: Path) -> Non
 
 
 async def test_single_user_fast_path(homes: Path, verify: CountingVerify) -> None:
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), password="pw"))
-    account = await auth.authenticate("user", "pw")
+    auth = ConfigAuthenticator.from_config(Config(root=str(homes / "root"), password="pw"))
+    account = await auth.lookup("user", "pw")
     assert account == Account("user", os.path.realpath(homes / "root"), "elradfmwMT")
-    assert await auth.authenticate("user", "pw ") is None
-    assert await auth.authenticate("user", "") is None
-    assert await auth.authenticate("User", "pw") is None  # names are case-sensitive
-    assert await auth.authenticate("nobody", "pw") is None
+    assert await auth.lookup("user", "pw ") is None
+    assert await auth.lookup("user", "") is None
+    assert await auth.lookup("User", "pw") is None  # names are case-sensitive
+    assert await auth.lookup("nobody", "pw") is None
     assert verify.calls == []  # no hashing in single-user mode, not even for unknown names
 
 
 async def test_single_user_with_empty_password_never_matches(homes: Path) -> None:
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), password=""))
-    assert await auth.authenticate("user", "") is None
+    auth = ConfigAuthenticator.from_config(Config(root=str(homes / "root"), password=""))
+    assert await auth.lookup("user", "") is None
     assert not auth.is_known_fast("user")
 
 
 async def test_users_file_good_bad_unknown(
     homes: Path, users_file: Path, verify: CountingVerify
 ) -> None:
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), users_file=str(users_file)))
+    auth = ConfigAuthenticator.from_config(
+        Config(root=str(homes / "root"), users_file=str(users_file))
+    )
     assert not single_user_enabled(Config(users_file=str(users_file)))
-    account = await auth.authenticate("alice", "wonderland")
+    account = await auth.lookup("alice", "wonderland")
     assert account == Account("alice", os.path.realpath(homes / "alice"), "elr", False, 2)
-    assert await auth.authenticate("bob", "wonderland") is None
-    assert await auth.authenticate("alice", "WONDERLAND") is None
+    assert await auth.lookup("bob", "wonderland") is None
+    assert await auth.lookup("alice", "WONDERLAND") is None
     # The single user is off (users file, no password): "user" is just an unknown name.
-    assert await auth.authenticate("user", "") is None
-    assert await auth.authenticate("mallory", "wonderland") is None
+    assert await auth.lookup("user", "") is None
+    assert await auth.lookup("mallory", "wonderland") is None
     # Every attempt hashed (unknown names too: no timing oracle), off the event loop's thread.
     assert len(verify.calls) == 5
     assert all(ident != threading.get_ident() for _, ident in verify.calls)
@@ -274,16 +286,18 @@ async def test_users_file_good_bad_unknown(
 async def test_successful_verification_is_cached(
     homes: Path, users_file: Path, verify: CountingVerify
 ) -> None:
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), users_file=str(users_file)))
-    assert (await auth.authenticate("bob", "builder")) is not None
+    auth = ConfigAuthenticator.from_config(
+        Config(root=str(homes / "root"), users_file=str(users_file))
+    )
+    assert (await auth.lookup("bob", "builder")) is not None
     assert len(verify.calls) == 1
     for _ in range(3):
-        account = await auth.authenticate("bob", "builder")
+        account = await auth.lookup("bob", "builder")
         assert account is not None and account.name == "bob"
     assert len(verify.calls) == 1  # cache hits: the hasher was not called again
     # A wrong password is never cached, and a cached pair does not help another name.
-    assert await auth.authenticate("bob", "builder!") is None
-    assert await auth.authenticate("alice", "builder") is None
+    assert await auth.lookup("bob", "builder!") is None
+    assert await auth.lookup("alice", "builder") is None
     assert len(verify.calls) == 3
 
 
@@ -293,33 +307,35 @@ async def test_authenticate_cached_answers_without_hashing(
     config = Config(
         root=str(homes / "root"), users_file=str(users_file), password="pw", anonymous=True
     )
-    auth = Authenticator.from_config(config)
-    assert auth.authenticate_cached("user", "pw") == Account(
+    auth = ConfigAuthenticator.from_config(config)
+    assert auth.lookup_cached("user", "pw") == Account(
         "user", os.path.realpath(homes / "root"), "elradfmwMT"
     )
     # Next to a users file, the single user's wrong password takes the hashed path like any
     # other name's, so its answer time does not reveal the name (issue 16 item 8).
-    assert auth.authenticate_cached("user", "nope") is NEED_CACHE_MISS
-    anonymous = auth.authenticate_cached("ftp", "")
+    assert auth.lookup_cached("user", "nope") is NEED_CACHE_MISS
+    anonymous = auth.lookup_cached("ftp", "")
     assert isinstance(anonymous, Account) and anonymous.anonymous
     # Users-file names (known or not) need a verification until one has succeeded.
-    assert auth.authenticate_cached("bob", "builder") is NEED_CACHE_MISS
-    assert auth.authenticate_cached("mallory", "x") is NEED_CACHE_MISS
+    assert auth.lookup_cached("bob", "builder") is NEED_CACHE_MISS
+    assert auth.lookup_cached("mallory", "x") is NEED_CACHE_MISS
     assert verify.calls == []
-    assert (await auth.authenticate("bob", "builder")) is not None
-    cached = auth.authenticate_cached("bob", "builder")
+    assert (await auth.lookup("bob", "builder")) is not None
+    cached = auth.lookup_cached("bob", "builder")
     assert isinstance(cached, Account) and cached.name == "bob"
-    assert auth.authenticate_cached("bob", "builder2") is NEED_CACHE_MISS
+    assert auth.lookup_cached("bob", "builder2") is NEED_CACHE_MISS
     assert len(verify.calls) == 1
     # Single-user mode has nothing to hash: unknown names are answered at once.
-    single = Authenticator.from_config(Config(root=str(homes / "root"), password="pw"))
-    assert single.authenticate_cached("mallory", "x") is None
+    single = ConfigAuthenticator.from_config(Config(root=str(homes / "root"), password="pw"))
+    assert single.lookup_cached("mallory", "x") is None
 
 
 async def test_concurrent_logins(homes: Path, users_file: Path) -> None:
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), users_file=str(users_file)))
+    auth = ConfigAuthenticator.from_config(
+        Config(root=str(homes / "root"), users_file=str(users_file))
+    )
     results = await asyncio.gather(
-        *(auth.authenticate("alice" if i % 2 else "bob", "wonderland") for i in range(10))
+        *(auth.lookup("alice" if i % 2 else "bob", "wonderland") for i in range(10))
     )
     assert [r is not None for r in results] == [i % 2 == 1 for i in range(10)]
 
@@ -328,7 +344,7 @@ async def test_concurrent_logins(homes: Path, users_file: Path) -> None:
 @pytest.mark.parametrize("password", ["", "guest@example.com"])
 async def test_anonymous(homes: Path, name: str, password: str) -> None:
     config = Config(root=str(homes / "root"), password="pw", anonymous=True)
-    account = await Authenticator.from_config(config).authenticate(name, password)
+    account = await ConfigAuthenticator.from_config(config).lookup(name, password)
     assert account == Account("anonymous", os.path.realpath(homes / "root"), "elr", True)
 
 
@@ -340,17 +356,19 @@ async def test_anonymous_root_and_write(homes: Path) -> None:
         anonymous_root=str(homes / "pub"),
         anonymous_write=True,
     )
-    account = await Authenticator.from_config(config).authenticate("anonymous", "")
+    account = await ConfigAuthenticator.from_config(config).lookup("anonymous", "")
     assert account == Account("anonymous", os.path.realpath(homes / "pub"), "elradfmwMT", True)
 
 
 async def test_anonymous_disabled(homes: Path, users_file: Path, verify: CountingVerify) -> None:
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), password="pw"))
-    assert await auth.authenticate("anonymous", "") is None
-    assert await auth.authenticate("ftp", "x@y") is None
+    auth = ConfigAuthenticator.from_config(Config(root=str(homes / "root"), password="pw"))
+    assert await auth.lookup("anonymous", "") is None
+    assert await auth.lookup("ftp", "x@y") is None
     assert not auth.is_known_fast("anonymous")
-    auth = Authenticator.from_config(Config(root=str(homes / "root"), users_file=str(users_file)))
-    assert await auth.authenticate("anonymous", "") is None
+    auth = ConfigAuthenticator.from_config(
+        Config(root=str(homes / "root"), users_file=str(users_file))
+    )
+    assert await auth.lookup("anonymous", "") is None
     assert len(verify.calls) == 1  # an unknown name: the dummy verification ran
 
 
@@ -358,33 +376,50 @@ async def test_anonymous_only_server(homes: Path) -> None:
     path = homes / "empty.toml"
     path.write_text("users = []\n")
     config = Config(root=str(homes / "root"), users_file=str(path), anonymous=True)
-    auth = Authenticator.from_config(config)
-    assert await auth.authenticate("user", "") is None
-    assert await auth.authenticate("someone", "x") is None
-    assert (await auth.authenticate("ftp", "")) is not None
+    auth = ConfigAuthenticator.from_config(config)
+    assert await auth.lookup("user", "") is None
+    assert await auth.lookup("someone", "x") is None
+    assert (await auth.lookup("ftp", "")) is not None
     assert [a.name for a in auth.accounts] == ["anonymous"]
 
 
 async def test_single_user_and_users_file_together(homes: Path, users_file: Path) -> None:
     config = Config(root=str(homes / "root"), users_file=str(users_file), password="pw")
-    auth = Authenticator.from_config(config)
+    auth = ConfigAuthenticator.from_config(config)
     assert [a.name for a in auth.accounts] == ["user", "alice", "bob"]
-    assert (await auth.authenticate("user", "pw")) is not None
-    assert (await auth.authenticate("bob", "builder")) is not None
+    assert (await auth.lookup("user", "pw")) is not None
+    assert (await auth.lookup("bob", "builder")) is not None
     assert auth.is_known_fast("alice") and not auth.is_known_fast("mallory")
 
 
 def test_name_clashes(homes: Path, users_file: Path) -> None:
     with pytest.raises(ConfigError, match='user "alice" is both the single user'):
-        Authenticator.from_config(
+        ConfigAuthenticator.from_config(
             Config(root=str(homes), users_file=str(users_file), user="alice", password="x")
         )
     with pytest.raises(ConfigError, match='user "FTP" clashes with anonymous'):
-        Authenticator.from_config(Config(root=str(homes), user="FTP", password="x", anonymous=True))
+        ConfigAuthenticator.from_config(
+            Config(root=str(homes), user="FTP", password="x", anonymous=True)
+        )
     # Without anonymous logins the name "ftp" is an ordinary user name.
-    Authenticator.from_config(Config(root=str(homes), user="ftp", password="x"))
+    ConfigAuthenticator.from_config(Config(root=str(homes), user="ftp", password="x"))
 
 
 def test_users_file_errors_surface_from_from_config(homes: Path) -> None:
     with pytest.raises(UsersFileError, match="cannot read"):
-        Authenticator.from_config(Config(users_file=str(homes / "missing.toml")))
+        ConfigAuthenticator.from_config(Config(users_file=str(homes / "missing.toml")))
+
+
+async def test_config_authenticator_implements_the_protocol(homes: Path, users_file: Path) -> None:
+    """The built-in store is an ``Authenticator`` (credentials and peer in) with the fast path."""
+    config = Config(root=str(homes / "root"), users_file=str(users_file), password="pw")
+    auth = ConfigAuthenticator.from_config(config)
+    assert isinstance(auth, Authenticator) and isinstance(auth, CachedAuthenticator)
+    peer = Peer("127.0.0.1", 40000)
+    account = await auth.authenticate(Credentials("bob", "builder"), peer)
+    assert isinstance(account, Account) and account.name == "bob"
+    assert await auth.authenticate(Credentials("bob", "nope"), peer) is None
+    assert auth.authenticate_cached(Credentials("user", "pw"), peer) == Account(
+        "user", os.path.realpath(homes / "root"), "elradfmwMT"
+    )
+    assert "builder" not in repr(Credentials("bob", "builder"))  # never in a log line
