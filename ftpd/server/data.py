@@ -198,9 +198,12 @@ async def send_file(
     ascii: bool,
     progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
+    listing: bool = False,
 ) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.
-    ``before_wait`` runs once, before the first wait (see ``send_bytes``)."""
+    ``before_wait`` runs once, before the first wait (see ``send_bytes``). A ``listing`` (a
+    stream read in batches) holds it until the first wait on the socket instead, so that a
+    small directory's 150 still goes out with its 226."""
     loop = asyncio.get_running_loop()
     fd = reader.fileno() if not ascii else None
     if fd is not None:
@@ -223,6 +226,9 @@ async def send_file(
             reader.advance(n)
             progress(n)
         return
+    if before_wait is not None and not listing:
+        before_wait()  # block reads wait on the IO pool
+        before_wait = None
     conv = ToNetwork() if ascii else None
     while True:
         block = await reader.read(READ_BLOCK)

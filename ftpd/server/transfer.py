@@ -204,7 +204,9 @@ class TransferTask:
             if t.payload is not None:
                 await datamod.send_bytes(sock, t.payload, self._progress, self._send_held)
             else:
-                await datamod.send_file(sock, t.reader, t.ascii, self._progress, self._send_held)
+                await datamod.send_file(
+                    sock, t.reader, t.ascii, self._progress, self._send_held, t.kind.listing
+                )
             return Outcome.OK, None
         except DataTimeout:
             return Outcome.TIMEOUT, None

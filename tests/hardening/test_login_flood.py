@@ -159,6 +159,7 @@ def test_gate_cancels_queued_checks_and_shares_threads() -> None:
     the threads, the excess over the per-address bound is refused, and nothing is left after."""
     import asyncio
 
+    from ftpd.auth import Refusal
     from ftpd.server import logins
 
     class SlowAuth:
@@ -173,7 +174,7 @@ def test_gate_cancels_queued_checks_and_shares_threads() -> None:
     async def main() -> None:
         auth = SlowAuth()
         failures: list[str] = []
-        gate = logins.LoginGate(auth, 2, failures.append)  # type: ignore[arg-type]
+        gate = logins.LoginGate(lambda n, p, _client: auth.authenticate(n, p), 2, failures.append)
         owners = [object() for _ in range(6)]
         addrs = ["10.0.0.1"] * 4 + ["10.0.0.2"] * 2
         tasks = [
@@ -182,7 +183,9 @@ def test_gate_cancels_queued_checks_and_shares_threads() -> None:
         ]
         await asyncio.sleep(0.01)  # (well within the 50 ms a verification takes here)
         assert gate.running == 2 and auth.names == ["10.0.0.1", "10.0.0.2"]  # one thread each
-        assert await gate.check(object(), "10.0.0.1", "x", "pw") == logins.BUSY  # 4 waiting
+        assert await gate.check(object(), "10.0.0.1", "x", "pw") == Refusal(
+            logins.BUSY
+        )  # 4 waiting
         for o in owners[1:4]:
             gate.cancel(o)  # the client went away while its check waited
         results = await asyncio.gather(*tasks, return_exceptions=True)
