@@ -152,6 +152,8 @@ class ControlChannel(asyncio.Protocol):
         """The sweeper's call, about once a second: this session's timeouts."""
         if self.closed or self.session is None:
             return
+        if self.phase is Phase.READY and not self.session.logged_in:
+            self._to(Event.LOGGED_OUT)  # REIN (the phase is informational; timeouts read login)
         cfg = self.host.config
         stalled = self.commands.write_paused and now - self.commands.write_paused_since
         if stalled and stalled > cfg.data_timeout:
@@ -186,7 +188,7 @@ class ControlChannel(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
     # Our own bug in this IO layer (a handler's is the core's 451) must not leave a connection
     # open and its resources held: the three entry points from the loop drop it and finish.
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         try:
             self._made(transport)
         except Exception:

@@ -12,6 +12,8 @@ A transfer that makes no progress for ``data_timeout`` is aborted by the server'
   cannot make the transfer fail), unless ``pasv_promiscuous``.
 - Active: connect to the address PORT/EPRT gave (checked for bounce by the protocol core), from the
   control connection's local address.
+- Pumps: one per direction (``send_bytes``/``send_file``, ``receive_upload``) over a ``Stream``,
+  plain (``PlainStream``) or TLS (``tls.TlsData``); the plain one adds sendfile and bulk threads.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.textmode import FromNetwork, ToNetwork
 from . import proxyhdr
 from .sockets import DataTimeout, norm_ip, sendall, wait_fd
+
+if TYPE_CHECKING:
+    from ..fs.base import Reader, Writer
 
 T = TypeVar("T")
 
@@ -37,6 +42,8 @@ __all__ = [
     "DataTimeout",
     "PassiveListener",
     "connect_active",
+    "Stream",
+    "PlainStream",
     "send_file",
     "send_bytes",
     "receive_upload",
@@ -173,40 +180,92 @@ async def connect_active(host: str, port: int, local_ip: str, timeout: float) ->
     return sock
 
 
+class Stream(Protocol):
+    """A data connection as the pumps see it: plain (``PlainStream``) or TLS (``tls.TlsData``).
+    One pump per direction serves both; the plain stream adds zero-copy sends and bulk threads."""
+
+    def raw_socket(self) -> socket.socket | None:
+        """The socket itself when bytes go to it unchanged (sendfile, bulk threads), else None."""
+        ...
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        """Send what fits now, without waiting; the count sent."""
+        ...
+
+    async def send(self, data: bytes | memoryview) -> None: ...
+
+    def recv_into_now(self, view: memoryview) -> int | None:
+        """Receive into ``view`` what is there: the count, 0 at the end of the data, None if
+        nothing is there yet (then await ``readable``). A TLS stream cut short raises."""
+        ...
+
+    async def readable(self) -> None: ...
+
+
+class PlainStream:
+    """A plain data connection (a non-blocking socket)."""
+
+    __slots__ = ("sock", "fd", "loop")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.loop = asyncio.get_running_loop()
+
+    def raw_socket(self) -> socket.socket:
+        return self.sock
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+
+    async def send(self, data: bytes | memoryview) -> None:
+        await sendall(self.sock, data)
+
+    def recv_into_now(self, view: memoryview) -> int | None:
+        try:
+            return self.sock.recv_into(view)
+        except BlockingIOError:
+            return None
+
+    async def readable(self) -> None:
+        await wait_fd(self.loop, self.fd, False)
+
+
 async def send_bytes(
-    sock: socket.socket,
+    stream: Stream,
     data: bytes,
     progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
 ) -> None:
     """Send a prepared payload (a listing). ``before_wait`` runs once, before the first wait
-    (the caller's held 150 reply goes out then, see ``ControlChannel._run_transfer``)."""
-    try:
-        n = sock.send(data)
-    except BlockingIOError:
-        n = 0
+    (the caller's held 150 reply goes out then, see ``TransferTask._pump``)."""
+    n = stream.try_send(data)
     if n < len(data):
         if before_wait is not None:
             before_wait()
-        await sendall(sock, memoryview(data)[n:])
+        await stream.send(memoryview(data)[n:])
     progress(len(data))
 
 
 async def send_file(
-    sock: socket.socket,
-    reader: Any,
+    stream: Stream,
+    reader: Reader,
     ascii: bool,
     progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
     listing: bool = False,
 ) -> None:
-    """RETR: zero-copy ``os.sendfile`` for binary transfers, converted blocks for TYPE A.
-    ``before_wait`` runs once, before the first wait (see ``send_bytes``). A ``listing`` (a
-    stream read in batches) holds it until the first wait on the socket instead, so that a
-    small directory's 150 still goes out with its 226."""
+    """RETR: zero-copy ``os.sendfile`` for binary transfers on a plain stream, else blocks
+    (converted in TYPE A). ``before_wait`` runs once, before the first wait (see ``send_bytes``).
+    A ``listing`` (a stream read in batches) holds it until the first wait on the socket
+    instead, so that a small directory's 150 still goes out with its 226."""
     loop = asyncio.get_running_loop()
     fd = reader.fileno() if not ascii else None
-    if fd is not None:
+    sock = stream.raw_socket()
+    if fd is not None and sock is not None:
         offset = reader.position()
         remaining = reader.size - offset
         out = sock.fileno()
@@ -239,22 +298,19 @@ async def send_file(
             block = conv.convert(block)
         if before_wait is not None:
             # The held 150 must be out before we wait on the socket (a client may read the
-            # data connection only after the 150); waits on the IO pool need not release it,
-            # so a small listing or text file still ends with 150+226 in one write.
-            try:
-                n = sock.send(block)
-            except BlockingIOError:
-                n = 0
+            # data connection only after the 150); waits on the IO pool need not release it.
+            n = stream.try_send(block)
             if n == len(block):
                 continue
             before_wait()
             before_wait = None
-            block = memoryview(block)[n:]
-        await sendall(sock, block)
+            await stream.send(memoryview(block)[n:])
+            continue
+        await stream.send(block)
     if conv is not None:
         tail = conv.flush()
         if tail:
-            await sendall(sock, tail)
+            await stream.send(tail)
 
 
 class BulkThreads:
@@ -291,8 +347,8 @@ def _bulk_receive(
 
 
 async def receive_upload(
-    sock: socket.socket,
-    writer: Any,
+    stream: Stream,
+    writer: Writer,
     ascii: bool,
     progress: Callable[[int], None],
     bulk: BulkThreads | None = None,
@@ -304,14 +360,14 @@ async def receive_upload(
     At end of data, ``finish(tail)`` gets the last bytes not yet written (its result is returned):
     the caller commits them with the upload in one hop, so a small upload costs no separate
     write. Without ``finish`` the tail is written here."""
-    loop = asyncio.get_running_loop()
-    fd = sock.fileno()
     bufs = (_take_buffer(), _take_buffer())
     which = 0
     pending: asyncio.Future[Any] | None = None
     conv = FromNetwork() if ascii else None
     received = 0
-    blocking = writer.blocking_write() if bulk is not None and conv is None else None
+    sock = stream.raw_socket()
+    plain = bulk is not None and conv is None and sock is not None
+    blocking = writer.blocking_write() if plain else None
     reusable = False  # the buffers go back to the free list only if nothing can still read them
 
     def flush(data: memoryview) -> asyncio.Future[Any]:
@@ -324,12 +380,11 @@ async def receive_upload(
             filled = 0
             eof = False
             while filled < RECV_BUF:
-                try:
-                    n = sock.recv_into(view[filled:])
-                except BlockingIOError:
+                n = stream.recv_into_now(view[filled:])
+                if n is None:
                     if filled and pending is None:
                         break  # nothing queued for disk: write what we have rather than wait
-                    await wait_fd(loop, fd, False)
+                    await stream.readable()
                     continue
                 if n == 0:
                     eof = True

@@ -168,7 +168,7 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def _lean_records() -> None:
     """Skip what our log lines never show: the caller's file and line (a stack walk per record),
     thread, process and task names."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

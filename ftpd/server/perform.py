@@ -66,7 +66,7 @@ def _fs_performer(call: Callable[[Any, Any], Any]) -> Performer:
 
 def _authenticate(ch: Channel, req: Authenticate) -> Any:
     ip = ch.session.peer_ip
-    account = ch.host.login_now(ch, ip, req.name, req.password)  # type: ignore[arg-type]
+    account = ch.host.login_now(ch, ip, req.name, req.password)
     if account is NEED_ASYNC:
         return _authenticate_slowly(ch, req)
     return ch.logged_in(req.name, account)
@@ -74,7 +74,7 @@ def _authenticate(ch: Channel, req: Authenticate) -> Any:
 
 async def _authenticate_slowly(ch: Channel, req: Authenticate) -> Any:
     ip = ch.session.peer_ip
-    account = await ch.host.login_check(ch, ip, req.name, req.password)  # type: ignore[arg-type]
+    account = await ch.host.login_check(ch, ip, req.name, req.password)
     return ch.logged_in(req.name, account)
 
 

@@ -17,23 +17,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..config import Config, ConfigError, show
-from ..proto.textmode import FromNetwork, ToNetwork
-from .data import READ_BLOCK, RECV_BUF
+from .data import RECV_BUF
 from .sockets import DataTimeout, sendall, wait_fd
 
-__all__ = [
-    "make_context",
-    "TlsNotResumed",
-    "TlsData",
-    "wrap_data",
-    "tls_send_file",
-    "tls_send_bytes",
-    "tls_receive_upload",
-]
+__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "EarlyTls"]
 
 TICKETS = 8
 
@@ -148,6 +138,42 @@ class TlsData:
             view = view[n:]
             await self._flush()
 
+    # -- the data.Stream interface (one pump per direction for plain and TLS connections)
+    def raw_socket(self) -> None:
+        return None  # bytes are encrypted: no sendfile, no bulk thread
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        return 0  # every send goes through the TLS object (awaited)
+
+    def recv_into_now(self, view: memoryview) -> int | None:
+        """Application data into ``view``: the count, 0 after the peer's close_notify, None if
+        more ciphertext must arrive first. A stream that ends without close_notify raises
+        ``ssl.SSLEOFError`` (a truncated transfer, never committed)."""
+        while True:
+            try:
+                # With a buffer, read() returns the count (typeshed knows only the bytes form).
+                return cast(int, self.obj.read(len(view), view))
+            except ssl.SSLWantReadError:
+                if self.out.pending:
+                    return None  # our pending output first (``readable`` flushes it)
+                try:
+                    data = self.sock.recv(RECV_BUF)
+                except BlockingIOError:
+                    return None
+                if data:
+                    self.inc.write(data)
+                else:
+                    self.inc.write_eof()
+            except ssl.SSLZeroReturnError:
+                self.peer_closed = True
+                return 0
+
+    async def readable(self) -> None:
+        if self.out.pending:
+            await self._flush()  # then ``recv_into_now`` reads the socket again
+            return
+        await wait_fd(self.loop, self.fd, False, self.timeout)
+
     async def recv(self) -> bytes:
         """The next block of application data; b"" after the peer's close_notify. A stream that
         ends without close_notify raises ``ssl.SSLEOFError`` (a truncated transfer)."""
@@ -197,44 +223,6 @@ async def wrap_data(
     if require_reuse and not conn.obj.session_reused:
         raise TlsNotResumed()
     return conn
-
-
-async def tls_send_bytes(conn: TlsData, data: bytes, progress: Callable[[int], None]) -> None:
-    await conn.send(data)
-    progress(len(data))
-
-
-async def tls_send_file(
-    conn: TlsData, reader: Any, ascii: bool, progress: Callable[[int], None]
-) -> None:
-    """RETR under PROT P: large blocks (sendfile cannot encrypt)."""
-    conv = ToNetwork() if ascii else None
-    while True:
-        block = await reader.read(READ_BLOCK)
-        if not block:
-            break
-        progress(len(block))
-        await conn.send(conv.convert(block) if conv is not None else block)
-    if conv is not None:
-        tail = conv.flush()
-        if tail:
-            await conn.send(tail)
-
-
-async def tls_receive_upload(
-    conn: TlsData, writer: Any, ascii: bool, progress: Callable[[int], None]
-) -> None:
-    conv = FromNetwork() if ascii else None
-    while True:
-        block = await conn.recv()
-        if not block:
-            break
-        progress(len(block))
-        await writer.write(conv.convert(block) if conv is not None else block)
-    if conv is not None:
-        tail = conv.flush()
-        if tail:
-            await writer.write(tail)
 
 
 class EarlyTls:

@@ -51,7 +51,8 @@ class Channel(Protocol):
     transport: Any
     last_activity: float
     transfer: TransferTask | None
-    counted_user: str
+    sid: int
+    peer: tuple[str, int]
 
     @property
     def closed(self) -> bool: ...
@@ -128,7 +129,12 @@ class TransferTask:
             log.exception("%s internal error in a transfer", ch.who())
             outcome = Outcome.LOCAL_ERROR
         finally:
-            await _close_files(ch, t, outcome)
+            try:
+                await _close_files(ch, t, outcome)
+            except asyncio.CancelledError:
+                # The session finished meanwhile: the close or abort runs on (shielded), and
+                # the transfer is still logged and counted below.
+                pass
         seconds = time.monotonic() - self.started
         if xfer_log.isEnabledFor(logging.INFO):
             xfer_log.info(
@@ -172,7 +178,8 @@ class TransferTask:
         return await datamod.connect_active(addr, port, session.local_ip, host.config.data_timeout)
 
     async def _pump(self) -> tuple[Outcome, OSError | None]:
-        """Connect, send 150, pump; the outcome for ``Session.transfer_finished``."""
+        """Connect, send 150, pump; the outcome for ``Session.transfer_finished``. One pump per
+        direction serves plain and TLS data connections (``data.Stream``)."""
         ch = self.ch
         t = self.t
         try:
@@ -182,30 +189,42 @@ class TransferTask:
             return Outcome.NO_CONNECTION, None
         self.connected = True
         opened = ch.session.transfer_opened(t)
+        tls: tlsmod.TlsData | None = None
         try:
+            stream: datamod.Stream
             if t.tls:
                 ch.reply(opened)  # the client waits for it before its TLS handshake
-                return await self._pump_tls(sock)
+                shaken = await self._handshake(sock)
+                if isinstance(shaken, Outcome):
+                    return shaken, None
+                stream = tls = shaken
+            else:
+                stream = datamod.PlainStream(sock)
             if t.writer is not None:
-                ch.reply(opened)  # the client waits for it before it sends
+                if tls is None:
+                    ch.reply(opened)  # the client waits for it before it sends
                 result = await datamod.receive_upload(
-                    sock,
+                    stream,
                     t.writer,
                     t.ascii,
                     self._progress,
                     ch.host.bulk,
                     partial(commit_upload, t.writer, vanished=lambda: ch.closed),
                 )
+                # A TLS upload counts only with the client's close_notify (vsftpd's
+                # strict_ssl_read_eof): a truncated stream raised ssl.SSLEOFError above.
                 return result or Outcome.LOST, None
-            # A download that fits in the socket buffer (a small file, most listings) completes
-            # without waiting: its 150 then goes out with the 226 in one write, which saves a
-            # syscall and a wake-up of the client. Before any wait, the 150 is sent at once.
-            self.held = opened
+            if tls is None:
+                # A download that fits in the socket buffer (a small file, most listings)
+                # completes without waiting: its 150 then goes out with the 226 in one write,
+                # which saves a syscall and a wake-up of the client. Before any wait, the 150
+                # is sent at once.
+                self.held = opened
             if t.payload is not None:
-                await datamod.send_bytes(sock, t.payload, self._progress, self._send_held)
+                await datamod.send_bytes(stream, t.payload, self._progress, self._send_held)
             else:
                 await datamod.send_file(
-                    sock, t.reader, t.ascii, self._progress, self._send_held, t.kind.listing
+                    stream, t.reader, t.ascii, self._progress, self._send_held, t.kind.listing
                 )
             return Outcome.OK, None
         except DataTimeout:
@@ -216,6 +235,8 @@ class TransferTask:
         except OSError as exc:
             return Outcome.LOCAL_ERROR, exc
         finally:
+            if tls is not None:
+                await tls.close(min(ch.host.config.data_timeout, 5.0))
             sock.close()
 
     def _send_held(self) -> None:
@@ -223,9 +244,9 @@ class TransferTask:
         if held is not None:
             self.ch.reply(held)
 
-    async def _pump_tls(self, sock: socket.socket) -> tuple[Outcome, OSError | None]:
+    async def _handshake(self, sock: socket.socket) -> tlsmod.TlsData | Outcome:
+        """TLS on the data connection (PROT P): the client's early one, or ours now."""
         ch = self.ch
-        t = self.t
         cfg = ch.host.config
         early = self.source if isinstance(self.source, tlsmod.EarlyTls) else None
         try:
@@ -237,26 +258,16 @@ class TransferTask:
                     ch.host.tls_context,
                     cfg.tls_handshake_timeout,
                     cfg.tls_require_session_reuse,
-                    tickets=0 if t.writer else 1,
+                    tickets=0 if self.t.writer else 1,
                 )
         except tlsmod.TlsNotResumed:
             log.info("%s PROT P data connection did not resume the TLS session", ch.who())
-            return Outcome.TLS_NO_REUSE, None
+            return Outcome.TLS_NO_REUSE
         except (DataTimeout, ssl.SSLError, OSError) as exc:
             log.info("%s TLS on the data connection failed: %r", ch.who(), exc)
-            return Outcome.TLS_FAILED, None
+            return Outcome.TLS_FAILED
         conn.timeout = cfg.data_timeout
-        try:
-            if t.writer is not None:
-                await tlsmod.tls_receive_upload(conn, t.writer, t.ascii, self._progress)
-                return await commit_upload(t.writer, vanished=lambda: ch.closed), None
-            if t.payload is not None:
-                await tlsmod.tls_send_bytes(conn, t.payload, self._progress)
-            else:
-                await tlsmod.tls_send_file(conn, t.reader, t.ascii, self._progress)
-            return Outcome.OK, None
-        finally:
-            await conn.close(min(cfg.data_timeout, 5.0))
+        return conn
 
 
 async def commit_upload(

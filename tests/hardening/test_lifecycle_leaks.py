@@ -216,31 +216,54 @@ def test_login_timeout_aborts_a_client_that_stops_reading(servers: Any) -> None:
     assert settle_fds(srv.pid, fd0) <= fd0
 
 
+def _stuck_on_stat(srv: Any, big: Path) -> tuple[socket.socket, Any]:
+    """A logged-in session that asked STAT of ``big`` six times and never reads the replies."""
+    s = _stuffed(srv)
+    s.settimeout(5)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"220")
+    s.sendall(f"USER {srv.user}\r\n".encode())
+    assert f.readline().startswith(b"331")
+    s.sendall(f"PASS {srv.password}\r\n".encode())
+    assert f.readline().startswith(b"230")
+    # Each reply is ~1.4 MB: the first ones fill the kernel's socket buffers, the rest wait in
+    # the server's write buffer, which never drains.
+    s.sendall(f"STAT {big.name}\r\n".encode() * 6)
+    return s, f
+
+
+def _big_dir(srv: Any) -> Path:
+    big = srv.root / "big"
+    big.mkdir()
+    for i in range(20000):
+        (big / f"entry-with-a-long-name-{i:06d}.txt").touch()
+    return big
+
+
+def test_replies_unread_past_data_timeout_abort_the_session(servers: Any) -> None:
+    """16.2: an output buffer over its cap for too long aborts the session, even when the idle
+    timeout is far away (here 60 s; the cap holds for data_timeout, 2 s)."""
+    srv = servers(max_per_ip=1, idle_timeout=60, data_timeout=2, log_level="warning")
+    big = _big_dir(srv)
+    fd0 = fds(srv.pid)
+    s, f = _stuck_on_stat(srv, big)
+    t0 = time.monotonic()
+    assert wait_for(lambda: _can_login(srv), 2 + 5), "slot held by a client that stopped reading"
+    assert time.monotonic() - t0 < 2 + 6
+    f.close()
+    s.close()
+    assert settle_fds(srv.pid, fd0) <= fd0
+
+
 def test_idle_timeout_aborts_sessions_that_stop_reading_a_huge_stat(servers: Any) -> None:
     """16.2: logged-in sessions ask STAT of a big directory and stop reading: freed after
     idle_timeout (the replies never drain, so a graceful close would hold them for ever)."""
     idle = 2
     n = 3
     srv = servers(max_per_ip=n, idle_timeout=idle, log_level="warning")
-    big = srv.root / "big"
-    big.mkdir()
-    for i in range(20000):
-        (big / f"entry-with-a-long-name-{i:06d}.txt").touch()
+    big = _big_dir(srv)
     fd0 = fds(srv.pid)
-    stuck = []
-    for _ in range(n):
-        s = _stuffed(srv)
-        s.settimeout(5)
-        f = s.makefile("rb")
-        assert f.readline().startswith(b"220")
-        s.sendall(f"USER {srv.user}\r\n".encode())
-        assert f.readline().startswith(b"331")
-        s.sendall(f"PASS {srv.password}\r\n".encode())
-        assert f.readline().startswith(b"230")
-        # Each reply is ~1.4 MB: the first ones fill the kernel's socket buffers, the rest wait
-        # in the server's write buffer, which never drains.
-        s.sendall(b"STAT big\r\n" * 6)
-        stuck.append((s, f))
+    stuck = [_stuck_on_stat(srv, big) for _ in range(n)]
     t0 = time.monotonic()
     assert wait_for(lambda: _can_login(srv), idle + 5), "slots held past the idle timeout"
     assert time.monotonic() - t0 < idle + 6

@@ -34,7 +34,9 @@ async def test_cancelled_commit_keeps_its_buffer(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.001)
         task = asyncio.ensure_future(
-            datamod.receive_upload(a, writer, False, lambda n: None, None, finish=writer.commit)
+            datamod.receive_upload(
+                datamod.PlainStream(a), writer, False, lambda n: None, None, finish=writer.commit
+            )
         )
         for _ in range(1000):
             if pool._jobs.qsize():
