@@ -4,6 +4,7 @@
 
     ftpd [--key VALUE ...]          serve (the default; ``ftpd serve ...`` works too)
     ftpd passwd                     read a password, print its hash for the users file
+    ftpd user add|passwd|del|list   manage the accounts of the users file or database
     ftpd healthcheck [--host H] [--port P] [--timeout S]
 
 The subcommand is recognised only as the first argument, so ``ftpd --port 2121`` serves without
@@ -14,7 +15,6 @@ in a container even when the server package would not import.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import secrets
@@ -25,9 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from urllib.parse import quote
 
-from ftpd.auth import authenticator_from_config, single_user_enabled
+from ftpd.auth import ConfigAuthenticator, single_user_enabled
 from ftpd.auth.hashing import hash_password
+from ftpd.auth.store_file import FileStore
 from ftpd.config import Config, ConfigError, StrictParser, load_config, show
+from ftpd.startup import startup_warnings
 
 OnReady = Callable[[list[tuple[str, int]]], None]
 
@@ -42,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return passwd(args[1:])
         if args and args[0] == "healthcheck":
             return healthcheck(args[1:], os.environ)
+        if args and args[0] == "user":
+            from ftpd.usercli import user_command
+
+            return user_command(args[1:], os.environ)
         if args and args[0] == "serve":
             args = args[1:]
         return serve(args, os.environ)
@@ -68,16 +74,23 @@ def _error(message: str) -> None:
 def serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Load the config, prepare the homes, then run the server until it shuts down."""
     config = load_config(argv, env)
-    generated = single_user_enabled(config) and not config.password
+    single = single_user_enabled(config)
+    generated = single and not config.password
     if generated:
         config = replace(config, password=secrets.token_urlsafe(12))
-    _make_dir("root", config.root)
+    # Only the homes that someone logs into: with a users file alone, ./ftp-root serves no one.
+    if single or (config.anonymous and not config.anonymous_root):
+        _make_dir("root", config.root)
     if config.anonymous and config.anonymous_root:
         _make_dir("anonymous_root", config.anonymous_root)
-    # Read the users file now so that its errors are one line and exit 2, like config errors.
-    # (run() builds its own Authenticator; loading the file twice costs microseconds.)
-    authenticator_from_config(config)
-    return _server_run(config, announcer(config, show_password=generated))
+    # Read the users file (or reach the database) now so that its errors are one line and exit
+    # 2, like config errors. (run() builds its own Authenticator; this costs milliseconds.)
+    auth = ConfigAuthenticator.from_config(config)
+    if auth.store is not None:
+        auth.store.check()
+    for warning in startup_warnings(config, auth, env):
+        print(f"ftpd: warning: {warning}", file=sys.stderr, flush=True)
+    return _server_run(config, announcer(config, show_password=generated, auth=auth))
 
 
 def _make_dir(key: str, path: str) -> None:
@@ -97,24 +110,66 @@ def _server_run(config: Config, on_ready: OnReady) -> int:
     return run(config, on_ready=on_ready)
 
 
-def announcer(config: Config, show_password: bool = True) -> OnReady:
-    """The ``on_ready`` callback: tell the operator where we listen and how to connect."""
+def announcer(
+    config: Config, show_password: bool = True, auth: ConfigAuthenticator | None = None
+) -> OnReady:
+    """The ``on_ready`` callback: tell the operator what is served, where, and how to log in."""
+    served, hint = _what_is_served(config, auth)
 
     def on_ready(addresses: list[tuple[str, int]]) -> None:
         bound = [(str(a[0]), int(a[1])) for a in addresses] or [(config.host, config.port)]
-        root = os.path.abspath(config.root)
         listening = ", ".join(_hostport(host, port) for host, port in bound)
-        print(f"ftpd serving {root} on {listening}", flush=True)
+        print(f"ftpd serving {served} on {listening}", flush=True)
         # A password the operator chose never goes to the logs (docker logs); a generated one must.
-        print(f"connect with: {connect_url(config, bound, show_password)}", flush=True)
+        url = connect_url(config, bound, show_password, hint[0])
+        print(f"connect with: {url}{hint[1]}", flush=True)
 
     return on_ready
 
 
+def _what_is_served(
+    config: Config, auth: ConfigAuthenticator | None
+) -> tuple[str, tuple[str, str]]:
+    """(what the first line names, (user for the URL, note after the URL))."""
+    parts: list[str] = []
+    if single_user_enabled(config):
+        parts.append(os.path.abspath(config.root))
+    store = auth.store if auth is not None else None
+    user, note = "", ""
+    if store is not None:
+        names = [entry.name for entry in store.initial()]
+        if isinstance(store, FileStore):
+            parts.append(f"the homes of {len(names)} user(s) of the {store.description}")
+        else:
+            parts.append(f"the homes of the users in the {store.description}")
+        if not single_user_enabled(config):
+            user = names[0] if names else ""
+            where = store.description
+            if names:
+                note = f" (or another user of the {where}, with the password set there)"
+            elif isinstance(store, FileStore):
+                note = f" (the {where} has no users yet: add one with `ftpd user add`)"
+            else:
+                note = f" (as a user of the {where}: `ftpd user list` shows them)"
+    if config.anonymous:
+        anon = os.path.abspath(config.anonymous_root or config.root)
+        parts.append(f"{anon} to anonymous users")
+        if not user and not (single_user_enabled(config) and config.password):
+            more = ""
+            if store is not None and not isinstance(store, FileStore):
+                more = f"; users of the {store.description} add NAME@"
+            note = f" (anonymous login{more})"
+    return " and ".join(parts) or "nothing", (user, note)
+
+
 def connect_url(
-    config: Config, addresses: Sequence[tuple[str, int]], show_password: bool = True
+    config: Config,
+    addresses: Sequence[tuple[str, int]],
+    show_password: bool = True,
+    store_user: str = "",
 ) -> str:
-    """An ``ftp://`` URL a local client can use; credentials only for the single user."""
+    """An ``ftp://`` URL a local client can use: the single user with its password (when shown),
+    else ``store_user`` from the users file or database, else none (anonymous)."""
     # Prefer an IPv4 listener: every client handles it; a wildcard becomes loopback.
     host, port = next((a for a in addresses if ":" not in a[0]), addresses[0])
     host = _WILDCARDS.get(host, host)
@@ -122,6 +177,8 @@ def connect_url(
     if single_user_enabled(config) and config.password:
         secret = f":{quote(config.password, safe='')}" if show_password else ""
         userinfo = f"{quote(config.user, safe='')}{secret}@"
+    elif store_user:
+        userinfo = f"{quote(store_user, safe='')}@"
     return f"ftp://{userinfo}{_hostport(host, port)}/"
 
 
@@ -139,14 +196,12 @@ def passwd(argv: Sequence[str]) -> int:
         description="Read a password (from stdin when it is not a terminal, else prompt twice) "
         "and print its scrypt hash for the password_hash key of the users file.",
     ).parse_args(list(argv))
-    if sys.stdin is not None and sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            _error("passwords do not match")
-            return 1
-    else:
-        line = sys.stdin.readline() if sys.stdin is not None else ""
-        password = line.removesuffix("\n").removesuffix("\r")
+    from ftpd.usercli import read_password  # the prompt `ftpd user` uses too
+
+    password = read_password()
+    if password is None:
+        _error("passwords do not match")
+        return 1
     if not password:
         _error("empty password")
         return 1

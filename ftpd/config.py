@@ -19,6 +19,7 @@ import math
 import re
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -49,9 +50,13 @@ class Config:
     users_file: str = field(
         default="", metadata={"help": "TOML file of users with hashed passwords"}
     )
+    users_db: str = field(default="", metadata={"help": "users in a database instead: "
+                          "sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB (`ftpd user`)"})
+    users_cache_seconds: float = field(default=5.0, metadata={"help": "how long a login "
+                                       "reuses an account read from users_file or users_db"})
     anonymous: bool = field(default=False, metadata={"help": "allow anonymous logins (read-only)"})
     anonymous_root: str = field(
-        default="", metadata={"help": "home of anonymous users (default: root)"}
+        default="", metadata={"help": "home of anonymous users (empty: the same as root)"}
     )
     anonymous_write: bool = field(
         default=False, metadata={"help": "let anonymous users upload and modify"}
@@ -63,7 +68,7 @@ class Config:
     pasv_address: str = field(
         default="",
         metadata={
-            "help": "IP or hostname advertised in PASV replies (NAT/Docker); default: the control connection's local address"
+            "help": "IP or hostname advertised in PASV replies (NAT/Docker; empty: the control connection's local address)"
         },
     )
     pasv_promiscuous: bool = field(
@@ -244,6 +249,14 @@ def show(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password (``users_db``), for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
 def _invalid(key: str, value: object, expected: str, source: str = "") -> ConfigError:
     where = f" ({source})" if source else ""
     return ConfigError(f"invalid value for {key}{where}: {show(value)} (expected {expected})")
@@ -413,13 +426,17 @@ def build_parser(prog: str = "ftpd") -> argparse.ArgumentParser:
     """
     parser = StrictParser(
         prog=prog,
-        usage="%(prog)s [--config FILE] [--KEY VALUE ...]\n"
+        usage="%(prog)s [serve] [--config FILE] [--KEY VALUE ...]\n"
+        "       %(prog)s user {add,passwd,del,list} ...\n"
         "       %(prog)s passwd | healthcheck [--host H] [--port P] [--timeout S]",
         description="An asyncio FTP server.\n\n"
         "Every option below is also an FTPD_<KEY> environment variable and a key of the TOML\n"
         "file given by --config; a flag wins over the environment, which wins over the file.\n"
         "Booleans take true/false, yes/no, on/off or 1/0; a bare --flag means true.",
         epilog="other commands:\n"
+        "  serve         the default: `ftpd serve --port 21` is `ftpd --port 21`\n"
+        "  user          add, passwd, del, list: manage the users file or database\n"
+        "                (`ftpd user add --help`)\n"
         "  passwd        read a password (stdin, or prompt twice) and print its hash\n"
         "                for the password_hash key of the users file\n"
         "  healthcheck   connect, expect a 220 greeting, QUIT; exit 0 if healthy, else 1",
@@ -549,6 +566,13 @@ def validate(config: Config) -> None:
         value = getattr(c, key)
         if not (math.isfinite(value) and value > 0):
             raise _invalid(key, value, "a number of seconds > 0")
+    if c.users_file and c.users_db:
+        raise _invalid("users_db", redact_url(c.users_db), "users_file or users_db, not both")
+    if c.users_db and not re.match(r"(?i)(sqlite:///.|postgres(ql)?://)", c.users_db):
+        raise _invalid("users_db", redact_url(c.users_db),
+                       "sqlite:///FILE or postgresql://USER@HOST/DB")
+    if not (math.isfinite(c.users_cache_seconds) and c.users_cache_seconds >= 0):
+        raise _invalid("users_cache_seconds", c.users_cache_seconds, "a number of seconds >= 0")
     if not (math.isfinite(c.login_fail_delay) and c.login_fail_delay >= 0):
         raise _invalid("login_fail_delay", c.login_fail_delay, "a number of seconds >= 0")
     if _CONTROL_RE.search(c.banner):

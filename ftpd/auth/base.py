@@ -62,6 +62,12 @@ class Account:
     perms: str = READ_PERMS  # permission letters, e.g. "elr" or "elradfmwMT"
     anonymous: bool = False
     max_sessions: int = 0  # simultaneous sessions of this account, 0 = unlimited
+    # Limits carried with the account (users file, users_db) but not enforced yet: bandwidth and
+    # quotas come with their own issue. Bytes, files, bytes per second; 0 = none.
+    quota_bytes: int = 0
+    quota_files: int = 0
+    max_download_rate: int = 0
+    max_upload_rate: int = 0
 
 
 @dataclass(frozen=True, slots=True)

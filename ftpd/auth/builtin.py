@@ -1,4 +1,5 @@
-"""The built-in user store: the users file, the single user and anonymous logins.
+"""The built-in Authenticator: the single user, anonymous logins and a user store (the users
+file or a database: ``ftpd.auth.store``).
 
 Three kinds of account, checked in this order:
 
@@ -8,14 +9,17 @@ Three kinds of account, checked in this order:
 - the single user (``config.user`` / ``config.password``, home ``config.root``): enabled when
   there is no users file or when a password is set. Its password is a plain string held in
   memory, so it is compared with ``hmac.compare_digest`` right on the event loop;
-- users from ``config.users_file``: scrypt/argon2 hashes, verified in the loop's default executor
-  because one verification takes ~50 ms. A successful verification is remembered under an HMAC
-  of (name, password) with a per-process random key, so a client that logs in again and again
-  (one login per file is common in scripts) costs one hash, not one per login; the cache holds
-  at most one entry per user and password that actually matched.
+- users from a store (``ftpd.auth.store``): the users file (``config.users_file``) or a database
+  (``config.users_db``: SQLite or PostgreSQL), looked up per login without blocking the loop and
+  cached for ``users_cache_seconds``. Their scrypt/argon2 hashes are verified in the loop's
+  default executor because one verification takes ~50 ms. A successful verification is
+  remembered under an HMAC of (name, password, stored hash) with a per-process random key, so a
+  client that logs in again and again (one login per file is common in scripts) costs one hash,
+  not one per login, and a changed password or a deleted account stops matching as soon as the
+  store says so; the cache holds at most one entry per account and password that matched.
 
-No timing oracle for user names in users-file mode: an unknown name runs the same verification
-as a known one. Passwords are never logged or put in exception messages.
+No timing oracle for user names with a store: an unknown name runs the same verification as a
+known one (against a hash of the same cost). Passwords are never logged or put in exception messages.
 """
 
 from __future__ import annotations
@@ -40,13 +44,17 @@ from ftpd.auth.base import (
     LoginResult,
     Peer,
 )
-from ftpd.auth.users import UserEntry, load_users
+from ftpd.auth.store import StoreError, UserStore
+from ftpd.auth.store_file import FileStore
+from ftpd.auth.store_url import open_store
+from ftpd.auth.users import UserEntry
 from ftpd.config import Config, ConfigError, show
 
 log = logging.getLogger("ftpd.auth")
 
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 NEED_CACHE_MISS = object()  # authenticate_cached: the answer needs a hash verification
+MAX_VERIFIED = 10_000  # remembered verifications; a database may hold far more accounts
 
 __all__ = [
     "ANONYMOUS_NAMES",
@@ -83,6 +91,12 @@ class Logins:
             return NEED_CACHE_MISS
         return self._cached(Credentials(name, password), peer)
 
+    async def close(self) -> None:
+        """Release what the built-in store holds (a users_db pool) at shutdown. An application's
+        own Authenticator is the application's to close."""
+        if isinstance(self.store, ConfigAuthenticator):
+            await self.store.close()
+
     async def check(self, name: str, password: str, peer: Peer) -> LoginResult:
         try:
             return await self.store.authenticate(Credentials(name, password), peer)
@@ -99,13 +113,20 @@ def authenticator_from_config(config: Config) -> Authenticator:
 
 
 def single_user_enabled(config: Config) -> bool:
-    """The single user exists when there is no users file, or when a password is given anyway."""
-    return not config.users_file or bool(config.password)
+    """The single user exists when there is no users file or database, or when a password is
+    given anyway."""
+    return not (config.users_file or config.users_db) or bool(config.password)
+
+
+def _account(entry: UserEntry) -> Account:
+    return Account(entry.name, entry.home, entry.perms, False, entry.max_sessions,
+                   entry.quota_bytes, entry.quota_files, entry.max_download_rate,
+                   entry.max_upload_rate)  # fmt: skip
 
 
 class ConfigAuthenticator:
-    """The ``Authenticator`` of the users file, the single user and anonymous logins. Build one
-    per server with ``from_config``; safe to share.
+    """The ``Authenticator`` of the single user, anonymous logins and the users file or users
+    database (a ``UserStore``). Build one per server with ``from_config``; safe to share.
 
     Call ``authenticate`` from a running event loop. It never raises for bad credentials; it
     returns None, and the caller applies the failed-login delay and counter.
@@ -119,21 +140,24 @@ class ConfigAuthenticator:
         users: Iterable[UserEntry] = (),
         anonymous: Account | None = None,
         hash_concurrency: int | None = None,
+        store: UserStore | None = None,
     ) -> None:
         # An empty single-user password never matches: the CLI generates one, and a Config built
         # in code without one must not mean "any password".
         self._single = single if single is not None and single_password else None
         self._single_digest = hashlib.sha256(hashing.password_bytes(single_password)).digest()
         self._anonymous = anonymous
-        self._users: dict[str, tuple[Account, str]] = {}
-        for entry in users:
-            account = Account(entry.name, entry.home, entry.perms, False, entry.max_sessions)
-            self._users[entry.name] = (account, entry.password_hash)
-        self._check_clashes()
-        # Unknown names verify against a real hash from the file so they cost exactly the same
-        # (the result is ignored). With no users in the file, no name reaches the hash at all.
-        first = next(iter(self._users.values()), None)
-        self._dummy_hash = first[1] if first else ""
+        if store is None and users:
+            store = FileStore("", 0.0, entries=users)
+        self._store = store
+        initial = store.initial() if store is not None else []
+        self._check_clashes([entry.name for entry in initial])
+        if isinstance(store, FileStore):  # a reloaded file must not bring a clash either
+            store.validate = lambda entries: self._check_clashes([e.name for e in entries])
+        # Unknown names verify against a real hash from the store so they cost exactly the same
+        # (the result is ignored); a database has no such hash at hand, so one of the default
+        # cost (what `ftpd user add` writes) is made on first need.
+        self._dummy_hash = initial[0].password_hash if initial else ""
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, Account] = {}
         # Hashing is CPU and memory bound (16 MiB each); more parallel hashes than cores only
@@ -154,12 +178,22 @@ class ConfigAuthenticator:
             home = os.path.realpath(config.anonymous_root or config.root)
             perms = ALL_PERMS if config.anonymous_write else READ_PERMS
             anonymous = Account("anonymous", home, perms, anonymous=True)
-        users = load_users(config.users_file) if config.users_file else []
-        return cls(single=single, single_password=config.password, users=users, anonymous=anonymous)
+        ttl = config.users_cache_seconds
+        store: UserStore | None = None
+        if config.users_db:
+            store = open_store(config.users_db, ttl, check_homes=config.storage == "local")
+        elif config.users_file:
+            store = FileStore(config.users_file, ttl)
+        return cls(single=single, single_password=config.password, anonymous=anonymous,
+                   store=store)  # fmt: skip
 
-    def _check_clashes(self) -> None:
-        names = list(self._users)
-        if self._single is not None and self._single.name in self._users:
+    @property
+    def store(self) -> UserStore | None:
+        """Where the accounts other than the single user and anonymous come from."""
+        return self._store
+
+    def _check_clashes(self, names: list[str]) -> None:
+        if self._single is not None and self._single.name in names:
             raise ConfigError(
                 f"user {show(self._single.name)} is both the single user (user/password) "
                 "and an entry of users_file"
@@ -172,22 +206,40 @@ class ConfigAuthenticator:
                     raise ConfigError(
                         f"user {show(name)} clashes with anonymous logins (anonymous = true)"
                     )
+        if len(set(names)) != len(names):
+            raise ConfigError("duplicate user names")
 
     @property
     def accounts(self) -> list[Account]:
         """Every account that can log in (anonymous last), e.g. for per-user session limits."""
-        found = [account for account, _ in self._users.values()]
+        initial = self._store.initial() if self._store is not None else []
+        found = [_account(entry) for entry in initial]
         if self._single is not None:
             found.insert(0, self._single)
         if self._anonymous is not None:
             found.append(self._anonymous)
         return found
 
+    def homes(self) -> list[str]:
+        """Blocking, at start-up: every home, the store's included (stale-upload clean-up)."""
+        found = [account.home for account in self.accounts]
+        if self._store is not None:
+            found += self._store.homes()
+        return sorted(set(found))
+
     def is_known_fast(self, name: str) -> bool:
-        """Whether ``name`` could log in. Cheap; never let it change a reply (user enumeration)."""
+        """Whether ``name`` could log in. Cheap; never let it change a reply (user enumeration).
+        With a database, only names already cached are known."""
         if self._anonymous is not None and name.lower() in ANONYMOUS_NAMES:
             return True
-        return (self._single is not None and name == self._single.name) or name in self._users
+        if self._single is not None and name == self._single.name:
+            return True
+        return self._store is not None and isinstance(self._store.peek(name), UserEntry)
+
+    async def close(self) -> None:
+        """Release the store's connections (server shutdown)."""
+        if self._store is not None:
+            await self._store.close()
 
     def authenticate_cached(self, credentials: Credentials, peer: Peer) -> LoginResult | object:
         """The answer when it needs no hashing (anonymous, the single user, a cached verification),
@@ -203,15 +255,18 @@ class ConfigAuthenticator:
             digest = hashlib.sha256(hashing.password_bytes(password)).digest()
             if hmac.compare_digest(digest, self._single_digest):
                 return self._single
-            if self._users:
+            if self._store is not None:
                 # Next to a users file, a failure must take the hashed path like any other
                 # name's: answered at once, it would tell the single user's name apart.
                 return NEED_CACHE_MISS
             return None
-        if not self._users:
+        if self._store is None:
             return None  # single-user mode: unknown names are as fast as wrong passwords
-        cached = self._verified.get(self._cache_key(name, password))
-        # An unknown name is a miss too: it must pay for a (dummy) verification.
+        entry = self._store.peek(name)
+        if not isinstance(entry, UserEntry):
+            # Not cached, or an unknown name: that must pay for a (dummy) verification.
+            return NEED_CACHE_MISS
+        cached = self._verified.get(self._cache_key(name, password, entry.password_hash))
         return cached if cached is not None else NEED_CACHE_MISS
 
     async def authenticate(self, credentials: Credentials, peer: Peer) -> LoginResult:
@@ -223,20 +278,40 @@ class ConfigAuthenticator:
         answer = self.lookup_cached(name, password)
         if answer is not NEED_CACHE_MISS:
             return cast("Account | None", answer)
-        found = self._users.get(name)
-        encoded = found[1] if found is not None else self._dummy_hash
+        assert self._store is not None  # lookup_cached answered every other case
+        try:
+            found = await self._store.lookup(name)
+        except StoreError as exc:
+            log.error("login of %r: cannot look the account up: %s", name[:64], exc)
+            return None
+        encoded = found.password_hash if found is not None else await self._dummy()
         ok = await self._verify(password, encoded)
         if not ok or found is None:
             return None
-        self._verified[self._cache_key(name, password)] = found[0]
-        return found[0]
+        account = _account(found)
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[self._cache_key(name, password, found.password_hash)] = account
+        return account
 
-    def _cache_key(self, name: str, password: str) -> bytes:
+    async def _dummy(self) -> str:
+        if not self._dummy_hash:
+            loop = asyncio.get_running_loop()
+            self._dummy_hash = await loop.run_in_executor(
+                None, hashing.hash_password, secrets.token_urlsafe(16)
+            )
+        return self._dummy_hash
+
+    def _cache_key(self, name: str, password: str, encoded: str) -> bytes:
         # An unkeyed SHA-256 of the password would sit in memory as a fast hash to brute-force;
         # keyed with a per-process secret it is worthless outside this process.
         return hmac.new(
             self._key,
-            hashing.password_bytes(name) + b"\0" + hashing.password_bytes(password),
+            hashing.password_bytes(name)
+            + b"\0"
+            + hashing.password_bytes(password)
+            + b"\0"
+            + encoded.encode("ascii", "replace"),
             hashlib.sha256,
         ).digest()
 

@@ -8,6 +8,10 @@
     home = "alice"          # relative to this file's directory
     perms = "elr"           # optional, pyftpdlib letters, default "elradfmwMT"
     max_sessions = 2        # optional, simultaneous sessions of this user, 0 = unlimited
+    quota_bytes = "10G"     # optional, stored for the quota feature (not enforced yet)
+
+The limit keys (``quota_bytes``, ``quota_files``, ``max_download_rate``, ``max_upload_rate``) are
+validated and carried on the account, but nothing enforces them yet (issue 19, parts 1 and 2).
 
 Everything is checked at load time and the first problem stops start-up with one line naming
 the file, the user and the key (``UsersFileError``, a ``ConfigError``).
@@ -27,9 +31,15 @@ from ftpd.config import ConfigError, show
 
 __all__ = ["ALL_PERMS", "READ_PERMS", "UserEntry", "UsersFileError", "load_users", "normalise_perms"]
 
-_KEYS = ("name", "password_hash", "home", "perms", "max_sessions")
+# Per-user limits that are validated and stored but not enforced yet (bandwidth and quotas come
+# with their own issue): integers >= 0, 0 = none; the sizes also take K/M/G suffixes.
+LIMIT_KEYS = ("quota_bytes", "quota_files", "max_download_rate", "max_upload_rate")
+_SIZED = frozenset({"quota_bytes", "max_download_rate", "max_upload_rate"})
+_KEYS = ("name", "password_hash", "home", "perms", "max_sessions", *LIMIT_KEYS)
 _REQUIRED = ("name", "password_hash", "home")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_SIZE_RE = re.compile(r"\s*([0-9]+)\s*([KMGkmg]?)(?:i?[Bb])?\s*")
+_SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 class UsersFileError(ConfigError):
@@ -45,6 +55,27 @@ class UserEntry:
     home: str  # absolute real path, an existing directory
     perms: str  # canonical order, no duplicates
     max_sessions: int = 0
+    quota_bytes: int = 0
+    quota_files: int = 0
+    max_download_rate: int = 0  # bytes per second
+    max_upload_rate: int = 0
+
+
+def parse_size(value: object) -> int:
+    """An integer >= 0, or a string like ``"512K"``, ``"2M"``, ``"1G"`` (powers of 1024).
+
+    ValueError for anything else (booleans, negatives, other suffixes)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(value)
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.fullmatch(value)
+        if match:
+            return int(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    raise ValueError(value)
 
 
 def normalise_perms(perms: str) -> str:
@@ -77,7 +108,7 @@ def load_users(path: str) -> list[UserEntry]:
     entries: list[UserEntry] = []
     seen: set[str] = set()
     for index, table in enumerate(tables):
-        entry = _entry(table, index, base, where)
+        entry = entry_from_table(table, index, base, where)
         if entry.name in seen:
             raise UsersFileError(f"{where}: user {show(entry.name)}: duplicate name")
         seen.add(entry.name)
@@ -85,7 +116,12 @@ def load_users(path: str) -> list[UserEntry]:
     return entries
 
 
-def _entry(table: dict[str, Any], index: int, base: str, where: str) -> UserEntry:
+def entry_from_table(
+    table: dict[str, Any], index: int, base: str, where: str, check_home: bool = True
+) -> UserEntry:
+    """Validate one account (a ``[[users]]`` table or a database row); UsersFileError on the
+    first problem. ``home`` is resolved against ``base``; ``check_home=False`` skips the
+    directory check (object storage, where the home is a key prefix)."""
     name = table.get("name")
     who = f"user {show(name)}" if isinstance(name, str) else f"users[{index}]"
 
@@ -118,7 +154,7 @@ def _entry(table: dict[str, Any], index: int, base: str, where: str) -> UserEntr
     if not isinstance(home, str) or not home:
         raise bad("home", "a directory path")
     real_home = os.path.realpath(os.path.join(base, os.path.expanduser(home)))
-    if not os.path.isdir(real_home):
+    if check_home and not os.path.isdir(real_home):
         raise fail(f"invalid value for home: {show(home)} (not a directory: {show(real_home)})")
 
     perms = table.get("perms", ALL_PERMS)
@@ -133,4 +169,20 @@ def _entry(table: dict[str, Any], index: int, base: str, where: str) -> UserEntr
     if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 0:
         raise bad("max_sessions", "an integer >= 0 (0: unlimited)")
 
-    return UserEntry(name, password_hash, real_home, perms, max_sessions)
+    limits: dict[str, int] = {}
+    for key in LIMIT_KEYS:
+        value = table.get(key)
+        if value is None:
+            continue  # absent (a NULL column counts as absent)
+        try:
+            limits[key] = parse_size(value) if key in _SIZED else _count(value)
+        except ValueError:
+            suffix = ' or a size like "10G"' if key in _SIZED else ""
+            raise bad(key, f"an integer >= 0{suffix} (0: none)") from None
+    return UserEntry(name, password_hash, real_home, perms, max_sessions, **limits)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(value)
+    return value

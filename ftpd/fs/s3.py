@@ -423,18 +423,27 @@ class S3FS:
             token = resp.get("NextContinuationToken")
             if not resp.get("IsTruncated") or not token:
                 break
-        candidates = [f"{prefix}.{i}" for i in range(1, _UNIQUE_SEQUENTIAL + 1)]
-        candidates += [f"{prefix}.{secrets.token_hex(6)}" for _ in range(16)]
-        for name in candidates:
+        # Sequential names only with an atomic create (two sessions could both find ".3" free);
+        # without conditional writes, 128-bit random names, which cannot collide in practice.
+        for i in range(1, _UNIQUE_SEQUENTIAL + 1):
+            name = f"{prefix}.{i}"
             if name in taken:
                 continue
-            key = self._key([*parts, name])
-            if await self._put_new(key):
+            created = await self._put_new(self._key([*parts, name]), random_name=False)
+            if created:
+                return "/" + "/".join([*parts, name])
+            if created is None:
+                break
+        for _ in range(16):
+            name = f"{prefix}.{secrets.token_hex(6 if self.storage.conditional_put else 16)}"
+            if await self._put_new(self._key([*parts, name]), random_name=True):
                 return "/" + "/".join([*parts, name])
         raise FileExistsError(errno.EEXIST, "no unique name available", vdir)
 
-    async def _put_new(self, key: str) -> bool:
-        """Create an empty object unless ``key`` exists (If-None-Match where the server has it)."""
+    async def _put_new(self, key: str, *, random_name: bool) -> bool | None:
+        """Create an empty object unless ``key`` exists: atomically (PutObject If-None-Match: *)
+        where the server has conditional writes. Without them only a random name is created
+        (HEAD, then PUT); for any other name None says "use random names"."""
         if self.storage.conditional_put:
             try:
                 await self._call("put_object", key, Key=key, Body=b"", IfNoneMatch="*")
@@ -445,6 +454,8 @@ class S3FS:
                 if exc.errno != errno.EOPNOTSUPP:
                     raise
                 self.storage.conditional_put = False
+        if not random_name:
+            return None
         if await self._head(key) is not None:
             return False
         await self._call("put_object", key, Key=key, Body=b"")

@@ -20,6 +20,7 @@ import os
 import resource
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -194,6 +195,7 @@ class Server:
         await asyncio.sleep(0)
         await self.storage.close()  # S3: finishes aborts of unfinished multipart uploads
         self.observer.stop()
+        await self.host.logins.close()  # a users_db connection pool
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.io.shutdown()
         self.bulk.executor.shutdown(wait=False, cancel_futures=True)
@@ -239,7 +241,12 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     workers = max(1, config.workers)
     if workers == 1:
         return serve(config, on_ready)
-    reserved, port = reserve_port(config.host, config.port)
+    try:
+        reserved, port = reserve_port(config.host, config.port)
+    except OSError as exc:  # the same one line as with one worker (start() below)
+        raise ConfigError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from None
     config = replace(config, port=port)
     counters = address_table(config, workers)
 
@@ -252,7 +259,13 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
             os.write(ready_fd, b"1")
             os.close(ready_fd)
 
-        return serve(config, ready, counters=counters, worker=index)
+        try:
+            return serve(config, ready, counters=counters, worker=index)
+        except ConfigError as exc:
+            # A forked worker never returns to the CLI: say it here, as the CLI would.
+            message = " ".join(str(exc).split())
+            print(f"ftpd: error: worker {index}: {message}", file=sys.stderr, flush=True)
+            return 2
 
     def all_ready() -> None:
         log.info("%d workers serving %s:%d", workers, config.host, port)
@@ -271,7 +284,7 @@ def address_table(config: Config, workers: int) -> AddressTable:
 def _cleanup_stale_uploads(config: Config) -> None:
     """Remove temp files of uploads a crash interrupted, once, before any worker serves (a worker
     doing it while another serves could delete a live upload)."""
-    homes = sorted({a.home for a in ConfigAuthenticator.from_config(config).accounts})
+    homes = ConfigAuthenticator.from_config(config).homes()  # users_db ones too
     removed = Storage(config, None).cleanup_stale_uploads(homes)
     if removed:
         log.info("removed %d unfinished upload(s) left by an earlier run", removed)

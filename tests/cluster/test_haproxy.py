@@ -6,11 +6,14 @@ load balancer"; the layout of config/haproxy.cfg).
         implicit FTPS: leastconn over the nodes' implicit_tls_port (header, then TLS)
         data:    127.0.0.10:65300-65309 -> n1, 127.0.0.10:65310-65319 -> n2 (the port names the node)
     n1, n2 -> moto S3 (one bucket, one home prefix)
+    n1, n2 -> PostgreSQL (one users_db table: the account "user" both nodes log in)
 
 Checked: upload through one node and download through the other, with PASV and EPSV; the real
 client IP in both nodes' logs; the per-IP limit counts the real client; curl downloads over
 implicit FTPS (PROT P data) through HAProxy and the node logs the real client; killing a node
 mid-upload drops that session, leaves no object, and new sessions go to the other node.
+The account lives in a real PostgreSQL database that both nodes share (``users_db``; the server
+the tests start, see ``postgres`` in tests/conftest.py), created with ``ftpd user add``'s code.
 HAProxy is the Debian package; missing, the test skips (fails under FTPD_REQUIRE_CLIENTS=1).
 """
 
@@ -31,6 +34,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,13 +135,20 @@ def _wait_ready(log_path: Path, pattern: str, proc: subprocess.Popen[bytes], wha
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, postgres: Any) -> Iterator[Cluster]:
     haproxy = _haproxy()
     import boto3
     import trustme
     from botocore.config import Config as BotoConfig
 
+    from ftpd.auth.admin import NewUser, open_target
+    from ftpd.auth.hashing import hash_password
+
     tmp = tmp_path_factory.mktemp("cluster")
+    # One user table for both nodes. With storage = s3 the home is the key prefix PREFIX/user/,
+    # so the row's home directory plays no part.
+    users_db = postgres.new_database()
+    open_target("", users_db).add(NewUser("user", hash_password("12345"), str(tmp), "elradfmwMT"))
     ca = trustme.CA()  # clients reach the nodes through the VIP: that is the certificate's name
     ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
     ca.issue_cert(VIP).private_key_and_cert_chain_pem.write_to_path(str(tmp / "node.pem"))
@@ -182,7 +193,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             log_path = tmp / f"{name}.log"
             tls_port = _free_port(host)
             flags = dict(
-                host=host, port=0, user="user", password="12345", root=str(tmp / name),
+                host=host, port=0, users_db=users_db, password="", root=str(tmp / name),
                 tls="explicit", tls_cert=tmp / "node.pem", tls_key=tmp / "node.pem",
                 implicit_tls_port=tls_port,
                 storage="s3", s3_endpoint=endpoint, s3_bucket=BUCKET, s3_prefix=PREFIX,
@@ -195,6 +206,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 argv += [f"--{k.replace('_', '-')}", str(v)]
             proc = spawn(argv, log_path)
             port = int(_wait_ready(log_path, r"^ftpd serving .* on \S+:(\d+)$", proc, name))
+            assert "users database postgresql://ftpd:***@" in log_path.read_text()
             nodes[name] = Node(name, host, port, tls_port, proc, log_path)
 
         port = ftps_port = _free_port(VIP)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ftplib
 import io
 import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -31,6 +30,8 @@ from typing import Any
 
 import pytest
 import trustme
+from support.proc import cpu_seconds, fds, settle_fds
+from support.waits import wait_until
 
 from ftpd.proto.proxy import V2_SIGNATURE
 
@@ -87,12 +88,10 @@ class Client:
         self.sock.close()
 
 
-def wait_log(server: Any, pattern: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, server.log()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{pattern!r} not in log:\n{server.log()}")
-        time.sleep(0.05)
+def wait_log(server: Any, pattern: str, timeout: float = 5.0, count: int = 1) -> None:
+    """Wait until the regular expression ``pattern`` matches ``count`` times in the log."""
+    found = wait_until(lambda: len(re.findall(pattern, server.log())) >= count, timeout)
+    assert found, f"{pattern!r} not in log:\n{server.log()}"
 
 
 @pytest.fixture
@@ -157,7 +156,7 @@ def test_data_connection_header_in_pieces(required: Any) -> None:
     )
     data.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     data.sendall(header[:5])
-    time.sleep(0.2)
+    time.sleep(0.2)  # the header in pieces, some time apart: the behaviour under test
     data.sendall(header[5:20])
     time.sleep(0.2)
     data.sendall(header[20:] + b"payload")
@@ -411,7 +410,7 @@ class ImplicitClient(Client):
         raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
         for piece in early:  # parts of the header on their own, some time before the rest
             raw.sendall(piece)
-            time.sleep(0.2)
+            time.sleep(0.2)  # pieces some time apart: the behaviour under test
         self.ctx, self.source = pki.context(), source
         self.sock = TlsConn(raw, self.ctx, header)  # type: ignore[assignment]
         self.buf = b""
@@ -465,13 +464,15 @@ def test_implicit_header_in_pieces_waits_without_spinning(ftpd_factory: Any, pki
     # polling (a 5 ms poll of each costs ~0.3 s of CPU per second here, a busy loop all of it).
     hdr = v2("192.0.2.40", 40300, dport=srv.tls_port)
     waiting = []
+    fds0 = fds(srv.pid)
     for _ in range(200):
         s = socket.create_connection(("127.0.0.1", srv.tls_port), source_address=(BALANCER, 0))
         s.sendall(hdr[:9])
         waiting.append(s)
-    time.sleep(0.2)
+    # Measure only once the server holds all 200 (their accepts cost CPU, legitimately).
+    assert wait_until(lambda: fds(srv.pid) >= fds0 + 200, 20), (fds0, fds(srv.pid))
     before = cpu_seconds(srv.pid)
-    time.sleep(1.0)
+    time.sleep(1.0)  # the window: CPU time, unlike wall time, does not grow with others' load
     assert cpu_seconds(srv.pid) - before < 0.1
     # The rest of the header and the ClientHello together: a session, greeted over TLS.
     clients = [ImplicitClient(pki, srv.tls_port, header=hdr[9:], early=(hdr[:9],))]
@@ -490,11 +491,6 @@ def test_implicit_header_in_pieces_waits_without_spinning(ftpd_factory: Any, pki
         s.close()
     for c in clients:
         c.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_implicit_required_refusals(ftpd_factory: Any, pki: Pki) -> None:
@@ -535,9 +531,11 @@ def test_implicit_untrusted_peer_gets_plain_tls(ftpd_factory: Any, pki: Pki) -> 
     c.close()
     wait_log(srv, r"127\.0\.0\.1:\d+ user login ok")
     # An untrusted peer's header is not honoured: it is not TLS, so the handshake fails.
+    fd0 = fds(srv.pid)
     with pytest.raises(OSError):
         ImplicitClient(pki, srv.tls_port, source="127.0.0.1", header=v2("192.0.2.66"))
-    time.sleep(0.2)
+    # The server has dropped that connection (so it has logged whatever it would about it).
+    assert settle_fds(srv.pid, fd0) <= fd0
     assert "192.0.2.66" not in srv.log()
 
 

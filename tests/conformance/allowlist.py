@@ -6,12 +6,16 @@
 ``"tree"`` for the final directory tree. An entry states what ftpd must do there (``code``: the
 reply code, or a role -> code mapping for a whole step, where ``ABSENT`` means "no such reply" and
 every reply role that differs must be listed; ``detail``: the pinned text, see
-``compare.norm_reply``, or the data, ``ABSENT`` for none; ``derive``: ftpd's observation as a
+``compare.norm_reply``, or the data, ``ABSENT`` for none; ``data``: on a whole-step entry, the
+data ftpd must send (a listing as ``(name, type, size)`` rows); ``derive``: ftpd's observation as a
 function of pyftpdlib's, for a difference that is a rule rather than a value; ``tree``: the paths
 whose final state differs from the reference's, with ftpd's expected ``(kind, size, sha256
 prefix)`` or None for "absent"), and the reason: the RFC section or the client that makes ftpd's
 behaviour the right one. Everything not listed here must match pyftpdlib; an entry that no longer
-matches a difference fails the test too.
+matches a difference fails the test too. An entry never accepts data or pinned reply text it does
+not state: a data difference needs ``detail`` (on ``"<step>.data"``) or ``data`` (on
+``"<step>"``), and a reply whose pinned text (a 257 path, a 213 value, a listing) differs from the
+reference's needs ``detail``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Allow:
     detail: Any = None
     tree: Mapping[bytes, Any] | None = None
     derive: Callable[[Any], Any] | None = None
+    data: Any = None
 
 
 _FEAT = [
@@ -94,13 +99,19 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "accepts only 'anonymous'.",
             code=230,
         ),
-        "2.reply": Allow("Follows from the accepted anonymous login above.", code=257),
+        "2.reply": Allow("Follows from the accepted anonymous login above.", code=257, detail=b"/"),
     },
     "login-rein": {
         "1.reply": Allow(
             "RFC 959 §5.4 lists 120/220/421/500/502 for REIN; pyftpdlib's 230 "
             "('logged in') is not among them.",
             code=220,
+        ),
+        "8.reply": Allow(
+            "SIZE answers in TYPE A too (see file-size-ascii), so after REIN's reset to "
+            "TYPE A ftpd gives the size where pyftpdlib refuses.",
+            code=213,
+            detail=b"30",
         ),
     },
     "login-rein-not-logged-in": {
@@ -227,7 +238,10 @@ ALLOW: dict[str, dict[str, Allow]] = {
         "2.reply": Allow(
             "RFC 2577 §3: the address is not the client's own (an IPv6 address on "
             "an IPv4 session), so the bounce check refuses it (501) before the "
-            "protocol is considered; either way the EPRT is refused.",
+            "protocol is considered; either way the EPRT is refused. RFC 2428 §2 asks for "
+            "522 only for a protocol the server does not support, and ftpd supports 2; the "
+            "other malformed arguments (steps 0, 3-6) are syntax errors, 501 (RFC 959 §4.2.1), "
+            "in both servers.",
             code=501,
         ),
     },
@@ -314,6 +328,16 @@ ALLOW: dict[str, dict[str, Allow]] = {
             tree={b"a.txt": ("file", 30, "49b4c65ebec44dc7"), b"b.txt": None},
         ),
     },
+    "file-size-ascii": {
+        "1.reply": Allow(
+            "RFC 3659 §4 lets a server refuse SIZE in TYPE A or answer it; ftpd answers with "
+            "the stored size, as vsftpd and pure-ftpd do, because Python's ftplib.size() "
+            "never sends TYPE I first; pyftpdlib refuses.",
+            code=213,
+            detail=b"30",
+        ),
+        "2.reply": Allow("As 1.reply, for a binary file.", code=213, detail=b"4096"),
+    },
     "file-rename-onto-root": {
         "1.reply": Allow(
             "RFC 959 §5.4 lists 553 (file name not allowed) for RNTO, not 550; the "
@@ -339,25 +363,28 @@ ALLOW: dict[str, dict[str, Allow]] = {
     },
     "stou-errors": {
         "1.prelim": Allow(
-            "RFC 959 §4.2.1: 4yz means 'try again'; a missing directory is a "
-            "permanent condition, so ftpd answers 550 as for STOR.",
+            "RFC 959 §4.2.1: 4yz means 'try again'; a missing directory is a permanent "
+            "condition, so ftpd answers 550 as it does for STOR. §5.4 lists 553/551/552 but "
+            "not 550 for STOR and STOU; ftpd keeps one errno -> reply table for every store "
+            "command, and §4.2's 550 ('file unavailable, e.g. file not found') is the case.",
             code=550,
         ),
     },
     "rest-stou": {
         "2.prelim": Allow(
-            "RFC 3659 §5.3: REST is defined before RETR and STOR only; ftpd refuses "
-            "STOU after REST permanently (550) since repeating the sequence cannot "
-            "succeed, where pyftpdlib's 450 invites a retry.",
+            "RFC 3659 §5.3: the command after REST 'should be either RETR or STOR'; ftpd "
+            "refuses STOU after REST with 550 (as STOR's errors, see stou-errors) and clears "
+            "the marker, where pyftpdlib answers 450.",
             code=550,
         ),
     },
     "rest-appe": {
         "2": Allow(
-            "The core issue asks REST to work for APPE too: REST n + APPE resumes the upload "
-            "at byte n exactly as REST n + STOR does (RFC 3659 §5.3 defines REST for any "
-            "transfer), which is how a client resumes an interrupted append; pyftpdlib "
-            "refuses the pair with 450.",
+            "RFC 3659 §5.3 names only RETR and STOR after REST and leaves other uses "
+            "undefined; RFC 959 §4.1.3 has REST followed by 'the appropriate FTP service "
+            "command which shall cause file transfer to resume'. ftpd resumes REST n + APPE "
+            "at byte n exactly as REST n + STOR (the core issue asks for it: how a client "
+            "resumes an interrupted append); pyftpdlib refuses the pair with 450.",
             code={"prelim": 150, "final": 226},
         ),
         "3.reply": Allow(
@@ -385,8 +412,13 @@ ALLOW: dict[str, dict[str, Allow]] = {
             "pyftpdlib only strips a lone -a/-l/-la/-al and then looks for a file "
             "named '-la sub'.",
             code={"prelim": 150, "final": 226},
+            data=[(b"deeper", "d", None), (b"inner.txt", "-", 6)],
         ),
-        "1": Allow("As above, for 'LIST -a sub'.", code={"prelim": 150, "final": 226}),
+        "1": Allow(
+            "As above, for 'LIST -a sub'.",
+            code={"prelim": 150, "final": 226},
+            data=[(b"deeper", "d", None), (b"inner.txt", "-", 6)],
+        ),
     },
     "nlst-variants": {
         "5.data": Allow(

@@ -307,20 +307,54 @@ def check(
                 problems.append(f"{d.where}: allow-listed no reply, got {obs} ({d})")
         elif obs is None or obs.code != want:
             problems.append(f"{d.where}: allow-listed ftpd {want}, got {obs} ({d})")
-        if entry.detail is not None and "." in key:
-            got_detail = obs if role == "data" or obs is None else obs.detail
-            if entry.detail != got_detail:
-                problems.append(
-                    f"{d.where}: allow-listed detail {entry.detail!r}, got {got_detail!r}"
-                )
         if entry.derive is not None:
             expected = entry.derive(d.ref)
             if expected != obs:  # expected on the left: it may hold tolerant matchers
                 problems.append(f"{d.where}: allow-listed ftpd {expected}, got {obs} ({d})")
+            continue
+        problems += _pinned(d, key, entry, role, obs)
     for key in allow.get(sc.id, {}):
         if key not in used:
             problems.append(f"stale allow-list entry {sc.id} {key}: no such difference any more")
     return problems
+
+
+def _rows(data: Any) -> Any:
+    """A parsed listing as the (name, type, size) rows an entry states: times are the run's, and
+    a directory's size is the filesystem's (4096 on ext4, 0 on S3), so both are left out."""
+    if isinstance(data, list) and data and isinstance(data[0], tuple):
+        return [(e[0], e[1], None if e[1] in ("d", "dir") else e[2]) for e in data]
+    return data
+
+
+def _pinned(d: Diff, key: str, entry: Allow, role: str, obs: Any) -> list[str]:
+    """An allow-listed difference must not let data or pinned text through unstated: ftpd's data
+    must be the entry's, and a reply's pinned part (a 257 path, a 213 value, a listing) must be
+    the entry's ``detail`` or, when the entry has none, the reference's."""
+    if role == "data":
+        stated = entry.detail if "." in key else entry.data
+        if stated is None:
+            return [
+                f"{d.where}: allow-listed data difference, but the entry {key} does not state "
+                f"the data ftpd must send: {obs!r}"
+            ]
+        if stated is ABSENT:
+            return [] if obs is None else [f"{d.where}: allow-listed no data, got {obs!r}"]
+        if _rows(stated) != _rows(obs):
+            return [f"{d.where}: allow-listed data {stated!r}, got {_rows(obs)!r}"]
+        return []
+    got_detail = None if obs is None else obs.detail
+    if entry.detail is not None and "." in key:
+        if entry.detail != got_detail:
+            return [f"{d.where}: allow-listed detail {entry.detail!r}, got {got_detail!r}"]
+        return []
+    ref_detail = d.ref.detail if isinstance(d.ref, Obs) else None
+    if got_detail is not None and got_detail != ref_detail:
+        return [
+            f"{d.where}: ftpd's reply text {got_detail!r} differs from pyftpdlib's "
+            f"{ref_detail!r}; the entry {key} must pin it (detail)"
+        ]
+    return []
 
 
 def allowlist_problems(allow: AllowList, by_id: Mapping[str, Scenario]) -> list[str]:
@@ -347,6 +381,8 @@ def allowlist_problems(allow: AllowList, by_id: Mapping[str, Scenario]) -> list[
             limit = (3 if sc.login else 0) if step.startswith("pre") else len(sc.steps)
             if not 0 <= index < limit:
                 problems.append(f"{sc_id} {key}: no such step")
+            if "." not in key and entry.detail is not None:
+                problems.append(f"{sc_id} {key}: a whole-step entry states its data as data=")
             if entry.code is None and entry.detail is None and entry.derive is None:
                 problems.append(f"{sc_id} {key}: expects nothing")
     return problems

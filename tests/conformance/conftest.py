@@ -2,42 +2,27 @@
 
 Each scenario gets its own fresh directory (``/<scenario id>``) in both homes and its own login,
 so sharing the two servers is safe and keeps the suite fast. ftpd is started with the shared
-``start_ftpd`` helper of tests/conftest.py (loaded by path: that conftest is not a package module).
+``support.server.start_ftpd``; both servers get passive blocks allocated free.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import logging
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.server import pasv_block, start_ftpd
 
 from .harness import RefServer
-
-REF_PASSIVE_PORTS = range(65000, 65500)  # outside the ephemeral range and ftpd's 61000-64999
-
-
-def _start_ftpd() -> Any:
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_ftpd_tests_conftest", path)
-    assert spec is not None and spec.loader is not None
-    mod = sys.modules.get(spec.name)
-    if mod is None:
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod  # dataclasses look their module up while it executes
-        spec.loader.exec_module(mod)
-    return mod.start_ftpd
 
 
 @dataclass
 class Pair:
     ref: RefServer
-    ftpd: Any  # tests/conftest.py FtpdProcess
+    ftpd: Any  # support.server.FtpdProcess
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +31,15 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     base = tmp_path_factory.mktemp("conformance")
     ref_home = base / "ref-home"
     ref_home.mkdir()
-    ref = RefServer(ref_home, REF_PASSIVE_PORTS)
-    try:
-        ftpd = _start_ftpd()(
+    with contextlib.ExitStack() as stack:
+        ref = RefServer(ref_home, stack.enter_context(pasv_block()))
+        stack.callback(ref.stop)
+        ftpd = start_ftpd(
             base / "ftpd",
             login_fail_delay=0,
             max_login_attempts=3,
             anonymous=True,
             log_level="debug",
         )
-    except BaseException:
-        ref.stop()
-        raise
-    try:
+        stack.callback(ftpd.stop)
         yield Pair(ref, ftpd)
-    finally:
-        ftpd.stop()
-        ref.stop()

@@ -305,7 +305,7 @@ def _subst(line: str | bytes, scenario_id: str) -> str | bytes:
 
 def run_step(client: Client, step: Step, scenario_id: str) -> StepRecord:
     if isinstance(step, Wait):
-        time.sleep(step.seconds)
+        time.sleep(step.seconds)  # a scenario's own pause (e.g. past a timeout): under test
         return StepRecord("WAIT")
     if isinstance(step, Cmd):
         rec = StepRecord(_verb(step.line))
@@ -373,7 +373,7 @@ def _run_during(client: Client, step: During) -> StepRecord:
                 received = sock.recv(4096)  # the transfer has started
         except OSError:
             pass
-        time.sleep(0.05)
+        time.sleep(0.05)  # the scenario: the command comes a moment into a moving transfer
         verb = step.send.upper()
         client.send(step.send, oob=step.oob)
         if verb == "ABOR":
@@ -419,6 +419,11 @@ def run_scenario(host: str, port: int, home: Home, sc: Scenario, password: str) 
         if not client.closed:
             client.send("QUIT")
             client.reply(timeout=2.0)
+            # Both servers close the control connection after 221 and after any transfer still
+            # running: the tree is final then (reply code 0 is the close, -1 a timeout).
+            deadline = time.monotonic() + 5.0
+            while client.reply(timeout=2.0).code > 0 and time.monotonic() < deadline:
+                pass
     finally:
         client.close()
     stou = []
@@ -426,8 +431,6 @@ def run_scenario(host: str, port: int, home: Home, sc: Scenario, password: str) 
         for r in rec.replies.values():
             if r.code in (125, 150) and r.text.startswith(b"FILE: "):
                 stou.append(r.text[6:].strip())
-    # The server may still be closing files after its last reply: give it a moment.
-    time.sleep(0.02)
     return Recording(greeting, preamble, steps, home.snapshot(sc), stou)
 
 

@@ -330,6 +330,7 @@ PATHS = [
             Xfer("STOR two  spaces.txt", upload=b"2"),
             Xfer("STOR  leading.txt", upload=b"L"),
             Xfer("NLST"),
+            C("TYPE I"),  # pyftpdlib refuses SIZE in TYPE A; the name is what is checked here
             C("SIZE two  spaces.txt"),
         ),
     ),

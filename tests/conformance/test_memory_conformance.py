@@ -11,6 +11,7 @@ as a disk does).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.server import pasv_block
 
 from ftpd.config import Config
 from ftpd.fs.memory import MemoryFS
@@ -25,7 +27,6 @@ from ftpd.testing.threaded import ThreadedServer
 
 from .allowlist import ALLOW, Allow
 from .compare import allowlist_problems, check, compare
-from .conftest import REF_PASSIVE_PORTS
 from .harness import (
     DIR_ENTRY,
     FIXED_MTIME,
@@ -98,29 +99,25 @@ def memory_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemoryPair
     ref_home = base / "ref-home"
     ref_home.mkdir()
     store = MemoryFS()
-    config = Config(
-        host="127.0.0.1",
-        port=0,
-        root=str(base),  # the single user's home for the users-file store; never touched
-        user="user",
-        password=PASSWORD,
-        anonymous=True,
-        login_fail_delay=0,
-        max_login_attempts=3,
-        max_per_ip=0,
-        pasv_ports="64800-64999",
-    )
-    server = ThreadedServer(config, filesystem=lambda account: store).start()
-    try:
-        ref = RefServer(ref_home, REF_PASSIVE_PORTS)
-    except BaseException:
-        server.stop()
-        raise
-    try:
+    with contextlib.ExitStack() as stack:
+        ftpd_ports = stack.enter_context(pasv_block())  # both servers: free blocks
+        config = Config(
+            host="127.0.0.1",
+            port=0,
+            root=str(base),  # the single user's home for the users-file store; never touched
+            user="user",
+            password=PASSWORD,
+            anonymous=True,
+            login_fail_delay=0,
+            max_login_attempts=3,
+            max_per_ip=0,
+            pasv_ports=f"{ftpd_ports[0]}-{ftpd_ports[-1]}",
+        )
+        server = ThreadedServer(config, filesystem=lambda account: store).start()
+        stack.callback(server.stop)
+        ref = RefServer(ref_home, stack.enter_context(pasv_block()))
+        stack.callback(ref.stop)
         yield MemoryPair(ref, server, MemoryHome(server, store))
-    finally:
-        server.stop()
-        ref.stop()
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.id)

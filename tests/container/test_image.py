@@ -2,7 +2,7 @@
 health check, logs, metrics, and a graceful ``stop`` (exit 0 within the grace period).
 
 Engines, in order: a reachable Docker engine (``docker build``); else podman through
-``shared/tools/container-smoke.sh``, which builds the Dockerfile against a stand-in ``python:*``
+``tests/container/podman_build.sh`` (in the repository), which builds the Dockerfile against a stand-in ``python:*``
 base image made from Debian's archive (these machines have no Docker engine and no registry; the
 script installs podman when it is missing, which needs root). With neither, the tests skip with
 the reason, or fail when ``FTPD_REQUIRE_CLIENTS=1`` or ``CI=true`` is set: in CI this is a real test.
@@ -58,7 +58,7 @@ def unavailable(reason: str) -> None:
 def smoke_script() -> Path | None:
     for candidate in (
         os.environ.get("FTPD_CONTAINER_SMOKE", ""),
-        str(REPO.parent / "shared" / "tools" / "container-smoke.sh"),
+        str(Path(__file__).with_name("podman_build.sh")),
     ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
@@ -133,7 +133,7 @@ def built() -> Built:
         return Built(engine, IMAGE, time.monotonic() - t0)
     script = smoke_script()
     if script is None:
-        unavailable("no Docker engine and no shared/tools/container-smoke.sh to build with podman")
+        unavailable("no Docker engine and no tests/container/podman_build.sh to build with podman")
     assert script is not None
     if shutil.which("podman") is None and os.geteuid() != 0:
         unavailable("no Docker engine, and podman is missing (installing it needs root)")
@@ -419,3 +419,12 @@ def test_compose_example_matches_the_image() -> None:
     assert grace and int(svc["stop_grace_period"].rstrip("s")) > int(grace.group(1))
     text = (REPO / "config" / "docker-compose.yml").read_text()
     assert "/certs:ro" in text and "FTPD_TLS_CERT" in text  # the optional TLS mount is shown
+
+
+def test_the_podman_builder_ships_with_the_repository() -> None:
+    # A plain clone must be able to build the image: nothing outside the repository is needed.
+    script = smoke_script()
+    assert script is not None and script.resolve().is_relative_to(REPO), script
+    assert os.access(script, os.X_OK)
+    text = script.read_text()
+    assert "podman build" in text and "mmdebstrap" in text

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import pytest
-
-from .support import Ctl
+from support.client import Ctl
+from support.waits import wait_until
 
 OLD = b"A" * (1 << 20)
 NEW = b"B" * (2 << 20)
@@ -68,12 +68,16 @@ def test_readers_see_old_or_complete_new(servers: Any, figures: Any) -> None:
             uploading[0] = name
             for i in range(0, len(NEW), 64 * 1024):  # slowly: ~0.6 s per upload
                 d.sendall(NEW[i : i + 64 * 1024])
-                time.sleep(0.02)
-            time.sleep(0.1)  # everything sent, the data connection not yet closed
+                time.sleep(0.02)  # a slow upload, so that reads happen during it: under test
+            # Everything sent, the data connection not yet closed: the reader must still see the
+            # old version then. Wait for it to complete a read in this state.
+            n = len(seen)
+            assert wait_until(lambda n=n: len(seen) > n, 10), "the reader is stuck"
             uploading[0] = ""
             d.close()
             assert up.reply().code == 226
-        time.sleep(0.2)
+        n = len(seen)
+        assert wait_until(lambda: len(seen) > n, 10)  # a read after the last upload, too
     done.set()
     t.join(15)
     during = [s for s in seen if s[1] == "f.bin"]
@@ -94,7 +98,8 @@ def test_aborted_upload_keeps_previous_version(servers: Any) -> None:
         d = c.data_socket()
         assert c.cmd("STOR f.bin").code == 150
         d.sendall(NEW[: 512 * 1024])
-        time.sleep(0.1)
+        # The upload is under way (its temp file exists) before ABOR.
+        assert wait_until(lambda: _temp_files(srv.root), 5)
         assert _abort(c) == [426, 226]
         d.close()
         assert c.cmd("NOOP").code == 200
@@ -111,7 +116,8 @@ def test_failed_upload_with_atomic_off_leaves_partial_for_resume(servers: Any) -
         d = c.data_socket()
         assert c.cmd("STOR part.bin").code == 150
         d.sendall(NEW[:300_000])
-        time.sleep(0.2)
+        # The server has written what came (in place: atomic_uploads off) before ABOR.
+        assert wait_until(lambda: (srv.root / "part.bin").stat().st_size > 0, 5)
         assert _abort(c) == [426, 226]
         d.close()
         assert c.cmd("NOOP").code == 200

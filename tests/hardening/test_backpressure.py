@@ -16,16 +16,10 @@ import time
 from typing import Any
 
 import pytest
-
-from .support import (
-    Ctl,
-    cpu_seconds,
-    fds,
-    noop_latency,
-    pss_kib,
-    settle_fds,
-    wait_for,
-)
+from support.client import Ctl, noop_latency
+from support.proc import cpu_seconds, fds, pss_kib, settle_fds
+from support.server import warm_up
+from support.waits import wait_until
 
 
 class Prober(threading.Thread):
@@ -39,7 +33,7 @@ class Prober(threading.Thread):
         while not self.stop.is_set():
             t = noop_latency(self.ctl)
             self.samples.append((time.perf_counter(), t))
-            time.sleep(0.005)
+            time.sleep(0.005)  # probing pace
 
     def worst_between(self, t0: float, t1: float) -> tuple[float, int]:
         inside = [lat for at, lat in self.samples if t0 <= at <= t1]
@@ -55,7 +49,7 @@ def test_pipelined_commands_do_not_starve_other_sessions(servers: Any, figures: 
     srv = servers(log_level="warning")
     prober = Prober(srv)
     prober.start()
-    time.sleep(0.3)
+    assert wait_until(lambda: len(prober.samples) >= 5, 10)  # the prober is measuring
     burst = 50_000
     s = socket.create_connection((srv.host, srv.port), timeout=30)
     try:
@@ -96,7 +90,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
     replies pile up in the transport's buffer); expected: a queue of lines and the transport's
     high-water mark (64 KiB), i.e. well under 1 MiB per client."""
     srv = servers(log_level="warning")
-    time.sleep(0.3)
+    warm_up(srv)
     pss0, fd0 = pss_kib(srv.pid), fds(srv.pid)
     clients = 3
     socks = []
@@ -120,7 +114,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
                     stalled_since = stalled_since or time.monotonic()
                     if time.monotonic() - stalled_since > 0.3:
                         break
-                    time.sleep(0.02)
+                    time.sleep(0.02)  # retry pace while the server does not read
             sent_total += sent
         # Let the server finish whatever it already read (its CPU time stops moving).
         last = -1.0
@@ -129,7 +123,7 @@ def test_unread_replies_keep_memory_bounded(servers: Any, figures: Any) -> None:
             if now - last < 0.02:
                 break
             last = now
-            time.sleep(0.25)
+            time.sleep(0.25)  # the sampling interval of the condition above
         grown = pss_kib(srv.pid) - pss0
         figures.record(
             "unread replies",
@@ -152,7 +146,7 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     big = srv.root / "big.bin"
     with open(big, "wb") as fh:
         fh.write(b"0123456789abcde\n" * (1 << 20))  # 16 MiB, text-like so TYPE A converts it
-    time.sleep(0.3)
+    warm_up(srv)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     with Ctl(srv.host, srv.port).login(srv.user, srv.password) as ctl:
         assert ctl.cmd(f"TYPE {mode}").code == 200
@@ -188,4 +182,4 @@ def test_client_never_reads_its_data_connection(servers: Any, figures: Any, mode
     )
     assert peak - pss0 < 8 * 1024, (pss0, peak)
     assert fd1 <= fd0
-    assert wait_for(lambda: "result=timeout" in srv.log(), 5), srv.log()[-1500:]
+    assert wait_until(lambda: "result=timeout" in srv.log(), 5), srv.log()[-1500:]

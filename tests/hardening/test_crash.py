@@ -13,9 +13,10 @@ import signal
 import threading
 from typing import Any
 
-from ftpd.fs.temps import tmpfile_available
+from support.client import Closed, Ctl
+from support.waits import wait_until
 
-from .support import Closed, Ctl, wait_for
+from ftpd.fs.temps import tmpfile_available
 
 UPLOADS = 50
 SMALL = 10
@@ -67,7 +68,7 @@ def test_sigkill_during_uploads_loses_nothing(servers: Any, figures: Any) -> Non
     threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(UPLOADS)]
     for t in threads:
         t.start()
-    assert wait_for(lambda: len([i for i in finished if i < SMALL]) == SMALL, 20), (
+    assert wait_until(lambda: len([i for i in finished if i < SMALL]) == SMALL, 20), (
         finished,
         errors,
     )

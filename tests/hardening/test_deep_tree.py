@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .support import Ctl, split_replies
+from support.client import Ctl, split_replies
 
 DEPTH = 1100
 TEMP = ".ftpd-upload-0123456789abcdef.tmp"

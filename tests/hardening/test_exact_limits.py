@@ -11,7 +11,8 @@ import time
 import zlib
 from typing import Any
 
-from .support import Closed, Ctl, fds, settle_fds
+from support.client import Closed, Ctl
+from support.proc import fds, settle_fds
 
 COLLIDING = ("127.0.0.1", "127.1.140.163")
 

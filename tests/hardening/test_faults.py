@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .support import Ctl
+from support.client import Ctl
 
 BIG = bytes(range(256)) * (16 * 1024)  # 4 MiB: twice the tmpfs
 
@@ -54,7 +53,7 @@ def _umount(path: Path) -> None:
     for _ in range(20):
         if _run("umount", str(path)).returncode == 0:
             return
-        time.sleep(0.2)
+        time.sleep(0.2)  # retry interval: umount fails while the server still closes files
     _run("umount", "-l", str(path))
 
 

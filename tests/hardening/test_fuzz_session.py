@@ -36,6 +36,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from support.client import check_reply_lines
+from support.driver import STOP, drive
 
 from ftpd.fs.base import FileStat, PathEscapeError
 from ftpd.proto.commands import ALIASES, COMMANDS, HTTP_VERBS, NOT_IMPLEMENTED
@@ -66,10 +68,8 @@ from ftpd.proto.requests import (
     Transfer,
     UniqueName,
 )
-from ftpd.proto.session import Done, Session, SessionSettings
+from ftpd.proto.session import Session, SessionSettings
 from ftpd.proto.state import Data, Login, TlsMode
-
-from .support import check_reply_lines
 
 EXAMPLES = int(os.environ.get("FTPD_FUZZ_EXAMPLES", "100"))
 STEPS = 40
@@ -542,36 +542,21 @@ class SessionMachine(RuleBasedStateMachine):
 
     def drive(self, line: str) -> tuple[list[Reply], bool]:
         """Run one line to completion as ControlChannel does; (replies, started a transfer)."""
-        s = self.s
-        replies: list[Reply] = []
-        started = False
         self.opened = []
-        result = s.handle(line)
-        if not Session.is_generator(result):
-            if isinstance(result, Reply):
-                replies.append(result)
-            elif result is not None:
-                replies.extend(result)  # type: ignore[arg-type]
-            return replies, False
-        value: Any = None
-        exc: BaseException | None = None
-        for _ in range(50):
-            item = s.advance(result, value, exc)  # type: ignore[arg-type]
-            value = exc = None
-            if isinstance(item, Done):
-                replies.extend(item.replies)
-                assert not self.opened, f"{line[:30]!r} opened {self.opened} without a transfer"
-                return replies, started
-            if isinstance(item, Reply):
-                replies.append(item)
-                continue
-            started = started or isinstance(item, StartTransfer)
+
+        def answer(item: Any) -> tuple[Any, BaseException | None]:
             value, exc = self.answer(item)
             if isinstance(item, StartTLS) and exc is not None:
-                result.close()  # type: ignore[union-attr]
-                self.closed = True  # a failed handshake closes the connection
-                return replies, started
-        raise AssertionError(f"handler for {line[:40]!r} did not finish")
+                return STOP, None  # a failed handshake closes the connection
+            return value, exc
+
+        out = drive(self.s, line, answer, max_steps=50)
+        started = any(isinstance(r, StartTransfer) for r in out.requests)
+        if out.stopped:
+            self.closed = True
+            return out.replies, started
+        assert not self.opened, f"{line[:30]!r} opened {self.opened} without a transfer"
+        return out.replies, started
 
     def run(self, line: str) -> None:
         COUNTS["lines"] += 1

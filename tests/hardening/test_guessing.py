@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.client import Closed, Ctl
+
 from ftpd.auth.hashing import hash_password
 from ftpd.config import Config
-
-from .support import Closed, Ctl
 
 
 def _guess(srv: Any, source: str, password: str) -> int:

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 import trustme
-
-from .support import Closed, Ctl, fds, settle_fds, wait_for
+from support.client import Closed, Ctl
+from support.proc import fds, settle_fds
+from support.waits import wait_until
 
 MAX_PER_IP = 3
 EXTRA = 5  # abuse max_per_ip + EXTRA times: any leak locks the address out
@@ -106,9 +107,9 @@ def test_reset_during_auth_tls_handshake_frees_the_slot(
         c = Ctl(srv.host, srv.port)
         assert c.cmd("AUTH TLS").code == 234
         if i % 2:
-            c.send(hello[: len(hello) // 2])
+            c.send_raw(hello[: len(hello) // 2])
         _rst(c.sock)
-    assert wait_for(lambda: _can_login(srv), 3), "address locked out after handshake resets"
+    assert wait_until(lambda: _can_login(srv), 3), "address locked out after handshake resets"
     assert settle_fds(srv.pid, fd0) <= fd0
 
 
@@ -125,7 +126,7 @@ def test_auth_tls_handshake_timeout_frees_the_slot(
         held.append(c)
     t0 = time.monotonic()
     for c in held:
-        assert c.closed_by_server(6), "handshake not ended at its timeout"
+        assert c.closed(6), "handshake not ended at its timeout"
     # All closed by the handshake timeout: the address has its slots back (each repeated round
     # would lock it out further if a slot leaked).
     for _ in range(2):
@@ -133,9 +134,9 @@ def test_auth_tls_handshake_timeout_frees_the_slot(
         for c in held:
             assert c.cmd("AUTH TLS").code == 234
         for c in held:
-            assert c.closed_by_server(6)
+            assert c.closed(6)
             c.close()
-    assert wait_for(lambda: _can_login(srv), 3), "address locked out after handshake timeouts"
+    assert wait_until(lambda: _can_login(srv), 3), "address locked out after handshake timeouts"
     assert time.monotonic() - t0 < 20
 
 
@@ -154,7 +155,7 @@ def test_implicit_tls_counts_per_ip_and_frees_on_reset(
     silent = [socket.create_connection((srv.host, srv.implicit_port)) for _ in range(MAX_PER_IP)]
     # Once the server has accepted them (its fd count shows it), the next connection from this
     # address must be refused. (A probe sent earlier could race them to the last slot.)
-    assert wait_for(lambda: fds(srv.pid) >= fd0 + MAX_PER_IP, 3)
+    assert wait_until(lambda: fds(srv.pid) >= fd0 + MAX_PER_IP, 3)
     with Ctl(srv.host, srv.port) as c:
         assert c.greeting is not None and c.greeting.code == 421, (
             "handshakes in progress not counted against max_per_ip"
@@ -167,7 +168,7 @@ def test_implicit_tls_counts_per_ip_and_frees_on_reset(
         if i % 2:
             s.sendall(hello[: len(hello) // 2])
         _rst(s)
-    assert wait_for(lambda: _can_login(srv), 3), "address locked out after implicit-TLS resets"
+    assert wait_until(lambda: _can_login(srv), 3), "address locked out after implicit-TLS resets"
     # Silent until the handshake timeout: closed, then counted no more.
     silent = [socket.create_connection((srv.host, srv.implicit_port)) for _ in range(MAX_PER_IP)]
     for s in silent:
@@ -177,7 +178,7 @@ def test_implicit_tls_counts_per_ip_and_frees_on_reset(
         except ConnectionResetError:
             pass
         s.close()
-    assert wait_for(lambda: _can_login(srv), 3), "address locked out after implicit timeouts"
+    assert wait_until(lambda: _can_login(srv), 3), "address locked out after implicit timeouts"
     assert settle_fds(srv.pid, fd0) <= fd0
 
 
@@ -198,7 +199,7 @@ def _flood(s: socket.socket, data: bytes, seconds: float = 1.0) -> int:
         try:
             sent += s.send(data)
         except BlockingIOError:
-            time.sleep(0.01)
+            time.sleep(0.01)  # retry pace while the server does not read
     return sent
 
 
@@ -210,7 +211,7 @@ def test_login_timeout_aborts_a_client_that_stops_reading(servers: Any) -> None:
     s = _stuffed(srv)
     t0 = time.monotonic()
     _flood(s, b"HELP\r\n" * 5000)
-    assert wait_for(lambda: _can_login(srv), login_timeout + 4), "slot held past the login timeout"
+    assert wait_until(lambda: _can_login(srv), login_timeout + 4), "slot held past the login timeout"
     assert time.monotonic() - t0 < login_timeout + 5
     s.close()
     assert settle_fds(srv.pid, fd0) <= fd0
@@ -248,7 +249,7 @@ def test_replies_unread_past_data_timeout_abort_the_session(servers: Any) -> Non
     fd0 = fds(srv.pid)
     s, f = _stuck_on_stat(srv, big)
     t0 = time.monotonic()
-    assert wait_for(lambda: _can_login(srv), 2 + 5), "slot held by a client that stopped reading"
+    assert wait_until(lambda: _can_login(srv), 2 + 5), "slot held by a client that stopped reading"
     assert time.monotonic() - t0 < 2 + 6
     f.close()
     s.close()
@@ -265,7 +266,7 @@ def test_idle_timeout_aborts_sessions_that_stop_reading_a_huge_stat(servers: Any
     fd0 = fds(srv.pid)
     stuck = [_stuck_on_stat(srv, big) for _ in range(n)]
     t0 = time.monotonic()
-    assert wait_for(lambda: _can_login(srv), idle + 5), "slots held past the idle timeout"
+    assert wait_until(lambda: _can_login(srv), idle + 5), "slots held past the idle timeout"
     assert time.monotonic() - t0 < idle + 6
     for s, f in stuck:
         f.close()

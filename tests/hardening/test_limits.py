@@ -12,7 +12,9 @@ import asyncio
 import time
 from typing import Any
 
-from .support import Ctl, fds, pss_kib, settle_fds, split_replies
+from support.client import Ctl, split_replies
+from support.proc import fds, pss_kib, settle_fds
+from support.server import warm_up
 
 MAX_SESSIONS = 30
 MAX_PER_IP = 6
@@ -54,7 +56,7 @@ async def test_flood_above_limits(servers: Any, figures: Any) -> None:
     srv = servers(max_sessions=MAX_SESSIONS, max_per_ip=MAX_PER_IP, log_level="warning")
     payload = bytes(range(256)) * 4096  # 1 MiB
     (srv.root / "f.bin").write_bytes(payload)
-    await asyncio.sleep(0.2)
+    warm_up(srv)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     # Sessions that were there first: one from the flooders' own address, three from elsewhere.
     first = [
@@ -168,7 +170,7 @@ def test_idle_passive_ports_are_released(servers: Any) -> None:
     the pool for ever: after ``data_timeout`` without a data connection the listener is closed,
     as pyftpdlib does (30 s), so a few logged-in clients cannot exhaust ``pasv_ports``.
     Observed before the fix: the listener lives as long as the session (``idle_timeout``)."""
-    srv = servers(pasv_ports="65200-65203", data_timeout=1, log_level="warning")
+    srv = servers(pasv_count=4, data_timeout=1, log_level="warning")
     (srv.root / "f").write_bytes(b"data")
     hogs = [Ctl(srv.host, srv.port).login(srv.user, srv.password) for _ in range(4)]
     for c in hogs:
@@ -182,7 +184,7 @@ def test_idle_passive_ports_are_released(servers: Any) -> None:
             r = victim.cmd("EPSV")
             if r.code == 229 or time.monotonic() > deadline:
                 break
-            time.sleep(0.25)
+            time.sleep(0.25)  # the hogs keep talking every 0.25 s: under test
         assert r.code == 229, "passive ports still held 4 s after data_timeout (1 s)"
         victim.cmd("ABOR")
         data, _, r = victim.retr("f")

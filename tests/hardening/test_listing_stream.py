@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .support import Ctl, fds, pss_kib, recv_all, settle_fds, split_replies, wait_for
+from support.client import Ctl, recv_all, split_replies
+from support.proc import fds, pss_kib, settle_fds
+from support.waits import wait_until
 
 ENTRIES = 30_000
 NAME = "n" * 90  # long names: ~150-byte LIST lines, ~4.5 MB for the directory
@@ -93,7 +94,7 @@ def test_listing_memory_is_bounded_and_complete(
         d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         assert c.cmd(f"{verb} big").code == 150
         head = d.recv(65536)  # read a little, then stop: the server must wait, not build
-        grew = wait_for(lambda: pss_kib(srv.pid) - base_pss > BOUND_KIB, 1.0)
+        grew = wait_until(lambda: pss_kib(srv.pid) - base_pss > BOUND_KIB, 1.0)
         held = pss_kib(srv.pid)
         data = head + recv_all(d)
         d.close()
@@ -114,7 +115,7 @@ def test_stat_of_a_directory_is_streamed(servers: Any, big_root: Path) -> None:
     with Ctl(srv.host, srv.port).login(srv.user, srv.password) as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         c.send(b"STAT big\r\n")  # then not reading: the server must not build the reply
-        grew = wait_for(lambda: pss_kib(srv.pid) - base_pss > BOUND_KIB, 1.0)
+        grew = wait_until(lambda: pss_kib(srv.pid) - base_pss > BOUND_KIB, 1.0)
         held = pss_kib(srv.pid)
         raw = b""
         while True:

@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 import pytest
-
-from .support import Ctl
+from support.client import Ctl
 
 FORGED = "x\rFAKE 2026-01-01 00:00:00,000 INFO ftpd.transfer forged\x1b[2J\u009b31m.txt"
 SECRET = "s3cr3t-hunter2"

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ftpd.auth.hashing import hash_password
+from support.client import Closed, Ctl
+from support.proc import fds, pss_kib, settle_fds
+from support.waits import wait_until
 
-from .support import Closed, Ctl, fds, pss_kib, settle_fds, wait_for
+from ftpd.auth.hashing import hash_password
 
 FLOOD_SECONDS = 4.0
 
@@ -116,7 +118,7 @@ def test_real_login_stays_fast_during_a_login_flood(
     assert max(after) < 1.0, after
     assert settle_fds(srv.pid, base) <= base
     # A verification still running when the flood stopped holds its 16 MiB until it ends.
-    wait_for(lambda: pss_kib(srv.pid) <= base_pss * 1.1, 10)
+    wait_until(lambda: pss_kib(srv.pid) <= base_pss * 1.1, 10)
     after_pss = pss_kib(srv.pid)
     figures.record("login flood", pss_before_kib=base_pss, pss_after_kib=after_pss)
     assert after_pss <= base_pss * 1.1, (base_pss, after_pss)  # 16 MiB per hash went back

@@ -18,7 +18,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .support import Ctl, alive, fds, noop_latency, pss_kib, settle_fds, split_replies
+from support.client import Ctl, noop_latency, split_replies
+from support.proc import alive, fds, pss_kib, settle_fds
+from support.server import warm_up
 
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
 WAVES = 6
@@ -43,7 +45,7 @@ class Prober(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - recorded, asserted by the test
                 self.errors.append(repr(exc))
                 return
-            time.sleep(0.02)
+            time.sleep(0.02)  # probing pace
 
     def finish(self) -> None:
         self.stop.set()
@@ -115,7 +117,7 @@ async def attack(srv: Any, source: str, rng: random.Random, stats: dict[str, int
     try:
         await kind(writer, rng)
         await writer.drain()
-        await asyncio.sleep(rng.random() * 0.2)
+        await asyncio.sleep(rng.random() * 0.2)  # a random pause: part of the attack
         if rng.random() < 0.5:
             writer.transport.abort()  # vanish
         else:
@@ -180,7 +182,7 @@ async def test_hostile_connections_do_not_hurt_the_server(servers: Any, figures:
     srv = servers(login_timeout=20, ban_after=0)
     rng = random.Random(959)
     stats: dict[str, int] = {}
-    await asyncio.sleep(0.2)
+    warm_up(srv)
     fd0, pss0 = fds(srv.pid), pss_kib(srv.pid)
     idle = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     base_latency = statistics.median(noop_latency(idle) for _ in range(20))

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .support import Ctl, Reply
+from support.client import Ctl, Reply
 
 SECRET = b"TOPSECRET"
 OUTSIDE_NAMES = (b"outside-secret2", b"prefix-secret", b"secret.txt")

@@ -13,7 +13,9 @@ import os
 import time
 from typing import Any
 
-from .support import Ctl, fds, settle_fds, wait_for
+from support.client import Ctl
+from support.proc import fds, settle_fds
+from support.waits import wait_until
 
 TEMP = ".ftpd-upload-0123456789abcdef.tmp"
 
@@ -29,7 +31,7 @@ def test_upload_has_no_name_until_complete(servers: Any) -> None:
         assert c.cmd("STOR f.bin").code == 150
         d.sendall(b"n" * 300_000)
         # The server has the bytes (its fd count grew by the upload's file) ...
-        assert wait_for(lambda: fds(srv.pid) > base + 1, 5)
+        assert wait_until(lambda: fds(srv.pid) > base + 1, 5)
         time.sleep(0.2)
         # ... and yet the directory holds exactly what it held before.
         assert sorted(os.listdir(srv.root)) == before

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 import trustme
-
-from .support import Ctl, fds, settle_fds
+from support.client import Ctl
+from support.proc import fds, settle_fds
+from support.waits import wait_until
 
 ROUNDS = 12
 BIG = 8 * 1024 * 1024
@@ -27,6 +28,10 @@ BIG = 8 * 1024 * 1024
 def _rst(s: socket.socket) -> None:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     s.close()
+
+
+def _uploading(root: Path) -> bool:
+    return any(p.stat().st_size for p in root.glob(".ftpd-upload-*"))
 
 
 def _check_rounds(srv: Any, figures: Any, name: str, scenario: Callable[[], None]) -> None:
@@ -75,7 +80,8 @@ def test_vanish_mid_stor(srv: Any, figures: Any) -> None:
         d = c.data_socket()
         assert c.cmd("STOR old.txt").code == 150
         d.sendall(b"new partial content " * 50_000)
-        time.sleep(0.05)
+        # Vanish once the server is writing the upload (its temp file has data).
+        assert wait_until(lambda: _uploading(srv.root), 5)
         _rst(d)
         _rst(c.sock)
 
@@ -106,13 +112,15 @@ def test_vanish_mid_list(srv: Any, figures: Any) -> None:
 def test_vanish_with_passive_port_open(servers: Any, figures: Any) -> None:
     """EPSV, then the client is gone before any transfer: the listener must be closed and its
     port returned to the pool. The pool has 4 ports, so 12 rounds fail if a port is kept."""
-    srv = servers(pasv_ports="65204-65207", log_level="warning")
+    srv = servers(pasv_count=4, log_level="warning")
 
     def scenario() -> None:
+        before = fds(srv.pid)
         c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
         c.epsv()  # asserts 229: a free port was found
         _rst(c.sock)
-        time.sleep(0.05)
+        # The server has seen the vanish (control and listener closed) before the next round.
+        settle_fds(srv.pid, before, timeout=5)
 
     _check_rounds(srv, figures, "after EPSV", scenario)
 
@@ -123,8 +131,9 @@ def test_vanish_waiting_for_data_connection(srv: Any, figures: Any) -> None:
     def scenario() -> None:
         c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
         c.epsv()
-        c.send(b"RETR old.txt\r\n")
-        time.sleep(0.02)
+        c.send_raw(b"RETR old.txt\r\n")
+        # NOOP is answered while a transfer waits for its data connection: the RETR is running.
+        assert c.cmd("NOOP").code == 200
         _rst(c.sock)
 
     _check_rounds(srv, figures, "waiting for the data connection", scenario)
@@ -185,14 +194,14 @@ def test_vanish_mid_tls_handshake(tls_srv: Any, pki: tuple[Path, Path, Path], fi
     def auth_then_half_hello() -> None:
         c = Ctl(srv.host, srv.port)
         assert c.cmd("AUTH TLS").code == 234
-        c.send(hello[: len(hello) // 2])
-        time.sleep(0.01)
+        c.send_raw(hello[: len(hello) // 2])
+        time.sleep(0.01)  # pacing only: the assertions (fds, server alive) hold either way
         _rst(c.sock)
 
     def implicit_half_hello() -> None:
         s = socket.create_connection((srv.host, srv.implicit_port), timeout=5)
         s.sendall(hello[: len(hello) // 2])
-        time.sleep(0.01)
+        time.sleep(0.01)  # pacing only: the assertions (fds, server alive) hold either way
         _rst(s)
 
     def implicit_garbage() -> None:
@@ -214,7 +223,7 @@ def test_silent_tls_handshake_times_out(tls_srv: Any, figures: Any) -> None:
     assert c.cmd("AUTH TLS").code == 234
     s = socket.create_connection((srv.host, srv.implicit_port), timeout=5)
     t0 = time.monotonic()
-    assert c.closed_by_server(8), "explicit: still open after the handshake timeout"
+    assert c.closed(8), "explicit: still open after the handshake timeout"
     s.settimeout(8)
     try:
         assert s.recv(100) == b"", "implicit: data before a handshake"
@@ -245,7 +254,7 @@ def test_vanish_mid_prot_p_data_handshake(
         d = c.data_socket()
         assert c.cmd("RETR big.bin").code == 150
         d.sendall(hello[:40])
-        time.sleep(0.01)
+        time.sleep(0.01)  # pacing only: the assertions (fds, server alive) hold either way
         _rst(d)
         _rst(c.sock)
 
@@ -262,7 +271,7 @@ def test_plaintext_pipelined_after_auth_tls_is_dropped(
     srv = tls_srv
     c = Ctl(srv.host, srv.port)
     # More lines than the server queues, so that some are still unread when TLS starts.
-    c.send(b"AUTH TLS\r\n" + b"NOOP\r\n" * 40 + b"USER injected\r\nNOOP\r\n")
+    c.send_raw(b"AUTH TLS\r\n" + b"NOOP\r\n" * 40 + b"USER injected\r\nNOOP\r\n")
     assert c.reply().code == 234
     c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
     c.buf = b""

@@ -4,35 +4,24 @@
   every test that needs no special config; tests create files under unique names (``uniq``).
 - ``module_factory(**overrides)``: more servers that live as long as the module.
 - ``factory(**overrides)``: a server for one test (``ftpd_factory`` with fast-failure defaults).
-- ``ftp``: an ftplib client logged in to ``srv``; ``raw``: a logged-in ``integ_helpers.Raw``.
+- ``ftp``: an ftplib client logged in to ``srv``; ``raw``: a logged-in ``support.client.Ctl``.
 """
 
 from __future__ import annotations
 
 import ftplib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import FAMILIES, SERVER_DEFAULTS, Raw, ftp_connect
+from integ_helpers import FAMILIES, SERVER_DEFAULTS, ftp_connect
+from support.client import Ctl
+from support.server import start_ftpd
 
 
-def _root_conftest(config: pytest.Config) -> Any:
-    """tests/conftest.py as pytest loaded it (importing it by name would find this file)."""
-    root = (Path(__file__).resolve().parent.parent / "conftest.py").resolve()
-    for plugin in config.pluginmanager.get_plugins():
-        f = getattr(plugin, "__file__", None)
-        if f and Path(f).resolve() == root:
-            return plugin
-    raise RuntimeError("tests/conftest.py is not loaded")
-
-
-def _factory(config: pytest.Config, tmp: pytest.TempPathFactory, started: list[Any]) -> Any:
-    start = _root_conftest(config).start_ftpd
-
+def _factory(tmp: pytest.TempPathFactory, started: list[Any]) -> Any:
     def factory(**overrides: object) -> Any:
-        p = start(tmp.mktemp("srv"), **{**SERVER_DEFAULTS, **overrides})
+        p = start_ftpd(tmp.mktemp("srv"), **{**SERVER_DEFAULTS, **overrides})
         started.append(p)
         return p
 
@@ -44,7 +33,7 @@ def session_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Any]]:
     started: list[Any] = []
-    yield _factory(request.config, tmp_path_factory, started)
+    yield _factory(tmp_path_factory, started)
     for p in started:
         p.stop()
 
@@ -54,7 +43,7 @@ def module_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Any]]:
     started: list[Any] = []
-    yield _factory(request.config, tmp_path_factory, started)
+    yield _factory(tmp_path_factory, started)
     for p in started:
         p.stop()
 
@@ -86,7 +75,7 @@ def ftp(srv: Any) -> Iterator[ftplib.FTP]:
 
 
 @pytest.fixture
-def raw(srv: Any) -> Iterator[Raw]:
-    c = Raw(srv.host, srv.port).login(srv.user, srv.password)
+def raw(srv: Any) -> Iterator[Ctl]:
+    c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     yield c
     c.close()

@@ -9,18 +9,21 @@ import re
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import FAMILIES, TIMEOUT, Raw, abort_socket, uniq, wait_for
+from integ_helpers import FAMILIES, uniq
+from support.client import Ctl, abort_socket
+from support.waits import wait_log, wait_until
+
+from ftpd.auth.hashing import hash_password
 
 by_family = pytest.mark.parametrize("host", FAMILIES)
 
 
 def _refused(srv: Any) -> tuple[int, str]:
-    c = Raw.__new__(Raw)  # the greeting itself is the refusal: read it by hand
-    c.sock = socket.create_connection((srv.host, srv.port), TIMEOUT)
-    c.host, c.buf = srv.host, b""
+    c = Ctl(srv.host, srv.port, greet=False)  # the greeting itself is the refusal
     try:
         reply = c.reply()
         assert c.closed(), "the refused connection stays open"
@@ -32,14 +35,14 @@ def _refused(srv: Any) -> tuple[int, str]:
 @by_family
 def test_max_per_ip(factory: Any, host: str) -> None:
     srv = factory(host=host, max_per_ip=2)
-    a, b = Raw(srv.host, srv.port), Raw(srv.host, srv.port)
+    a, b = Ctl(srv.host, srv.port), Ctl(srv.host, srv.port)
     try:
         assert a.greeting[0] == b.greeting[0] == 220
         code, text = _refused(srv)
         assert code == 421 and "address" in text
         a.close()
         # The slot comes back once the server has seen the close.
-        c = wait_for(lambda: _try_connect(srv), timeout=5)
+        c = wait_until(lambda: _try_connect(srv), timeout=5)
         assert c is not None
         c.close()
     finally:
@@ -47,8 +50,8 @@ def test_max_per_ip(factory: Any, host: str) -> None:
         b.close()
 
 
-def _try_connect(srv: Any) -> Raw | None:
-    c = Raw(srv.host, srv.port)
+def _try_connect(srv: Any) -> Ctl | None:
+    c = Ctl(srv.host, srv.port)
     if c.greeting[0] == 220:
         return c
     c.close()
@@ -58,8 +61,8 @@ def _try_connect(srv: Any) -> Raw | None:
 @by_family
 def test_max_sessions(factory: Any, host: str) -> None:
     srv = factory(host=host, max_sessions=2)
-    a = Raw(srv.host, srv.port).login(srv.user, srv.password)
-    b = Raw(srv.host, srv.port)
+    a = Ctl(srv.host, srv.port).login(srv.user, srv.password)
+    b = Ctl(srv.host, srv.port)
     try:
         code, text = _refused(srv)
         assert code == 421 and "Too many" in text
@@ -74,13 +77,13 @@ def test_login_and_idle_timeouts(factory: Any, host: str) -> None:
     """Three clients wait in parallel: idle before login, busy before login (commands do not
     extend the login timeout), and logged in but idle. All get 421 and are closed in time."""
     srv = factory(host=host, login_timeout=1, idle_timeout=1)
-    silent = Raw(srv.host, srv.port)
-    chatty = Raw(srv.host, srv.port)
-    idle = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    silent = Ctl(srv.host, srv.port)
+    chatty = Ctl(srv.host, srv.port)
+    idle = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     t = time.monotonic()
     try:
         for _ in range(3):  # before the earliest expiry (1 s)
-            time.sleep(0.25)
+            time.sleep(0.25)  # clients that talk every 0.25 s: the behaviour under test
             chatty.send("NOOP")
             assert idle.code("NOOP") == 200  # activity keeps a logged-in session alive
         for c in (silent, chatty, idle):
@@ -99,7 +102,7 @@ def lim_srv(request: pytest.FixtureRequest, module_factory: Any) -> Any:
 
 def test_max_login_attempts(lim_srv: Any) -> None:
     srv = lim_srv
-    c = Raw(srv.host, srv.port)
+    c = Ctl(srv.host, srv.port)
     try:
         assert c.code(f"USER {srv.user}") == 331
         assert c.code("PASS bad1") == 530
@@ -109,12 +112,12 @@ def test_max_login_attempts(lim_srv: Any) -> None:
     finally:
         c.close()
     # A good login on a new connection still works (no ban configured here).
-    Raw(srv.host, srv.port).login(srv.user, srv.password).close()
+    Ctl(srv.host, srv.port).login(srv.user, srv.password).close()
 
 
 def test_overlong_line(lim_srv: Any) -> None:
     srv = lim_srv
-    c = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     try:
         assert c.code("X" * 5000) == 500
         assert c.code("NOOP") == 200
@@ -132,7 +135,7 @@ def test_disconnect_mid_upload(lim_srv: Any) -> None:
     srv = lim_srv
     d = uniq("upload")
     (srv.root / d).mkdir()
-    c = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     c.code("TYPE I")
     data = c.passive()
     assert c.code(f"STOR {d}/partial.bin") == 150
@@ -142,14 +145,14 @@ def test_disconnect_mid_upload(lim_srv: Any) -> None:
     abort_socket(data)
     abort_socket(c.sock)
     pattern = rf"STOR /{d}/partial\.bin .*result=(\S+)"
-    line = wait_for(lambda: re.search(pattern, srv.log()), timeout=10)
+    line = wait_until(lambda: re.search(pattern, srv.log()), timeout=10)
     assert line, srv.log()
     assert line.group(1) in ("lost", "aborted"), line.group(0)
     assert not (srv.root / d / "partial.bin").exists()
     # No temporary file is left behind either once the upload is discarded.
-    assert wait_for(lambda: os.listdir(srv.root / d) == [], timeout=5), os.listdir(srv.root / d)
+    assert wait_until(lambda: os.listdir(srv.root / d) == [], timeout=5), os.listdir(srv.root / d)
     # The server is fine.
-    Raw(srv.host, srv.port).login(srv.user, srv.password).close()
+    Ctl(srv.host, srv.port).login(srv.user, srv.password).close()
 
 
 def test_clean_data_close_with_control_loss_is_not_committed(lim_srv: Any) -> None:
@@ -157,15 +160,16 @@ def test_clean_data_close_with_control_loss_is_not_committed(lim_srv: Any) -> No
     client never saw confirmed must not appear as complete."""
     srv = lim_srv
     name = uniq("vanished")
-    c = Raw(srv.host, srv.port).login(srv.user, srv.password)
+    c = Ctl(srv.host, srv.port).login(srv.user, srv.password)
     c.code("TYPE I")
     data = c.passive()
     assert c.code(f"STOR {name}") == 150
     data.sendall(os.urandom(1 << 20))
+    gone = srv.log().count("disconnect [")
     abort_socket(c.sock)
-    time.sleep(0.2)
+    wait_log(srv, "disconnect [", count=gone + 1)  # the server has seen the control loss
     data.close()
-    line = wait_for(lambda: re.search(rf"STOR /{name} .*result=(\S+)", srv.log()), timeout=10)
+    line = wait_until(lambda: re.search(rf"STOR /{name} .*result=(\S+)", srv.log()), timeout=10)
     assert line and line.group(1) != "ok", srv.log()
     assert not (srv.root / name).exists()
 
@@ -173,8 +177,8 @@ def test_clean_data_close_with_control_loss_is_not_committed(lim_srv: Any) -> No
 @by_family
 def test_sigterm_exits_zero(factory: Any, host: str) -> None:
     srv = factory(host=host)
-    idle = Raw(srv.host, srv.port).login(srv.user, srv.password)
-    fresh = Raw(srv.host, srv.port)
+    idle = Ctl(srv.host, srv.port).login(srv.user, srv.password)
+    fresh = Ctl(srv.host, srv.port)
     try:
         t = time.monotonic()
         os.kill(srv.pid, signal.SIGTERM)
@@ -189,3 +193,45 @@ def test_sigterm_exits_zero(factory: Any, host: str) -> None:
     finally:
         idle.close()
         fresh.close()
+
+
+def test_per_user_max_sessions(factory: Any, tmp_path: Path) -> None:
+    """``max_sessions`` of a users-file account: its third login is refused with 421 and closed,
+    another account is not affected, and a slot comes back when one of its sessions ends."""
+    pw = hash_password("pw", ln=4)
+    for name in ("alice", "bob"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "users.toml").write_text(
+        f'[[users]]\nname = "alice"\npassword_hash = "{pw}"\nhome = "alice"\nmax_sessions = 2\n\n'
+        f'[[users]]\nname = "bob"\npassword_hash = "{pw}"\nhome = "bob"\n'
+    )
+    srv = factory(users_file=str(tmp_path / "users.toml"))
+    first = Ctl(srv.host, srv.port).login("alice", "pw")
+    second = Ctl(srv.host, srv.port).login("alice", "pw")
+    others = [Ctl(srv.host, srv.port).login("bob", "pw") for _ in range(3)]  # no limit for bob
+    try:
+        third = Ctl(srv.host, srv.port)
+        assert third.code("USER alice") == 331
+        code, text = third.cmd("PASS pw")
+        assert code == 421 and "Too many" in text, (code, text)
+        assert third.closed(5)
+        assert first.code("NOOP") == second.code("NOOP") == 200  # the others are untouched
+        # A re-login as alice on a session already counted for alice is not a third session.
+        assert second.code("USER alice") == 331 and second.code("PASS pw") == 230
+        # The slot comes back once the server has seen a session end.
+        assert first.code("QUIT") == 221
+        fourth = wait_until(lambda: _login_or_none(srv, "alice"), timeout=5)
+        assert fourth is not None, "alice's slot did not come back after QUIT"
+        fourth.close()
+    finally:
+        for c in (first, second, *others):
+            c.close()
+
+
+def _login_or_none(srv: Any, user: str) -> Ctl | None:
+    c = Ctl(srv.host, srv.port)
+    assert c.code(f"USER {user}") == 331
+    if c.code("PASS pw") == 230:
+        return c
+    c.close()
+    return None

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 import pytest
-from integ_helpers import Raw, recv_all, uniq
+from integ_helpers import uniq
+from support.client import Ctl, recv_all
 
 BIG = 64 * 1024 * 1024  # far more than the loopback socket buffers hold
 
@@ -77,7 +78,7 @@ def test_appe(ftp: ftplib.FTP, srv: Any) -> None:
     assert (srv.root / name).read_bytes() == b"first;second"
 
 
-def test_stou(raw: Raw, srv: Any) -> None:
+def test_stou(raw: Ctl, srv: Any) -> None:
     assert raw.code("TYPE I") == 200
     names = []
     for payload in (b"unique one", b"unique two"):
@@ -104,7 +105,7 @@ def test_stou(raw: Raw, srv: Any) -> None:
     assert made.name == text[len("FILE: ") :] and made.read_bytes() == b"in a dir"
 
 
-def test_type_a_retr_converts_lf_to_crlf(raw: Raw, srv: Any) -> None:
+def test_type_a_retr_converts_lf_to_crlf(raw: Ctl, srv: Any) -> None:
     name = uniq("text")
     (srv.root / name).write_bytes(b"line one\nline two\r\nlast\n")
     assert raw.code("TYPE A") == 200
@@ -121,7 +122,7 @@ def test_type_a_retr_converts_lf_to_crlf(raw: Raw, srv: Any) -> None:
     assert raw.reply()[0] == 226
 
 
-def test_type_a_stor_converts_crlf_to_lf(raw: Raw, srv: Any) -> None:
+def test_type_a_stor_converts_crlf_to_lf(raw: Ctl, srv: Any) -> None:
     name = uniq("text-up")
     assert raw.code("TYPE A") == 200
     data = raw.passive()
@@ -129,7 +130,7 @@ def test_type_a_stor_converts_crlf_to_lf(raw: Raw, srv: Any) -> None:
     with data:
         for chunk in (b"a\r", b"\nb\r\n", b"c\rd\r\n"):  # CR and LF in different segments
             data.sendall(chunk)
-            time.sleep(0.01)
+            time.sleep(0.01)  # separate segments (the server must carry a CR across reads)
     assert raw.reply()[0] == 226
     assert (srv.root / name).read_bytes() == b"a\nb\nc\rd\n"
 
@@ -176,7 +177,7 @@ def test_names_with_spaces_and_utf8(ftp: ftplib.FTP, srv: Any) -> None:
     assert ftp.pwd() == f"/{d}/{sub}"
 
 
-def test_non_utf8_name_round_trip(raw: Raw, srv: Any) -> None:
+def test_non_utf8_name_round_trip(raw: Ctl, srv: Any) -> None:
     name = uniq("latin1-").encode() + b"\xe9t\xe9"
     raw.send(b"TYPE I")
     assert raw.reply()[0] == 200
@@ -201,7 +202,7 @@ def _big_file(srv: Any) -> str:
     return name
 
 
-def test_abor_mid_transfer(raw: Raw, srv: Any) -> None:
+def test_abor_mid_transfer(raw: Ctl, srv: Any) -> None:
     name = _big_file(srv)
     assert raw.code("TYPE I") == 200
     data = raw.passive()
@@ -236,14 +237,14 @@ def test_abor_with_ftplib_oob(ftp: ftplib.FTP, srv: Any) -> None:
     assert ftp.voidcmd("NOOP").startswith("200")
 
 
-def test_abor_nothing_running(raw: Raw) -> None:
+def test_abor_nothing_running(raw: Ctl) -> None:
     assert raw.cmd("ABOR")[0] == 225
     raw.passive()
     assert raw.code("ABOR") == 225  # closes the passive listener
     assert raw.code("RETR anything") == 425
 
 
-def test_stat_and_noop_during_transfer(raw: Raw, srv: Any) -> None:
+def test_stat_and_noop_during_transfer(raw: Ctl, srv: Any) -> None:
     name = _big_file(srv)
     raw.code("TYPE I")
     data = raw.passive()
@@ -257,7 +258,7 @@ def test_stat_and_noop_during_transfer(raw: Raw, srv: Any) -> None:
     data.close()
 
 
-def test_quit_during_transfer_finishes_it(raw: Raw, srv: Any) -> None:
+def test_quit_during_transfer_finishes_it(raw: Ctl, srv: Any) -> None:
     name = uniq("quit")
     payload = os.urandom(2 * 1024 * 1024)
     (srv.root / name).write_bytes(payload)
@@ -271,7 +272,7 @@ def test_quit_during_transfer_finishes_it(raw: Raw, srv: Any) -> None:
     assert raw.closed()
 
 
-def test_commands_queue_behind_a_transfer(raw: Raw, srv: Any) -> None:
+def test_commands_queue_behind_a_transfer(raw: Ctl, srv: Any) -> None:
     """Pipelined commands wait for the transfer and are answered in order."""
     name = uniq("pipe")
     (srv.root / name).write_bytes(b"z" * 100_000)
@@ -284,7 +285,7 @@ def test_commands_queue_behind_a_transfer(raw: Raw, srv: Any) -> None:
 
 
 def test_two_clients_at_once(srv: Any) -> None:
-    clients = [Raw(srv.host, srv.port).login(srv.user, srv.password) for _ in range(3)]
+    clients = [Ctl(srv.host, srv.port).login(srv.user, srv.password) for _ in range(3)]
     try:
         names = []
         for i, c in enumerate(clients):
@@ -304,7 +305,7 @@ def test_two_clients_at_once(srv: Any) -> None:
 
 def test_data_connection_never_comes(srv: Any, module_factory: Any) -> None:
     fast = module_factory(host=srv.host, data_timeout=1)
-    c = Raw(fast.host, fast.port).login(fast.user, fast.password)
+    c = Ctl(fast.host, fast.port).login(fast.user, fast.password)
     try:
         (fast.root / "f").write_bytes(b"x")
         assert c.code("EPSV") == 229
@@ -316,7 +317,7 @@ def test_data_connection_never_comes(srv: Any, module_factory: Any) -> None:
         c.close()
 
 
-def test_active_to_a_closed_port_is_425(raw: Raw, srv: Any) -> None:
+def test_active_to_a_closed_port_is_425(raw: Ctl, srv: Any) -> None:
     family = socket.AF_INET6 if ":" in srv.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((raw.local_ip, 0))

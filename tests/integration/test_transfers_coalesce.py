@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integ_helpers import TIMEOUT, Raw, ftp_connect, recv_all, uniq
+from integ_helpers import TIMEOUT, ftp_connect, uniq
+from support.client import Ctl, recv_all
 
 from ftpd.fs.local import TEMP_PREFIX
 from ftpd.server.data import BULK_AFTER, RECV_BUF
@@ -43,7 +44,7 @@ def no_temp_files(d: Path) -> bool:
 class Active:
     """A listening socket for PORT/EPRT; ``accept`` only when the test decides to."""
 
-    def __init__(self, raw: Raw) -> None:
+    def __init__(self, raw: Ctl) -> None:
         family = socket.AF_INET6 if ":" in raw.local_ip else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.bind((raw.local_ip, 0))
@@ -67,7 +68,7 @@ class Active:
 
 
 @pytest.fixture
-def typed(raw: Raw) -> Iterator[Raw]:
+def typed(raw: Ctl) -> Iterator[Ctl]:
     """``raw`` in TYPE I (tests switch to TYPE A themselves)."""
     assert raw.code("TYPE I") == 200
     yield raw
@@ -76,7 +77,7 @@ def typed(raw: Raw) -> Iterator[Raw]:
 # -- downloads that never wait: 150 and 226 together ------------------------------------------
 
 
-def test_small_retr(typed: Raw, srv: Any) -> None:
+def test_small_retr(typed: Ctl, srv: Any) -> None:
     name = uniq("small")
     data = os.urandom(4096)
     (srv.root / name).write_bytes(data)
@@ -90,7 +91,7 @@ def test_small_retr(typed: Raw, srv: Any) -> None:
     assert recv_all(sock) == data
 
 
-def test_small_retr_reading_data_first(typed: Raw, srv: Any) -> None:
+def test_small_retr_reading_data_first(typed: Ctl, srv: Any) -> None:
     """The order a client reads in does not matter: data, then both replies."""
     name = uniq("small")
     data = os.urandom(4096)
@@ -101,7 +102,7 @@ def test_small_retr_reading_data_first(typed: Raw, srv: Any) -> None:
     assert [typed.reply()[0], typed.reply()[0]] == [150, 226]
 
 
-def test_empty_retr(typed: Raw, srv: Any) -> None:
+def test_empty_retr(typed: Ctl, srv: Any) -> None:
     name = uniq("empty")
     (srv.root / name).write_bytes(b"")
     sock = typed.passive()
@@ -110,7 +111,7 @@ def test_empty_retr(typed: Raw, srv: Any) -> None:
     assert recv_all(sock) == b""
 
 
-def test_list_and_nlst(typed: Raw, srv: Any) -> None:
+def test_list_and_nlst(typed: Ctl, srv: Any) -> None:
     d = uniq("listdir")
     names = sorted(f"entry-{i:02d}.txt" for i in range(40))
     (srv.root / d).mkdir()
@@ -132,7 +133,7 @@ def test_list_and_nlst(typed: Raw, srv: Any) -> None:
     assert sorted(p.rsplit("/", 1)[-1] for p in got if p) == names
 
 
-def test_small_retr_type_a(typed: Raw, srv: Any) -> None:
+def test_small_retr_type_a(typed: Ctl, srv: Any) -> None:
     name = uniq("text")
     (srv.root / name).write_bytes(b"one\ntwo\r\nthree\n" * 100)
     assert typed.code("TYPE A") == 200
@@ -145,7 +146,7 @@ def test_small_retr_type_a(typed: Raw, srv: Any) -> None:
 # -- downloads that wait: the 150 must come first -----------------------------------------------
 
 
-def _retr_reading_150_first(raw: Raw, name: str, connect: Any) -> bytes:
+def _retr_reading_150_first(raw: Ctl, name: str, connect: Any) -> bytes:
     """What ftplib does: send RETR, read the 150, only then read the data (and the 226)."""
     raw.send(f"RETR {name}")
     code, text = raw.reply()  # bounded by the socket timeout: a held 150 would deadlock here
@@ -158,7 +159,7 @@ def _retr_reading_150_first(raw: Raw, name: str, connect: Any) -> bytes:
     return data
 
 
-def test_big_retr_passive_client_waits_for_150(typed: Raw, srv: Any, big_data: bytes) -> None:
+def test_big_retr_passive_client_waits_for_150(typed: Ctl, srv: Any, big_data: bytes) -> None:
     name = uniq("big")
     (srv.root / name).write_bytes(big_data)
     sock = typed.passive()
@@ -166,7 +167,7 @@ def test_big_retr_passive_client_waits_for_150(typed: Raw, srv: Any, big_data: b
     assert len(got) == BIG and digest(got) == digest(big_data)
 
 
-def test_big_retr_active_client_waits_for_150(typed: Raw, srv: Any, big_data: bytes) -> None:
+def test_big_retr_active_client_waits_for_150(typed: Ctl, srv: Any, big_data: bytes) -> None:
     """Active mode as ftplib does it: the client accepts the data connection only after the
     150, so until then the server's sends fill the kernel buffers and must wait."""
     name = uniq("big-active")
@@ -179,7 +180,7 @@ def test_big_retr_active_client_waits_for_150(typed: Raw, srv: Any, big_data: by
     assert len(got) == BIG and digest(got) == digest(big_data)
 
 
-def test_big_retr_type_a_client_waits_for_150(typed: Raw, srv: Any) -> None:
+def test_big_retr_type_a_client_waits_for_150(typed: Ctl, srv: Any) -> None:
     name = uniq("big-text")
     line = b"the quick brown fox jumps over the lazy dog %d\n"
     text = b"".join(line % i for i in range(200_000))  # ~9 MiB
@@ -220,7 +221,7 @@ STOR_SIZES = [0, 1, 4096, RECV_BUF - 1, RECV_BUF, RECV_BUF + 1, 2 * RECV_BUF, 2 
               BULK_AFTER + 1]  # fmt: skip
 
 
-def _stor(raw: Raw, name: str, data: bytes, *, eager: bool = False) -> None:
+def _stor(raw: Ctl, name: str, data: bytes, *, eager: bool = False) -> None:
     sock = raw.passive()
     if eager:
         # The data is sent (and the connection closed) before the client reads the 150, so
@@ -241,7 +242,7 @@ def _stor(raw: Raw, name: str, data: bytes, *, eager: bool = False) -> None:
 
 @pytest.mark.parametrize("eager", [False, True], ids=["after-150", "eager"])
 @pytest.mark.parametrize("size", STOR_SIZES)
-def test_stor_sizes(typed: Raw, srv: Any, size: int, eager: bool) -> None:
+def test_stor_sizes(typed: Ctl, srv: Any, size: int, eager: bool) -> None:
     name = uniq(f"stor-{size}")
     data = os.urandom(size)
     _stor(typed, name, data, eager=eager)
@@ -250,7 +251,7 @@ def test_stor_sizes(typed: Raw, srv: Any, size: int, eager: bool) -> None:
     assert no_temp_files(srv.root)
 
 
-def test_stor_replaces_existing_file_with_nothing(typed: Raw, srv: Any) -> None:
+def test_stor_replaces_existing_file_with_nothing(typed: Ctl, srv: Any) -> None:
     name = uniq("stor-empty")
     (srv.root / name).write_bytes(b"previous content")
     _stor(typed, name, b"")
@@ -258,7 +259,7 @@ def test_stor_replaces_existing_file_with_nothing(typed: Raw, srv: Any) -> None:
     assert no_temp_files(srv.root)
 
 
-def test_stor_then_retr_same_session(typed: Raw, srv: Any) -> None:
+def test_stor_then_retr_same_session(typed: Ctl, srv: Any) -> None:
     """A small upload committed in one hop is complete for the very next command."""
     for i in range(20):
         name = uniq("again")
@@ -283,7 +284,7 @@ def test_stor_then_retr_same_session(typed: Raw, srv: Any) -> None:
     ],
     ids=["crlf", "lone-cr", "crlf-at-end", "only-crlf", "empty"],
 )
-def test_stor_type_a_converts_crlf(typed: Raw, srv: Any, sent: bytes, stored: bytes) -> None:
+def test_stor_type_a_converts_crlf(typed: Ctl, srv: Any, sent: bytes, stored: bytes) -> None:
     assert typed.code("TYPE A") == 200
     name = uniq("stor-text")
     _stor(typed, name, sent)
@@ -292,7 +293,7 @@ def test_stor_type_a_converts_crlf(typed: Raw, srv: Any, sent: bytes, stored: by
 
 
 @pytest.mark.parametrize("eager", [False, True], ids=["after-150", "eager"])
-def test_stor_type_a_crlf_across_buffer_boundary(typed: Raw, srv: Any, eager: bool) -> None:
+def test_stor_type_a_crlf_across_buffer_boundary(typed: Ctl, srv: Any, eager: bool) -> None:
     # CR as the last byte of one receive buffer, LF as the first of the next; and a tail.
     body = b"x" * (RECV_BUF - 1) + b"\r\n" + b"y" * 1000 + b"\r\n" + b"tail\r"
     assert typed.code("TYPE A") == 200

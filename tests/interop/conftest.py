@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.env import require_ipv6
 
-from .support import require, require_ipv6, seed
+from .support import require, seed
 
 
 def pytest_configure(config: pytest.Config) -> None:

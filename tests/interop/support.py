@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.env import missing
 
-REQUIRE_ENV = "FTPD_REQUIRE_CLIENTS"
 REPLY_LINE = re.compile(r"\d{3}[ -]")
 CLIENT_TIMEOUT = 40.0  # subprocess limit (s); each client's own network timeout is 10-20 s
 NET_TIMEOUT = 10  # the clients' own connect/read timeout (s)
@@ -41,31 +40,13 @@ UTF8_NAME = "naïve-ünïcødé-文件.txt"
 SPACE_DIR = "dir with spaces"
 
 
-def clients_required() -> bool:
-    """Whether a missing client must fail (CI) rather than skip (a developer's machine)."""
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() not in ("", "0", "no", "false")
-
-
 def require(program: str, package: str | None = None) -> str:
     """The absolute path of ``program``; skip (or fail under FTPD_REQUIRE_CLIENTS) if missing."""
     path = shutil.which(program)
     if path is not None:
         return path
-    msg = f"{program} is not installed (apt-get install -y {package or program})"
-    if clients_required():
-        pytest.fail(
-            f"{msg}; {REQUIRE_ENV} is set, so every interop client is required", pytrace=False
-        )
-    pytest.skip(msg)
-
-
-def require_ipv6() -> None:
-    """Skip when this machine has no IPv6 loopback (some containers run with IPv6 disabled)."""
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError as exc:
-        pytest.skip(f"no IPv6 loopback on this machine: {exc}")
+    missing(f"{program} is not installed (apt-get install -y {package or program})")
+    raise AssertionError("unreachable")  # missing() skips or fails
 
 
 def client_env(home: Path, **extra: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
-PASV_RANGE = range(65000, 65100)  # outside the ephemeral range and the ftpd fixtures (61000-64999)
+PASV_RANGE = range(65000, 65100)  # outside the ephemeral range and support.server.PORTS
 
 
 @dataclass

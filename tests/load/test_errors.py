@@ -102,7 +102,7 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report(ftpd_server: Any, tmp_path: 
         for line in proc.stderr:
             if " run " in line or time.monotonic() > deadline:
                 break
-        time.sleep(0.5)
+        time.sleep(0.5)  # SIGINT half a second into the run phase: the scenario
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate(timeout=15)

@@ -18,6 +18,7 @@ import datetime
 import json
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,8 +37,19 @@ Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def with_seeding(app: Wsgi) -> Wsgi:
+    # S3 decides a conditional write (If-None-Match: *) atomically; moto checks for the key, then
+    # writes, in two steps that concurrent requests interleave. One lock makes them atomic here,
+    # so that a test of concurrent STOUs tests ftpd, not moto.
+    conditional = threading.Lock()
+
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != SEED_PATH or environ.get("REQUEST_METHOD") != "POST":
+            if environ.get("HTTP_IF_NONE_MATCH") and environ.get("REQUEST_METHOD") in (
+                "PUT",
+                "POST",
+            ):
+                with conditional:
+                    return list(app(environ, start_response))
             return app(environ, start_response)
         spec = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]

@@ -16,6 +16,7 @@ home is the user's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,7 +31,6 @@ import pytest
 from botocore.config import Config as BotoConfig
 from conformance.allowlist import ALLOW
 from conformance.compare import allowlist_problems, check, compare
-from conformance.conftest import REF_PASSIVE_PORTS, _start_ftpd
 from conformance.harness import (
     DIR_ENTRY,
     FIXED_MTIME,
@@ -44,6 +44,7 @@ from conformance.harness import (
     run_scenario,
 )
 from conformance.scenarios import BY_ID, SCENARIOS
+from support.server import pasv_block, start_ftpd
 
 from ftpd.auth import ANONYMOUS_NAMES
 from ftpd.fs.base import Capabilities
@@ -137,7 +138,7 @@ class S3Home:
 @dataclass
 class S3Pair:
     ref: RefServer
-    ftpd: Any  # tests/conftest.py FtpdProcess
+    ftpd: Any  # support.server.FtpdProcess
     home: S3Home
 
 
@@ -160,31 +161,24 @@ def s3pair(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     client.create_bucket(Bucket=BUCKET)
     ref_home = base / "ref-home"
     ref_home.mkdir()
-    ref = RefServer(ref_home, REF_PASSIVE_PORTS)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in env.items():  # the ftpd process inherits them
-                mp.setenv(name, value)
-            ftpd = _start_ftpd()(
-                base / "ftpd",
-                storage="s3",
-                s3_endpoint=moto_endpoint,
-                s3_bucket=BUCKET,
-                s3_prefix=PREFIX,
-                s3_region=REGION,
-                login_fail_delay=0,
-                max_login_attempts=3,
-                anonymous=True,
-                log_level="info",  # debug would add botocore's every request
-            )
-    except BaseException:
-        ref.stop()
-        raise
-    try:
+    with contextlib.ExitStack() as stack:
+        ref = RefServer(ref_home, stack.enter_context(pasv_block()))
+        stack.callback(ref.stop)
+        ftpd = start_ftpd(
+            base / "ftpd",
+            env=env,  # the ftpd process gets the fake AWS credentials
+            storage="s3",
+            s3_endpoint=moto_endpoint,
+            s3_bucket=BUCKET,
+            s3_prefix=PREFIX,
+            s3_region=REGION,
+            login_fail_delay=0,
+            max_login_attempts=3,
+            anonymous=True,
+            log_level="info",  # debug would add botocore's every request
+        )
+        stack.callback(ftpd.stop)
         yield S3Pair(ref, ftpd, S3Home(moto_endpoint, client))
-    finally:
-        ftpd.stop()
-        ref.stop()
 
 
 def _params() -> list[Any]:

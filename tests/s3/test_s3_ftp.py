@@ -12,10 +12,11 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.transfers import concurrent_stou
+from support.waits import wait_until
 
 from .conftest import BUCKET, PREFIX, REGION, keys, pending_uploads
 
@@ -46,14 +47,6 @@ def retr(ftp: ftplib.FTP, name: str, rest: int | None = None) -> bytes:
     buf = io.BytesIO()
     ftp.retrbinary(f"RETR {name}", buf.write, rest=rest)
     return buf.getvalue()
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def proc_kib(pid: int, field: str) -> int:
@@ -172,14 +165,18 @@ def test_client_disconnect_mid_upload_leaves_nothing(server: Any, inspect: Any) 
     chunk = os.urandom(MiB)
     for _ in range(20):
         conn.sendall(chunk)
-    wait_for(lambda: pending_uploads(inspect) == [HOME + "gone.bin"], "the multipart upload")
+    assert wait_until(lambda: pending_uploads(inspect) == [HOME + "gone.bin"], 20), (
+        "the multipart upload"
+    )
     # Vanish without a word: RST on the data connection, then the control connection closes.
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
     ftp.sock.close()
-    wait_for(lambda: pending_uploads(inspect) == [], "the multipart upload to be aborted")
+    assert wait_until(lambda: pending_uploads(inspect) == [], 20), (
+        "the multipart upload to be aborted"
+    )
     assert keys(inspect, HOME) == []
-    wait_for(lambda: "STOR /gone.bin" in server.log(), "the transfer log line")
+    assert wait_until(lambda: "STOR /gone.bin" in server.log(), 20), "the transfer log line"
     (line,) = [x for x in server.log().splitlines() if "STOR /gone.bin" in x]
     assert "result=ok" not in line, line
     again = login(server)  # the server is fine
@@ -209,3 +206,15 @@ def test_what_object_storage_cannot_do_is_refused(server: Any, inspect: Any) -> 
     assert keys(inspect, HOME) == [HOME + "f.txt"]
     assert pending_uploads(inspect) == []
     ftp.quit()
+
+
+def test_twenty_concurrent_stou_get_twenty_objects(server: Any, inspect: Any) -> None:
+    """STOU's name is taken with a conditional write (PutObject If-None-Match: *): of several
+    sessions that find ``ftpd.3`` free at the same time, one creates it and the others move on,
+    so no upload overwrites another's."""
+    got = concurrent_stou(server, 20)
+    stored = {
+        k[len(HOME) :]: inspect.get_object(Bucket=BUCKET, Key=k)["Body"].read()
+        for k in keys(inspect, HOME)
+    }
+    assert stored == got

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import os
 import socket
@@ -16,7 +17,7 @@ import pytest
 
 from ftpd import cli
 from ftpd.auth import hashing
-from ftpd.config import FIELD_NAMES, Config, env_name, flag_name
+from ftpd.config import FIELD_NAMES, Config, env_name, flag_name, show
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -228,7 +229,38 @@ def test_no_credentials_in_url_without_single_user(
     )
     assert fake.config is not None and fake.config.password == ""  # none generated
     assert pub.is_dir()
-    assert capsys.readouterr().out.splitlines()[1] == "connect with: ftp://127.0.0.1:2121/"
+    serving, connect = capsys.readouterr().out.splitlines()
+    assert connect == "connect with: ftp://127.0.0.1:2121/ (anonymous login)"
+    assert serving == (
+        f"ftpd serving the homes of 0 user(s) of the users file {show(str(users))}"
+        f" and {pub} to anonymous users on 127.0.0.1:2121"
+    )
+    assert not (tmp_path / "r").exists()  # the single user's root serves no one: not created
+
+
+def test_users_db_start_up_names_the_database_and_how_to_log_in(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ftpd.auth.admin import NewUser, open_target
+
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    open_target("", url).add(
+        NewUser("alice", hashing.hash_password("pw", ln=4), str(tmp_path), "elr")
+    )
+    serve(monkeypatch, [("127.0.0.1", 2121)], "--users-db", url, "--root", str(tmp_path / "r"))
+    serving, connect = capsys.readouterr().out.splitlines()
+    assert (
+        serving
+        == f"ftpd serving the homes of the users in the users database {url} on 127.0.0.1:2121"
+    )
+    assert connect == ("connect with: ftp://127.0.0.1:2121/ (as a user of the users database "
+                       f"{url}: `ftpd user list` shows them)")  # fmt: skip
+    assert not (tmp_path / "r").exists()
+    serve(monkeypatch, [("127.0.0.1", 2121)], "--users-db", url, "--anonymous", "--root",
+          str(tmp_path / "pub"))  # fmt: skip
+    connect = capsys.readouterr().out.splitlines()[1]
+    assert connect == (f"connect with: ftp://127.0.0.1:2121/ (anonymous login; users of the users "
+                       f"database {url} add NAME@)")  # fmt: skip
 
 
 def test_exit_code_of_run_is_returned(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -284,7 +316,7 @@ def test_passwd_prompts_twice_on_a_tty(
         return next(replies)
 
     monkeypatch.setattr(sys, "stdin", FakeTty())
-    monkeypatch.setattr(cli.getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
     assert cli.main(["passwd"]) == code
     assert len(prompts) == 2
     captured = capsys.readouterr()

@@ -31,6 +31,8 @@ ALTERNATIVES: dict[str, object] = {
     "user": "bob",
     "password": "s3cret pw",
     "users_file": "users.toml",
+    "users_db": "sqlite:///users.db",
+    "users_cache_seconds": 0.5,
     "anonymous": True,
     "anonymous_root": "/srv/pub",
     "anonymous_write": True,

@@ -186,7 +186,7 @@ async def test_no_thread_while_one_keeps_taking_jobs(
     t0 = time.monotonic()
     queued = [p.submit(str, i) for i in range(5)]  # waiting, but a job was taken just now
     assert len(p._threads) == 1
-    await asyncio.sleep(max(0.0, t0 + 0.55 - time.monotonic()))
+    await asyncio.sleep(max(0.0, t0 + 0.55 - time.monotonic()))  # past STALL: under test
     queued.append(p.submit(str, 5))  # now nothing was taken for > STALL
     assert len(p._threads) == 2
     assert await asyncio.wait_for(asyncio.gather(*queued), WAIT) == [str(i) for i in range(6)]
@@ -202,7 +202,7 @@ async def test_grows_only_while_jobs_are_stuck_and_never_beyond_size(kit: Kit) -
     await until(a.started.is_set)
     fb = p.submit(str, "b")  # queued behind the stuck job; nobody has waited STALL yet
     assert len(p._threads) == 1
-    await asyncio.sleep(STALL * 2)
+    await asyncio.sleep(STALL * 2)  # time passing is what is tested
     fc = p.submit(str, "c")  # a job has waited while no thread took one for > STALL: grow
     assert len(p._threads) == 2
     assert await asyncio.wait_for(asyncio.gather(fb, fc), WAIT) == ["b", "c"]
@@ -213,7 +213,7 @@ async def test_grows_only_while_jobs_are_stuck_and_never_beyond_size(kit: Kit) -
     await until(d.started.is_set)
     assert len(p._threads) == 2 and d.thread != a.thread
     fe = p.submit(str, "e")
-    await asyncio.sleep(STALL * 2)
+    await asyncio.sleep(STALL * 2)  # time passing is what is tested
     ff = p.submit(str, "f")
     assert len(p._threads) == 3
     assert await asyncio.wait_for(asyncio.gather(fe, ff), WAIT) == ["e", "f"]
@@ -223,9 +223,9 @@ async def test_grows_only_while_jobs_are_stuck_and_never_beyond_size(kit: Kit) -
     await until(g.started.is_set)
     assert len({a.thread, d.thread, g.thread}) == 3  # every thread is stuck now
     fh = p.submit(str, "h")
-    await asyncio.sleep(STALL * 2)
+    await asyncio.sleep(STALL * 2)  # time passing is what is tested
     fi = p.submit(str, "i")
-    await asyncio.sleep(STALL * 2)
+    await asyncio.sleep(STALL * 2)  # time passing is what is tested
     fj = p.submit(str, "j")
     assert len(p._threads) == 3  # at most size, however long the jobs wait
     assert not (fh.done() or fi.done() or fj.done())
@@ -448,7 +448,7 @@ async def test_shutdown_finishes_queued_jobs_then_stops_the_threads(kit: Kit) ->
     fa = p.submit(a)
     await until(a.started.is_set)
     f1 = p.submit(str, 1)
-    await asyncio.sleep(STALL * 2)
+    await asyncio.sleep(STALL * 2)  # time passing is what is tested
     f2 = p.submit(str, 2)  # stuck + waited past STALL: a second thread
     assert await asyncio.wait_for(asyncio.gather(f1, f2), WAIT) == ["1", "2"]
     assert len(p._threads) == 2

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from support.driver import drive
 
 from ftpd.fs.base import FileStat
 from ftpd.proto.commands import (
@@ -56,7 +57,7 @@ from ftpd.proto.requests import (
     Transfer,
     UniqueName,
 )
-from ftpd.proto.session import Done, Session, SessionSettings
+from ftpd.proto.session import Session, SessionSettings
 from ftpd.proto.state import Data, Login, SessionState, TlsMode
 
 ALL_PERMS = "elradfmwMT"
@@ -309,28 +310,8 @@ class Drive:
         raise AssertionError(f"unexpected request {req!r}")
 
     def __call__(self, line: str) -> Run:
-        run = Run()
-        result = self.s.handle(line)
-        if not Session.is_generator(result):
-            if isinstance(result, Reply):
-                run.replies.append(result)
-            elif result is not None:
-                run.replies.extend(result)  # type: ignore[arg-type]
-            return run
-        value: Any = None
-        exc: OSError | None = None
-        for _ in range(100):
-            item = self.s.advance(result, value, exc)  # type: ignore[arg-type]
-            value, exc = None, None
-            if isinstance(item, Done):
-                run.replies.extend(item.replies)
-                return run
-            if isinstance(item, Reply):
-                run.replies.append(item)
-                continue
-            run.requests.append(item)
-            value, exc = self.answer(item)
-        raise AssertionError("handler did not finish")
+        driven = drive(self.s, line, self.answer)
+        return Run(driven.replies, driven.requests)
 
     def login(self) -> Drive:
         assert self("USER user").code == 331

@@ -6,6 +6,7 @@ from __future__ import annotations
 from enum import Enum
 
 import pytest
+from support.driver import drive
 
 from ftpd.proto.errors import BadSequence, FtpError
 from ftpd.proto.session import Session, SessionSettings
@@ -116,18 +117,12 @@ def _session() -> Session:
 
 
 def _run(s: Session, line: str, answers: list[object] | None = None) -> list[int]:
-    result = s.handle(line)
-    if not Session.is_generator(result):
-        if result is None:
-            return []
-        return [r.code for r in (result if isinstance(result, list) else [result])]
     queue = list(answers or [])
-    value = None
-    while True:
-        item = s.advance(result, value)  # type: ignore[arg-type]
-        if type(item).__name__ == "Done":
-            return [r.code for r in item.replies]  # type: ignore[union-attr]
-        value = queue.pop(0) if queue and type(item).__name__ != "CloseData" else None
+
+    def answer(item: object) -> tuple[object, None]:
+        return (queue.pop(0) if queue and type(item).__name__ != "CloseData" else None), None
+
+    return [r.code for r in drive(s, line, answer).replies]
 
 
 class _Acct:

@@ -154,3 +154,83 @@ def test_policy_trust() -> None:
     assert not p.trusts("127.0.0.6") and not p.trusts("garbage") and not p.required
     assert not ProxyPolicy.from_text("off", "0.0.0.0/0", 3.0).trusts("127.0.0.1")
     assert ProxyPolicy.from_text("required", "::/0", 1.0).required
+
+
+# Cases a mutation run found unchecked (docs/TESTING.md).
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            b"PROXY TCP4 192.0.2.7 127.0.0.10 40000 2121" + b" " * 70 + b"\r\n",
+            "PROXY v1 line longer than 107 bytes",
+        ),
+        (b"PROXY TCP4 192.0.2.\xe9 127.0.0.10 1 2\r\n", "PROXY v1 line is not ASCII"),
+        (b"PROXY TCP5 192.0.2.7 127.0.0.10 1 2\r\n", "malformed PROXY v1 line"),
+        (b"PROXY TCP4 192.0.2.7  127.0.0.10 1 2\r\n", "malformed PROXY v1 line"),
+        (b"PROXY TCP4 ::1 127.0.0.10 1 2\r\n", "PROXY v1 address does not match its family"),
+        (b"PROXY TCP4 192.0.2.7 127.0.0.10 01 2\r\n", "bad port in PROXY v1 line: '01'"),
+    ],
+)
+def test_v1_errors_say_what_is_wrong(raw: bytes, message: str) -> None:
+    """The message is what the server logs about a bad balancer: it must name the problem."""
+    with pytest.raises(ProxyError) as exc:
+        parse(raw)
+    assert str(exc.value) == message
+
+
+def test_v1_edges() -> None:
+    # CRLF exactly at the 107-byte limit is a whole line; one byte later is too long.
+    line = b"PROXY UNKNOWN " + b"x" * (107 - 16) + b"\r\n"
+    assert len(line) == 107 and parse(line) == ProxyHeader(107, version=1)
+    assert parse(b"PROXY UNKNOWN\r\n") == ProxyHeader(15, version=1)  # no addresses at all
+    # The CR LF is searched from the start: a line that is only the prefix and CRLF.
+    with pytest.raises(ProxyError, match="malformed"):
+        parse(b"PROXY \r\n")
+    h = parse(b"PROXY TCP4 192.0.2.7 127.0.0.10 0 65535\r\n")  # port 0 is a valid number
+    assert h is not None and h.src == ("192.0.2.7", 0) and h.dst == ("127.0.0.10", 65535)
+
+
+def test_policy_trust_edges() -> None:
+    p = ProxyPolicy.from_text("optional", "10.1.2.3/8, fe80::/10", 2.5)
+    assert p.timeout == 2.5 and not p.required
+    assert p.trusts("10.200.0.1")  # a CIDR with host bits set still means its network
+    assert p.trusts("fe80::1%eth0")  # a zone id is not part of the address
+    assert p.trusts("10.1.2.3%a%b")  # everything from the first % on is the zone
+    assert ProxyPolicy.from_text("required", "10.0.0.0/8", 1).required
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"GET / HTTP/1.1\r\n", "not a PROXY protocol header"),
+        (v2(version=1), "PROXY v2: unsupported version"),
+        (v2(command=2), "PROXY v2: unknown command"),
+        (v2(fam=0x12), "PROXY v2: unsupported address family or transport"),
+        (
+            V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x11, 11) + b"\0" * 11,
+            "PROXY v2: short TCP4 address block",
+        ),
+        (
+            V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x21, 35) + b"\0" * 35,
+            "PROXY v2: short TCP6 address block",
+        ),
+        (V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x11, MAX_HEADER), "PROXY v2: header too long"),
+    ],
+)
+def test_v2_errors_say_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(ProxyError) as exc:
+        parse(raw)
+    assert str(exc.value) == message
+
+
+def test_v2_edges() -> None:
+    # Exactly the 12-byte TCP4 block and the largest allowed payload are accepted; ports and
+    # lengths are unsigned (a port above 32767 stays positive).
+    raw = v2(sport=65535, dport=40000)
+    h = parse(raw)
+    assert h is not None and h.src == ("192.0.2.7", 65535) and h.length == len(raw) == 28
+    big = v2(tlvs=b"\0" * (MAX_HEADER - 16 - 12))
+    h = parse(big)
+    assert h is not None and h.length == len(big)
+    # A prefix of either signature is "need more bytes", not an error.
+    assert parse(V2_SIGNATURE[:5]) is None and parse(b"PROX") is None

@@ -107,9 +107,9 @@ def ftp_RNTO(s: SessionState, arg: str, path: str) -> HandlerGen:
 
 # ---------------------------------------------------------------------------------- file facts
 def ftp_SIZE(s: SessionState, arg: str, path: str) -> HandlerGen:
-    if s.ascii:
-        # The size in TYPE A depends on the content (RFC 3659 §4); computing it costs a full read.
-        raise FileUnavailable("SIZE not allowed in ASCII mode.")
+    # Also in TYPE A (ftplib's size() never sends TYPE I): the stored size, as vsftpd and
+    # pure-ftpd answer. RFC 3659 §4 lets a server refuse instead, since the exact TYPE A count
+    # needs a full read; clients compare SIZE with their local file's bytes.
     st: FileStat = yield Stat(path)
     if st.is_dir:
         raise FileUnavailable("Not a regular file.")

@@ -1,92 +1,56 @@
-"""Helpers for the hardening suite: a raw FTP client, process figures, and reply checking.
+"""The raw control-connection client every suite uses, and the data-socket helpers.
 
-``Ctl`` is a deliberately small blocking control-connection client on a raw socket: it can bind
-its source address (``127.0.0.x``), send any bytes, and parses replies strictly (RFC 959 §4.2), so
-that a malformed reply is a test failure rather than something a forgiving client papers over.
+``Ctl`` is deliberately small and blocking: it can bind its source address (``127.0.0.x``), send
+any bytes, and parses replies strictly (RFC 959 §4.2), so that a malformed reply is a test failure
+rather than something a forgiving client papers over. ftplib is the forgiving client.
 
-``fds``, ``pss_kib`` and ``cpu_seconds`` read the server's figures from ``/proc/<pid>``: the number
-of open file descriptors, the proportional set size (``smaps_rollup``), and user+system CPU time.
+A ``Reply`` unpacks as ``code, text = ctl.cmd("NOOP")``; ``text`` is the reply without its code
+prefixes (lines joined by newlines), ``lines`` the complete lines as sent, ``raw`` the bytes.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import socket
+import struct
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
+TIMEOUT = 10.0
 REPLY_FIRST = re.compile(rb"^([1-5][0-5][0-9])([ -])")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# ------------------------------------------------------------------------------ process figures
-def fds(pid: int) -> int:
-    """Open file descriptors of ``pid``."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def pss_kib(pid: int) -> int:
-    """Proportional set size of ``pid`` in KiB (``/proc/<pid>/smaps_rollup``)."""
-    with open(f"/proc/{pid}/smaps_rollup") as fh:
-        for line in fh:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise AssertionError("no Pss line in smaps_rollup")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used by ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    # Fields after the command: state(0) ... utime(11) stime(12), see proc(5).
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``pred`` until true or ``timeout`` seconds passed; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-
-
-def settle_fds(pid: int, baseline: int, timeout: float = 10.0) -> int:
-    """Wait for the fd count of ``pid`` to come back to ``baseline``; return the final count."""
-    wait_for(lambda: fds(pid) <= baseline, timeout)
-    return fds(pid)
-
-
-# ------------------------------------------------------------------------------ replies
-@dataclass
-class Reply:
-    code: int
-    lines: list[str]
-    raw: bytes
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def __repr__(self) -> str:
-        return f"Reply({self.code}, {self.raw[:200]!r})"
 
 
 class ReplyError(AssertionError):
     """The server sent something that is not an RFC 959 reply."""
+
+
+class Closed(ConnectionError):
+    """The server closed the control connection."""
+
+
+class Reply(tuple):  # type: ignore[type-arg]
+    """One complete reply: a ``(code, text)`` pair plus ``lines`` and ``raw``."""
+
+    lines: list[str]
+    raw: bytes
+
+    def __new__(cls, code: int, lines: list[str], raw: bytes) -> Reply:
+        body = [lines[0][4:], *lines[1:-1], lines[-1][4:]] if len(lines) > 1 else [lines[0][4:]]
+        obj = super().__new__(cls, (code, "\n".join(body)))
+        obj.lines = lines
+        obj.raw = raw
+        return obj
+
+    @property
+    def code(self) -> int:
+        return int(self[0])
+
+    @property
+    def text(self) -> str:
+        return str(self[1])
+
+    def __repr__(self) -> str:
+        return f"Reply({self.code}, {self.raw[:200]!r})"
 
 
 def check_reply_lines(raw_lines: list[bytes]) -> int:
@@ -150,13 +114,9 @@ def split_replies(data: bytes) -> tuple[list[list[bytes]], bytes]:
     return replies, rest
 
 
-# ------------------------------------------------------------------------------ the client
-class Closed(ConnectionError):
-    """The server closed the control connection."""
-
-
 class Ctl:
-    """A blocking raw control connection. ``source``: local address to bind (e.g. 127.0.0.2)."""
+    """A blocking raw control connection. ``source``: local address to bind (e.g. 127.0.0.2);
+    ``greet=False`` leaves the greeting unread (for tests that send before it)."""
 
     def __init__(
         self,
@@ -164,54 +124,69 @@ class Ctl:
         port: int,
         *,
         source: str | None = None,
-        timeout: float = 10.0,
+        timeout: float = TIMEOUT,
         greet: bool = True,
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.timeout = timeout
         self.sock.settimeout(timeout)
-        if source is not None:
-            self.sock.bind((source, 0))
-        self.sock.connect((host, port))
+        try:
+            if source is not None:
+                self.sock.bind((source, 0))
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.host = host
         self.buf = b""
         self.greeting: Reply | None = self.reply() if greet else None
 
+    @property
+    def local_ip(self) -> str:
+        return str(self.sock.getsockname()[0])
+
     # -- io
-    def send(self, data: bytes) -> None:
+    def send(self, line: str | bytes) -> None:
+        """Send one command line (CRLF appended)."""
+        data = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
+        self.sock.sendall(data + b"\r\n")
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes exactly as given (partial lines, several lines, garbage)."""
         self.sock.sendall(data)
 
     def cmd(self, line: str | bytes) -> Reply:
-        data = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
-        self.send(data + b"\r\n")
+        self.send(line)
         return self.reply()
+
+    def code(self, line: str | bytes) -> int:
+        return self.cmd(line).code
 
     def reply(self, timeout: float | None = None) -> Reply:
         """Read exactly one reply; ``Closed`` if the connection ends first."""
-        old = self.sock.gettimeout()
         if timeout is not None:
             self.sock.settimeout(timeout)
         try:
             while True:
-                replies, rest = split_replies(self.buf)
+                replies, _rest = split_replies(self.buf)
                 if replies:
                     first = replies[0]
-                    n = sum(len(x) for x in first)
-                    self.buf = self.buf[n:]
+                    self.buf = self.buf[sum(len(x) for x in first) :]
                     code = check_reply_lines(first)
-                    text = [x[:-2].decode("utf-8", "replace") for x in first]
+                    text = [x[:-2].decode("utf-8", "surrogateescape") for x in first]
                     return Reply(code, text, b"".join(first))
-                del rest
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     raise Closed(f"connection closed; unparsed {self.buf!r}")
                 self.buf += chunk
         finally:
             if timeout is not None:
-                self.sock.settimeout(old)
+                self.sock.settimeout(self.timeout)
 
-    def closed_by_server(self, timeout: float = 5.0) -> bool:
-        """True if the server closes the connection within ``timeout`` (replies are drained)."""
+    def closed(self, timeout: float = 5.0) -> bool:
+        """True if the server closes the connection within ``timeout`` (pending replies are kept
+        in ``buf``)."""
         self.sock.settimeout(timeout)
         try:
             while True:
@@ -223,6 +198,11 @@ class Ctl:
             return False
         except ConnectionResetError:
             return True
+        finally:
+            try:
+                self.sock.settimeout(self.timeout)
+            except OSError:
+                pass
 
     def close(self) -> None:
         try:
@@ -232,13 +212,7 @@ class Ctl:
 
     def abort(self) -> None:
         """Vanish: close with RST (SO_LINGER 0), as a crashed client or a cut cable looks."""
-        try:
-            self.sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-            )
-        except OSError:
-            pass
-        self.close()
+        abort_socket(self.sock)
 
     def __enter__(self) -> Ctl:
         return self
@@ -261,15 +235,36 @@ class Ctl:
         assert m, r
         return int(m.group(1))
 
-    def data_socket(self, *, source: str | None = None, timeout: float = 10.0) -> socket.socket:
-        """EPSV, then connect a data socket from ``source`` (default: the control connection's
-        own address, as a real client does)."""
-        port = self.epsv()
+    def pasv(self) -> int:
+        r = self.cmd("PASV")
+        assert r.code == 227, r
+        m = re.search(r"\d+,\d+,\d+,\d+,(\d+),(\d+)", r.text)
+        assert m, r
+        return int(m.group(1)) * 256 + int(m.group(2))
+
+    def data_socket(
+        self,
+        *,
+        source: str | None = None,
+        timeout: float = TIMEOUT,
+        extended: bool = True,
+    ) -> socket.socket:
+        """EPSV (or PASV), then connect a data socket from ``source`` (default: the control
+        connection's own address, as a real client does)."""
+        port = self.epsv() if extended else self.pasv()
         s = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         s.settimeout(timeout)
-        s.bind((source or self.sock.getsockname()[0], 0))
-        s.connect((self.host, port))
+        try:
+            s.bind((source or self.local_ip, 0))
+            s.connect((self.host, port))
+        except OSError:
+            s.close()
+            raise
         return s
+
+    def passive(self, extended: bool | None = None) -> socket.socket:
+        """PASV (IPv4) or EPSV (IPv6, or when asked); returns the connected data socket."""
+        return self.data_socket(extended=(":" in self.host) if extended is None else extended)
 
     def retr(self, path: str) -> tuple[bytes, Reply, Reply]:
         """Download ``path`` (TYPE I is the caller's business): data, 150, final reply."""
@@ -279,17 +274,17 @@ class Ctl:
             d.close()
             return b"", r150, r150
         data = recv_all(d)
-        d.close()
         return data, r150, self.reply()
 
     def stor(self, path: str, data: bytes, verb: str = "STOR") -> Reply:
+        """Upload ``data`` with ``verb`` (STOR, APPE, STOU); returns the final reply (or the
+        refusal)."""
         d = self.data_socket()
-        r = self.cmd(f"{verb} {path}")
+        r = self.cmd(f"{verb} {path}".rstrip())
         if r.code != 150:
             d.close()
             return r
-        d.sendall(data)
-        d.close()
+        send_all_and_close(d, data)
         return self.reply()
 
     def listing(self, verb: str = "LIST", arg: str = "") -> tuple[bytes, Reply]:
@@ -299,17 +294,32 @@ class Ctl:
             d.close()
             return b"", r
         data = recv_all(d)
-        d.close()
         return data, self.reply()
 
 
 def recv_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        chunk = sock.recv(262144)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    """Everything until the peer closes; closes ``sock``."""
+    parts = []
+    with sock:
+        while True:
+            chunk = sock.recv(1 << 18)
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+
+def send_all_and_close(sock: socket.socket, data: bytes) -> None:
+    with sock:
+        sock.sendall(data)
+
+
+def abort_socket(sock: socket.socket) -> None:
+    """Close with a TCP RST (SO_LINGER 0): what a crashing client does."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
 
 
 def noop_latency(ctl: Ctl) -> float:
@@ -319,3 +329,18 @@ def noop_latency(ctl: Ctl) -> float:
     dt = time.perf_counter() - t0
     assert r.code == 200, r
     return dt
+
+
+def connect_ftplib(
+    server: Any, user: str | None = None, password: str | None = None, login: bool = True
+) -> Any:
+    """An ftplib client connected (and logged in) to ``server``: the forgiving client."""
+    import ftplib
+
+    f = ftplib.FTP(timeout=TIMEOUT, encoding="utf-8")
+    f.connect(server.host, server.port)
+    if login:
+        f.login(
+            server.user if user is None else user, server.password if password is None else password
+        )
+    return f
