@@ -118,10 +118,16 @@ class Config:
     atomic_uploads: bool = field(
         default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
     )
+    fsync_uploads: bool = field(
+        default=True,
+        metadata={"help": "an upload's data (and its directory entry) are on disk before its 226"},
+    )
     workers: int = field(
         default=1,
         metadata={
-            "help": "worker processes sharing the port (SO_REUSEPORT); limits hold across them"
+            "help": "worker processes sharing the port (SO_REUSEPORT); limits hold across them. "
+            "auto (or 0): one per core, and more if max_sessions needs more file descriptors "
+            "than one process may open"
         },
     )
     shutdown_grace: float = field(
@@ -238,6 +244,7 @@ TLS_VERSIONS = ("1.2", "1.3")
 LOG_FORMATS = ("text", "json")
 STORAGES = ("local", "s3")
 PROXY_MODES = ("off", "optional", "required")
+AUTO_KEYS = frozenset({"workers"})  # integer keys that also take "auto" (stored as 0)
 
 
 def show(value: object) -> str:
@@ -288,6 +295,8 @@ def parse_bool(text: str) -> bool:
 def _from_text(key: str, text: str, source: str) -> Any:
     """Convert a string from the environment or a flag to the field's type (strictly)."""
     kind = FIELD_TYPES[key]
+    if key in AUTO_KEYS and text.strip().lower() == "auto":
+        return 0
     if kind is bool:
         try:
             return parse_bool(text)
@@ -316,6 +325,8 @@ def _type_ok(kind: type, value: object) -> bool:
 def _from_toml(key: str, value: Any, source: str) -> Any:
     """Check a TOML value against the field's type; TOML has real types, so no string coercion."""
     kind = FIELD_TYPES[key]
+    if key in AUTO_KEYS and isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
     if not _type_ok(kind, value):
         raise _invalid(key, value, _EXPECTED[kind], source)
     if kind is float:
@@ -586,8 +597,8 @@ def validate(config: Config) -> None:
         raise _invalid("backlog", c.backlog, "an integer >= 1")
     if c.io_threads < 1:
         raise _invalid("io_threads", c.io_threads, "an integer >= 1")
-    if not 1 <= c.workers <= 64:
-        raise _invalid("workers", c.workers, "an integer from 1 to 64")
+    if not 0 <= c.workers <= 64:
+        raise _invalid("workers", c.workers, "an integer from 1 to 64, or auto (0)")
     for key in ("shutdown_grace", "ban_seconds"):
         value = getattr(c, key)
         if not (math.isfinite(value) and value >= 0):

@@ -56,7 +56,12 @@ class Storage:
             else:
                 from .local import LocalFS
 
-                fs = LocalFS(home, self.io, atomic_uploads=self.config.atomic_uploads)
+                fs = LocalFS(
+                    home,
+                    self.io,
+                    atomic_uploads=self.config.atomic_uploads,
+                    fsync_uploads=self.config.fsync_uploads,
+                )
             self._cache[key] = fs
         return fs
 

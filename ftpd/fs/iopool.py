@@ -149,6 +149,10 @@ class IoPool:
                 except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
                     item = (fut, False, exc, None)
                 self._deliver(item)
+                del item
+            # Nothing of this job may stay alive while the thread waits for the next one: its
+            # arguments (an upload's 256 KiB receive buffer, behind a memoryview) and result.
+            del job, fut, fn, args, dispose
             with lock:
                 self._idle += 1
 

@@ -31,7 +31,9 @@ readers see the old file until the upload completes, a failed upload leaves the 
 and a crash leaves nothing behind. Where ``O_TMPFILE`` is not supported (other filesystems and
 platforms) the upload is written to ``.ftpd-upload-<random>.tmp`` instead. Either way such names
 are the server's: refused to clients for every command (``_parts``), hidden from listings, and
-removed at start-up by ``cleanup_stale_uploads``.
+removed at start-up by ``cleanup_stale_uploads``. With ``fsync_uploads`` (the default) commit
+also flushes the file's data before the link/rename and the directory after it, in the same hop,
+so that a power loss after the 226 cannot leave an empty or old file.
 
 Known limits: a hard link inside the home to a file outside cannot be told apart from a normal
 file (only an administrator can create one); an atomic upload replaces the inode, so it breaks
@@ -132,7 +134,8 @@ class LocalFS:
     capabilities = Capabilities()
 
     def __init__(self, home: str, executor: IoPool | Executor | None,
-                 atomic_uploads: bool = True, anonymous_temps: bool = True) -> None:
+                 atomic_uploads: bool = True, fsync_uploads: bool = True,
+                 anonymous_temps: bool = True) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
@@ -140,6 +143,7 @@ class LocalFS:
         self.atomic_uploads = atomic_uploads
         # O_TMPFILE uploads (see the module docstring); False forces the named temp files.
         self.anonymous_temps = anonymous_temps and tmpfile_available()
+        self.fsync_uploads = fsync_uploads  # commit = data and directory entry on disk
         self._hops = Hops(executor)
         self._dir = LocalDir(self._open_listing_fd, self._stat_target, _file_stat, self._hops)
 
@@ -404,7 +408,7 @@ class LocalFS:
                 pass
         # The writer owns both fds from here on (the directory fd is closed by commit/abort).
         return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name,
-                           anonymous=temp is None)
+                           anonymous=temp is None, sync=self.fsync_uploads)
 
     def _open_in_place(
         self, dfd: int, name: str, vpath: str, offset: int, append: bool
@@ -423,13 +427,20 @@ class LocalFS:
             if not append:
                 if offset > s.st_size:
                     raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
-                os.ftruncate(fd, offset)
-                os.lseek(fd, offset, os.SEEK_SET)
+                if offset == 0:
+                    os.ftruncate(fd, 0)  # a plain STOR (atomic uploads off) replaces the file
+                else:
+                    # REST n + STOR writes from n and keeps the rest of the file, before and
+                    # after what it writes (vsftpd, ProFTPD, pyftpdlib; see README "REST").
+                    os.lseek(fd, offset, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise
+        if self.fsync_uploads and flags & os.O_CREAT:
+            # The entry may be new: the writer syncs the directory too on commit.
+            return LocalWriter(fd, self._hops, dir_fd=dfd, sync=True)
         os.close(dfd)
-        return LocalWriter(fd, self._hops)
+        return LocalWriter(fd, self._hops, sync=self.fsync_uploads)
 
     def _entry_op_fast(self, parts: list[str], op: Callable[..., None]) -> bool:
         """Run ``op(name, dir_fd=...)`` on an entry whose parent is reached without a symlink

@@ -21,9 +21,23 @@ import aiofiles.os
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.temps import link_anonymous
 
-__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly"]
+__all__ = ["Hops", "LocalReader", "LocalWriter", "close_quietly", "sync_dir"]
 
 T = TypeVar("T")
+
+
+# fdatasync flushes the data and the metadata needed to read it back (the size), not the times.
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+def sync_dir(dir_fd: int) -> None:
+    """fsync the directory ``dir_fd`` (which may be an O_PATH fd, on which fsync fails):
+    makes a new or renamed entry in it durable."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def close_quietly(fd: int) -> None:
@@ -97,11 +111,19 @@ class LocalWriter:
     """An upload in progress: atomic (temp file renamed over the target on commit) or in place.
 
     In place is used for REST+STOR, APPE and when atomic uploads are off. Then ``abort`` keeps
-    the bytes written so far: they are already in the file (any previous content was truncated at
-    open), and keeping them is what lets the client resume with REST after a broken transfer.
+    the bytes written so far: they are already in the file (a plain STOR truncated it at open;
+    REST+STOR writes from its offset and keeps the rest), and keeping them is what lets the
+    client resume with REST after a broken transfer.
+
+    With ``sync`` (``fsync_uploads``) commit flushes the file's data to the disk before the
+    rename and the directory (``dir_fd``: for a rename or a newly created entry) after it, so
+    that the 226 that follows means the upload survives a power loss. Blocking: commit runs in
+    the IO threads, never on the event loop.
     """
 
-    __slots__ = ("_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_anonymous")
+    __slots__ = (
+        "_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_anonymous", "_sync",
+    )
 
     def __init__(
         self,
@@ -111,10 +133,13 @@ class LocalWriter:
         temp: str | None = None,
         target: str = "",
         anonymous: bool = False,
+        sync: bool = False,
     ) -> None:
         self._fd = fd
         self._anonymous = anonymous  # an O_TMPFILE upload: no name until commit
-        self._dir_fd = dir_fd  # the directory holding temp and target (atomic mode only)
+        # The directory holding temp and target (atomic), or a new file's (in place, with sync).
+        self._dir_fd = dir_fd
+        self._sync = sync
         self._temp = temp
         self._target = target
         self._done = False
@@ -159,6 +184,12 @@ class LocalWriter:
             fd, self._fd = self._fd, -1
             if fd >= 0:
                 if commit:
+                    try:
+                        if self._sync:
+                            _fdatasync(fd)  # the data, before the rename makes it the file
+                    except BaseException:
+                        self._fd = fd  # still abortable: abort closes it and drops the temp
+                        raise
                     os.close(fd)  # may report a delayed write error (NFS); the upload then failed
                 else:
                     close_quietly(fd)
@@ -176,6 +207,8 @@ class LocalWriter:
                     except FileNotFoundError:
                         pass
                 self._temp = None
+            if commit and self._sync and self._dir_fd >= 0:
+                sync_dir(self._dir_fd)  # the rename (or the new entry) itself
             # Reached only on success: a failed commit stays abortable (abort removes the temp).
             self._done = True
             if self._dir_fd >= 0:
@@ -186,9 +219,12 @@ class LocalWriter:
         """``finish_sync`` of an O_TMPFILE upload (lock held). ``linkat`` cannot replace a name,
         so the file is linked under a private temp name and renamed over the target: the name
         exists for the length of two calls, and a crash there leaves a file that start-up
-        cleanup removes."""
+        cleanup removes. With ``sync`` as for a named temp: the data is flushed before the link,
+        the directory after the rename."""
         fd = self._fd
         if commit and fd >= 0:
+            if self._sync:
+                _fdatasync(fd)  # the data, before the link makes it a file (fd kept: abortable)
             temp = link_anonymous(fd, self._dir_fd)
             try:
                 self._fd = -1
@@ -200,6 +236,8 @@ class LocalWriter:
                 except OSError:
                     pass
                 raise
+            if self._sync:
+                sync_dir(self._dir_fd)  # the rename itself, as for a named temp
         elif fd >= 0:
             self._fd = -1
             close_quietly(fd)  # an anonymous file: closing it is discarding it

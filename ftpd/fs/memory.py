@@ -119,10 +119,17 @@ class MemoryReader:
 class MemoryWriter:
     """An upload into the tree: aside until ``commit`` (atomic), or in place (REST, APPE)."""
 
-    __slots__ = ("_fs", "_parent", "_name", "_vpath", "_node", "_atomic", "_done")
+    __slots__ = ("_fs", "_parent", "_name", "_vpath", "_node", "_atomic", "_done", "_pos")
 
     def __init__(
-        self, fs: MemoryFS, parent: _Dir, name: str, vpath: str, node: _File, atomic: bool
+        self,
+        fs: MemoryFS,
+        parent: _Dir,
+        name: str,
+        vpath: str,
+        node: _File,
+        atomic: bool,
+        pos: int | None = None,
     ) -> None:
         self._fs = fs
         self._parent = parent  # held as the local backend holds the directory's fd
@@ -131,12 +138,19 @@ class MemoryWriter:
         self._node = node
         self._atomic = atomic
         self._done = False
+        # REST: where the next write goes; what lies after it stays (as on disk). None: the end.
+        self._pos = pos
 
     async def write(self, data: bytes | memoryview) -> None:
         if self._done:
             raise ValueError("write to a finished upload")
-        self._fs.budget.take(len(data), self._vpath)
-        self._node.data += data
+        buf = self._node.data
+        pos = len(buf) if self._pos is None else self._pos
+        end = pos + len(data)
+        self._fs.budget.take(max(0, end - len(buf)), self._vpath)
+        buf[pos:end] = data
+        if self._pos is not None:
+            self._pos = end
         self._node.mtime = time.time()
 
     def blocking_write(self) -> None:
@@ -249,12 +263,10 @@ class MemoryFS:
                 raise _err(errno.ENOENT, vpath)  # REST+STOR of a missing file, as on disk
             old = parent.entries[name] = _File()
             parent.mtime = old.mtime
-        elif offset:
-            if offset > len(old.data):
-                raise _err(errno.EINVAL, vpath)
-            self.budget.give(len(old.data) - offset)
-            del old.data[offset:]
-        return MemoryWriter(self, parent, name, vpath, old, atomic=False)
+        elif offset > len(old.data):
+            raise _err(errno.EINVAL, vpath)
+        # REST + STOR writes from the offset and keeps the rest of the file (README "Uploads").
+        return MemoryWriter(self, parent, name, vpath, old, atomic=False, pos=offset or None)
 
     async def mkdir(self, vpath: str) -> None:
         parent, name = self._parent(vpath)

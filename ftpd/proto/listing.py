@@ -12,6 +12,7 @@ import stat as _stat
 import time
 
 from ..fs.base import FileStat
+from . import names
 
 __all__ = [
     "list_line",
@@ -122,7 +123,7 @@ class ListingKind(enum.Enum):
 
 class LineFormat:
     """Formats a batch of entries as listing lines on the wire (CRLF, UTF-8 with non-UTF-8 names
-    kept byte for byte). Pure, so the IO layer runs it in a file thread next to the ``scandir``
+    escaped, see ``names.py``). Pure, so the IO layer runs it in a file thread next to the ``scandir``
     that produced the batch (``ftpd.fs.listing_stream``); ``prefix`` indents the lines of a
     multi-line reply (STAT, RFC 959 §4.2)."""
 
@@ -146,4 +147,4 @@ class LineFormat:
     def __call__(self, entries: list[FileStat]) -> bytes:
         prefix, line = self.prefix, self.line
         text = "".join([f"{prefix}{line(e)}\r\n" for e in entries])
-        return text.encode("utf-8", "surrogateescape")
+        return names.encode(text)  # valid UTF-8 whatever the names on disk

@@ -9,6 +9,7 @@ realpath containment check before any access, so that symlinks cannot escape eit
 from __future__ import annotations
 
 from .errors import FileUnavailable, NameNotAllowed
+from .names import from_wire
 
 __all__ = ["MAX_PATH", "MAX_NAME", "resolve", "parent", "basename", "quote_path"]
 
@@ -17,7 +18,9 @@ MAX_NAME = 255  # NAME_MAX on Linux
 
 
 def resolve(cwd: str, arg: str) -> str:
-    """Join ``arg`` to ``cwd`` and normalise. Raises 550/553 for NUL bytes or over-long names."""
+    """Join ``arg`` (a path as the client sent it: names in their wire form, see names.py) to
+    ``cwd`` and normalise. Raises 550/553 for NUL bytes or over-long names."""
+    arg = from_wire(arg)
     if "\0" in arg:
         raise FileUnavailable("Invalid file name.")
     if len(arg) > MAX_PATH:

@@ -3,10 +3,13 @@
 A reply is ``DDD<SP>text<CRLF>``; a multi-line reply is ``DDD-first`` ... ``DDD last``. Inner lines
 are indented by one space so that none can be mistaken for the end line (RFC 959 §4.2 allows any text;
 a leading space is what FEAT requires anyway, RFC 2389 §3.2). CR and LF inside texts are replaced, so a
-file name can never inject a reply line.
+file name can never inject a reply line. Names that are not valid UTF-8 go out in their escaped
+form (``names.py``): a reply is always valid UTF-8.
 """
 
 from __future__ import annotations
+
+from . import names
 
 __all__ = ["Reply", "sanitize", "printable"]
 
@@ -45,7 +48,7 @@ class Reply:
     @classmethod
     def opening(cls, code: int, text: str) -> Reply:
         """The first line ``DDD-text`` of a multi-line reply whose end comes later."""
-        line = f"{code}-{sanitize(text)}\r\n".encode("utf-8", "surrogateescape")
+        line = names.encode(f"{code}-{sanitize(text)}\r\n")
         return cls.part(code, line, text)
 
     @property
@@ -54,7 +57,7 @@ class Reply:
         return "\n".join(self.lines)
 
     def encode(self) -> bytes:
-        """The reply as it goes on the wire (UTF-8, non-UTF-8 names kept byte for byte)."""
+        """The reply as it goes on the wire (UTF-8; non-UTF-8 names escaped, see names.py)."""
         if self.raw is not None:
             return self.raw
         lines = self.lines
@@ -67,7 +70,7 @@ class Reply:
                 parts.append(f" {sanitize(line)}\r\n")
             parts.append(f"{code} {sanitize(lines[-1])}\r\n")
             data = "".join(parts)
-        return data.encode("utf-8", "surrogateescape")
+        return names.encode(data)
 
     def __repr__(self) -> str:
         return f"Reply({self.code}, {self.text!r})"

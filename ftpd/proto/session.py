@@ -92,6 +92,8 @@ class Session(SessionState):
         return type(result) is GeneratorType
 
     def _dispatch(self, line: str) -> HandlerResult:
+        if self.quit_pending:
+            return None  # after QUIT only the running transfer's reply is still to come
         if line == TOO_LONG:
             return Reply(500, "Command line too long.")
         verb, arg = parse_command(line)
@@ -147,8 +149,7 @@ class Session(SessionState):
         else:
             replies = [_FAILED[outcome]]
         if self.quit_pending:
-            self.closing = True
-            replies.append(Reply(221, "Goodbye."))
+            self.closing = True  # the 221 went out with the QUIT (handlers/login.py)
         return replies
 
 

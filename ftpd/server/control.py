@@ -105,7 +105,7 @@ class ControlChannel(asyncio.Protocol):
             self.proxy = None
         self.set_source(None)
         running = self.transfer
-        if running is not None and not running.done():
+        if running is not None and not running.done() and not running.detached:
             running.task.cancel()  # its outcome: aborted; it closes its socket and files
         pending, self.pending = self.pending, None
         if pending is not None and not pending.done():
@@ -275,9 +275,21 @@ class ControlChannel(asyncio.Protocol):
         self.commands.feed(data)
 
     def eof_received(self) -> bool:
-        return False  # close our side too
+        # After QUIT during a transfer a client may half-close: our side stays open for the
+        # transfer's reply (not under TLS, where asyncio cannot half-close). Else close too.
+        s = self.session
+        return bool(
+            s is not None
+            and s.quit_pending
+            and self.transfer is not None
+            and self.transport.get_extra_info("ssl_object") is None
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        running = self.transfer
+        if running is not None and not running.done() and not self.closed:
+            # Issue 17: an upload whose EOF is in is committed; after QUIT the transfer runs on.
+            running.control_lost(self.session.quit_pending)
         self.finish()
 
     def pause_writing(self) -> None:

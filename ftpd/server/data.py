@@ -5,11 +5,8 @@ rather than asyncio transports: that lets RETR use ``os.sendfile`` (zero copy; u
 ``loop.sendfile``) and STOR receive straight into large reusable buffers, with no per-chunk objects.
 A transfer that makes no progress for ``data_timeout`` is aborted by the server's sweeper.
 
-- Passive: a port from ``pasv_ports`` is bound per transfer (a port in use is skipped, exhaustion is an
-  ``OSError`` → ``425``) on the control connection's local address, listened on with a backlog of 1, and
-  closed the moment its data connection is accepted. A connection from an IP other than the control
-  peer's is closed and the listener keeps waiting for the right one (Pure-FTPd's behaviour: a port thief
-  cannot make the transfer fail), unless ``pasv_promiscuous``.
+- Passive: the port pool is ``passive.py`` (a port waits for one session per client address at once;
+  re-exported here).
 - Active: connect to the address PORT/EPRT gave (checked for bounce by the protocol core), from the
   control connection's local address.
 - Pumps: one per direction (``send_bytes``/``send_file``, ``receive_upload``) over a ``Stream``,
@@ -19,17 +16,16 @@ A transfer that makes no progress for ``data_timeout`` is aborted by the server'
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
-import random
 import socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ..proto.proxy import ProxyError, ProxyPolicy
 from ..proto.textmode import FromNetwork, ToNetwork
-from . import proxyhdr
+from .hangup import Hangup, UploadCut
+from .passive import PassiveListener, PassivePool
 from .sockets import DataTimeout, norm_ip, sendall, wait_fd
 
 if TYPE_CHECKING:
@@ -57,107 +53,6 @@ BULK_AFTER = 4 * 1024 * 1024  # an upload this far along is big: finish it in a 
 BULK_BUF = 1024 * 1024  # per write in a bulk thread
 READ_BLOCK = 256 * 1024  # RETR blocks when sendfile cannot be used
 SENDFILE_MAX = 16 * 1024 * 1024  # per os.sendfile call, so one transfer cannot hog the loop
-
-
-class PassivePool:
-    """The passive port range, shared by all sessions of one process."""
-
-    __slots__ = ("first", "last", "in_use", "proxy")
-
-    def __init__(self, first: int, last: int, proxy: ProxyPolicy | None = None) -> None:
-        self.first = first
-        self.last = last
-        self.in_use: set[int] = set()
-        self.proxy = proxy  # PROXY headers are read on data connections as on control ones
-
-    def open(self, local_ip: str) -> PassiveListener:
-        """Bind and listen on a free port of the range on ``local_ip``. ``OSError`` if none is free."""
-        ip = norm_ip(local_ip)
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        count = self.last - self.first + 1
-        start = random.randrange(count)  # random start: ports are harder to guess (RFC 2577 §5)
-        for i in range(count):
-            port = self.first + (start + i) % count
-            if port in self.in_use:
-                continue
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((ip, port))
-                sock.listen(1)
-            except OSError as exc:
-                sock.close()
-                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                    continue
-                raise
-            sock.setblocking(False)
-            self.in_use.add(port)
-            return PassiveListener(self, sock, port)
-        raise OSError(errno.EADDRINUSE, "no free passive port")
-
-
-class PassiveListener:
-    """One passive listening socket, good for one data connection."""
-
-    __slots__ = ("pool", "sock", "port")
-
-    def __init__(self, pool: PassivePool, sock: socket.socket, port: int) -> None:
-        self.pool = pool
-        self.sock = sock
-        self.port = port
-
-    async def accept(self, peer_ip: str | None) -> socket.socket:
-        """The data connection from ``peer_ip`` (any peer if None); closes the listener.
-
-        Behind a load balancer (``proxy_protocol``) the connection's client is the one its PROXY
-        header names, and that is what is compared with the control connection's real client."""
-        loop = asyncio.get_running_loop()
-        proxy = self.pool.proxy
-        try:
-            while True:
-                try:
-                    conn, addr = self.sock.accept()
-                except BlockingIOError:
-                    await wait_fd(loop, self.sock.fileno(), False)
-                    continue
-                client = addr[0]
-                if proxy is not None and proxy.trusts(client):
-                    conn.setblocking(False)
-                    try:
-                        header = await proxyhdr.read_exactly(
-                            conn, proxy.required, proxy.timeout, idle_ok=True
-                        )
-                        if header is None:
-                            raise ConnectionResetError("closed before its PROXY header")
-                    except (OSError, ProxyError, DataTimeout) as exc:
-                        log.info(
-                            "passive port %d: closing data connection from %s: %s",
-                            self.port,
-                            client,
-                            exc or type(exc).__name__,
-                        )
-                        conn.close()
-                        continue
-                    if header.src is not None:
-                        client = header.src[0]
-                if peer_ip is not None and norm_ip(client) != peer_ip:
-                    # Port theft (RFC 2577 §5): refuse it, keep waiting for the real client.
-                    log.warning(
-                        "passive port %d: refused data connection from foreign %s",
-                        self.port,
-                        client,
-                    )
-                    conn.close()
-                    continue
-                conn.setblocking(False)
-                return conn
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.sock.fileno() >= 0:
-            self.sock.close()
-            self.pool.in_use.discard(self.port)
 
 
 async def connect_active(host: str, port: int, local_ip: str, timeout: float) -> socket.socket:
@@ -327,11 +222,16 @@ class BulkThreads:
 
 
 def _bulk_receive(
-    sock: socket.socket, write: Callable[[memoryview], None], progress: Callable[[int], None]
+    sock: socket.socket,
+    write: Callable[[memoryview], None],
+    progress: Callable[[int], None],
+    hangup: Hangup | None = None,
 ) -> None:
     buf = bytearray(BULK_BUF)
     view = memoryview(buf)
-    recv_into = sock.recv_into
+    recv_into: Callable[[memoryview], int] = sock.recv_into
+    if hangup is not None:
+        recv_into = partial(hangup.thread_recv, sock)
     while True:
         filled = 0
         while filled < BULK_BUF:
@@ -353,13 +253,16 @@ async def receive_upload(
     progress: Callable[[int], None],
     bulk: BulkThreads | None = None,
     finish: Callable[[bytes | memoryview], Awaitable[T]] | None = None,
+    hangup: Hangup | None = None,
 ) -> T | None:
     """STOR/APPE: receive into large buffers; write one while the next fills (double buffering).
     Past ``BULK_AFTER`` bytes a binary upload moves to a bulk thread when one is free.
 
     At end of data, ``finish(tail)`` gets the last bytes not yet written (its result is returned):
     the caller commits them with the upload in one hop, so a small upload costs no separate
-    write. Without ``finish`` the tail is written here."""
+    write. Without ``finish`` the tail is written here. Once ``hangup`` is hung up (the control
+    connection is gone) nothing more is waited for: ``UploadCut`` unless the end of the data
+    (EOF, or a TLS close_notify) is already there (hangup.py)."""
     bufs = (_take_buffer(), _take_buffer())
     which = 0
     pending: asyncio.Future[Any] | None = None
@@ -374,6 +277,8 @@ async def receive_upload(
         chunk: bytes | memoryview = conv.convert(data) if conv is not None else data
         return asyncio.ensure_future(writer.write(chunk))
 
+    if hangup is not None:
+        hangup.arm()
     try:
         while True:
             view = memoryview(bufs[which])
@@ -384,7 +289,10 @@ async def receive_upload(
                 if n is None:
                     if filled and pending is None:
                         break  # nothing queued for disk: write what we have rather than wait
-                    await stream.readable()
+                    if hangup is None:
+                        await stream.readable()
+                    else:
+                        await hangup.wait(stream.readable)
                     continue
                 if n == 0:
                     eof = True
@@ -407,9 +315,11 @@ async def receive_upload(
                 if pending is not None:
                     await pending
                 pending = None
-                await _receive_in_thread(sock, blocking, progress, bulk)  # type: ignore[arg-type]
+                await _receive_in_thread(sock, blocking, progress, bulk, hangup)  # type: ignore[arg-type]
                 tail = b""
                 break
+        if hangup is not None:
+            hangup.disarm()  # the end of the data came: committed whatever happens now
         if finish is not None:
             result = await finish(tail)  # the buffers stay ours until it has written the tail
         else:
@@ -419,6 +329,8 @@ async def receive_upload(
         reusable = True
         return result
     finally:
+        if hangup is not None:
+            hangup.disarm()
         if pending is not None:
             pending.cancel()
             try:
@@ -443,12 +355,14 @@ _MAX_FREE_BUFFERS = 64
 
 
 class _BufferCount:
-    """Receive buffers held by uploads right now (the lifecycle tests check it returns to 0)."""
+    """Receive buffers held by uploads right now (the lifecycle tests check it returns to 0),
+    and the most held at once since the last ``trim_buffers``."""
 
-    __slots__ = ("out",)
+    __slots__ = ("out", "peak")
 
     def __init__(self) -> None:
         self.out = 0
+        self.peak = 0
 
 
 BUFFERS = _BufferCount()
@@ -456,6 +370,8 @@ BUFFERS = _BufferCount()
 
 def _take_buffer() -> bytearray:
     BUFFERS.out += 1
+    if BUFFERS.out > BUFFERS.peak:
+        BUFFERS.peak = BUFFERS.out
     return _FREE_BUFFERS.pop() if _FREE_BUFFERS else bytearray(RECV_BUF)
 
 
@@ -466,11 +382,24 @@ def _give_buffers(bufs: tuple[bytearray, ...]) -> None:
             _FREE_BUFFERS.append(buf)
 
 
+def trim_buffers() -> int:
+    """Free the spare receive buffers that the uploads since the last call did not need (the
+    sweeper calls it every second): a burst's buffers go back to the allocator once the burst is
+    over, while steady uploads keep theirs. Returns how many were freed."""
+    keep = max(0, BUFFERS.peak - BUFFERS.out)
+    BUFFERS.peak = BUFFERS.out
+    extra = len(_FREE_BUFFERS) - keep
+    if extra > 0:
+        del _FREE_BUFFERS[keep:]
+    return max(0, extra)
+
+
 async def _receive_in_thread(
     sock: socket.socket,
     write: Callable[[memoryview], None],
     progress: Callable[[int], None],
     bulk: BulkThreads,
+    hangup: Hangup | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     bulk.busy += 1
@@ -481,9 +410,15 @@ async def _receive_in_thread(
         # thread only schedules the update (in order, before the future's own completion).
         loop.call_soon_threadsafe(progress, n)
 
-    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, write, progress_on_loop)
+    fut = loop.run_in_executor(bulk.executor, _bulk_receive, sock, write, progress_on_loop, hangup)
+    if hangup is not None:
+        hangup.sock = sock  # hang_up wakes the thread if nothing is left to read
+        if hangup.set:
+            hangup.hang_up()
     try:
         await asyncio.shield(fut)
+        if hangup is not None and hangup.cut:
+            raise UploadCut()  # the thread's recv returned 0 because hang_up shut it down
     except asyncio.CancelledError:
         # ABOR, timeout or shutdown: unblock the thread's recv, and wait for it to stop before the
         # caller closes or aborts the file (the thread must never write to a reused fd).
@@ -495,3 +430,5 @@ async def _receive_in_thread(
         raise
     finally:
         bulk.busy -= 1
+        if hangup is not None:
+            hangup.sock = None

@@ -155,6 +155,8 @@ class CommandQueue:
                 ch.run_line(line)
         finally:
             self.draining = False
+            if not q:
+                self.queue = None  # ~600 bytes an idle session need not keep (C100K)
         if session.closing and not ch.closed:
             ch.close()
             return

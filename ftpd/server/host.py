@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..proto.proxy import ProxyPolicy
     from .addrtable import AddressTable
-    from .data import BulkThreads, PassivePool
+    from .data import BulkThreads
     from .observe import Observer
+    from .passive import PassivePool
 
 __all__ = ["SessionHost", "Slot", "Peer", "NEED_ASYNC"]
 

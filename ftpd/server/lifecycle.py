@@ -20,7 +20,8 @@ PROXY header timer     ``connection_made``          ``TimerHandle.cancel``
 passive port           ``OpenPassive`` performer    ``PassiveListener.close``
 pending check/listing  the command driver           ``Future.cancel`` (the pending call)
 data socket, buffers,  the transfer task            ``Task.cancel``; the task's ``finally``
-open file
+open file                                           (a transfer ``detached`` by the control
+                                                    connection's loss ends by itself first)
 control transport      ``connection_made``          ``close`` (bounded) or ``abort``
 =====================  ===========================  =======================================
 """

@@ -14,14 +14,14 @@ fast whatever others do:
   check and a flood from one address always leaves a thread for the others.
 
 A scrypt verification allocates 16 MiB (argon2 more); glibc would keep such blocks in its
-per-thread arenas after a flood (+50 MiB seen), so allocations of 2 MiB and more are made to use
-``mmap`` and go back to the system when freed (``_return_big_blocks``).
+per-thread arenas after a flood (+50 MiB seen). The daemon fixes glibc's mmap threshold at
+start-up (``memory.fix_mmap_threshold``, 128 KiB), so such blocks are their own mappings and go
+back to the system when freed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -34,18 +34,6 @@ __all__ = ["LoginGate", "BUSY"]
 PER_ADDRESS = 4  # checks waiting or running per client address
 TOTAL = 256  # checks waiting or running in all
 BUSY = "Too many logins in progress, please try later."
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-_MMAP_THRESHOLD = 2 * 1024 * 1024
-
-
-def _return_big_blocks() -> None:
-    """Fix glibc's mmap threshold (which otherwise grows to the largest block freed), so hash
-    buffers are unmapped when freed. A no-op where mallopt does not exist (musl, macOS)."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 # The check itself: (name, password, the client as the user store sees it) -> the answer.
@@ -88,7 +76,6 @@ class LoginGate:
         self._per_address: dict[str, int] = {}  # waiting + running, per address
         self._by_owner: dict[object, _Check] = {}
         self._count = 0  # waiting + running
-        _return_big_blocks()
 
     def pending(self) -> int:
         """Checks waiting or running (0 once every abuse has passed)."""

@@ -17,8 +17,8 @@ transfers_total{direction,result} counter  data transfers (listings count as dow
                                            result ok, aborted, lost, timeout, ...
 transfer_bytes_total{direction}   counter  bytes on data connections, download or upload
 error_replies_total{code}         counter  replies with a 4xx/5xx code
-passive_ports_in_use              gauge    passive ports bound now
-passive_ports_capacity            gauge    size of this process's passive range
+passive_ports_in_use              gauge    passive ports this process listens on now
+passive_ports_capacity            gauge    size of the passive range (all workers share it)
 event_loop_lag_seconds            gauge    how late the last 1 s timer fired
 info{version,worker}              gauge    always 1
 ================================  =======  =================================================
@@ -127,13 +127,13 @@ class _Collector:
         yield _gauge(
             GaugeMetricFamily,
             "ftpd_passive_ports_in_use",
-            "Passive ports bound now",
+            "Passive ports this process listens on now",
             snap["passive_in_use"],
         )
         yield _gauge(
             GaugeMetricFamily,
             "ftpd_passive_ports_capacity",
-            "Size of this process's passive port range",
+            "Size of the passive port range (all workers share it)",
             snap["passive_capacity"],
         )
         yield _gauge(

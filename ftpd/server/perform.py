@@ -82,11 +82,12 @@ def _open_passive(ch: Channel, req: OpenPassive) -> tuple[str, int]:
     session = ch.session
     host = ch.host
     ch.set_source(None)
-    listener = host.pasv_pool.open(session.local_ip)
+    cfg = host.config
+    # The lease's client: a data connection from any other address is refused (RFC 2577 §5).
+    peer = None if cfg.pasv_promiscuous else session.peer_ip
+    listener = host.pasv_pool.open(session.local_ip, peer)
     if session.prot_p and host.tls_context is not None:
         # aioftp runs the data handshake before it sends the transfer command: accept at once.
-        cfg = host.config
-        peer = None if cfg.pasv_promiscuous else session.peer_ip
         ch.set_source(
             tlsmod.EarlyTls(
                 listener,

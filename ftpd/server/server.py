@@ -34,14 +34,17 @@ from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
 from .addrtable import AddressTable
 from .control import ControlChannel
-from .data import BulkThreads, PassivePool
+from .data import BulkThreads, trim_buffers
 from .host import SessionHost
 from .implicit import ImplicitListener
 from .logs import setup_logging
+from .memory import fix_mmap_threshold, release_free_memory
 from .observe import Observer
+from .passive import PassivePool, PortMap
+from .sizing import cores, plan_workers
 from .sockets import listen_socket
 from .tls import make_context
-from .workers import reserve_port, split_range, supervise
+from .workers import reserve_port, supervise
 
 __all__ = ["Server", "run"]
 
@@ -62,6 +65,7 @@ class Server:
         counters: AddressTable | None = None,
         worker: int = 0,
         *,
+        ports: PortMap | None = None,
         session_fs: Callable[[ControlChannel, Account], FileSystem] | None = None,
         embedded: bool = False,
     ) -> None:
@@ -96,8 +100,8 @@ class Server:
         host.proxy = ProxyPolicy.from_text(
             config.proxy_protocol, config.proxy_trusted, config.proxy_timeout
         )
-        first, last = split_range(*pasv_range(config), max(1, config.workers), worker)
-        host.pasv_pool = PassivePool(first, last, host.proxy)
+        # Every worker draws from the whole range (``ports``: who holds what, in shared memory).
+        host.pasv_pool = PassivePool(*pasv_range(config), host.proxy, ports)
         host.bulk = self.bulk
         host.observer = self.observer = Observer(config, host)
         if session_fs is not None:
@@ -127,6 +131,8 @@ class Server:
                 await asyncio.sleep(0)
             ch.tick(now)
         self.host.expire_bans(now)  # a slice of the shared table's expired records per pass
+        if trim_buffers():  # a burst of uploads is over: its spare receive buffers are freed,
+            release_free_memory()  # and the heap pages they leave, given back (memory.py)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[tuple[str, int]]:
@@ -238,7 +244,9 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
     soft, hard = _raise_nofile()
     log.info("file descriptor limit %d (hard %d)", soft, hard)
     _cleanup_stale_uploads(config)
-    workers = max(1, config.workers)
+    workers, why = plan_workers(config.workers, config.max_sessions, soft, cores())
+    log.info("%s", why)
+    config = replace(config, workers=workers)
     if workers == 1:
         return serve(config, on_ready)
     try:
@@ -249,18 +257,20 @@ def run(config: Config, on_ready: Callable[[list[tuple[str, int]]], None] | None
         ) from None
     config = replace(config, port=port)
     counters = address_table(config, workers)
+    ports = PortMap(*pasv_range(config))
 
     def child(index: int, ready_fd: int) -> int:
         reserved.close()
         counters.index = index
         counters.reset_worker(index)
+        ports.set_worker(index)
 
         def ready(_addrs: list[tuple[str, int]]) -> None:
             os.write(ready_fd, b"1")
             os.close(ready_fd)
 
         try:
-            return serve(config, ready, counters=counters, worker=index)
+            return serve(config, ready, counters=counters, worker=index, ports=ports)
         except ConfigError as exc:
             # A forked worker never returns to the CLI: say it here, as the CLI would.
             message = " ".join(str(exc).split())
@@ -295,11 +305,13 @@ def serve(
     on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
     counters: AddressTable | None = None,
     worker: int = 0,
+    ports: PortMap | None = None,
 ) -> int:
     """One server process (or one worker): its own event loop, until a shutdown signal."""
+    fix_mmap_threshold()  # buffers of a burst go back to the system after it (memory.py)
     loop = _new_loop(config.loop)
     asyncio.set_event_loop(loop)
-    server = Server(config, counters=counters, worker=worker)
+    server = Server(config, counters=counters, worker=worker, ports=ports)
     stop = asyncio.Event()
     signals = 0
 

@@ -23,13 +23,18 @@ from ..config import Config, ConfigError, show
 from .data import RECV_BUF
 from .sockets import DataTimeout, sendall, wait_fd
 
-__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "EarlyTls"]
+__all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "refuse", "EarlyTls"]
 
 TICKETS = 8
 
 
 class TlsNotResumed(Exception):
-    """A PROT P data connection did not resume the TLS session and reuse is required."""
+    """A PROT P data connection did not resume the TLS session and reuse is required. ``conn``
+    is the connection, handshake done: end it with ``refuse`` so the client sees the 522."""
+
+    def __init__(self, conn: TlsData) -> None:
+        super().__init__("TLS session not resumed")
+        self.conn = conn
 
 
 def make_context(config: Config) -> ssl.SSLContext:
@@ -221,8 +226,25 @@ async def wrap_data(
     conn = TlsData(sock, ctx, timeout, tickets)
     await conn.handshake()
     if require_reuse and not conn.obj.session_reused:
-        raise TlsNotResumed()
+        raise TlsNotResumed(conn)
     return conn
+
+
+async def refuse(conn: TlsData, upload: bool, wait: float) -> None:
+    """End a data connection refused after its handshake (no session reuse) with a clean TLS
+    close, so that the client goes on to read the 522 on the control connection (vsftpd's
+    order). Closing the socket at once left stock ``ftplib.FTP_TLS`` with an SSL error
+    (``SHUTDOWN_WHILE_IN_INIT``) or a reset instead. An upload's bytes are read and dropped up
+    to the client's close_notify (for at most ``wait`` seconds): closing with unread bytes would
+    reset the connection under the client's last writes."""
+    if upload:
+        try:
+            async with asyncio.timeout(wait):
+                while await conn.recv():
+                    pass
+        except (TimeoutError, OSError, ssl.SSLError, DataTimeout):
+            pass
+    await conn.close(wait)
 
 
 class EarlyTls:

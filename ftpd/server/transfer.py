@@ -15,13 +15,13 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..proto.requests import Outcome, Transfer, TransferKind
 from . import data as datamod
 from . import tls as tlsmod
+from .hangup import Hangup, UploadCut
 from .sockets import DataTimeout
 
 if TYPE_CHECKING:
@@ -87,7 +87,18 @@ class Channel(Protocol):
 class TransferTask:
     """See the module docstring. ``cancel(reason)`` stops it; the reason becomes its outcome."""
 
-    __slots__ = ("ch", "t", "source", "task", "reason", "connected", "held", "started")
+    __slots__ = (
+        "ch",
+        "t",
+        "source",
+        "task",
+        "reason",
+        "connected",
+        "held",
+        "started",
+        "hangup",
+        "detached",
+    )
 
     def __init__(self, ch: Channel, t: Transfer, source: Source) -> None:
         self.ch = ch
@@ -97,6 +108,8 @@ class TransferTask:
         self.connected = False  # the data connection is up
         self.held: Reply | None = None  # a 150 held back to go out with the final reply
         self.started = t.started = time.monotonic()
+        self.hangup: Hangup | None = None  # an upload's, while it receives (hangup.py)
+        self.detached = False  # it outlives its control connection (control_lost)
         self.task = asyncio.get_running_loop().create_task(self._run())
         # A task cancelled before its first step never runs its body: release the source here.
         self.task.add_done_callback(self._release_source)
@@ -108,6 +121,30 @@ class TransferTask:
 
     def done(self) -> bool:
         return self.task.done()
+
+    def control_lost(self, after_quit: bool) -> bool:
+        """The control connection is gone (issue 17). True if the transfer goes on by itself
+        (``finish`` must not cancel it): after QUIT it runs to its end, under its own
+        ``data_timeout`` watch since nobody sweeps the session any more; an upload that is
+        receiving takes only what the kernel holds, committed if its end is in (hangup.py).
+        False for anything else, which ``finish`` cancels."""
+        if after_quit:
+            self.detached = True
+            self._watch()
+        elif self.hangup is not None and self.hangup.hang_up():
+            self.detached = True
+        return self.detached
+
+    def _watch(self) -> None:
+        if self.task.done():
+            return
+        timeout = self.ch.host.config.data_timeout
+        idle = time.monotonic() - self.ch.last_activity
+        if idle > timeout:
+            log.info("%s data timeout after QUIT", self.ch.who())
+            self.cancel(Outcome.TIMEOUT)
+            return
+        asyncio.get_running_loop().call_later(timeout - idle + 0.5, self._watch)
 
     def _release_source(self, _task: object = None) -> None:
         source, self.source = self.source, None
@@ -203,13 +240,15 @@ class TransferTask:
             if t.writer is not None:
                 if tls is None:
                     ch.reply(opened)  # the client waits for it before it sends
+                self.hangup = Hangup()
                 result = await datamod.receive_upload(
                     stream,
                     t.writer,
                     t.ascii,
                     self._progress,
                     ch.host.bulk,
-                    partial(commit_upload, t.writer, vanished=lambda: ch.closed),
+                    partial(commit_upload, t.writer),
+                    self.hangup,
                 )
                 # A TLS upload counts only with the client's close_notify (vsftpd's
                 # strict_ssl_read_eof): a truncated stream raised ssl.SSLEOFError above.
@@ -229,6 +268,9 @@ class TransferTask:
             return Outcome.OK, None
         except DataTimeout:
             return Outcome.TIMEOUT, None
+        except UploadCut:
+            log.info("%s control connection lost before the upload's end", ch.who())
+            return Outcome.LOST, None
         except (ConnectionError, BrokenPipeError, ssl.SSLError) as exc:
             log.info("%s data connection lost: %r", ch.who(), exc)
             return Outcome.LOST, None
@@ -260,8 +302,9 @@ class TransferTask:
                     cfg.tls_require_session_reuse,
                     tickets=0 if self.t.writer else 1,
                 )
-        except tlsmod.TlsNotResumed:
+        except tlsmod.TlsNotResumed as refused:
             log.info("%s PROT P data connection did not resume the TLS session", ch.who())
+            await tlsmod.refuse(refused.conn, self.t.writer is not None, min(cfg.data_timeout, 5.0))
             return Outcome.TLS_NO_REUSE
         except (DataTimeout, ssl.SSLError, OSError) as exc:
             log.info("%s TLS on the data connection failed: %r", ch.who(), exc)
@@ -270,15 +313,10 @@ class TransferTask:
         return conn
 
 
-async def commit_upload(
-    writer: Writer, tail: bytes | memoryview = b"", *, vanished: Callable[[], bool] | None = None
-) -> Outcome:
+async def commit_upload(writer: Writer, tail: bytes | memoryview = b"") -> Outcome:
     """Commit an upload whose data connection has ended; ``tail`` is its last, unwritten bytes
-    (written in the commit's own hop by writers that can, e.g. ``LocalWriter``). ``vanished()``
-    says the client is gone: a partial upload is then never reported complete."""
-    await asyncio.sleep(0)  # let a simultaneous control-connection loss land first
-    if vanished is not None and vanished():
-        return Outcome.LOST
+    (written in the commit's own hop by writers that can, e.g. ``LocalWriter``). Its end came:
+    it is committed whatever happens to the control connection now (hangup.py)."""
     commit = asyncio.ensure_future(writer.commit(tail))
     try:
         await asyncio.shield(commit)

@@ -1,8 +1,9 @@
 """Several worker processes on one port (``--workers N``), and limits that hold across them.
 
 Each worker is a forked process with its own event loop and its own listening socket bound with
-SO_REUSEPORT, so the kernel spreads new connections over the workers' accept queues. Each worker owns
-a slice of the passive port range, so no two workers ever race for a port.
+SO_REUSEPORT, so the kernel spreads new connections over the workers' accept queues. The workers
+share the whole passive port range (``passive.PortMap``: no fixed slice starves one worker while
+another has spare ports).
 
 Limits (``max_sessions``, ``max_per_ip``, per-user ``max_sessions``) and brute-force bans must hold
 for the whole server, not per worker: ``addrtable.AddressTable`` keeps them per exact address in
@@ -21,19 +22,9 @@ import socket
 import time
 from collections.abc import Callable
 
-__all__ = ["split_range", "reserve_port", "supervise"]
+__all__ = ["reserve_port", "supervise"]
 
 log = logging.getLogger("ftpd.workers")
-
-def split_range(first: int, last: int, workers: int, index: int) -> tuple[int, int]:
-    """Worker ``index``'s slice of the passive range ``first``-``last``."""
-    count = last - first + 1
-    if workers <= 1 or count < workers:
-        return first, last
-    size = count // workers
-    lo = first + index * size
-    hi = last if index == workers - 1 else lo + size - 1
-    return lo, hi
 
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.client import Ctl
+from support.proc import upload_bytes
 from support.waits import wait_until
 
 OLD = b"A" * (1 << 20)
@@ -98,8 +99,8 @@ def test_aborted_upload_keeps_previous_version(servers: Any) -> None:
         d = c.data_socket()
         assert c.cmd("STOR f.bin").code == 150
         d.sendall(NEW[: 512 * 1024])
-        # The upload is under way (its temp file exists) before ABOR.
-        assert wait_until(lambda: _temp_files(srv.root), 5)
+        # The upload is under way (the server has written to its file) before ABOR.
+        assert wait_until(lambda: upload_bytes(srv.pid, srv.root) > 0, 5)
         assert _abort(c) == [426, 226]
         d.close()
         assert c.cmd("NOOP").code == 200
@@ -142,14 +143,14 @@ def test_appe_and_rest_stor(servers: Any, atomic: bool) -> None:
         assert c.stor("r.txt", b"XY").code == 226
         assert c.cmd("REST 4").code == 350
         data, _, r = c.retr("r.txt")
-        assert (r.code, data) == (226, b"XY")
+        assert (r.code, data) == (226, b"XY6789")
         assert c.stor("s.txt", b"first").code == 226
         assert c.stor("s.txt", b"2nd").code == 226  # STOR replaces, never appends
         r = c.cmd("STOU")
         assert r.code in (425, 150)  # 425: no data connection set up
     assert (srv.root / "a.txt").read_bytes() == b"0123456789abcdef"
     assert (srv.root / "fresh.txt").read_bytes() == b"xyz"
-    assert (srv.root / "r.txt").read_bytes() == b"0123XY"
+    assert (srv.root / "r.txt").read_bytes() == b"0123XY6789"  # REST keeps the tail
     assert (srv.root / "s.txt").read_bytes() == b"2nd"
     assert _temp_files(srv.root) == []
 

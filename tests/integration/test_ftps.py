@@ -263,6 +263,41 @@ def test_not_resumed_data_connection_gets_522(ftpd_factory: Any, pki: Pki) -> No
     ftp.quit()
 
 
+@pytest.mark.parametrize("tls12", [False, True], ids=["TLS1.3", "TLS1.2"])
+@pytest.mark.parametrize("passive", [True, False], ids=["PASV", "PORT"])
+def test_stock_ftplib_sees_the_522_of_a_data_connection_not_resumed(
+    ftpd_factory: Any, pki: Pki, tls12: bool, passive: bool
+) -> None:
+    """Stock ``FTP_TLS`` used as an application does (retrbinary, storbinary, nlst, mlsd) under
+    the default ``tls_require_session_reuse``: each refused transfer is the ``522`` error that
+    says why, not an SSL error (``SHUTDOWN_WHILE_IN_INIT``) or a reset, and the session goes on.
+    The server completes the handshake and closes the data connection with close_notify first."""
+    srv = tls_server(ftpd_factory, pki)
+    ctx = pki.client_context()
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ftp = ftplib.FTP_TLS(context=ctx, timeout=TIMEOUT)
+    ftp.connect(srv.host, srv.port)
+    ftp.login(srv.user, srv.password)
+    ftp.prot_p()
+    ftp.set_pasv(passive)
+    big = os.urandom(4 * 1024 * 1024)  # far more than the socket buffers hold
+    attempts: list[Callable[[], object]] = [
+        lambda: ftp.retrbinary("RETR hello.bin", lambda b: None),
+        lambda: ftp.storbinary("STOR small.bin", io.BytesIO(b"x" * 1000)),
+        lambda: ftp.storbinary("STOR big.bin", io.BytesIO(big)),
+        lambda: ftp.nlst(),
+        lambda: list(ftp.mlsd()),
+        lambda: ftp.retrlines("LIST", lambda line: None),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ftplib.error_perm, match="^522 .*not resumed"):
+            attempt()
+        assert ftp.voidcmd("NOOP").startswith("200")
+    assert home_files(srv.root) == {"hello.bin"}
+    ftp.quit()
+
+
 def test_plaintext_data_connection_under_prot_p_fails_cleanly(ftpd_factory: Any, pki: Pki) -> None:
     """A client that asked for PROT P but speaks plain text on the data connection gets 522, never
     the file in clear, and no upload is stored."""

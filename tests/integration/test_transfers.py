@@ -191,8 +191,13 @@ def test_non_utf8_name_round_trip(raw: Ctl, srv: Any) -> None:
     data = raw.passive()
     raw.send(b"NLST")
     assert raw.reply()[0] == 150
-    assert name + b"\r\n" in recv_all(data)
+    # Listed in the escaped form (valid UTF-8, see ftpd/proto/names.py); the raw bytes a legacy
+    # client sends still reach the file.
+    escaped = name.replace(b"\xe9", "\ufffdE9".encode())
+    assert escaped + b"\r\n" in recv_all(data)
     assert raw.reply()[0] == 226
+    assert raw.cmd(b"SIZE " + name) == (213, "5")
+    assert raw.cmd(b"SIZE " + escaped) == (213, "5")
 
 
 def _big_file(srv: Any) -> str:
@@ -267,8 +272,8 @@ def test_quit_during_transfer_finishes_it(raw: Ctl, srv: Any) -> None:
     assert raw.code(f"RETR {name}") == 150
     raw.send("QUIT")
     assert recv_all(data) == payload
-    assert raw.reply()[0] == 226
-    assert raw.reply()[0] == 221
+    # 221 at once if the transfer still runs (issue 17), after the 226 if it ended first.
+    assert sorted([raw.reply()[0], raw.reply()[0]]) == [221, 226]
     assert raw.closed()
 
 

@@ -299,12 +299,10 @@ S3_ALLOW: dict[str, dict[str, Allow | Drop]] = {
         "2": s3(
             "resume_write", "REST+APPE is refused (the local backend resumes).", code=REFUSED_504
         ),
-        "3.reply": Drop("[resume_write] a.txt keeps its 30 bytes, as in pyftpdlib."),
-        "tree": Drop("[resume_write] As above."),
+        "tree": Drop("[resume_write] a.txt keeps its 30 bytes, as in pyftpdlib."),
     },
     "rest-stor": {
         "2": s3("resume_write", "REST+STOR is refused.", code=REFUSED_504),
-        "3.reply": Drop("[resume_write] bin.dat keeps its 4096 bytes, as in pyftpdlib."),
         "4.data": s3(
             "resume_write",
             "bin.dat is unchanged (pyftpdlib overwrote bytes 10-16).",

@@ -30,7 +30,7 @@ async def test_cancel_during_commit_reports_ok(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.001)
         task = asyncio.ensure_future(
-            commit_upload(t.writer, b"complete upload", vanished=lambda: False)
+            commit_upload(t.writer, b"complete upload")
         )
         for _ in range(1000):
             if pool._jobs.qsize():

@@ -53,6 +53,7 @@ ALTERNATIVES: dict[str, object] = {
     "backlog": 16,
     "io_threads": 4,
     "atomic_uploads": False,
+    "fsync_uploads": False,
     "workers": 2,
     "shutdown_grace": 2.5,
     "tls": "explicit",

@@ -421,14 +421,20 @@ async def test_rest_stor(fs: LocalFS, home: Path) -> None:
     w = await fs.open_write("/f", offset=4)
     await w.write(b"ab")
     await w.commit()
-    assert (home / "f").read_bytes() == b"0123ab"  # truncated at the offset, then written
-    w = await fs.open_write("/f", offset=6)  # offset == size: a pure continuation
-    await w.write(b"cd")
+    # Written from the offset; the bytes after what was written stay (vsftpd, ProFTPD,
+    # pyftpdlib): REST never shrinks a file.
+    assert (home / "f").read_bytes() == b"0123ab6789"
+    w = await fs.open_write("/f", offset=8)  # over the end: the file grows
+    await w.write(b"cdef")
     await w.commit()
-    assert (home / "f").read_bytes() == b"0123abcd"
-    err = await raises_errno(fs.open_write("/f", offset=9), errno.EINVAL)
+    assert (home / "f").read_bytes() == b"0123ab67cdef"
+    w = await fs.open_write("/f", offset=12)  # offset == size: a pure continuation
+    await w.write(b"gh")
+    await w.commit()
+    assert (home / "f").read_bytes() == b"0123ab67cdefgh"
+    err = await raises_errno(fs.open_write("/f", offset=15), errno.EINVAL)
     assert "beyond end" in str(err)
-    assert (home / "f").read_bytes() == b"0123abcd"
+    assert (home / "f").read_bytes() == b"0123ab67cdefgh"
     await raises_errno(fs.open_write("/missing", offset=3), errno.ENOENT)
     assert temp_files(home) == []
 
@@ -439,7 +445,7 @@ async def test_rest_stor_abort_keeps_partial_data(fs: LocalFS, home: Path) -> No
     w = await fs.open_write("/f", offset=2)
     await w.write(b"XY")
     await w.abort()
-    assert (home / "f").read_bytes() == b"01XY"
+    assert (home / "f").read_bytes() == b"01XY456789"
 
 
 async def test_appe(fs: LocalFS, home: Path) -> None:
@@ -683,11 +689,11 @@ async def test_commit_with_tail_in_place(fs: LocalFS, home: Path) -> None:
     (home / "f").write_bytes(b"0123456789")
     w = await fs.open_write("/f", offset=2)  # REST + STOR: in place
     await w.commit(b"XY")
-    assert (home / "f").read_bytes() == b"01XY"
+    assert (home / "f").read_bytes() == b"01XY456789"
     w = await fs.open_write("/f", append=True)
     await w.write(b"-")
     await w.commit(memoryview(array.array("B", b"Z!")))
-    assert (home / "f").read_bytes() == b"01XY-Z!"
+    assert (home / "f").read_bytes() == b"01XY456789-Z!"
     w = await fs.open_write("/new", append=True)
     await w.commit(b"only the tail")
     assert (home / "new").read_bytes() == b"only the tail"

@@ -34,11 +34,12 @@ def test_a_login_delay_under_a_second_is_still_a_sleep() -> None:
     assert sleep.seconds == 0.5 and r.code == 530
 
 
-def test_listing_keeps_names_that_are_not_utf8() -> None:
-    """A Latin-1 name read from disk (a surrogate-escaped str) goes out as its original bytes."""
+def test_listing_escapes_names_that_are_not_utf8() -> None:
+    """A Latin-1 name read from disk (a surrogate-escaped str) goes out as valid UTF-8: the
+    undecodable byte as U+FFFD and its hex (proto/names.py), never the raw byte."""
     d = Drive().login()
     d.fs.files["/caf\udce9.txt"] = b"x"
     assert d("PASV").code == 227
     run = d("NLST")
-    assert body(run.transfer) == b"caf\xe9.txt\r\n"  # the streamed listing's bytes
+    assert body(run.transfer) == "caf\ufffdE9.txt\r\n".encode()  # the streamed listing's bytes
     assert [r.code for r in d.finish(run)] == [150, 226]

@@ -199,12 +199,14 @@ def test_commands_during_a_transfer(d: Drive) -> None:
     assert [x.code for x in d.s.transfer_finished(t, Outcome.ABORTED)] == [426]
 
 
-def test_quit_during_transfer_waits(d: Drive) -> None:
+def test_quit_during_transfer_answers_at_once_and_closes_after_it(d: Drive) -> None:
+    # Issue 17: 221 at once (file-like writers wait for it), the transfer's 226 later, then close.
     d.fs.files["/f"] = b"abc"
     d("PASV")
     r = d("RETR f")
-    assert d("QUIT").replies == [] and not d.s.closing and d.s.quit_pending
-    assert [x.code for x in d.finish(r)] == [150, 226, 221]
+    assert d("QUIT").code == 221 and not d.s.closing and d.s.quit_pending
+    assert d("NOOP").replies == []  # nothing more is taken after QUIT
+    assert [x.code for x in d.finish(r)] == [150, 226]
     assert d.s.closing
 
 

@@ -255,9 +255,12 @@ def test_reply_injection() -> None:
     assert sanitize("clean") == "clean"
 
 
-def test_reply_keeps_non_utf8_bytes() -> None:
+def test_reply_escapes_non_utf8_bytes() -> None:
+    # Always valid UTF-8 (strict clients): the byte E9 goes out as U+FFFD "E9" (names.py).
     name = b"caf\xe9".decode("utf-8", "surrogateescape")
-    assert Reply(257, f'"/{name}" created').encode() == b'257 "/caf\xe9" created\r\n'
+    wire = Reply(257, f'"/{name}" created').encode()
+    assert wire == '257 "/caf\ufffdE9" created\r\n'.encode()
+    wire.decode("utf-8")
 
 
 # ---------------------------------------------------------------------------------- textmode

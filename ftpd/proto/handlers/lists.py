@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from ...fs.base import FileStat
+from .. import names
 from ..errors import ArgumentError, FileUnavailable
 from ..listing import LineFormat, ListingKind, list_line, mlsx_facts, nlst_line
 from ..paths import quote_path, resolve, strip_ls_flags
@@ -38,8 +39,8 @@ def ftp_NLST(s: SessionState, arg: str, path: str) -> HandlerGen:
     st: FileStat = yield Stat(path)
     if not st.is_dir:
         # A file: its name as the client gave it (vsftpd), without ls flags.
-        name = nlst_line(strip_ls_flags(arg).strip() or st.name) + "\r\n"
-        payload = name.encode("utf-8", "surrogateescape")
+        given = names.from_wire(strip_ls_flags(arg).strip())
+        payload = names.encode(nlst_line(given or st.name) + "\r\n")
         return (yield from send_listing(s, TransferKind.NLST, path, payload=payload))
     return (yield from send_listing(s, TransferKind.NLST, path, LineFormat(ListingKind.NLST)))
 

@@ -78,12 +78,15 @@ def _flush(s: SessionState) -> None:
     s.mlst_facts = DEFAULT_FACTS
 
 
-def ftp_QUIT(s: SessionState, arg: str, path: str) -> Reply | None:
+def ftp_QUIT(s: SessionState, arg: str, path: str) -> Reply:
     if s.transfer is not None:
         # RFC 959 §4.1.1: the connection stays open for the transfer's result, then closes.
+        # The 221 goes out at once (as pyftpdlib): clients with file-like writes close their
+        # data connection only once they have read it, so holding it back until the
+        # transfer's end deadlocks them (issue 17). The transfer's 226 follows.
         s.quit_pending = True
-        return None
-    s.closing = True
+    else:
+        s.closing = True
     return Reply(221, "Goodbye.")
 
 
