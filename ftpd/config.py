@@ -184,9 +184,18 @@ class Config:
         default="127.0.0.1", metadata={"help": "address of the metrics endpoint"}
     )
     ban_after: int = field(
-        default=0, metadata={"help": "ban a client IP after this many failed logins (0: never)"}
+        default=10,
+        metadata={"help": "ban a client IP after this many failed logins within ban_seconds, "
+                          "counted across workers (0: never)"},
     )
-    ban_seconds: float = field(default=600.0, metadata={"help": "how long a ban lasts"})
+    ban_seconds: float = field(
+        default=600.0, metadata={"help": "how long a ban lasts, and the window failures count in"}
+    )
+    per_ip_ipv6_prefix: int = field(
+        default=64,
+        metadata={"help": "IPv6 clients count as one address per prefix of this length for "
+                          "max_per_ip and bans (64: one /64; 128: exact)"},
+    )
     storage: str = field(
         default="local",
         metadata={"help": "where homes live: local (directories) or s3 (key prefixes in a bucket)"},
@@ -209,8 +218,9 @@ class Config:
         },
     )
     proxy_trusted: str = field(
-        default="127.0.0.0/8,::1/128",
-        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured"},
+        default="",
+        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured (required, "
+                          "no default, when proxy_protocol is on)"},
     )
     proxy_timeout: float = field(
         default=5.0, metadata={"help": "seconds to wait for a PROXY header from a trusted peer"}
@@ -674,6 +684,8 @@ def validate(config: Config) -> None:
     for key in ("hook_timeout", "webhook_timeout"):
         if not (math.isfinite(getattr(c, key)) and getattr(c, key) > 0):
             raise _invalid(key, getattr(c, key), "a number of seconds > 0")
+    if not 16 <= c.per_ip_ipv6_prefix <= 128:
+        raise _invalid("per_ip_ipv6_prefix", c.per_ip_ipv6_prefix, "a prefix length 16-128")
     _validate_storage(c)
     _validate_proxy(c)
 
@@ -689,7 +701,10 @@ def _validate_proxy(c: Config) -> None:
         raise _invalid("proxy_trusted", c.proxy_trusted,
                        "comma-separated CIDRs such as 10.0.0.0/8,::1/128") from None
     if c.proxy_protocol != "off" and not parts:
-        raise _invalid("proxy_trusted", c.proxy_trusted, "at least one CIDR when proxy_protocol is on")
+        # No default range: with 127.0.0.0/8 trusted, any local process could claim any client
+        # address (limits, bans, the passive-connection check). The balancers must be named.
+        raise _invalid("proxy_trusted", c.proxy_trusted,
+                       "the balancers' CIDRs (no default) when proxy_protocol is on")
     if not (math.isfinite(c.proxy_timeout) and c.proxy_timeout > 0):
         raise _invalid("proxy_timeout", c.proxy_timeout, "a number of seconds > 0")
 

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftpd.auth.base import Account
-from ftpd.fs.base import Capabilities, FileStat, FileSystem, Reader, RealPaths, Writer
+from ftpd.fs.base import (
+    Capabilities,
+    FileStat,
+    FileSystem,
+    ListingFormat,
+    Reader,
+    RealPaths,
+    Writer,
+)
+from ftpd.fs.listing_stream import open_listing
 
 __all__ = ["Event", "EventBus", "EventCallback", "EventFS", "EventKind", "QUEUE_LIMIT", "reporting_fs"]
 
@@ -270,6 +279,9 @@ class EventFS:
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         return self.inner.list(vpath)
+
+    def open_listing(self, vpath: str, format: ListingFormat) -> Awaitable[Reader]:
+        return open_listing(self.inner, vpath, format)  # streamed when the inner one streams
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]:
         return self.inner.open_read(vpath, offset)

@@ -253,7 +253,13 @@ class ConfigAuthenticator:
         if self._single is not None and name == self._single.name:
             # Compare digests, not the strings: equal lengths, so the length does not leak.
             digest = hashlib.sha256(hashing.password_bytes(password)).digest()
-            return self._single if hmac.compare_digest(digest, self._single_digest) else None
+            if hmac.compare_digest(digest, self._single_digest):
+                return self._single
+            if self._store is not None:
+                # Next to a users file, a failure must take the hashed path like any other
+                # name's: answered at once, it would tell the single user's name apart.
+                return NEED_CACHE_MISS
+            return None
         if self._store is None:
             return None  # single-user mode: unknown names are as fast as wrong passwords
         entry = self._store.peek(name)

@@ -114,6 +114,22 @@ class Writer(Protocol):
         ...
 
 
+# Formats a batch of entries as listing lines (``ftpd.proto.listing.LineFormat``).
+ListingFormat = Callable[[list[FileStat]], bytes]
+
+
+@runtime_checkable
+class StreamsListings(Protocol):
+    """A backend that can stream a directory's listing (LocalFS, S3FS). Optional: for any other
+    ``FileSystem`` the server lists the directory with ``list`` at the first read
+    (``ftpd.fs.listing_stream.open_listing``)."""
+
+    def open_listing(self, vpath: str, format: ListingFormat) -> Awaitable[Reader]:
+        """The listing as a stream of batches formatted by ``format``; nothing is read before
+        its first ``read``, so a session opens it before its data connection exists."""
+        ...
+
+
 @runtime_checkable
 class FileSystem(Protocol):
     """A user's view of storage, rooted at the user's home. All paths are virtual.

@@ -23,12 +23,16 @@ wrapper (``aiofiles.os.wrap``). Either way the calls are our own functions on ra
 aiofiles' file objects, because those cost one hop per method and cannot open with
 ``dir_fd``/``O_NOFOLLOW``; readers also need the real fd for ``os.sendfile``.
 
-Uploads are atomic by default: STOR writes ``.ftpd-upload-<random>.tmp`` next to the target and
-``commit`` renames it over the target, so readers see the old file until the upload completes and
-a failed upload leaves the old file intact. Listings hide these temp files;
-``cleanup_stale_uploads`` removes the ones a crash left behind. With ``fsync_uploads`` (the
-default) commit also flushes the file's data before the rename and the directory after it, in
-the same hop, so that a power loss after the 226 cannot leave an empty or old file.
+Uploads are atomic by default, and out of the client's namespace: on Linux STOR opens an
+anonymous file in the target's directory (``O_TMPFILE``), which has no name until ``commit``
+links it under a private name and renames that over the target (``local_io.LocalWriter``), so
+readers see the old file until the upload completes, a failed upload leaves the old file intact,
+and a crash leaves nothing behind. Where ``O_TMPFILE`` is not supported (other filesystems and
+platforms) the upload is written to ``.ftpd-upload-<random>.tmp`` instead. Either way such names
+are the server's: refused to clients for every command (``_parts``), hidden from listings, and
+removed at start-up by ``cleanup_stale_uploads``. With ``fsync_uploads`` (the default) commit
+also flushes the file's data before the link/rename and the directory after it, in the same hop,
+so that a power loss after the 226 cannot leave an empty or old file.
 
 Known limits: a hard link inside the home to a file outside cannot be told apart from a normal
 file (only an administrator can create one); an atomic upload replaces the inode, so it breaks
@@ -50,7 +54,17 @@ from ftpd.fs import local_nowait
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
 from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
+from ftpd.fs.listing_stream import Format, LocalDir, LocalListing
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
+from ftpd.fs.temps import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    cleanup_stale_uploads,
+    is_upload_temp,
+    named_temp,
+    open_anonymous,
+    tmpfile_available,
+)
 
 __all__ = [
     "TEMP_PREFIX",
@@ -64,8 +78,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-TEMP_PREFIX = ".ftpd-upload-"
-TEMP_SUFFIX = ".tmp"
 
 # O_PATH (Linux) opens a directory for use as dir_fd without needing read permission on it.
 _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
@@ -78,32 +90,6 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NONBLOCK
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # How many "<prefix>.N" names unique_name tries before switching to random suffixes.
 _UNIQUE_SEQUENTIAL = 99
-
-
-def is_upload_temp(name: str) -> bool:
-    """True for the names of in-progress atomic uploads (hidden from listings)."""
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
-
-
-def cleanup_stale_uploads(home: str) -> int:
-    """Delete upload temp files anywhere under ``home``; return how many. Blocking.
-
-    Meant for start-up, before any session runs (a temp file of a live upload would be deleted
-    too). Symlinked directories are not descended into, so nothing outside the home is touched.
-    """
-    count = 0
-    for dirpath, _dirnames, filenames in os.walk(os.path.realpath(home), followlinks=False):
-        for name in filenames:
-            if not is_upload_temp(name):
-                continue
-            path = os.path.join(dirpath, name)
-            try:
-                if st.S_ISREG(os.lstat(path).st_mode):
-                    os.unlink(path)
-                    count += 1
-            except FileNotFoundError:
-                pass
-    return count
 
 
 def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
@@ -150,18 +136,29 @@ class LocalFS:
 
     def __init__(self, home: str, executor: IoPool | Executor | None,
                  atomic_uploads: bool = True, fsync_uploads: bool = True,
-                 mode: IoMode | None = None) -> None:
+                 mode: IoMode | None = None, anonymous_temps: bool = True) -> None:
         real = os.path.realpath(os.path.abspath(home))
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
         self.atomic_uploads = atomic_uploads
+        # O_TMPFILE uploads (see the module docstring); False forces the named temp files.
+        self.anonymous_temps = anonymous_temps and tmpfile_available()
         self.fsync_uploads = fsync_uploads  # commit = data and directory entry on disk
         self._hops = Hops(executor, mode)  # mode: what may run inline (iomode.py); None: none
+        self._dir = LocalDir(self._open_listing_fd, self._stat_target, _file_stat, self._hops)
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------
 
-    _parts = staticmethod(virtual_parts)
+    @staticmethod
+    def _parts(vpath: str) -> list[str]:
+        """``virtual_parts``, refusing the server's temporary upload names (550) for every
+        command: a client must not store, read, rename or make a directory under one."""
+        parts = virtual_parts(vpath)
+        for part in parts:
+            if part.startswith(TEMP_PREFIX) and part.endswith(TEMP_SUFFIX):
+                raise PermissionError(errno.EACCES, "Permission denied", vpath)
+        return parts
 
     def _inside(self, real: str) -> bool:
         return real == self.home or os.path.commonpath([self.home, real]) == self.home
@@ -287,35 +284,22 @@ class LocalFS:
 
     entry_stat = staticmethod(_file_stat)
 
-    def _list(self, vpath: str) -> list[FileStat]:
+    def _open_listing_fd(self, vpath: str) -> tuple[int, str]:
+        """The directory ``vpath`` opened for ``scandir`` (jailed): (fd, its real path)."""
         parts = self._parts(vpath)
         fast = self._walk_fast(parts, _LIST_FLAGS)
         if fast is not None:
-            real = os.path.join(self.home, *parts)
-            dir_fd = _DirFd(fast)
-        else:
-            parent, name = self._locate(vpath, follow=True)
-            real = os.path.join(parent, name) if name else self.home
-            dir_fd = self._open_dir(real, _LIST_FLAGS)
-        out: list[FileStat] = []
-        with dir_fd as dfd, os.scandir(dfd) as it:
-            for entry in it:
-                ename = entry.name
-                if is_upload_temp(ename):
-                    continue
-                try:
-                    s = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # deleted while we listed
-                    continue
-                is_link = st.S_ISLNK(s.st_mode)
-                if is_link:
-                    try:
-                        s = self._stat_target(real, ename, vpath)
-                    except PathEscapeError:
-                        continue  # points outside the home: omit, it leaks nothing
-                    except OSError:
-                        pass  # dangling or looping inside the home: show the link itself
-                out.append(_file_stat(ename, s, is_link))
+            return fast, os.path.join(self.home, *parts)
+        parent, name = self._locate(vpath, follow=True)
+        real = os.path.join(parent, name) if name else self.home
+        return self._open_dir(real, _LIST_FLAGS).fd, real
+
+    def _list(self, vpath: str) -> list[FileStat]:
+        listing = LocalListing(self._dir, vpath, None)
+        try:
+            out = listing.entries_sync(1 << 62)
+        finally:
+            listing.close_sync()
         out.sort(key=lambda f: f.name)
         return out
 
@@ -414,15 +398,12 @@ class LocalFS:
                 raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath)
             if not st.S_ISREG(old.st_mode):
                 raise _not_regular(vpath)
-        for _ in range(16):
-            temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
-            try:
-                fd = os.open(temp, _NEW_FILE_FLAGS, 0o666, dir_fd=dfd)  # umask applies
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise FileExistsError(errno.EEXIST, "cannot create a temporary file", vpath)
+        fd = -1
+        temp: str | None = None
+        if self.anonymous_temps:
+            fd = open_anonymous(dfd)  # -1: this filesystem has no O_TMPFILE
+        if fd < 0:
+            fd, temp = named_temp(dfd, vpath)
         if old is not None:
             try:  # keep the replaced file's permission bits
                 os.fchmod(fd, st.S_IMODE(old.st_mode))
@@ -430,7 +411,7 @@ class LocalFS:
                 pass
         # The writer owns both fds from here on (the directory fd is closed by commit/abort).
         return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name,
-                           sync=self.fsync_uploads)
+                           anonymous=temp is None, sync=self.fsync_uploads)
 
     def _open_in_place(
         self, dfd: int, name: str, vpath: str, offset: int, append: bool
@@ -577,6 +558,11 @@ class LocalFS:
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory sorted by name, in one hop."""
         return self._hops.run(self._list, vpath)
+
+    def open_listing(self, vpath: str, format: Format) -> Awaitable[LocalListing]:
+        """A streamed listing of the directory ``vpath``: nothing is read until its first
+        ``read`` (see ``listing_stream``)."""
+        return self._hops.done(LocalListing(self._dir, vpath, format))
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[LocalReader]:
         """Open a regular file for RETR at ``offset`` (``EINVAL`` beyond the end)."""

@@ -31,6 +31,7 @@ import aiofiles.os
 from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
+from ftpd.fs.temps import link_anonymous
 from ftpd.fs.writeback import Writeback
 from ftpd.fs.writeback import available as writeback_available
 
@@ -208,7 +209,8 @@ class LocalWriter:
     """
 
     __slots__ = (
-        "_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_sync", "_wb"
+        "_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_anonymous", "_sync",
+        "_wb",
     )
 
     def __init__(
@@ -218,9 +220,11 @@ class LocalWriter:
         dir_fd: int = -1,
         temp: str | None = None,
         target: str = "",
+        anonymous: bool = False,
         sync: bool = False,
     ) -> None:
         self._fd = fd
+        self._anonymous = anonymous  # an O_TMPFILE upload: no name until commit
         # The directory holding temp and target (atomic), or a new file's (in place, with sync).
         self._dir_fd = dir_fd
         self._sync = sync
@@ -237,7 +241,7 @@ class LocalWriter:
 
     @property
     def atomic(self) -> bool:
-        return self._temp is not None
+        return self._temp is not None or self._anonymous
 
     def stream_to_disk(self) -> None:
         """Write the upload back to the disk as it arrives (``writeback.py``), for an upload whose
@@ -301,6 +305,9 @@ class LocalWriter:
         with self._lock:
             if self._done:
                 return
+            if self._anonymous:
+                self._finish_anonymous(commit)
+                return
             fd, self._fd = self._fd, -1
             if fd >= 0:
                 if commit:
@@ -334,6 +341,37 @@ class LocalWriter:
             if self._dir_fd >= 0:
                 close_quietly(self._dir_fd)
                 self._dir_fd = -1
+
+    def _finish_anonymous(self, commit: bool) -> None:
+        """``finish_sync`` of an O_TMPFILE upload (lock held). ``linkat`` cannot replace a name,
+        so the file is linked under a private temp name and renamed over the target: the name
+        exists for the length of two calls, and a crash there leaves a file that start-up
+        cleanup removes. With ``sync`` as for a named temp: the data is flushed before the link,
+        the directory after the rename."""
+        fd = self._fd
+        if commit and fd >= 0:
+            if self._sync:
+                _fdatasync(fd)  # the data, before the link makes it a file (fd kept: abortable)
+            temp = link_anonymous(fd, self._dir_fd)
+            try:
+                self._fd = -1
+                os.close(fd)  # may report a delayed write error (NFS): the upload then failed
+                os.replace(temp, self._target, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except BaseException:
+                try:
+                    os.unlink(temp, dir_fd=self._dir_fd)
+                except OSError:
+                    pass
+                raise
+            if self._sync:
+                sync_dir(self._dir_fd)  # the rename itself, as for a named temp
+        elif fd >= 0:
+            self._fd = -1
+            close_quietly(fd)  # an anonymous file: closing it is discarding it
+        self._done = True
+        if self._dir_fd >= 0:
+            close_quietly(self._dir_fd)
+            self._dir_fd = -1
 
     def _write_and_finish(self, tail: bytes | memoryview) -> None:
         if tail:
@@ -398,6 +436,12 @@ class Hops:
         if self.pool is not None:
             return self.pool.submit(fn, *args)
         return _in_executor(fn, *args, executor=self.executor)
+
+    def done(self, value: T) -> Awaitable[T]:
+        """``value`` as an awaitable that needs no hop (a future already done)."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        fut.set_result(value)
+        return fut
 
     def run_open(
         self, fn: Callable[..., T], dispose: Callable[[T], object], *args: Any

@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ftpd.fs.base import Capabilities, FileStat, virtual_parts
+from ftpd.fs.listing_stream import Format, PagedListing
 from ftpd.fs.s3_client import (
     MAX_KEY_BYTES,
     MAX_PARTS,
@@ -220,6 +221,11 @@ class S3FS:
             out.extend(page)
         out.sort(key=lambda f: f.name)
         return out
+
+    async def open_listing(self, vpath: str, format: Format) -> PagedListing:
+        """A streamed listing: ``list_objects_v2`` pages fetched as the data connection takes
+        them (continuation tokens), nothing before the first ``read``."""
+        return PagedListing(self.list_pages(vpath), format)
 
     async def open_read(self, vpath: str, offset: int = 0) -> S3Reader:
         """A GET from ``offset`` (a ``Range`` request for REST); ``EINVAL`` beyond the end."""

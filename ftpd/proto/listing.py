@@ -7,10 +7,12 @@ A name containing CR or LF is shown with ``?`` in their place so that no name ca
 from __future__ import annotations
 
 import calendar
+import enum
 import stat as _stat
 import time
 
 from ..fs.base import FileStat
+from . import names
 
 __all__ = [
     "list_line",
@@ -20,6 +22,8 @@ __all__ = [
     "parse_time_val",
     "DEFAULT_FACTS",
     "ALL_FACTS",
+    "ListingKind",
+    "LineFormat",
 ]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -107,3 +111,40 @@ def mlsx_facts(st: FileStat, facts: frozenset[str], perms: str, type_override: s
 def mlsd_line(st: FileStat, facts: frozenset[str], perms: str) -> str:
     """One MLSD line: facts, exactly one space, the name (RFC 3659 §7.2)."""
     return f"{mlsx_facts(st, facts, perms)} {_safe_name(st.name)}"
+
+
+class ListingKind(enum.Enum):
+    """The line format of a listing."""
+
+    LIST = "LIST"  # ls -l lines (LIST, STAT of a directory)
+    NLST = "NLST"  # names only
+    MLSD = "MLSD"  # RFC 3659 facts and name
+
+
+class LineFormat:
+    """Formats a batch of entries as listing lines on the wire (CRLF, UTF-8 with non-UTF-8 names
+    escaped, see ``names.py``). Pure, so the IO layer runs it in a file thread next to the ``scandir``
+    that produced the batch (``ftpd.fs.listing_stream``); ``prefix`` indents the lines of a
+    multi-line reply (STAT, RFC 959 §4.2)."""
+
+    __slots__ = ("kind", "now", "facts", "perms", "prefix")
+
+    def __init__(self, kind: ListingKind, now: float = 0.0, facts: frozenset[str] = DEFAULT_FACTS,
+                 perms: str = "", prefix: str = "") -> None:
+        self.kind = kind
+        self.now = now
+        self.facts = facts
+        self.perms = perms
+        self.prefix = prefix
+
+    def line(self, st: FileStat) -> str:
+        if self.kind is ListingKind.LIST:
+            return list_line(st, self.now)
+        if self.kind is ListingKind.MLSD:
+            return mlsd_line(st, self.facts, self.perms)
+        return nlst_line(st.name)
+
+    def __call__(self, entries: list[FileStat]) -> bytes:
+        prefix, line = self.prefix, self.line
+        text = "".join([f"{prefix}{line(e)}\r\n" for e in entries])
+        return names.encode(text)  # valid UTF-8 whatever the names on disk

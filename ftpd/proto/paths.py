@@ -37,7 +37,12 @@ def resolve(cwd: str, arg: str) -> str:
         if len(seg.encode("utf-8", "surrogateescape")) > MAX_NAME:
             raise NameNotAllowed("File name too long.")
         parts.append(seg)
-    return "/" + "/".join(parts)
+    path = "/" + "/".join(parts)
+    # The resolved path is bounded too, not only the argument: relative names from a deep cwd
+    # would otherwise build trees of any depth (and paths the OS cannot open).
+    if len(path) > MAX_PATH // 4 and len(path.encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise NameNotAllowed("File name too long.")
+    return path
 
 
 def parent(vpath: str) -> str:

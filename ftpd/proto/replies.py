@@ -29,11 +29,27 @@ def printable(text: str) -> str:
 class Reply:
     """One FTP reply: a code and one or more lines of text."""
 
-    __slots__ = ("code", "lines")
+    __slots__ = ("code", "lines", "raw")
 
     def __init__(self, code: int, *lines: str) -> None:
         self.code = code
         self.lines: tuple[str, ...] = lines or ("",)
+        self.raw: bytes | None = None  # see ``part``
+
+    @classmethod
+    def part(cls, code: int, raw: bytes, note: str = "") -> Reply:
+        """Part of a multi-line reply sent as it comes (a STAT listing streamed in batches):
+        ``raw`` is already formatted for the wire and indented by the caller; ``note`` is
+        what logs show."""
+        reply = cls(code, note)
+        reply.raw = raw
+        return reply
+
+    @classmethod
+    def opening(cls, code: int, text: str) -> Reply:
+        """The first line ``DDD-text`` of a multi-line reply whose end comes later."""
+        line = names.encode(f"{code}-{sanitize(text)}\r\n")
+        return cls.part(code, line, text)
 
     @property
     def text(self) -> str:
@@ -42,6 +58,8 @@ class Reply:
 
     def encode(self) -> bytes:
         """The reply as it goes on the wire (UTF-8; non-UTF-8 names escaped, see names.py)."""
+        if self.raw is not None:
+            return self.raw
         lines = self.lines
         code = self.code
         if len(lines) == 1:
@@ -61,3 +79,4 @@ class Reply:
         return isinstance(other, Reply) and other.code == self.code and other.lines == self.lines
 
     __hash__ = None  # type: ignore[assignment]
+

@@ -22,6 +22,7 @@ __all__ = [
     "FsRequest",
     "Stat",
     "ListDir",
+    "OpenListing",
     "OpenRead",
     "OpenWrite",
     "MakeDir",
@@ -40,6 +41,7 @@ __all__ = [
     "StartTransfer",
     "AbortTransfer",
     "StartTLS",
+    "ReadListing",
     "Transfer",
     "QuotaStatus",
     "QuotaReport",
@@ -85,6 +87,16 @@ class ListDir(FsRequest):
     """``fs.list(vpath)`` → ``list[FileStat]`` (the directory's entries)."""
 
     vpath: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenListing(FsRequest):
+    """``fs.open_listing(vpath, format)`` → a stream of the directory's entries formatted by
+    ``format`` (``listing.LineFormat``) in batches; nothing is read before its first ``read``,
+    which the IO layer does once the data connection exists (``ftpd.fs.listing_stream``)."""
+
+    vpath: str
+    format: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +220,15 @@ class QuotaReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadListing(Request):
+    """The next batch of a listing sent on the control connection (STAT of a directory), once
+    the replies already written have drained (back-pressure). Result: bytes, ``b""`` at the end.
+    """
+
+    stream: Any
+
+
+@dataclass(frozen=True, slots=True)
 class AbortTransfer(Request):
     """Abort the running transfer; returns once its final reply (426) has been sent."""
 
@@ -241,15 +262,15 @@ class TransferKind(StrEnum):
 
     @property
     def listing(self) -> bool:
-        """A directory listing built in memory (``Transfer.payload``)."""
+        """A directory listing (a stream as ``Transfer.reader``, or a one-entry ``payload``)."""
         return self in (TransferKind.LIST, TransferKind.NLST, TransferKind.MLSD)
 
 
 class Transfer:
     """One data transfer, from the transfer command to its final reply.
 
-    ``kind`` is the command it serves. Downloads carry a ``reader`` (RETR) or a ready ``payload``
-    (listings); uploads carry a ``writer``. ``ascii`` asks for TYPE A line-end conversion. The IO
+    ``kind`` is the command it serves. Downloads carry a ``reader`` (RETR, or a listing stream)
+    or a ready ``payload`` (the listing of one file); uploads carry a ``writer``. ``ascii`` asks for TYPE A line-end conversion. The IO
     layer keeps its own bookkeeping here (``bytes``, ``started``, ``connected``, ``held``).
     """
 

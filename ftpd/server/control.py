@@ -21,6 +21,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..proto.lines import parse_command
 from ..proto.proxy import ProxyHeader
 from ..proto.replies import Reply
 from ..proto.requests import Outcome
@@ -50,7 +51,7 @@ class ControlChannel(asyncio.Protocol):
     __slots__ = (
         "host", "transport", "session", "commands", "fs", "busy", "last_activity", "transfer",
         "source", "source_since", "peer", "phase", "phase_since", "sid", "slot", "counted_user",
-        "connected_at", "proxy", "pending", "tls_context",
+        "connected_at", "proxy", "pending", "tls_context", "drain_waiter",
     )
     # fmt: on
 
@@ -77,6 +78,7 @@ class ControlChannel(asyncio.Protocol):
         self.proxy: HeaderPhase | None = None  # not None while waiting for a PROXY header
         self.pending: asyncio.Future[Any] | None = None  # what the running command waits for
         self.tls_context: ssl.SSLContext | None = None  # set when the session's TLS starts
+        self.drain_waiter: asyncio.Future[None] | None = None  # see ``drained``
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -109,6 +111,7 @@ class ControlChannel(asyncio.Protocol):
         pending, self.pending = self.pending, None
         if pending is not None and not pending.done():
             pending.cancel()  # a password check, a listing being built
+        self._wake_drain()
         self.host.logout(self.counted_user)
         self.counted_user = ""
         slot, self.slot = self.slot, None
@@ -173,7 +176,9 @@ class ControlChannel(asyncio.Protocol):
                 # No progress (no data connection, or a stalled one): abort with 426.
                 log.info("%s data timeout", self.who())
                 self.transfer.cancel(Outcome.TIMEOUT)
-        elif not self.busy and now - self.last_activity > cfg.idle_timeout:
+        elif (
+            not self.busy or self.drain_waiter is not None  # only waiting for the client to read
+        ) and now - self.last_activity > cfg.idle_timeout:
             log.info("%s closed: Timeout.", self.who())
             self.expire(Reply(421, "Timeout. Closing control connection."))
         elif self.source is not None and now - self.source_since > cfg.data_timeout:
@@ -296,6 +301,26 @@ class ControlChannel(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.commands.resume_writing()
+        self._wake_drain()
+
+    async def drained(self) -> None:
+        """Wait until the client has read our replies (STAT of a directory streams its lines a
+        batch at a time, never more than one batch ahead of the client: issue 16.5)."""
+        if not self.commands.write_paused:
+            return
+        while self.commands.write_paused and not self.closed:
+            waiter = self.drain_waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        if self.closed:
+            raise asyncio.CancelledError()  # the client left: stop reading the directory
+        # The client reads: progress, as for a transfer (a client that stops reading is idle
+        # for the sweeper, see ``tick``).
+        self.last_activity = time.monotonic()
+
+    def _wake_drain(self) -> None:
+        waiter, self.drain_waiter = self.drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # ------------------------------------------------------------------ the command driver
     def run_line(self, line: str) -> None:
@@ -462,6 +487,7 @@ class ControlChannel(asyncio.Protocol):
 
 
 def _mask(line: str) -> str:
-    if line[:5].upper() == "PASS ":
+    # The verb as the session parses it (leading spaces tolerated): " PASS x" is a PASS too.
+    if parse_command(line)[0] == "PASS":
         return "PASS ****"  # never log a password
     return line

@@ -155,9 +155,12 @@ async def send_file(
     progress: Callable[[int], None],
     before_wait: Callable[[], None] | None = None,
     limit: RateLimiter | None = None,
+    listing: bool = False,
 ) -> None:
     """RETR: zero-copy ``os.sendfile`` for binary transfers on a plain stream, else blocks
     (converted in TYPE A). ``before_wait`` runs once, before the first wait (see ``send_bytes``).
+    A ``listing`` (a stream read in batches) holds it until the first wait on the socket
+    instead, so that a small directory's 150 still goes out with its 226.
 
     ``sendfile`` reads the file synchronously, so it is only called on a slice the reader says
     is in the page cache (``resident``); otherwise ``fill`` brings the slice in from a pool
@@ -221,8 +224,9 @@ async def send_file(
                     before_wait = None
                 await asyncio.sleep(0)
         return
-    if before_wait is not None:
+    if before_wait is not None and not listing:
         before_wait()  # block reads wait on the IO pool
+        before_wait = None
     conv = ToNetwork() if ascii else None
     size = READ_BLOCK if limit is None else limit.block(READ_BLOCK)
     while True:
@@ -232,6 +236,16 @@ async def send_file(
         progress(len(block))
         if conv is not None:
             block = conv.convert(block)
+        if before_wait is not None:
+            # The held 150 must be out before we wait on the socket (a client may read the
+            # data connection only after the 150); waits on the IO pool need not release it.
+            n = stream.try_send(block)
+            if n == len(block):
+                continue
+            before_wait()
+            before_wait = None
+            await stream.send(memoryview(block)[n:])
+            continue
         await stream.send(block)
         if limit is not None:
             await limit.spend(len(block))

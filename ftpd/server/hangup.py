@@ -79,7 +79,9 @@ class Hangup:
             except OSError:
                 pass
         except OSError:
-            pass  # a reset: the thread's recv fails too
+            # A reset. The error is reported once: this peek took it, and the thread's recv now
+            # returns 0 as if the client's EOF had come. The upload was cut, not ended.
+            self.cut = True
 
     async def wait(self, readable: Callable[[], Awaitable[None]]) -> None:
         """Await ``readable()`` (the stream's wait for data). ``UploadCut`` at once if hung up;

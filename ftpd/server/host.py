@@ -10,8 +10,8 @@ sweeper and the process lifecycle; it creates one host and hands it to every cha
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +25,8 @@ from ..fs.quota import Limits, QuotaFS
 from ..proto.replies import Reply
 from ..proto.session import SessionSettings
 from ..proto.state import TlsMode
+from . import addrtable
+from .logins import LoginGate
 from .rates import Bandwidth
 
 if TYPE_CHECKING:
@@ -32,10 +34,10 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..proto.proxy import ProxyPolicy
+    from .addrtable import AddressTable
     from .data import BulkThreads
     from .observe import Observer
     from .passive import PassivePool
-    from .workers import SharedCounters
 
 __all__ = ["SessionHost", "Slot", "Peer", "NEED_ASYNC", "session_settings"]
 
@@ -88,7 +90,7 @@ class Slot:
         host = self.host
         if not self.ip:
             return
-        host.counters.add_session(self.ip, -1)
+        host.counters.release(self.ip, time.monotonic())
         self.ip = ""
         if self.owner is not None:
             host.channels.discard(self.owner)
@@ -104,7 +106,7 @@ class SessionHost:
         self,
         config: Config,
         auth: Authenticator,
-        counters: SharedCounters,
+        counters: AddressTable,
         storage: Storage,
         worker: int = 0,
         events: EventBus | None = None,
@@ -134,24 +136,20 @@ class SessionHost:
         self.channels: set[Any] = set()  # sessions with a channel, for the sweeper and shutdown
         self.slots_open = 0  # slots taken and not yet released (the lifecycle tests read it)
         self._next_sid = 0
-        # Brute-force bans (ban_after/ban_seconds): per process, like the failed-login counters.
-        self.failures: Counter[str] = Counter()
-        self.banned: dict[str, float] = {}
-        self._failures_since = 0.0
+        # Checks that wait (a hash verification, a database): bounded, fair between addresses,
+        # dropped with their session (logins.py); failures and bans live in the shared table.
+        self.gate = LoginGate(self.logins.check, os.cpu_count() or 2, self._count_failure)
 
     # ------------------------------------------------------------------ admission
     def admit(self, ip: str) -> Slot | str:
-        """A slot for a new connection from ``ip``, or why it is refused (answered 421)."""
+        """A slot for a new connection from ``ip``, or why it is refused (answered 421). The
+        check and the count are one step on the shared table: exact per address, across
+        workers (addrtable.py)."""
         cfg = self.config
-        counters = self.counters
-        if cfg.max_sessions and counters.total() >= cfg.max_sessions:
-            return "Too many connected users, please try later."
-        if self.banned and self._is_banned(ip):
-            return "Too many failed logins from your address; try again later."
-        if cfg.max_per_ip and counters.ip_count(ip) >= cfg.max_per_ip:
-            return "Too many connections from your internet address."
+        refusal = self.counters.admit(ip, cfg.max_per_ip, cfg.max_sessions, time.monotonic())
+        if refusal is not None:
+            return refusal.value
         self._next_sid += 1
-        counters.add_session(ip, 1)
         self.slots_open += 1
         return Slot(self, ip, self._next_sid)
 
@@ -162,17 +160,24 @@ class SessionHost:
         self.observer.session_opened(ch)
 
     # ------------------------------------------------------------------ login accounting
-    def login_now(self, ch: Peer, name: str, password: str) -> Any:
+    def login_now(self, ch: Peer, ip: str, name: str, password: str) -> Any:
         """The login result when it needs no waiting (single user, anonymous, a cached hash
-        verification), else ``NEED_ASYNC``."""
+        verification, a banned address), else ``NEED_ASYNC``."""
+        if self.counters.is_banned(ip, time.monotonic()):
+            # Banned while this connection was open: no more guesses on it either.
+            return Refusal(addrtable.Refusal.BANNED.value)
         account = self.logins.fast(name, password, _client(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
+        if account is None:
+            self._count_failure(ip)
         return account
 
-    async def login_check(self, ch: Peer, name: str, password: str) -> LoginResult:
-        """Check credentials the slow way (a hash verification in the executor, a database)."""
-        return await self.logins.check(name, password, _client(ch))
+    async def login_check(self, ch: Peer, ip: str, name: str, password: str) -> LoginResult:
+        """Check credentials the slow way (a hash verification in the executor, a database),
+        through the ``LoginGate``, which counts the failures itself (also for clients that
+        left) and may refuse at once (too many checks waiting)."""
+        return await self.gate.check(ch, ip, name, password, _client(ch))
 
     def login_result(
         self, ch: Peer, ip: str, name: str, account: LoginResult, counted_user: str
@@ -185,9 +190,7 @@ class SessionHost:
             log.info("%s login refused for %r: %s", ch.who(), name[:64], account.reason)
             return account.reason, ""
         if account is None:
-            self.observer.login(ch, False, None)
-            if self.config.ban_after:
-                self._count_failure(ip)
+            self.observer.login(ch, False, None)  # the failure is counted where it was found
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "%s login failed for user %r",
@@ -249,35 +252,15 @@ class SessionHost:
 
     # ------------------------------------------------------------------ bans
     def expire_bans(self, now: float) -> None:
-        """Forget bans that ended, and failure counts older than a ban's length (an address that
-        rotates, or a user's occasional typo, must not grow these tables for ever)."""
-        if not (self.banned or self.failures):
-            return
-        for ip in [ip for ip, until in self.banned.items() if until <= now]:
-            del self.banned[ip]
-        if now - self._failures_since > self.config.ban_seconds:
-            self.failures.clear()
-            self._failures_since = now
+        """Drop a slice of the shared table's expired failure counts and bans (an address that
+        rotates, or a user's occasional typo, must not fill it for ever)."""
+        self.counters.purge(now)
 
     def _count_failure(self, ip: str) -> None:
-        if not self.failures:
-            self._failures_since = time.monotonic()
-        self.failures[ip] += 1
-        if self.failures[ip] >= self.config.ban_after:
-            del self.failures[ip]
-            self.banned[ip] = time.monotonic() + self.config.ban_seconds
+        if self.counters.fail(ip, time.monotonic()):
             log.warning(
                 "banned %s for %.0f s after %d failed logins",
                 ip,
                 self.config.ban_seconds,
                 self.config.ban_after,
             )
-
-    def _is_banned(self, ip: str) -> bool:
-        until = self.banned.get(ip)
-        if until is None:
-            return False
-        if until > time.monotonic():
-            return True
-        del self.banned[ip]
-        return False

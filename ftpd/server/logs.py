@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config import Config
 
-__all__ = ["JsonFormatter", "TEXT_FORMAT", "setup_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "TEXT_FORMAT", "escape_controls", "setup_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -40,6 +40,38 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 _WHO_RE = re.compile(r"\[(\d+)\] (\S+:\d+) (.+)")
 
 _HANDLER_MARK = "_ftpd_handler"
+
+# Client-controlled strings (paths, user names, command lines) end up in log messages: CR/LF would
+# start a forged line, ESC and the C1 controls (U+009B is a CSI) drive terminals. All C0 and C1
+# controls and DEL are written as escapes, in every format, whatever the call site passed.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f]")  # json.dumps escapes C0 itself
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or f"\\x{ord(c):02x}"
+
+
+def escape_controls(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with every control character escaped (``\\r``, ``\\x1b``...); LF kept when
+    ``keep_newlines`` (our own tracebacks)."""
+    if keep_newlines:
+        return "\n".join(_CONTROLS.sub(_escape_one, part) for part in text.split("\n"))
+    return _CONTROLS.sub(_escape_one, text)
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` with control characters escaped (one record is always one line, apart
+    from a traceback's own line breaks)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return escape_controls(super().formatException(ei), keep_newlines=True)
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,7 +104,8 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = self.formatStack(record.stack_info)
         # ensure_ascii=False keeps UTF-8 file names readable; json escapes CR/LF, so a hostile
         # file name can never start a forged log line.
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        text = json.dumps(entry, ensure_ascii=False, default=str)
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _iso_time(created: float) -> str:
@@ -158,6 +191,6 @@ def setup_logging(config: Config) -> None:
     if config.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(getattr(logging, config.log_level.upper(), logging.INFO))

@@ -5,8 +5,10 @@ Two glibc behaviours keep a server's RSS at its peak after a burst of uploads (i
 a 256 KiB receive buffer is freed, after which such buffers come from the heap instead of their
 own mappings; and freed heap memory below a live allocation is never returned. So at start-up
 the daemon fixes the threshold (buffers of 128 KiB and more are their own mappings, unmapped when
-freed), and after a burst (``trim_buffers`` freed spare buffers) the sweeper asks glibc to give
-back the free pages of its heaps (``malloc_trim``). Elsewhere (musl, macOS) both are no-ops.
+freed; this also covers the 16 MiB a scrypt verification allocates in a hashing thread, which a
+login flood would otherwise leave in glibc's per-thread arenas, see ``logins.py``), and after a
+burst (``trim_buffers`` freed spare buffers) the sweeper asks glibc to give back the free pages
+of its heaps (``malloc_trim``). Elsewhere (musl, macOS) both are no-ops.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events import EventFS
+from ..fs.listing_stream import open_listing
 from ..fs.quota import QuotaFS
 from ..proto import requests as rq
 from ..proto.requests import (
@@ -25,6 +26,7 @@ from ..proto.requests import (
     Outcome,
     QuotaReport,
     QuotaStatus,
+    ReadListing,
     Request,
     Sleep,
     StartTLS,
@@ -43,6 +45,7 @@ Performer = Callable[[Channel, Any], Any]
 FS_CALLS: dict[type[FsRequest], Callable[[Any, Any], Any]] = {
     rq.Stat: lambda fs, r: fs.stat(r.vpath),
     rq.ListDir: lambda fs, r: fs.list(r.vpath),
+    rq.OpenListing: lambda fs, r: open_listing(fs, r.vpath, r.format),
     rq.OpenRead: lambda fs, r: fs.open_read(r.vpath, r.offset),
     rq.OpenWrite: lambda fs, r: fs.open_write(r.vpath, r.offset, r.append),
     rq.MakeDir: lambda fs, r: fs.mkdir(r.vpath),
@@ -66,14 +69,16 @@ def _fs_performer(call: Callable[[Any, Any], Any]) -> Performer:
 
 
 def _authenticate(ch: Channel, req: Authenticate) -> Any:
-    account = ch.host.login_now(ch, req.name, req.password)
+    ip = ch.session.peer_ip
+    account = ch.host.login_now(ch, ip, req.name, req.password)
     if account is NEED_ASYNC:
         return _authenticate_slowly(ch, req)
     return ch.logged_in(req.name, account)
 
 
 async def _authenticate_slowly(ch: Channel, req: Authenticate) -> Any:
-    account = await ch.host.login_check(ch, req.name, req.password)
+    ip = ch.session.peer_ip
+    account = await ch.host.login_check(ch, ip, req.name, req.password)
     if ch.closed:
         return None  # the client left while its login was being checked
     return ch.logged_in(req.name, account)
@@ -136,6 +141,17 @@ def _start_tls(ch: Channel, req: StartTLS) -> Any:
     return ch.start_tls()
 
 
+async def _read_listing(ch: Channel, req: ReadListing) -> bytes:
+    # STAT of a directory: the next batch once the previous ones have been read (back-pressure).
+    try:
+        await ch.drained()
+        data: bytes = await req.stream.read()
+    except BaseException:
+        req.stream.close_now()  # the handler will not read on (closed, cancelled, failed)
+        raise
+    return data
+
+
 PERFORMERS: dict[type[Request], Performer] = {
     **{kind: _fs_performer(call) for kind, call in FS_CALLS.items()},
     Authenticate: _authenticate,
@@ -146,4 +162,5 @@ PERFORMERS: dict[type[Request], Performer] = {
     Sleep: _sleep,
     StartTLS: _start_tls,
     QuotaStatus: _quota_status,
+    ReadListing: _read_listing,
 }

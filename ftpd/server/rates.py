@@ -17,7 +17,7 @@ everything it was granted (a full socket buffer) gives the rest back (``refund``
 
 The server-wide limits (``max_total_download_rate``, ``max_total_upload_rate``) are shared fairly:
 each running limited transfer gets ``total / n``, where ``n`` is the number of transfers in that
-direction running now in *all* workers (a column of ``SharedCounters``, in shared memory), read
+direction running now in *all* workers (per-worker cells of ``addrtable.AddressTable``, in shared memory), read
 again at each refill, so a transfer's share grows as others finish. A transfer slower than its
 share (a slow client) leaves the difference unused rather than lending it out: simple, and it
 never lets the server exceed the total.
@@ -37,7 +37,7 @@ MIN_QUANTUM = 4096  # bytes: below that, syscalls would cost more than the smoot
 
 
 class TransferCount(Protocol):
-    """Running limited transfers per direction, over all workers (``workers.SharedCounters``)."""
+    """Running limited transfers per direction, over all workers (``addrtable.AddressTable``)."""
 
     def transfers(self, upload: bool) -> int: ...
 

@@ -35,6 +35,7 @@ from ..fs.factory import Storage
 from ..fs.iopool import IoPool
 from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
+from .addrtable import AddressTable
 from .control import ControlChannel
 from .data import BulkThreads, trim_buffers
 from .hooks import Hooks, check_hooks, start_hooks
@@ -48,7 +49,7 @@ from .reload import Prepared, prepare, remove_pid_file, write_pid_file
 from .sizing import cores, plan_workers
 from .sockets import listen_socket
 from .tls import make_context
-from .workers import SharedCounters, reserve_port, supervise
+from .workers import reserve_port, supervise
 
 __all__ = ["Server", "run"]
 
@@ -66,7 +67,7 @@ class Server:
         self,
         config: Config,
         authenticator: Authenticator | None = None,
-        counters: SharedCounters | None = None,
+        counters: AddressTable | None = None,
         worker: int = 0,
         *,
         ports: PortMap | None = None,
@@ -92,7 +93,7 @@ class Server:
             bulk_threads,
         )
         self.storage = Storage(config, self.io)
-        # Limits hold across worker processes: counters live in shared memory (see workers.py).
+        # Limits and bans hold across worker processes, per exact address (addrtable.py).
         # Events (ftpd.events): an application's callbacks (ftpd.api) and the operator's hooks
         # (hooks.py) consume the same stream; the commands are checked now (a one-line error).
         self.events = events if events is not None else EventBus()
@@ -102,7 +103,7 @@ class Server:
         host = self.host = SessionHost(
             config,
             authenticator or authenticator_from_config(config),
-            counters or SharedCounters(1),
+            counters or address_table(config, 1),
             self.storage,
             worker,
             events=self.events,
@@ -210,7 +211,7 @@ class Server:
             if i and not i % SWEEP_SLICE:
                 await asyncio.sleep(0)
             ch.tick(now)
-        self.host.expire_bans(now)
+        self.host.expire_bans(now)  # a slice of the shared table's expired records per pass
         if trim_buffers():  # a burst of uploads is over: its spare receive buffers are freed,
             release_free_memory()  # and the heap pages they leave, given back (memory.py)
 
@@ -374,7 +375,7 @@ def _run(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
         ) from None
     config = replace(config, port=port)
-    counters = SharedCounters(workers)
+    counters = address_table(config, workers)
     ports = PortMap(*pasv_range(config))
     if reload is not None:
         first_load = reload
@@ -385,7 +386,7 @@ def _run(
     def child(index: int, ready_fd: int) -> int:
         reserved.close()
         counters.index = index
-        counters.reset_row(index)
+        counters.reset_worker(index)
         ports.set_worker(index)
 
         def ready(_addrs: list[tuple[str, int]]) -> None:
@@ -410,6 +411,12 @@ def _run(
     return supervise(workers, child, all_ready)
 
 
+def address_table(config: Config, workers: int) -> AddressTable:
+    """The per-address limits and bans of the whole server (created before any fork)."""
+    return AddressTable(workers, config.max_sessions, config.per_ip_ipv6_prefix,
+                        config.ban_after, config.ban_seconds)
+
+
 def _cleanup_stale_uploads(config: Config) -> None:
     """Remove temp files of uploads a crash interrupted, once, before any worker serves (a worker
     doing it while another serves could delete a live upload)."""
@@ -422,7 +429,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
 def serve(
     config: Config,
     on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
-    counters: SharedCounters | None = None,
+    counters: AddressTable | None = None,
     worker: int = 0,
     ports: PortMap | None = None,
     reload: Callable[[], Config] | None = None,

@@ -64,6 +64,10 @@ class Channel(Protocol):
 
     def reply(self, reply: Reply) -> None: ...
 
+    async def drained(self) -> None:
+        """Wait until the client has read the replies written so far."""
+        ...
+
     def set_source(self, source: Source) -> None:
         """Register the passive listener for the next transfer (None: drop the current one)."""
         ...
@@ -268,7 +272,13 @@ class TransferTask:
                 await datamod.send_bytes(stream, t.payload, self._progress, self._send_held)
             else:
                 await datamod.send_file(
-                    stream, t.reader, t.ascii, self._progress, self._send_held, limit
+                    stream,
+                    t.reader,
+                    t.ascii,
+                    self._progress,
+                    self._send_held,
+                    limit=limit,
+                    listing=t.kind.listing,
                 )
             return Outcome.OK, None
         except DataTimeout:

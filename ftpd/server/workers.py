@@ -5,11 +5,9 @@ SO_REUSEPORT, so the kernel spreads new connections over the workers' accept que
 share the whole passive port range (``passive.PortMap``: no fixed slice starves one worker while
 another has spare ports).
 
-Limits (``max_sessions``, ``max_per_ip``, per-user ``max_sessions``) must hold for the whole server,
-not per worker. ``SharedCounters`` keeps them in one anonymous shared-memory map created before the
-fork: every worker writes only its own row (no locks, no races) and a check sums the column over all
-rows. IPs and user names are hashed into 65,536 buckets; a collision can only make a limit stricter
-for the two colliding keys, never looser.
+Limits (``max_sessions``, ``max_per_ip``, per-user ``max_sessions``) and brute-force bans must hold
+for the whole server, not per worker: ``addrtable.AddressTable`` keeps them per exact address in
+one shared map created before the fork.
 
 The supervisor (the parent) does no FTP: it forwards SIGTERM/SIGINT (and SIGHUP, reload) to the workers, restarts a
 worker that dies unexpectedly, and exits when all workers have exited.
@@ -18,73 +16,15 @@ worker that dies unexpectedly, and exits when all workers have exited.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import signal
 import socket
 import time
-import zlib
 from collections.abc import Callable
 
-__all__ = ["SharedCounters", "reserve_port", "supervise"]
+__all__ = ["reserve_port", "supervise"]
 
 log = logging.getLogger("ftpd.workers")
-
-BUCKETS = 65536
-_TOTAL = 0  # column 0: sessions of the worker
-_IP0 = 1  # columns 1 .. BUCKETS: sessions per IP bucket
-_USER0 = 1 + BUCKETS  # then sessions per user bucket
-_XFER0 = 1 + 2 * BUCKETS  # then running rate-shared transfers: downloads, uploads (rates.py)
-
-
-def _bucket(key: str) -> int:
-    return zlib.crc32(key.encode("utf-8", "surrogateescape")) & (BUCKETS - 1)
-
-
-class SharedCounters:
-    """Session counters shared by all workers (see the module docstring)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = max(1, workers)
-        self.row = 3 + 2 * BUCKETS  # int32 cells per worker
-        self._mm = mmap.mmap(-1, self.workers * self.row * 4)  # MAP_SHARED | MAP_ANONYMOUS
-        self._cells = memoryview(self._mm).cast("i")
-        self.index = 0  # this process's row
-
-    def _add(self, column: int, delta: int) -> None:
-        self._cells[self.index * self.row + column] += delta
-
-    def _sum(self, column: int) -> int:
-        cells, row = self._cells, self.row
-        return sum(cells[w * row + column] for w in range(self.workers))
-
-    def total(self) -> int:
-        return self._sum(_TOTAL)
-
-    def ip_count(self, ip: str) -> int:
-        return self._sum(_IP0 + _bucket(ip))
-
-    def user_count(self, name: str) -> int:
-        return self._sum(_USER0 + _bucket(name))
-
-    def add_session(self, ip: str, delta: int) -> None:
-        self._add(_TOTAL, delta)
-        self._add(_IP0 + _bucket(ip), delta)
-
-    def add_user(self, name: str, delta: int) -> None:
-        self._add(_USER0 + _bucket(name), delta)
-
-    def transfers(self, upload: bool) -> int:
-        """Transfers sharing ``max_total_*_rate`` in that direction, in every worker."""
-        return self._sum(_XFER0 + upload)
-
-    def add_transfer(self, upload: bool, delta: int) -> None:
-        self._add(_XFER0 + upload, delta)
-
-    def reset_row(self, index: int) -> None:
-        """Zero a dead worker's row: its sessions died with it."""
-        start = index * self.row
-        self._cells[start : start + self.row] = memoryview(bytes(self.row * 4)).cast("i")
 
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:

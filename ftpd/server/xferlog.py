@@ -35,7 +35,7 @@ __all__ = ["XferLog", "format_line", "FILE_TRANSFERS"]
 log = logging.getLogger("ftpd.xferlog")
 
 FILE_TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU"})
-_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
+_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")  # C1 too: U+009B is a terminal CSI
 _STOP = None
 
 

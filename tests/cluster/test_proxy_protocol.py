@@ -225,7 +225,8 @@ def test_bad_trusted_cidr_is_refused_at_start() -> None:
 
     with pytest.raises(ConfigError, match="proxy_trusted"):
         validate(Config(proxy_protocol="optional", proxy_trusted="10.0.0.0/33"))
-    validate(Config(proxy_protocol="required", implicit_tls_port=990))  # a supported pair
+    validate(Config(proxy_protocol="required", proxy_trusted="10.0.0.5/32",
+                    implicit_tls_port=990))  # a supported pair
 
 
 class ProxiedFTPS(ftplib.FTP_TLS):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.client import Ctl
+from support.proc import upload_bytes
 from support.waits import wait_until
 
 OLD = b"A" * (1 << 20)
@@ -98,8 +99,8 @@ def test_aborted_upload_keeps_previous_version(servers: Any) -> None:
         d = c.data_socket()
         assert c.cmd("STOR f.bin").code == 150
         d.sendall(NEW[: 512 * 1024])
-        # The upload is under way (its temp file exists) before ABOR.
-        assert wait_until(lambda: _temp_files(srv.root), 5)
+        # The upload is under way (the server has written to its file) before ABOR.
+        assert wait_until(lambda: upload_bytes(srv.pid, srv.root) > 0, 5)
         assert _abort(c) == [426, 226]
         d.close()
         assert c.cmd("NOOP").code == 200

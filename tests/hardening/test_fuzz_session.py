@@ -52,10 +52,12 @@ from ftpd.proto.requests import (
     FsRequest,
     ListDir,
     MakeDir,
+    OpenListing,
     OpenPassive,
     OpenRead,
     OpenWrite,
     Outcome,
+    ReadListing,
     RemoveDir,
     Rename,
     SetMtime,
@@ -226,6 +228,7 @@ NEEDS: dict[type[FsRequest], str] = {
     OpenWrite: "wa",
     UniqueName: "w",
     ListDir: "l",
+    OpenListing: "l",
     MakeDir: "m",
     RemoveDir: "d",
     Delete: "d",
@@ -279,6 +282,10 @@ class FakeFS:
             if x != p and x.startswith(pre) and "/" not in x[len(pre) :]
         ]
         return [self.stat(x) for x in names]
+
+    def open_listing(self, p: str, fmt: Any) -> Any:
+        # Nothing is read here (the IO layer reads once the data connection is up).
+        return SimpleNamespace(path=p, kind="listing", rows=self.list(p), fmt=fmt)
 
     def open_read(self, p: str, offset: int) -> Any:
         if p in self.dirs:
@@ -337,6 +344,8 @@ class FakeFS:
                 return self.stat(p)
             case ListDir(p):
                 return self.list(p)
+            case OpenListing(p, fmt):
+                return self.open_listing(p, fmt)
             case OpenRead(p, offset):
                 return self.open_read(p, offset)
             case OpenWrite(p, offset, append):
@@ -390,6 +399,12 @@ def check_reply(reply: Reply) -> None:
     wire = reply.encode()
     lines = [ln + b"\r\n" for ln in wire.split(b"\r\n")[:-1]]
     assert b"".join(lines) == wire, f"reply not made of CRLF lines: {wire!r}"
+    if reply.raw is not None:  # a part of a streamed reply (STAT of a directory)
+        for ln in lines:
+            body = ln[:-2]
+            assert b"\r" not in body and b"\n" not in body and b"\0" not in body, ln
+            assert ln.startswith(b" ") or ln.startswith(b"%d-" % reply.code), ln
+        return
     assert check_reply_lines(lines) == reply.code
     assert not reply.text.startswith("Internal error"), reply
 
@@ -455,7 +470,7 @@ class SessionMachine(RuleBasedStateMachine):
         COUNTS["requests"] += 1
         s = self.s
         fault = None
-        if isinstance(req, (FsRequest, OpenPassive, StartTLS)) and self.faults:
+        if isinstance(req, (FsRequest, OpenPassive, StartTLS, ReadListing)) and self.faults:
             fault = self.faults.pop(0)
         if isinstance(req, FsRequest):
             assert s.logged_in, f"filesystem call {req!r} before login"
@@ -513,6 +528,12 @@ class SessionMachine(RuleBasedStateMachine):
         if isinstance(req, Sleep):
             assert 0 < req.seconds <= 60
             return None, None
+        if isinstance(req, ReadListing):  # STAT of a directory: one batch, then the end
+            stream = req.stream
+            if fault is not None:
+                return None, FakeFS.err(fault)
+            rows, stream.rows = stream.rows, []
+            return (stream.fmt(rows) if rows else b""), None
         if isinstance(req, StartTLS):
             if fault is not None:
                 return None, ConnectionResetError("handshake failed")  # closes the connection

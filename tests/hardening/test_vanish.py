@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import trustme
 from support.client import Ctl
-from support.proc import fds, settle_fds
+from support.proc import fds, settle_fds, upload_bytes
 from support.waits import wait_until
 
 ROUNDS = 12
@@ -28,10 +28,6 @@ BIG = 8 * 1024 * 1024
 def _rst(s: socket.socket) -> None:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     s.close()
-
-
-def _uploading(root: Path) -> bool:
-    return any(p.stat().st_size for p in root.glob(".ftpd-upload-*"))
 
 
 def _check_rounds(srv: Any, figures: Any, name: str, scenario: Callable[[], None]) -> None:
@@ -80,8 +76,8 @@ def test_vanish_mid_stor(srv: Any, figures: Any) -> None:
         d = c.data_socket()
         assert c.cmd("STOR old.txt").code == 150
         d.sendall(b"new partial content " * 50_000)
-        # Vanish once the server is writing the upload (its temp file has data).
-        assert wait_until(lambda: _uploading(srv.root), 5)
+        # Vanish once the server is writing the upload (its upload file has data).
+        assert wait_until(lambda: upload_bytes(srv.pid, srv.root) > 0, 5)
         _rst(d)
         _rst(c.sock)
 

@@ -200,6 +200,35 @@ async def test_listing_of_5000_keys_is_paged(
     assert entries[-1].is_dir
 
 
+async def test_streamed_listing_pages_as_it_is_read(
+    fs: S3FS, storage: S3Storage, moto_endpoint: str
+) -> None:
+    """``open_listing`` (issue 16 item 5): nothing listed until the first read, then one page
+    ahead at most; every entry once; a single-page listing comes sorted."""
+    from ftpd.proto.listing import LineFormat, ListingKind
+
+    client = await storage.client()
+    await fs.mkdir("/big2")
+    seed(moto_endpoint, [(f"{HOME}big2/f{i:05d}", 1) for i in range(2500)])
+    lists = CallCounter(client, "ListObjectsV2")
+    stream = await fs.open_listing("/big2", LineFormat(ListingKind.NLST))
+    assert lists.calls == 0  # nothing before the data connection
+    first = await stream.read()
+    assert lists.calls == 2  # the first page, and the next one to know it is not the last
+    chunks = [first]
+    while chunk := await stream.read():
+        chunks.append(chunk)
+    await stream.close()
+    names = b"".join(chunks).decode().split("\r\n")[:-1]
+    assert sorted(names) == [f"f{i:05d}" for i in range(2500)]
+    assert len(chunks) == 3 and lists.calls == 3
+    await fs.mkdir("/small2")
+    seed(moto_endpoint, [(f"{HOME}small2/{n}", 1) for n in ("c", "a", "b")])
+    stream = await fs.open_listing("/small2", LineFormat(ListingKind.NLST))
+    assert await stream.read() == b"a\r\nb\r\nc\r\n"
+    assert await stream.read() == b""
+
+
 # -- reads ---------------------------------------------------------------------------------------
 
 

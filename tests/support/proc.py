@@ -1,4 +1,4 @@
-"""A server's figures from ``/proc/<pid>``: open fds, proportional set size, CPU time."""
+"""A server's figures from ``/proc/<pid>``: open fds, proportional set size, CPU time, uploads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,25 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def fds(pid: int) -> int:
     """Open file descriptors of ``pid``."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def upload_bytes(pid: int, root: object) -> int:
+    """Bytes written so far to the upload files ``pid`` holds open under ``root``: anonymous
+    (``O_TMPFILE``, shown as ``<dir>/#<inode> (deleted)``) or named ``.ftpd-upload-*``."""
+    total = 0
+    top = os.path.realpath(str(root)) + os.sep
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            target = os.readlink(path)
+            if not target.startswith(top):
+                continue
+            name = os.path.basename(target)
+            if name.startswith(".ftpd-upload-") or (name.startswith("#") and " (deleted)" in name):
+                total += os.stat(path).st_size
+        except OSError:  # closed meanwhile
+            continue
+    return total
 
 
 def pss_kib(pid: int) -> int:

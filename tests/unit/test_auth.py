@@ -311,7 +311,9 @@ async def test_authenticate_cached_answers_without_hashing(
     assert auth.lookup_cached("user", "pw") == Account(
         "user", os.path.realpath(homes / "root"), "elradfmwMT"
     )
-    assert auth.lookup_cached("user", "nope") is None
+    # Next to a users file, the single user's wrong password takes the hashed path like any
+    # other name's, so its answer time does not reveal the name (issue 16 item 8).
+    assert auth.lookup_cached("user", "nope") is NEED_CACHE_MISS
     anonymous = auth.lookup_cached("ftp", "")
     assert isinstance(anonymous, Account) and anonymous.anonymous
     # Users-file names (known or not) need a verification until one has succeeded.

@@ -69,6 +69,7 @@ ALTERNATIVES: dict[str, object] = {
     "metrics_port": 9102,
     "metrics_host": "0.0.0.0",
     "ban_after": 5,
+    "per_ip_ipv6_prefix": 56,
     "ban_seconds": 60.0,
     "storage": "s3",
     "s3_endpoint": "http://127.0.0.1:9000",
@@ -99,7 +100,10 @@ ALTERNATIVES: dict[str, object] = {
     "pid_file": "/run/ftpd.pid",
 }
 # Values that need another key to validate, given through the environment (the lowest source).
-COMPANIONS: dict[str, dict[str, str]] = {"storage": {"FTPD_S3_BUCKET": "ftpd-data"}}
+COMPANIONS: dict[str, dict[str, str]] = {
+    "storage": {"FTPD_S3_BUCKET": "ftpd-data"},
+    "proxy_protocol": {"FTPD_PROXY_TRUSTED": "10.0.0.5/32"},  # no default trusted range
+}
 
 
 def as_text(value: object) -> str:

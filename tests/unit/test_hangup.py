@@ -137,3 +137,26 @@ async def test_bulk_thread_blocked_in_recv(pair: Any, bulk: Any, eof: bool) -> N
     else:
         with pytest.raises(UploadCut):
             await asyncio.wait_for(task, 5)
+
+
+def test_a_reset_seen_by_the_hang_up_is_a_cut_not_an_eof() -> None:
+    """The data connection was reset (a client that aborts both connections) and the hang-up's
+    peek is the first to read the socket: the error is reported once, so the bulk thread's next
+    recv returns 0. That must not read as the client's EOF (a partial upload committed)."""
+    with socket.create_server(("127.0.0.1", 0)) as lsock:
+        client = socket.create_connection(lsock.getsockname())
+        server, _ = lsock.accept()
+    try:
+        client.sendall(b"x" * 1000)
+        got = b""
+        while len(got) < 1000:  # the thread has taken all the data before the reset
+            got += server.recv(1000)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()  # RST
+        hangup = Hangup()
+        hangup.arm()
+        hangup.sock = server  # a bulk thread reads it
+        assert hangup.hang_up()
+        assert hangup.cut  # the receiver raises UploadCut, whatever its recv returns now
+    finally:
+        server.close()

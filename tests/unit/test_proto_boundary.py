@@ -20,6 +20,7 @@ from ftpd.server.control import FS_CALLS
 METHOD = {
     rq.Stat: "stat",
     rq.ListDir: "list",
+    rq.OpenListing: "open_listing",
     rq.OpenRead: "open_read",
     rq.OpenWrite: "open_write",
     rq.MakeDir: "mkdir",
@@ -57,7 +58,7 @@ class Recorder:
 def test_table_calls_the_method_with_the_fields_in_order(kind: type[FsRequest]) -> None:
     fields = dataclasses.fields(kind)  # type: ignore[arg-type]
     # One distinct value per field type (annotations are strings under `from __future__`).
-    values = {"str": "/a/b", "int": 7, "float": 1.5, "bool": True}
+    values = {"str": "/a/b", "int": 7, "float": 1.5, "bool": True, "Any": "format"}
     args = tuple(values[str(f.type)] for f in fields)
     req = kind(*args)
     assert FS_CALLS[kind](Recorder(), req) == (METHOD[kind], args)

@@ -9,7 +9,7 @@ import errno
 from typing import Any
 
 import pytest
-from test_proto_session import Drive
+from test_proto_session import Drive, body
 
 from ftpd.fs.base import Capabilities
 from ftpd.proto.errors import BadSequence, CannotOpenData
@@ -240,8 +240,8 @@ def test_list(d: Drive) -> None:
     d("PASV")
     r = d("LIST")
     t = r.transfer
-    assert t.kind == "LIST" and t.payload is not None
-    rows = t.payload.decode().split("\r\n")
+    assert t.kind == "LIST"
+    rows = body(t).decode().split("\r\n")
     assert rows[-1] == "" and len(rows) == 4
     assert [row.rsplit(" ", 1)[1] for row in rows[:-1]] == ["a.txt", "b.txt", "sub"]
     assert rows[2].startswith("drwxr-xr-x")
@@ -257,7 +257,7 @@ def test_list_flags_and_file(d: Drive) -> None:
         d.finish(r)
     d("PASV")
     r = d("LIST x y")  # a single file: its own line
-    assert r.transfer.payload.decode().rstrip("\r\n").endswith(" x y")
+    assert body(r.transfer).decode().rstrip("\r\n").endswith(" x y")
     d.finish(r)
     d("PASV")
     assert d("LIST nothere").code == 550
@@ -268,15 +268,15 @@ def test_nlst(d: Drive) -> None:
     d.fs.dirs.add("/d")
     d("PASV")
     r = d("NLST -CF d")
-    assert r.transfer.payload == b"a\r\nb\r\n"
+    assert body(r.transfer) == b"a\r\nb\r\n"
     d.finish(r)
     d("PASV")
     r = d("NLST d/a")  # a file: the name as given (vsftpd)
-    assert r.transfer.payload == b"d/a\r\n"
+    assert body(r.transfer) == b"d/a\r\n"
     d.finish(r)
     d("PASV")
     r = d("NLST -l d/a")  # ls flags are not part of the name
-    assert r.transfer.payload == b"d/a\r\n"
+    assert body(r.transfer) == b"d/a\r\n"
     d.finish(r)
 
 
@@ -285,7 +285,7 @@ def test_mlsd(d: Drive) -> None:
     d.fs.dirs.update({"/d", "/d/e"})
     d("PASV")
     r = d("MLSD d")
-    rows = r.transfer.payload.decode().split("\r\n")[:-1]
+    rows = body(r.transfer).decode().split("\r\n")[:-1]
     assert rows[0].startswith("type=dir;") and rows[0].endswith("; e")
     assert rows[1].startswith("type=file;size=3;modify=20231114221320;") and rows[1].endswith("; f")
     d.finish(r)
@@ -313,7 +313,7 @@ def test_listing_names_with_crlf_cannot_inject(d: Drive) -> None:
     for cmd in ("LIST", "NLST", "MLSD"):
         d("PASV")
         r = d(cmd)
-        payload = r.transfer.payload
+        payload = body(r.transfer)
         assert payload.count(b"\r\n") == 1 and b"\n226" not in payload, cmd
         d.finish(r)
 
@@ -463,7 +463,7 @@ def test_what_the_storage_cannot_do_is_refused_before_any_io() -> None:
     assert d.fs.calls == [] and d.s.data is Data.PASSIVE  # the listener is still there for STOR
     assert "MFMT" not in d("FEAT").text
     r = d("MLSD")
-    assert r.transfer.payload is not None and b"perm=rwdf;" in r.transfer.payload  # no "a"
+    assert b"perm=rwdf;" in body(r.transfer)  # no "a"
 
 
 def test_forget_data_setup_after_a_data_timeout(d: Drive) -> None:

@@ -40,10 +40,12 @@ from ftpd.proto.requests import (
     FsRequest,
     ListDir,
     MakeDir,
+    OpenListing,
     OpenPassive,
     OpenRead,
     OpenWrite,
     Outcome,
+    ReadListing,
     RemoveDir,
     Rename,
     Request,
@@ -75,6 +77,28 @@ class FakeWriter:
         self.path = path
         self.offset = offset
         self.append = append
+
+
+class FakeListing:
+    """A listing stream (``ftpd.fs.listing_stream``): nothing read before the first read."""
+
+    def __init__(self, fs: FakeFS, path: str, fmt: Any) -> None:
+        self.fs, self.path, self.fmt = fs, path, fmt
+        self.reads = 0
+
+    def read_sync(self) -> bytes:
+        self.reads += 1
+        if self.reads > 1:
+            return b""
+        return bytes(self.fmt(sorted(self.fs.list(self.path), key=lambda e: e.name)))
+
+    def render(self) -> bytes:
+        return bytes(self.fmt(sorted(self.fs.list(self.path), key=lambda e: e.name)))
+
+
+def body(t: Any) -> bytes:
+    """What a listing transfer sends: its payload, or its stream's content."""
+    return t.payload if t.payload is not None else t.reader.render()
 
 
 class FakeFS:
@@ -116,6 +140,9 @@ class FakeFS:
             if p != path and p.startswith(prefix) and "/" not in p[len(prefix) :]
         ]
         return [self.stat(p) for p in reversed(sorted(names))]  # unsorted on purpose
+
+    def open_listing(self, path: str, fmt: Any) -> FakeListing:
+        return FakeListing(self, path, fmt)
 
     def open_read(self, path: str, offset: int) -> FakeReader:
         if path in self.dirs:
@@ -179,6 +206,8 @@ class FakeFS:
                 return self.stat(vpath)
             case ListDir(vpath):
                 return self.list(vpath)
+            case OpenListing(vpath, fmt):
+                return self.open_listing(vpath, fmt)
             case OpenRead(vpath, offset):
                 return self.open_read(vpath, offset)
             case OpenWrite(vpath, offset, append):
@@ -268,6 +297,8 @@ class Drive:
                 return self.fs.perform(req), None
             if isinstance(req, Authenticate):
                 return self.auth(req.name, req.password), None
+            if isinstance(req, ReadListing):
+                return req.stream.read_sync(), None
             if isinstance(req, OpenPassive):
                 if isinstance(self.passive, OSError):
                     raise self.passive
@@ -592,13 +623,15 @@ def test_stat_with_path(d: Drive) -> None:
     d.fs.files["/a b"] = b"xyz"
     d.fs.dirs.add("/sub")
     r = d("STAT /")
-    assert r.code == 213
-    lines = r.replies[0].lines
-    assert lines[0] == 'Status of "/":' and lines[-1] == "End of status."
-    assert len(lines) == 4
-    assert lines[1].endswith(" a b") and lines[1].startswith("-")
-    assert lines[2].endswith(" sub") and lines[2].startswith("d")
-    assert d("STAT -la /").code == 213
+    assert r.codes == [213, 213, 213]
+    # Streamed in parts (213- line, batches of indented lines, 213 end): one reply on the wire.
+    wire = b"".join(x.encode() for x in r.replies).decode().split("\r\n")
+    assert wire[0] == '213-Status of "/":' and wire[-2] == "213 End of status." and wire[-1] == ""
+    assert len(wire) == 5
+    assert wire[1].endswith(" a b") and wire[1].startswith(" -")
+    assert wire[2].endswith(" sub") and wire[2].startswith(" d")
+    assert d("STAT -la /").codes[-1] == 213
+    assert d("STAT a b").code == 213  # a file: one ordinary reply
     assert d("STAT a*").code == 550
     assert d("STAT nothere").code == 550
     r = Drive()("STAT /")

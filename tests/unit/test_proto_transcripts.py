@@ -21,7 +21,7 @@ import pytest
 
 # The fakes of test_proto_session (and tests/, for support, when run as a script).
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
-from test_proto_session import Drive  # noqa: E402
+from test_proto_session import Drive, body  # noqa: E402
 
 from ftpd.fs.base import Capabilities  # noqa: E402
 from ftpd.proto.requests import Outcome, StartTransfer  # noqa: E402
@@ -457,6 +457,25 @@ def _drive(kind: str) -> Drive:
     return d
 
 
+def _joined(replies: list[Any]) -> list[tuple[int, str]]:
+    """(code, text) per reply on the wire: a streamed reply's parts (STAT of a directory) and
+    its end line are one reply, as the client reads it."""
+    out: list[tuple[int, str]] = []
+    raw = b""
+    for r in replies:
+        if r.raw is not None:
+            raw += r.raw
+            continue
+        if raw:
+            wire = (raw + r.encode()).decode("utf-8", "surrogateescape").split("\r\n")[:-1]
+            lines = [wire[0][4:], *(ln[1:] for ln in wire[1:-1]), wire[-1][4:]]
+            out.append((r.code, "\n".join(lines)))
+            raw = b""
+            continue
+        out.append((r.code, r.text))
+    return out
+
+
 def replay(name: str) -> list[tuple[Item, list[Any]]]:
     """Run a script; per item, its replies as (code, text), and a listing's payload."""
     kind, items = SCRIPTS[name]
@@ -471,7 +490,7 @@ def replay(name: str) -> list[tuple[Item, list[Any]]]:
             out.append((item, got))
             continue
         run = d(line)
-        got: list[Any] = [(r.code, r.text) for r in run.replies]
+        got: list[Any] = _joined(run.replies)
         if outcome is not None and run.of(StartTransfer):
             t = run.transfer
             # What the IO layer is told to do: kind, path, restart offset, ASCII, upload or not.
@@ -483,8 +502,8 @@ def replay(name: str) -> list[tuple[Item, list[Any]]]:
                 error = OSError(errno.ENOSPC, "full") if outcome.endswith("ENOSPC") else None
                 done = Outcome(outcome.removesuffix("-ENOSPC"))
                 got += [(r.code, r.text) for r in d.finish(run, done, error)]
-            if t.payload is not None:
-                got.append(("data", t.payload))
+            if t.payload is not None or t.reader is not None and t.kind.listing:
+                got.append(("data", body(t)))
         out.append((item, got))
     return out
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from ftpd.server.addrtable import AddressTable
 from ftpd.server.rates import MIN_QUANTUM, Bandwidth, RateLimiter
-from ftpd.server.workers import SharedCounters
 
 
 class Clock:
@@ -65,7 +65,7 @@ def test_refund_and_small_rates() -> None:
 
 
 def test_the_total_is_shared_between_transfers_of_every_worker() -> None:
-    counters = SharedCounters(2)
+    counters = AddressTable(2)
     clock = Clock()
     a = RateLimiter(0, 3_000_000, counters, upload=False, clock=clock)
     counters.index = 1  # a transfer in the other worker
@@ -86,8 +86,17 @@ def test_the_total_is_shared_between_transfers_of_every_worker() -> None:
     assert counters.transfers(False) == counters.transfers(True) == 0
 
 
+def test_a_dead_workers_transfers_stop_counting() -> None:
+    counters = AddressTable(2)
+    counters.index = 1
+    RateLimiter(0, 3_000_000, counters, upload=True)
+    assert counters.transfers(True) == 1
+    counters.reset_worker(1)  # the supervisor restarts a worker that died mid-transfer
+    assert counters.transfers(True) == 0
+
+
 def test_bandwidth_gives_no_limiter_when_unlimited() -> None:
-    counters = SharedCounters(1)
+    counters = AddressTable(1)
     assert Bandwidth(0, 0, 0, 0, counters).limiter(upload=False) is None
     bw = Bandwidth(1000, 0, 0, 0, counters)
     assert bw.limiter(upload=True) is None

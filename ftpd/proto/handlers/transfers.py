@@ -12,7 +12,6 @@ import errno
 from collections.abc import Generator
 from typing import Any
 
-from .. import names
 from ..errors import (
     BadSequence,
     CannotOpenData,
@@ -21,9 +20,11 @@ from ..errors import (
     NameNotAllowed,
     ParamNotImplemented,
 )
+from ..listing import LineFormat
 from ..paths import basename, parent
 from ..requests import (
     HandlerGen,
+    OpenListing,
     OpenRead,
     OpenWrite,
     Request,
@@ -65,10 +66,17 @@ def begin_transfer(s: SessionState, t: Transfer) -> None:
     s.transfer = t
 
 
-def send_listing(s: SessionState, kind: TransferKind, path: str, payload: str) -> HandlerGen:
-    """LIST, NLST, MLSD: a transfer of a listing built in memory."""
-    data = names.encode(payload)  # valid UTF-8 whatever the names on disk
-    t = Transfer(kind, path, payload=data, name=basename(path) or "/")
+def send_listing(s: SessionState, kind: TransferKind, path: str, format: LineFormat | None = None,
+                 payload: bytes | None = None) -> HandlerGen:
+    """LIST, NLST, MLSD: a transfer of a directory's listing, streamed (``OpenListing`` reads
+    nothing: the IO layer reads and formats it in batches once the data connection is up), or of
+    one file's ``payload``."""
+    name = basename(path) or "/"
+    if payload is not None:
+        t = Transfer(kind, path, payload=payload, name=name)
+    else:
+        stream = yield OpenListing(path, format)
+        t = Transfer(kind, path, reader=stream, name=name)
     begin_transfer(s, t)
     yield StartTransfer(t)
     return None

@@ -1,0 +1,261 @@
+"""Directory listings streamed in bounded batches (LIST, NLST, MLSD and STAT of a directory).
+
+A listing used to be read whole (a ``scandir`` plus a stat per entry), then formatted on the event
+loop and held as one payload: a 200,000-entry directory stalled every session for seconds and a
+client that never connected its data connection held hundreds of MiB. A listing is now a stream:
+
+- nothing is read when it is created (the session opens it before the data connection exists;
+  the first ``read`` comes once that connection is up);
+- each ``read`` is one hop to an IO thread that reads the next ``BATCH`` entries and formats them
+  there with the session's ``format`` (a pure function of ``ftpd.proto.listing``), so the loop
+  only moves bytes, at the pace of the data connection (the callers wait for it to drain);
+- memory is one batch whatever the directory's size.
+
+Order: a directory that fits in the first batch is sorted by name, as before; a larger one is
+sent in the directory's own order (sorting would mean holding it whole). S3 pages the same way
+with ``list_objects_v2`` continuation tokens (``PagedListing``).
+
+The streams look like a ``Reader`` without a file descriptor (``fileno()`` is None), so the
+transfer code sends them like a RETR in blocks, with TLS or without.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat as st
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ftpd.fs.base import FileStat, FileSystem, PathEscapeError, Reader, StreamsListings
+from ftpd.fs.local_io import Hops, close_quietly
+from ftpd.fs.temps import is_upload_temp
+
+__all__ = ["BATCH", "Format", "LocalDir", "LocalListing", "PagedListing", "open_listing"]
+
+BATCH = 1000  # entries read and formatted per hop (~80 KiB of LIST lines)
+Format = Callable[[list[FileStat]], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDir:
+    """What a local listing needs of its ``LocalFS`` (handed in, so this module does not
+    import local.py, which imports it)."""
+
+    open_fd: Callable[[str], tuple[int, str]]  # vpath -> (directory fd, its real path), jailed
+    link_stat: Callable[[str, str, str], os.stat_result]  # (real dir, name, vpath) -> target
+    entry_stat: Callable[[str, os.stat_result, bool], FileStat]
+    hops: Hops
+
+
+class _Stream:
+    """What the transfer code needs of a reader that has no file descriptor."""
+
+    size = 0
+
+    def fileno(self) -> int | None:
+        return None
+
+    def position(self) -> int:
+        return 0
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+class LocalListing(_Stream):
+    """A local directory's listing, ``BATCH`` entries per IO hop (see the module docstring)."""
+
+    __slots__ = (
+        "_fs",
+        "_vpath",
+        "_format",
+        "_fd",
+        "_it",
+        "_real",
+        "_first",
+        "_done",
+        "_lock",
+        "_abandoned",
+    )
+
+    def __init__(self, fs: LocalDir, vpath: str, format: Format | None) -> None:
+        self._fs = fs
+        self._vpath = vpath
+        self._format = format
+        self._fd = -1
+        self._it: Any = None
+        self._real = ""
+        self._first = True
+        self._done = False
+        # A read cancelled by ABOR may still run in a thread when close comes: the thread then
+        # closes when its batch is done (close_now never waits for it).
+        self._lock = threading.Lock()
+        self._abandoned = False
+
+    def _open(self) -> None:
+        self._fd, self._real = self._fs.open_fd(self._vpath)
+        self._it = os.scandir(self._fd)
+
+    def entries_sync(self, limit: int) -> list[FileStat]:
+        """Up to ``limit`` more entries (blocking); fewer only at the end, which closes (as
+        does an error, or a ``close_now`` that came while this ran)."""
+        with self._lock:
+            try:
+                return self._entries_locked(limit)
+            except BaseException:
+                self._close_locked()
+                raise
+            finally:
+                if self._abandoned:
+                    self._close_locked()
+
+    def _entries_locked(self, limit: int) -> list[FileStat]:
+        if self._done:
+            return []
+        if self._it is None:
+            self._open()
+        out: list[FileStat] = []
+        fs, real, vpath = self._fs, self._real, self._vpath
+        for entry in self._it:
+            name = entry.name
+            if is_upload_temp(name):
+                continue
+            try:
+                s = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # deleted while we listed
+                continue
+            is_link = st.S_ISLNK(s.st_mode)
+            if is_link:
+                try:
+                    s = fs.link_stat(real, name, vpath)
+                except PathEscapeError:
+                    continue  # points outside the home: omit, it leaks nothing
+                except OSError:
+                    pass  # dangling or looping inside the home: show the link itself
+            out.append(fs.entry_stat(name, s, is_link))
+            if len(out) >= limit:
+                break
+        else:
+            self._close_locked()
+        return out
+
+    def _read_sync(self) -> bytes:
+        first, self._first = self._first, False
+        entries = self.entries_sync(BATCH + 1 if first else BATCH)
+        if first and self._done:
+            entries.sort(key=_name)  # the whole directory fitted in one batch
+        if not entries or self._format is None:
+            return b""
+        return self._format(entries)
+
+    async def read(self, n: int = 0) -> bytes:
+        """The next batch, formatted; ``b""`` at the end. ``n`` is ignored (one batch)."""
+        while True:
+            data = await self._fs.hops.run(self._read_sync)
+            if data or self._done:
+                return data
+
+    def _close_locked(self) -> None:
+        self._done = True
+        it, self._it = self._it, None
+        if it is not None:
+            it.close()
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            close_quietly(fd)
+
+    def close_sync(self) -> None:
+        """Release the directory (idempotent; a closedir does not wait on the disk)."""
+        with self._lock:
+            self._close_locked()
+
+    def close_now(self) -> bool:
+        """Close without waiting: at once, or by the thread reading a batch when it ends."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close_locked()
+            finally:
+                self._lock.release()
+        else:
+            self._abandoned = True
+        return True
+
+    async def close(self) -> None:
+        self.close_now()
+
+    def __del__(self) -> None:
+        # Safety net: a stream dropped unread (a session gone before its data connection).
+        if getattr(self, "_fd", -1) >= 0 or getattr(self, "_it", None) is not None:
+            self._close_locked()
+
+
+class PagedListing(_Stream):
+    """A listing from pages of entries (S3's ``list_objects_v2``), formatted in the loop's
+    default executor. The first page is fetched at the first ``read``; a listing of one page
+    is sorted."""
+
+    __slots__ = ("_pages", "_format", "_next", "_started")
+
+    def __init__(self, pages: AsyncIterator[list[FileStat]], format: Format) -> None:
+        self._pages = pages
+        self._format = format
+        self._next: list[FileStat] | None = None
+        self._started = False
+
+    async def _page(self) -> list[FileStat] | None:
+        try:
+            return await anext(self._pages)
+        except StopAsyncIteration:
+            return None
+
+    async def read(self, n: int = 0) -> bytes:
+        if not self._started:
+            self._started = True
+            page = await self._page()
+            if page is None:
+                return b""
+            self._next = await self._page()  # one page ahead: is the listing a single page?
+            if self._next is None:
+                page.sort(key=_name)
+        else:
+            page, self._next = self._next, None
+            if page is None:
+                return b""
+            self._next = await self._page()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._format, page)
+
+    def close_sync(self) -> None:
+        self._next = None
+
+    def close_now(self) -> bool:
+        return False  # the page iterator is closed by ``close``
+
+    async def close(self) -> None:
+        self._next = None
+        aclose = getattr(self._pages, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _name(e: FileStat) -> str:
+    return e.name
+
+
+def open_listing(fs: FileSystem, vpath: str, format: Format) -> Awaitable[Reader]:
+    """The listing stream of ``vpath``: the backend's own (``StreamsListings``), or for any other
+    backend one page from ``fs.list``, still read only at the first ``read``."""
+    if isinstance(fs, StreamsListings):
+        return fs.open_listing(vpath, format)
+    return _ready(PagedListing(_whole(fs, vpath), format))
+
+
+async def _whole(fs: FileSystem, vpath: str) -> AsyncIterator[list[FileStat]]:
+    yield await fs.list(vpath)
+
+
+async def _ready(stream: PagedListing) -> PagedListing:
+    return stream
