@@ -30,7 +30,8 @@ from urllib.parse import quote
 from ftpd.auth import ConfigAuthenticator, single_user_enabled
 from ftpd.auth.hashing import hash_password
 from ftpd.auth.store_file import FileStore
-from ftpd.config import Config, ConfigError, StrictParser, load_config, show
+from ftpd.config import Config, ConfigError, show
+from ftpd.config_load import StrictParser, load_config
 from ftpd.startup import startup_warnings
 
 OnReady = Callable[[list[tuple[str, int]]], None]

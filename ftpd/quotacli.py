@@ -13,7 +13,8 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 
-from ftpd.config import ConfigError, StrictParser, load_config, show
+from ftpd.config import ConfigError, show
+from ftpd.config_load import StrictParser, load_config
 from ftpd.fs.quota import current, rescan
 
 __all__ = ["quota_command"]

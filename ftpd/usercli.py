@@ -29,7 +29,8 @@ from typing import Any
 from ftpd.auth.admin import AdminError, NewUser, Target, open_target, validate
 from ftpd.auth.hashing import hash_password
 from ftpd.auth.users import ALL_PERMS, LIMIT_KEYS, normalise_perms, parse_size
-from ftpd.config import CONFIG_ENV, ConfigError, StrictParser, load_config, show
+from ftpd.config import CONFIG_ENV, ConfigError, show
+from ftpd.config_load import StrictParser, load_config
 
 # Stands in for the hash while the other values are checked, before the password is asked for.
 _PLACEHOLDER_HASH = "$scrypt$ln=1,r=1,p=1$" + "A" * 22 + "$" + "A" * 43

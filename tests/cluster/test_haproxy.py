@@ -404,7 +404,7 @@ def test_shipped_haproxy_cfg_and_compose_agree() -> None:
     ftpd key is valid."""
     import yaml
 
-    from ftpd.config import load_config
+    from ftpd.config_load import load_config
 
     haproxy = _haproxy()
     cfg_path = ROOT / "config" / "haproxy.cfg"

@@ -30,7 +30,8 @@ from support.server import BLOCK, BLOCKS, pasv_block
 from support.waits import wait_log, wait_until
 
 import ftpd
-from ftpd.config import ConfigError, load_config, read_env
+from ftpd.config import ConfigError
+from ftpd.config_load import load_config, read_env
 from ftpd.server.logs import JsonFormatter
 from ftpd.server.xferlog import format_line
 

@@ -14,12 +14,11 @@ from ftpd.config import (
     ConfigError,
     env_name,
     flag_name,
-    load_config,
     pasv_range,
-    read_toml,
     show,
     validate,
 )
+from ftpd.config_load import load_config, read_toml
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ftpd.config import Config, ConfigError, load_config, validate
+from ftpd.config import Config, ConfigError, validate
+from ftpd.config_load import load_config
 from ftpd.server.sizing import FDS_PER_SESSION, RESERVED_FDS, plan_workers
 
 
