@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from support.client import check_reply_lines
-from support.driver import STOP, drive
+from support.driver import STOP, drive, perform_fs
 
 from ftpd.fs.base import FileStat, PathEscapeError
 from ftpd.proto.commands import ALIASES, COMMANDS, HTTP_VERBS, NOT_IMPLEMENTED
@@ -64,7 +64,6 @@ from ftpd.proto.requests import (
     Sleep,
     StartTLS,
     StartTransfer,
-    Stat,
     Transfer,
     UniqueName,
 )
@@ -339,32 +338,7 @@ class FakeFS:
 
     def perform(self, req: FsRequest) -> Any:
         """What the IO layer's table does with a filesystem request, on this fake."""
-        match req:
-            case Stat(p):
-                return self.stat(p)
-            case ListDir(p):
-                return self.list(p)
-            case OpenListing(p, fmt):
-                return self.open_listing(p, fmt)
-            case OpenRead(p, offset):
-                return self.open_read(p, offset)
-            case OpenWrite(p, offset, append):
-                return self.open_write(p, offset, append)
-            case MakeDir(p):
-                return self.mkdir(p)
-            case RemoveDir(p):
-                return self.rmdir(p)
-            case Delete(p):
-                return self.delete(p)
-            case Rename(src, dst):
-                return self.rename(src, dst)
-            case SetMtime(p, mtime):
-                return self.set_mtime(p, mtime)
-            case Chmod(p, mode):
-                return self.chmod(p, mode)
-            case UniqueName(vdir, prefix):
-                return self.unique_name(vdir, prefix)
-        raise AssertionError(f"unknown filesystem request {req!r}")
+        return perform_fs(self, req)
 
     def unique_name(self, vdir: str, prefix: str) -> str:
         if vdir not in self.dirs:

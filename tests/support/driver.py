@@ -59,3 +59,36 @@ def drive(session: Session, line: str, answer: Answer, max_steps: int = 100) -> 
             out.stopped = True
             return out
     raise AssertionError(f"handler for {line[:40]!r} did not finish in {max_steps} steps")
+
+
+def perform_fs(fs: Any, req: Any) -> Any:
+    """What the IO layer's table (``server/perform.FS_CALLS``) does with a filesystem request,
+    on a fake filesystem with the same method names: shared by the proto tests' fakes."""
+    from ftpd.proto import requests as rq
+
+    match req:
+        case rq.Stat(p):
+            return fs.stat(p)
+        case rq.ListDir(p):
+            return fs.list(p)
+        case rq.OpenListing(p, fmt):
+            return fs.open_listing(p, fmt)
+        case rq.OpenRead(p, offset):
+            return fs.open_read(p, offset)
+        case rq.OpenWrite(p, offset, append):
+            return fs.open_write(p, offset, append)
+        case rq.MakeDir(p):
+            return fs.mkdir(p)
+        case rq.RemoveDir(p):
+            return fs.rmdir(p)
+        case rq.Delete(p):
+            return fs.delete(p)
+        case rq.Rename(src, dst):
+            return fs.rename(src, dst)
+        case rq.SetMtime(p, mtime):
+            return fs.set_mtime(p, mtime)
+        case rq.Chmod(p, mode):
+            return fs.chmod(p, mode)
+        case rq.UniqueName(vdir, prefix):
+            return fs.unique_name(vdir, prefix)
+    raise AssertionError(f"unknown filesystem request {req!r}")

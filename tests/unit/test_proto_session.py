@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from support.driver import drive
+from support.driver import drive, perform_fs
 
 from ftpd.fs.base import FileStat
 from ftpd.proto.commands import (
@@ -34,28 +34,16 @@ from ftpd.proto.replies import Reply
 from ftpd.proto.requests import (
     AbortTransfer,
     Authenticate,
-    Chmod,
     CloseData,
-    Delete,
     FsRequest,
-    ListDir,
-    MakeDir,
-    OpenListing,
     OpenPassive,
-    OpenRead,
-    OpenWrite,
     Outcome,
     ReadListing,
-    RemoveDir,
-    Rename,
     Request,
-    SetMtime,
     Sleep,
     StartTLS,
     StartTransfer,
-    Stat,
     Transfer,
-    UniqueName,
 )
 from ftpd.proto.session import Session, SessionSettings
 from ftpd.proto.state import Data, Login, SessionState, TlsMode
@@ -201,32 +189,7 @@ class FakeFS:
     def perform(self, req: FsRequest) -> Any:
         """What the IO layer's table does with a filesystem request, on this fake."""
         self.calls.append(req)
-        match req:
-            case Stat(vpath):
-                return self.stat(vpath)
-            case ListDir(vpath):
-                return self.list(vpath)
-            case OpenListing(vpath, fmt):
-                return self.open_listing(vpath, fmt)
-            case OpenRead(vpath, offset):
-                return self.open_read(vpath, offset)
-            case OpenWrite(vpath, offset, append):
-                return self.open_write(vpath, offset, append)
-            case MakeDir(vpath):
-                return self.mkdir(vpath)
-            case RemoveDir(vpath):
-                return self.rmdir(vpath)
-            case Delete(vpath):
-                return self.delete(vpath)
-            case Rename(src, dst):
-                return self.rename(src, dst)
-            case SetMtime(vpath, mtime):
-                return self.set_mtime(vpath, mtime)
-            case Chmod(vpath, mode):
-                return self.chmod(vpath, mode)
-            case UniqueName(vdir, prefix):
-                return self.unique_name(vdir, prefix)
-        raise AssertionError(f"unknown filesystem request {req!r}")
+        return perform_fs(self, req)
 
     def unique_name(self, vdir: str, prefix: str) -> str:
         if vdir not in self.dirs:
