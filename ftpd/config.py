@@ -212,8 +212,8 @@ class Config:
     )
     proxy_trusted: str = field(
         default="",
-        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured (required, "
-                          "no default, when proxy_protocol is on)"},
+        metadata={"help": "comma-separated CIDRs whose PROXY headers are honoured (must be set "
+                          "when proxy_protocol is on: none is trusted otherwise)"},
     )
     proxy_timeout: float = field(
         default=5.0, metadata={"help": "seconds to wait for a PROXY header from a trusted peer"}

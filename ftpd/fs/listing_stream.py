@@ -33,7 +33,15 @@ from ftpd.fs.base import FileStat, FileSystem, PathEscapeError, Reader, StreamsL
 from ftpd.fs.local_io import Hops, close_quietly
 from ftpd.fs.temps import is_upload_temp
 
-__all__ = ["BATCH", "Format", "LocalDir", "LocalListing", "PagedListing", "open_listing"]
+__all__ = [
+    "BATCH",
+    "Format",
+    "LocalDir",
+    "LocalListing",
+    "PagedListing",
+    "open_listing",
+    "open_listing_of",
+]
 
 BATCH = 1000  # entries read and formatted per hop (~80 KiB of LIST lines)
 Format = Callable[[list[FileStat]], bytes]
@@ -250,11 +258,20 @@ def open_listing(fs: FileSystem, vpath: str, format: Format) -> Awaitable[Reader
     backend one page from ``fs.list``, still read only at the first ``read``."""
     if isinstance(fs, StreamsListings):
         return fs.open_listing(vpath, format)
-    return _ready(PagedListing(_whole(fs, vpath), format))
+    return open_listing_of(fs.list, vpath, format)
 
 
-async def _whole(fs: FileSystem, vpath: str) -> AsyncIterator[list[FileStat]]:
-    yield await fs.list(vpath)
+def open_listing_of(
+    list_dir: Callable[[str], Awaitable[list[FileStat]]], vpath: str, format: Format
+) -> Awaitable[Reader]:
+    """A listing stream over one ``list_dir(vpath)`` call, made at the first ``read``."""
+    return _ready(PagedListing(_whole(list_dir, vpath), format))
+
+
+async def _whole(
+    list_dir: Callable[[str], Awaitable[list[FileStat]]], vpath: str
+) -> AsyncIterator[list[FileStat]]:
+    yield await list_dir(vpath)
 
 
 async def _ready(stream: PagedListing) -> PagedListing:

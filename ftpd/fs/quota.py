@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .base import FileStat, FileSystem, Reader, Writer
+from .listing_stream import Format, open_listing, open_listing_of
 from .local import is_upload_temp
 
 __all__ = ["STATE_NAME", "Limits", "QuotaFS", "Usage", "apply_change", "read_usage", "rescan"]
@@ -201,6 +202,13 @@ class QuotaFS:
         if vpath == "/":
             entries = [e for e in entries if e.name != STATE_NAME]
         return entries
+
+    def open_listing(self, vpath: str, format: Format) -> Awaitable[Reader]:
+        """Streamed like the backend's own listing, except the home itself, which holds the
+        state file: that one comes from ``list`` (above), which hides it."""
+        if vpath == "/":
+            return open_listing_of(self.list, vpath, format)
+        return open_listing(self.inner, vpath, format)
 
     def open_read(self, vpath: str, offset: int = 0) -> Awaitable[Reader]:
         _guard(vpath)
