@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from support.env import require_ipv6
+from support.env import missing, require_ipv6
 from support.server import FtpdProcess, start_ftpd
 
 __all__ = ["FtpdProcess", "start_ftpd"]
@@ -102,11 +102,6 @@ def _pg_bin(tool: str) -> str | None:
     return found[-1] if found else shutil.which(tool)
 
 
-def _required() -> bool:
-    flags = (os.environ.get("FTPD_REQUIRE_CLIENTS", ""), os.environ.get("CI", ""))
-    return any(v.strip().lower() not in ("", "0", "no", "false") for v in flags)
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole run (about 2-5 s to create and start)."""
@@ -118,14 +113,11 @@ def postgres() -> Iterator[PostgresServer]:
 
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
-        msg = "PostgreSQL is not installed (apt-get install -y postgresql)"
-        if _required():
-            pytest.fail(f"{msg}; FTPD_REQUIRE_CLIENTS/CI is set, so it is required", pytrace=False)
-        pytest.skip(msg)
+        missing("PostgreSQL is not installed (apt-get install -y postgresql)")
     try:
         import asyncpg  # noqa: F401
     except ImportError:
-        pytest.skip("asyncpg is not installed (pip install 'ftpd[postgres]')")
+        missing("asyncpg is not installed (pip install 'ftpd[postgres]')")
     owner: dict[str, int] = {}
     base = Path(tempfile.mkdtemp(prefix="ftpd-pg-"))  # not under pytest's 0700 root-only tree
     if os.geteuid() == 0:
