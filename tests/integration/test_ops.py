@@ -26,7 +26,7 @@ from urllib.request import urlopen
 import pytest
 from integ_helpers import TIMEOUT, ftp_connect, uniq, write_file
 from support.client import Ctl
-from support.server import BLOCK, BLOCKS, pasv_block
+from support.server import BLOCK, BLOCKS, pasv_block, terminate
 from support.waits import wait_log, wait_until
 
 import ftpd
@@ -80,13 +80,7 @@ class Proc:
         return self.err_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
         if self.proc.stdout is not None and not self.proc.stdout.closed:
             self.stdout += self.proc.stdout.read().splitlines()
             self.proc.stdout.close()

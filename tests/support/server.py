@@ -100,17 +100,22 @@ class FtpdProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
         if self.pasv_lock is not None:
             self.pasv_lock.close()  # releases the flock: the block is free again
             self.pasv_lock = None
         return self.proc.returncode
+
+
+def terminate(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM a server we started (graceful shutdown), SIGKILL it after ``timeout``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def _flag(key: str, value: object) -> list[str]:
