@@ -248,7 +248,7 @@ class TransferTask:
             if t.writer is not None:
                 if tls is None:
                     ch.reply(opened)  # the client waits for it before it sends
-                self.hangup = Hangup()
+                self.hangup = Hangup(sock)
                 result = await datamod.receive_upload(
                     stream,
                     t.writer,
