@@ -134,6 +134,7 @@ class Case:
     tool: str = ""  # a script in bench/ run instead of ftpd-load (same flags, same JSON shape)
     disk: bool = False  # roots (and the big file) on a real disk (--disk-dir), not tmpfs
     big_size: str = ""  # the big file's size for this case (default: the preset's size)
+    tls: str = ""  # explicit FTPS with a self-signed certificate of this key type: "ec" or "rsa"
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Scale:
     sources: str = SOURCES
     extra: dict[str, str] = field(default_factory=dict)
     stall_size: str = "2G"  # the download of the retr-stall cases (issue 18)
+    tls_hold: int = 10_000  # sessions of the hold-tls cases (issue 18, item 5)
 
 
 SCALES = {
@@ -177,6 +179,7 @@ SCALES = {
         concurrency=10,
         procs_big=2,
         stall_size="256M",
+        tls_hold=500,
     ),
 }
 
@@ -284,6 +287,52 @@ def make_cases(sc: Scale) -> list[Case]:
                 Metric("server CPU ms per STOR", _per_op_ms),
                 ERRORS,
             ),
+        ),
+        Case(
+            "stor-disk",
+            f"STOR {sc.size} to a real disk",
+            ("stor", "-c", "1", "--size", sc.size, "--duration", d),
+            (
+                Metric("STOR MB/s", get("rates", "mb_per_s"), (vs(">=", 1.5),)),
+                Metric("server CPU ms per STOR", _per_op_ms),
+                ERRORS,
+            ),
+            disk=True,
+            note="roots on --disk-dir (ext4 here); ftpd with its defaults (atomic uploads, "
+            "fsync_uploads on: the 226 comes after the data is on the disk), pyftpdlib without fsync",
+        ),
+        *(
+            Case(
+                f"hold-tls{'' if key == 'ec' else '-rsa'}",
+                f"hold {sc.tls_hold} over explicit FTPS, {label} certificate",
+                ("hold", str(sc.tls_hold), *big, "--duration", d, "--noop-sample", "100")
+                + ("--tls", "--insecure"),
+                (
+                    Metric(
+                        "alive after the hold",
+                        get("sessions", "alive_at_end"),
+                        (exactly(sc.tls_hold),),
+                    ),
+                    ERRORS,
+                    Metric(
+                        "server CPU µs per session set-up",
+                        get("server", "cpu_us_per_session"),
+                        (vs("<=", 1),),
+                    ),
+                    Metric(
+                        "server KiB per session (PSS delta / N)",
+                        get("server", "per_session_kib"),
+                        (at_most(20.0),),
+                    ),
+                    Metric("time to establish all, s", _establish_s, (vs("<=", 1),)),
+                    Metric("NOOP p99 ms, all held", get("latency", "noop", "p99")),
+                ),
+                heavy=True,
+                tls=key,
+                note=f"AUTH TLS, PBSZ 0, PROT P on every session; the same {label} certificate "
+                "for both servers (pyftpdlib: TLS_FTPHandler over pyOpenSSL)",
+            )
+            for key, label in (("ec", "ECDSA P-256"), ("rsa", "RSA 2048"))
         ),
         *(
             Case(

@@ -105,7 +105,11 @@ def server_command(v: Variant, case: Case, port: int, root: Path, users: Path | 
     if v.kind == "pyftpdlib":
         cmd = [sys.executable, str(HERE / "pyftpdlib_server.py"), "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--root", str(root), "--user", USER, "--password", PASSWORD]
-        return cmd + ["--pasv-ports", PASV["pyftpdlib"], "--log-level", case.log_level]
+        cmd += ["--pasv-ports", PASV["pyftpdlib"], "--log-level", case.log_level]
+        if case.tls:
+            cert, key = CERTS[case.tls]
+            cmd += ["--certfile", str(cert), "--keyfile", str(key)]
+        return cmd
     cmd = [sys.executable, "-m", "ftpd", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--root", str(root)]
     if users is not None:
@@ -113,7 +117,55 @@ def server_command(v: Variant, case: Case, port: int, root: Path, users: Path | 
     else:
         cmd += ["--user", USER, "--password", PASSWORD]
     cmd += ["--max-per-ip", "0", "--max-sessions", "0", "--pasv-ports", PASV["ftpd"]]
+    if case.tls:
+        cert, key = CERTS[case.tls]
+        cmd += ["--tls", "explicit", "--tls-cert", str(cert), "--tls-key", str(key)]
     return cmd + ["--log-level", case.log_level, *v.flags]
+
+
+CERTS: dict[str, tuple[Path, Path]] = {}  # key type -> (certificate, key), made by make_certs
+
+
+def make_certs(work: Path, kinds: set[str]) -> None:
+    """A self-signed certificate for 127.0.0.1 per key type ("ec": ECDSA P-256, "rsa": RSA
+    2048), as an operator would make one with openssl (docs/TLS.md)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    for kind in sorted(kinds):
+        key = (
+            ec.generate_private_key(ec.SECP256R1())
+            if kind == "ec"
+            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime.now(datetime.UTC)
+        san = x509.SubjectAlternativeName([x509.DNSName("localhost")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(san, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        cpath, kpath = work / f"cert-{kind}.pem", work / f"key-{kind}.pem"
+        cpath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        kpath.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        CERTS[kind] = (cpath, kpath)
 
 
 class Server:
@@ -521,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             big = (a.disk_work if c.disk else work) / big_name(c)
             if c.big_file and c.key in run_keys and not big.exists():
                 make_big_file(big, parse_size(c.big_size or scale.size))
+        make_certs(work, {c.tls for c in cases if c.tls and c.key in run_keys})
         if any(c.users_file for c in cases):
             a.users_template = make_users_file(work)
         try:

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--auth-failed-delay", type=float, default=3.0, help="pyftpdlib's default: 3")
     p.add_argument("--max-login-attempts", type=int, default=3)
     p.add_argument("--no-sendfile", action="store_true")
+    p.add_argument("--certfile", help="explicit FTPS (TLS_FTPHandler; needs pyOpenSSL)")
+    p.add_argument("--keyfile")
     p.add_argument(
         "--log-level",
         default="warning",
@@ -53,7 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     authorizer = DummyAuthorizer()
     authorizer.add_user(args.user, args.password, args.root, perm="elradfmwMT")
 
-    class Handler(FTPHandler):
+    base: type[FTPHandler] = FTPHandler
+    if args.certfile:
+        from pyftpdlib.handlers import TLS_FTPHandler
+
+        base = TLS_FTPHandler
+        base.certfile = args.certfile
+        base.keyfile = args.keyfile
+
+    class Handler(base):  # type: ignore[valid-type,misc]
         pass
 
     first, last = (int(x) for x in args.pasv_ports.split("-"))

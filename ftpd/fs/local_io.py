@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import aiofiles.os
 
+from ftpd.fs import reaper
 from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
@@ -209,7 +210,15 @@ class LocalWriter:
     """
 
     __slots__ = (
-        "_fd", "_dir_fd", "_temp", "_target", "_done", "_lock", "_hops", "_anonymous", "_sync",
+        "_fd",
+        "_dir_fd",
+        "_temp",
+        "_target",
+        "_done",
+        "_lock",
+        "_hops",
+        "_anonymous",
+        "_sync",
         "_wb",
     )
 
@@ -322,12 +331,16 @@ class LocalWriter:
                     close_quietly(fd)
             if self._temp is not None:
                 if commit:
-                    os.replace(
-                        self._temp,
-                        self._target,
-                        src_dir_fd=self._dir_fd,
-                        dst_dir_fd=self._dir_fd,
-                    )
+                    old = reaper.hold(self._dir_fd, self._target)  # its blocks freed later
+                    try:
+                        os.replace(
+                            self._temp,
+                            self._target,
+                            src_dir_fd=self._dir_fd,
+                            dst_dir_fd=self._dir_fd,
+                        )
+                    finally:
+                        reaper.release(old)
                 else:
                     try:
                         os.unlink(self._temp, dir_fd=self._dir_fd)
@@ -356,7 +369,11 @@ class LocalWriter:
             try:
                 self._fd = -1
                 os.close(fd)  # may report a delayed write error (NFS): the upload then failed
-                os.replace(temp, self._target, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+                old = reaper.hold(self._dir_fd, self._target)  # its blocks freed later
+                try:
+                    os.replace(temp, self._target, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+                finally:
+                    reaper.release(old)
             except BaseException:
                 try:
                     os.unlink(temp, dir_fd=self._dir_fd)

@@ -346,8 +346,6 @@ async def receive_upload(
                         continue
                     end = filled + granted
                 n = stream.recv_into_now(view[filled:end])
-                if hangup is not None and hangup.cut:
-                    raise UploadCut()  # the control connection went before the data's end
                 if limit is not None:
                     limit.refund(end - filled - (n or 0))
                 if n is None:

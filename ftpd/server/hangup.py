@@ -9,11 +9,8 @@ the client made them: a client that closes its data connection and then its cont
 (or exits, which closes both) may have its control connection's loss noticed first. So when the
 control connection goes, the receiving loop is told (``Hangup.hang_up``) and from then on takes
 only what the kernel already holds for it: if the client's EOF is among it, the upload ends
-normally and is committed; if it is not, the upload was cut before its end (``UploadCut``). On
-TCP the kernel says which, at the moment of the hang-up (the connection's state: a FIN received
-moves it to CLOSE_WAIT), so an EOF that arrives while the receiver is still draining the
-earlier bytes does not count; where it cannot say (other socket families), the receiver takes
-what is there and the upload is cut where reading would wait. A client that crashes mid-upload closes both connections too: its upload is
+normally and is committed; if reading would wait, the upload was cut before its end
+(``UploadCut``). A client that crashes mid-upload closes both connections too: its upload is
 complete only if its EOF arrived, i.e. what the server has is what it sent before closing.
 
 After a ``QUIT`` the control connection's loss is no cut: the client ended its session in order,
@@ -27,23 +24,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Hangup", "UploadCut", "peer_finished"]
-
-# Linux TCP states (include/net/tcp_states.h) in which the peer's FIN has been received.
-_FIN_IN = frozenset({6, 8, 9, 11})  # TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING
-
-
-def peer_finished(sock: socket.socket) -> bool | None:
-    """Whether the peer's FIN is in (its data is complete and queued), from the kernel's TCP
-    state; None where that cannot be known (not TCP, no ``TCP_INFO``, a closed socket)."""
-    opt = getattr(socket, "TCP_INFO", None)
-    if opt is None:
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, opt, 1)
-    except OSError:
-        return None
-    return info[0] in _FIN_IN
+__all__ = ["Hangup", "UploadCut"]
 
 
 class UploadCut(Exception):
@@ -54,15 +35,14 @@ class Hangup:
     """Shared by one upload's receiving loop, armed while it reads the data connection, and its
     control channel, which calls ``hang_up`` when the control connection goes."""
 
-    __slots__ = ("set", "armed", "waiter", "sock", "cut", "tcp")
+    __slots__ = ("set", "armed", "waiter", "sock", "cut")
 
-    def __init__(self, tcp: socket.socket | None = None) -> None:
+    def __init__(self) -> None:
         self.set = False  # the control connection is gone: take nothing that needs waiting
         self.armed = False  # a receiving loop reads the data connection and will honour ``set``
         self.waiter: asyncio.Future[None] | None = None  # its wait for data (``wait``)
         self.sock: socket.socket | None = None  # its socket while a bulk thread reads it
-        self.cut = False  # cut before its end: the receiver raises UploadCut, whatever it reads
-        self.tcp = tcp  # the data connection's socket (plain or under TLS), for ``peer_finished``
+        self.cut = False  # the bulk thread was woken by us, not by the client's EOF
 
     def arm(self) -> None:
         self.armed = True
@@ -77,8 +57,6 @@ class Hangup:
         self.set = True
         if not self.armed:
             return False
-        if self.tcp is not None and peer_finished(self.tcp) is False:
-            self.cut = True  # no FIN yet: whatever arrives from now on came after the hang-up
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.cancel()  # ends ``wait``: the receiver reads what is there, then UploadCut
@@ -92,12 +70,6 @@ class Hangup:
         it, there is no EOF to come without waiting: mark the upload cut and wake the thread
         (its ``recv`` then returns 0). If it holds bytes or the EOF, the thread gets them at
         once and, seeing ``set``, goes on without blocking (``thread_recv``)."""
-        if self.cut:
-            try:
-                sock.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
-            return
         try:
             sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
@@ -132,8 +104,6 @@ class Hangup:
     def thread_recv(self, sock: socket.socket, view: Any) -> int:
         """``sock.recv_into(view)`` in a bulk thread: blocking until the control connection goes,
         then only what is there (``UploadCut`` where it would block)."""
-        if self.cut:
-            raise UploadCut()
         if self.set:
             try:
                 return sock.recv_into(view, 0, socket.MSG_DONTWAIT)

@@ -248,7 +248,7 @@ class TransferTask:
             if t.writer is not None:
                 if tls is None:
                     ch.reply(opened)  # the client waits for it before it sends
-                self.hangup = Hangup(sock)
+                self.hangup = Hangup()
                 result = await datamod.receive_upload(
                     stream,
                     t.writer,

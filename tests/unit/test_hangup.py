@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ftpd.server import data as datamod
-from ftpd.server.hangup import Hangup, UploadCut, peer_finished
+from ftpd.server.hangup import Hangup, UploadCut
 
 
 class Sink:
@@ -66,19 +66,6 @@ async def _receive(
     )
 
 
-@pytest.fixture
-def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A loopback TCP connection (server side non-blocking): the kernel's TCP state tells the
-    hang-up whether the client's FIN is in."""
-    with socket.create_server(("127.0.0.1", 0)) as lsock:
-        client = socket.create_connection(lsock.getsockname())
-        server, _ = lsock.accept()
-    server.setblocking(False)
-    yield server, client
-    server.close()
-    client.close()
-
-
 def _drained(sock: socket.socket) -> bool:
     """Nothing left in the kernel for ``sock`` (and no EOF)."""
     try:
@@ -119,40 +106,6 @@ async def test_hang_up_without_eof_ends_at_once(pair: Any) -> None:
     assert hangup.hang_up()
     with pytest.raises(UploadCut):
         await asyncio.wait_for(task, 2)
-
-
-async def test_tcp_eof_in_before_the_hang_up_commits(tcp_pair: Any) -> None:
-    server, client = tcp_pair
-    sink = Sink()
-    hangup = Hangup(server)
-    task = await _receive(server, sink, hangup)
-    await _until(lambda: hangup.waiter is not None)
-    payload = os.urandom(100_000)
-    client.sendall(payload)
-    client.shutdown(socket.SHUT_WR)
-    await _until(lambda: peer_finished(server) is True)
-    assert hangup.hang_up()
-    assert not hangup.cut
-    assert await asyncio.wait_for(task, 5) == "committed"
-    assert bytes(sink.data) == payload
-
-
-async def test_tcp_eof_after_the_hang_up_is_a_cut(tcp_pair: Any) -> None:
-    """The client's data is all queued when the control connection's loss is seen, and its FIN
-    follows a moment later, before the receiver has drained the queue. The FIN came after the
-    hang-up: the client never saw the upload confirmed, so it is not committed (CI found the
-    old rule, "take what is there", committing it when the receiver was slow)."""
-    server, client = tcp_pair
-    sink = Sink()
-    hangup = Hangup(server)
-    task = await _receive(server, sink, hangup)
-    await _until(lambda: hangup.waiter is not None)
-    client.sendall(os.urandom(100_000))
-    assert peer_finished(server) is False
-    assert hangup.hang_up()  # before the receiver has read a byte of it
-    client.shutdown(socket.SHUT_WR)  # the EOF, now queued behind the data
-    with pytest.raises(UploadCut):
-        await asyncio.wait_for(task, 5)
 
 
 async def test_hang_up_before_data_cancels_nothing_itself() -> None:
