@@ -31,6 +31,7 @@ from .framing import CommandQueue
 from .lifecycle import Event, Phase, next_phase
 from .perform import FS_CALLS, PERFORMERS
 from .proxyhdr import HeaderPhase
+from .tls_control import TlsControl
 
 if TYPE_CHECKING:
     from ..fs.base import FileSystem
@@ -165,7 +166,7 @@ class ControlChannel(asyncio.Protocol):
             and now - self.phase_since > cfg.tls_handshake_timeout + 1
         ):
             log.info("%s closed: TLS handshake timeout", self.who())
-            self.transport.abort()  # the loop's own handshake timeout did not fire
+            self.transport.abort()  # the layer's own handshake timeout did not fire
             self.finish()
         elif self.session.login is not Login.LOGGED_IN:
             if now - self.connected_at > cfg.login_timeout:
@@ -280,7 +281,7 @@ class ControlChannel(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # After QUIT during a transfer a client may half-close: our side stays open for the
-        # transfer's reply (not under TLS, where asyncio cannot half-close). Else close too.
+        # transfer's reply (not under TLS, which cannot half-close: tls_control.py). Else close too.
         s = self.session
         return bool(
             s is not None
@@ -436,26 +437,29 @@ class ControlChannel(asyncio.Protocol):
         return result
 
     async def start_tls(self) -> None:
+        """AUTH TLS (its 234 written): TLS on this connection, run by ``TlsControl``."""
         self.commands.reset()  # nothing sent in plain text after AUTH may run under TLS
         host = self.host
         assert host.tls_context is not None  # AUTH TLS is refused without one
         self.tls_context = host.tls_context
         self._to(Event.TLS_START)
+        layer = TlsControl(self.tls_context, self, host.config.tls_handshake_timeout)
+        waiter = layer.handshake
+        assert waiter is not None
+        layer.attach(self.transport)
+        # From here replies are encrypted (none is sent before the handshake is done).
+        self.transport = layer
         try:
-            self.transport = await asyncio.get_running_loop().start_tls(
-                self.transport,
-                self,
-                self.tls_context,
-                server_side=True,
-                ssl_handshake_timeout=host.config.tls_handshake_timeout,
-            )
-        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
-            # 16.1: connection_lost is not delivered mid-handshake: release everything here.
+            await waiter
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError and ConnectionError included
+            # 16.1: the layer tells the channel nothing mid-handshake: release everything here.
             log.info("%s TLS handshake failed: %r", self.who(), exc)
-            if self.transport is not None:
-                self.transport.abort()
+            layer.abort()
             self.finish()
             return
+        except BaseException:  # finish() cancelled the command: the session is over
+            layer.abort()
+            raise
         if not self.closed:
             self._to(Event.TLS_DONE)
 

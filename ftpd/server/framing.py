@@ -89,6 +89,7 @@ class CommandQueue:
         self.reader = LineReader(self.max_line)
         if self.queue:
             self.queue.clear()
+        self.read_paused = False  # the TLS layer reads again: the handshake needs the client
 
     def pause_writing(self) -> None:
         # The client does not read our replies: stop reading its commands until it does.

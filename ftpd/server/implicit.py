@@ -5,10 +5,11 @@ reasons. The connection is *admitted* (a session slot and its address's ``max_pe
 accept, before the handshake: a client that opens handshakes and never finishes them takes the
 slots it holds and no more (issue 16.1: they were not counted at all). And behind a balancer the
 PROXY header comes before TLS, often in the same segment as the ClientHello: exactly the header's
-bytes are read off the raw socket (``proxyhdr.read_exactly``), then the loop runs TLS on the same
-socket (``connect_accepted_socket``). A task per connection lives until its handshake is done;
-the slot passes to the channel then, or is released here on every other exit (a failed, stalled
-or abandoned handshake, a refused header, shutdown).
+bytes are read off the raw socket (``proxyhdr.read_exactly``), then TLS runs on the same socket
+(``connect_accepted_socket`` with ftpd's own TLS layer, ``tls_control.py``, as for AUTH TLS).
+A task per connection lives until its handshake is done; the slot passes to the channel then,
+or is released here on every other exit (a failed, stalled or abandoned handshake, a refused
+header, shutdown).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..proto.proxy import ProxyError
 from .control import ControlChannel
 from .proxyhdr import read_exactly
 from .sockets import DataTimeout, norm_ip
+from .tls_control import TlsControl
 
 if TYPE_CHECKING:
     from .host import SessionHost
@@ -89,13 +91,24 @@ class ImplicitListener:
                 return
             slot = got
             real_peer = peer
-            handed = True  # from here the transport owns the socket (and closes it on failure)
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: ControlChannel(host, real_peer, slot),
-                conn,
-                ssl=host.tls_context,
-                ssl_handshake_timeout=cfg.tls_handshake_timeout,
+            assert host.tls_context is not None  # the listener exists only with one
+            # The channel hears of the connection once the handshake is done (it greets then).
+            layer = TlsControl(
+                host.tls_context,
+                ControlChannel(host, real_peer, slot),
+                cfg.tls_handshake_timeout,
+                greet=True,
             )
+            waiter = layer.handshake
+            assert waiter is not None
+            handed = True  # from here the transport owns the socket (and closes it on failure)
+            try:
+                await asyncio.get_running_loop().connect_accepted_socket(lambda: layer, conn)
+                await waiter
+            except BaseException:
+                if not layer.secure:
+                    layer.abort()  # shutdown's cancellation, or the handshake failed
+                raise
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             # A failed or stalled handshake: as quiet as a create_server listener.
             log.debug("implicit FTPS connection from %s:%d failed: %r", peer[0], peer[1], exc)
