@@ -160,15 +160,15 @@ class TlsControl(asyncio.Transport, asyncio.Protocol):
                 data = obj.read(READ_SIZE)
             except ssl.SSLWantReadError:
                 break
-            except ssl.SSLZeroReturnError:  # the client's close_notify
-                self.app.eof_received()
-                self.close()
-                return
+            except ssl.SSLZeroReturnError:
+                data = b""
             except ssl.SSLError as exc:
                 self._fatal(exc)
                 return
-            if not data:
-                break
+            if not data:  # the client's close_notify (_ssl returns b"" for it)
+                self.app.eof_received()
+                self.close()
+                return
             self.app.data_received(data)
         if self.state is State.OPEN and self.out.pending:
             self._flush()  # post-handshake messages (a TLS 1.3 KeyUpdate's answer)

@@ -1,0 +1,404 @@
+"""ftpd's TLS layer for control connections (``ftpd.server.tls_control``) on loopback TCP.
+
+The server side is the layer on a real listening socket of the event loop (uvloop and asyncio's
+own), the client a blocking ``ssl`` socket in a thread that verifies the certificate. Covered:
+the handshake (implicit: TLS from the first byte; explicit: the plain transport taken over after a
+reply, as AUTH TLS does), application data both ways in several records, close_notify both ways
+(each side sees a clean end, not a truncation), the handshake timeout, a reset and garbage mid
+handshake (the waiter fails, the app hears nothing), and flow control both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trustme
+
+from ftpd.server.tls_control import TlsControl
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+try:
+    import uvloop
+
+    LOOPS["uvloop"] = uvloop.new_event_loop
+except ImportError:  # pragma: no cover - uvloop is a runtime dependency
+    pass
+
+DEADLINE = 10.0  # every wait of these tests is bounded by this
+BIG = bytes(range(256)) * 400  # 100 KiB: several TLS records, more than one socket read
+
+
+@pytest.fixture(scope="module")
+def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    leaf.configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
+    factory = LOOPS[request.param]
+
+    def runner(coro: Awaitable[Any]) -> Any:
+        async def bounded() -> Any:
+            async with asyncio.timeout(DEADLINE * 2):
+                return await coro
+
+        with asyncio.Runner(loop_factory=factory) as r:
+            return r.run(bounded())
+
+    return runner
+
+
+class App(asyncio.Protocol):
+    """The channel's part, recorded: what the layer tells the application."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.data = bytearray()
+        self.eofs = 0
+        self.paused = self.resumed = 0
+        self.made = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self.changed = asyncio.Event()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.made.set_result(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        self.changed.set()
+
+    def eof_received(self) -> bool:
+        self.eofs += 1
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(exc)
+
+    def pause_writing(self) -> None:
+        self.paused += 1
+        self.changed.set()
+
+    def resume_writing(self) -> None:
+        self.resumed += 1
+        self.changed.set()
+
+    async def until(self, cond: Callable[[], bool]) -> None:
+        async with asyncio.timeout(DEADLINE):
+            while not cond():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class Server:
+    """A listener whose every connection runs the layer from the first byte (``greet``)."""
+
+    def __init__(self, ctx: ssl.SSLContext, timeout: float = DEADLINE) -> None:
+        self.ctx = ctx
+        self.timeout = timeout
+        self.layers: asyncio.Queue[tuple[TlsControl, App]] = asyncio.Queue()
+        self.srv: asyncio.AbstractServer | None = None
+
+    def _make(self) -> TlsControl:
+        app = App()
+        layer = TlsControl(self.ctx, app, self.timeout, greet=True)
+        self.layers.put_nowait((layer, app))
+        return layer
+
+    async def __aenter__(self) -> Server:
+        self.srv = await asyncio.get_running_loop().create_server(self._make, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.srv is not None
+        self.srv.close()
+
+    @property
+    def port(self) -> int:
+        assert self.srv is not None
+        return int(self.srv.sockets[0].getsockname()[1])
+
+    async def accepted(self) -> tuple[TlsControl, App]:
+        async with asyncio.timeout(DEADLINE):
+            return await self.layers.get()
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    sock.settimeout(DEADLINE)
+    return sock
+
+
+def tls_connect(ctx: ssl.SSLContext, port: int) -> ssl.SSLSocket:
+    return ctx.wrap_socket(connect(port), server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def rst_close(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_handshake_and_data_both_ways(run: Any, contexts: Any) -> None:
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            try:
+                layer, app = await srv.accepted()
+                assert await app.made is layer  # told once the handshake is done
+                assert layer.secure and layer.handshake is None and layer.timer is None
+                info = layer.get_extra_info
+                assert info("ssl_object") is layer.obj and info("sslcontext") is server_ctx
+                assert info("cipher")[0] == client.cipher()[0]  # type: ignore[index]
+                assert info("peercert") is None  # no client certificate asked for
+                assert info("compression") is None
+                assert info("peername") == client.getsockname()
+                assert info("sockname") == ("127.0.0.1", srv.port)
+                assert info("socket").getpeername() == client.getsockname()
+                assert info("nothing", "default") == "default"
+
+                await asyncio.to_thread(client.sendall, BIG)
+                await app.until(lambda: len(app.data) >= len(BIG))
+                assert bytes(app.data) == BIG
+                layer.write(b"220 ")
+                layer.write(BIG)  # several records, one write of ciphertext
+                got = await asyncio.to_thread(recv_exactly, client, 4 + len(BIG))
+                assert got == b"220 " + BIG
+                assert not layer.is_closing() and layer.get_protocol() is app
+            finally:
+                client.close()
+
+    run(main())
+
+
+def test_explicit_attach_after_a_plain_reply(run: Any, contexts: Any) -> None:
+    """AUTH TLS: the plain transport's reply goes first, then the layer takes it over."""
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        layers: asyncio.Queue[tuple[TlsControl, App]] = asyncio.Queue()
+
+        class Plain(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                self.transport = transport
+
+            def data_received(self, data: bytes) -> None:
+                assert data == b"AUTH TLS\r\n"
+                self.transport.write(b"234 AUTH TLS successful.\r\n")
+                app = App()
+                layer = TlsControl(server_ctx, app, DEADLINE)
+                self.transport.pause_reading()  # resumed by attach: the handshake needs bytes
+                layer.attach(self.transport)
+                layers.put_nowait((layer, app))
+
+        srv = await asyncio.get_running_loop().create_server(Plain, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+
+        def client_side() -> ssl.SSLSocket:
+            sock = connect(port)
+            sock.sendall(b"AUTH TLS\r\n")
+            assert recv_exactly(sock, 26) == b"234 AUTH TLS successful.\r\n"
+            tls = client_ctx.wrap_socket(
+                sock, server_hostname="127.0.0.1", suppress_ragged_eofs=False
+            )
+            tls.sendall(b"USER x\r\n")
+            return tls
+
+        try:
+            client = await asyncio.to_thread(client_side)
+            layer, app = await layers.get()
+            assert layer.handshake is None or await layer.handshake is None
+            await app.until(lambda: bytes(app.data) == b"USER x\r\n")
+            assert not app.made.done()  # explicit: the app was connected before
+            layer.write(b"331 Password.\r\n")
+            assert await asyncio.to_thread(recv_exactly, client, 15) == b"331 Password.\r\n"
+            client.close()
+        finally:
+            srv.close()
+
+    run(main())
+
+
+def test_client_close_notify_is_answered(run: Any, contexts: Any) -> None:
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            layer, app = await srv.accepted()
+            await app.made
+            # unwrap() sends the client's close_notify and returns once ours came back.
+            plain = await asyncio.to_thread(client.unwrap)
+            async with asyncio.timeout(DEADLINE):
+                assert await app.lost is None
+            assert app.eofs == 1 and layer.is_closing()
+            assert await asyncio.to_thread(plain.recv, 10) == b""  # then a FIN
+            plain.close()
+            assert layer.get_protocol() is None  # no channel <-> transport cycle left
+
+    run(main())
+
+
+def test_server_close_sends_close_notify(run: Any, contexts: Any) -> None:
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            try:
+                layer, app = await srv.accepted()
+                await app.made
+                layer.write(b"221 Goodbye.\r\n")
+                layer.close()
+                layer.write(b"never sent")  # after close: dropped
+                # A clean end: with suppress_ragged_eofs off, a FIN without close_notify raises.
+                got = await asyncio.to_thread(recv_exactly, client, 100)
+                assert got == b"221 Goodbye.\r\n"
+                async with asyncio.timeout(DEADLINE):
+                    assert await app.lost is None
+                assert app.eofs == 0
+            finally:
+                client.close()
+
+    run(main())
+
+
+def test_plain_eof_after_handshake_is_eof(run: Any, contexts: Any) -> None:
+    """A FIN without close_notify: the app's eof_received, then connection_lost."""
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            layer, app = await srv.accepted()
+            await app.made
+            client.shutdown(socket.SHUT_WR)
+            async with asyncio.timeout(DEADLINE):
+                await app.lost
+            assert app.eofs == 1
+            client.close()
+
+    run(main())
+
+
+def test_handshake_timeout(run: Any, contexts: Any) -> None:
+    server_ctx, _ = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx, timeout=0.3) as srv:
+            sock = await asyncio.to_thread(connect, srv.port)  # and says nothing
+            try:
+                layer, app = await srv.accepted()
+                assert layer.handshake is not None
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(DEADLINE):
+                        await layer.handshake
+                assert await asyncio.to_thread(sock.recv, 10) == b""  # closed by the server
+                assert not app.made.done() and not app.lost.done()  # the app never heard
+                assert layer.timer is None and layer.is_closing()
+            finally:
+                sock.close()
+
+    run(main())
+
+
+def test_reset_mid_handshake(run: Any, contexts: Any) -> None:
+    server_ctx, _ = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            sock = await asyncio.to_thread(connect, srv.port)
+            layer, app = await srv.accepted()
+            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a ClientHello
+            rst_close(sock)
+            assert layer.handshake is not None
+            with pytest.raises(ConnectionError):
+                async with asyncio.timeout(DEADLINE):
+                    await layer.handshake
+            assert layer.timer is None  # the handshake timer is gone with the connection
+            assert not app.made.done() and not app.lost.done()
+
+    run(main())
+
+
+def test_garbage_handshake_fails_at_once(run: Any, contexts: Any) -> None:
+    server_ctx, _ = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            sock = await asyncio.to_thread(connect, srv.port)
+            try:
+                layer, app = await srv.accepted()
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                assert layer.handshake is not None
+                with pytest.raises(ssl.SSLError):
+                    async with asyncio.timeout(DEADLINE):
+                        await layer.handshake
+                # Closed (OpenSSL's alert, if any, then a FIN), well before the timeout.
+                assert await asyncio.to_thread(recv_exactly, sock, 4096) != b"GET"
+                assert not app.made.done()
+            finally:
+                sock.close()
+
+    run(main())
+
+
+def test_flow_control(run: Any, contexts: Any) -> None:
+    """The plain transport's pause/resume_writing reach the app; pause/resume_reading stop and
+    restart the bytes that reach it."""
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            try:
+                layer, app = await srv.accepted()
+                await app.made
+                layer.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+                assert layer.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+                sent = 0
+                for _ in range(2000):  # the client reads nothing: the buffer fills
+                    if app.paused:
+                        break
+                    layer.write(BIG)
+                    sent += len(BIG)
+                    await asyncio.sleep(0)
+                assert app.paused == 1 and layer.get_write_buffer_size() > 16 * 1024
+                got = await asyncio.to_thread(recv_exactly, client, sent)
+                assert len(got) == sent
+                await app.until(lambda: app.resumed == 1)
+
+                layer.pause_reading()
+                assert not layer.is_reading()
+                await asyncio.to_thread(client.sendall, b"NOOP\r\n")
+                await asyncio.sleep(0.2)  # a negative check: nothing may arrive while paused
+                assert not app.data
+                layer.resume_reading()
+                await app.until(lambda: bytes(app.data) == b"NOOP\r\n")
+            finally:
+                client.close()
+
+    run(main())
