@@ -1,10 +1,11 @@
 """TLS for FTPS (RFC 4217): the server context, and TLS on data connections.
 
-One ``ssl.SSLContext`` serves the control connections (explicit AUTH TLS and the implicit listener)
-and the data connections of a process, so a data connection can resume the control connection's
-session: TLS 1.2 session IDs from the context's cache, TLS 1.3 tickets from its ticket key. Several
-tickets are issued per handshake so that clients opening many data connections keep resuming
-(Cyberduck/vsftpd: a client that used up its two tickets falls back to a full handshake and is refused).
+One ``ssl.SSLContext`` serves the control connections (explicit AUTH TLS and the implicit listener,
+both run by ftpd's own layer over memory BIOs, ``tls_control.py``) and the data connections of a
+process, so a data connection can resume the control connection's session: TLS 1.2 session IDs
+from the context's cache, TLS 1.3 tickets from its ticket key. Several tickets are issued per
+handshake so that clients opening many data connections keep resuming (Cyberduck/vsftpd: a client
+that used up its two tickets falls back to a full handshake and is refused).
 
 Data connections are raw sockets; under PROT P, ``TlsData`` runs TLS over them through memory BIOs,
 always as the TLS *server* whichever side connected (RFC 4217 §7), in large blocks (no sendfile under
