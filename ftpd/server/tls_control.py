@@ -170,6 +170,8 @@ class TlsControl(asyncio.Transport, asyncio.Protocol):
                 self.close()
                 return
             self.app.data_received(data)
+            if not self.inc.pending and not obj.pending():
+                break  # all read: spare OpenSSL a WANT_READ (an exception object per read)
         if self.state is State.OPEN and self.out.pending:
             self._flush()  # post-handshake messages (a TLS 1.3 KeyUpdate's answer)
 
