@@ -90,12 +90,11 @@ class ImplicitListener:
                 log.info("refused %s:%d (implicit FTPS): %s", peer[0], peer[1], got)
                 return
             slot = got
-            real_peer = peer
             assert host.tls_context is not None  # the listener exists only with one
             # The channel hears of the connection once the handshake is done (it greets then).
             layer = TlsControl(
                 host.tls_context,
-                ControlChannel(host, real_peer, slot),
+                ControlChannel(host, peer, slot),
                 cfg.tls_handshake_timeout,
                 greet=True,
             )
@@ -106,8 +105,9 @@ class ImplicitListener:
                 await asyncio.get_running_loop().connect_accepted_socket(lambda: layer, conn)
                 await waiter
             except BaseException:
-                if not layer.secure:
-                    layer.abort()  # shutdown's cancellation, or the handshake failed
+                if not layer.secure:  # the handshake failed, or shutdown cancelled it
+                    waiter.cancel()  # waited for no more (its error, if any, is retrieved)
+                    layer.abort()
                 raise
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             # A failed or stalled handshake: as quiet as a create_server listener.
