@@ -115,8 +115,9 @@ class Config:
     io_inline: bool = field(
         default=True,
         metadata={"help": "answer file calls on the event loop when the page and dentry caches "
-                          "can (Linux: openat2, preadv2/pwritev2 RWF_NOWAIT, cachestat); false "
-                          "sends every file call to the IO threads"},
+                          "can (Linux: openat2, preadv2/pwritev2 RWF_NOWAIT, cachestat), and all "
+                          "calls of a home on tmpfs/ramfs without swap; false sends every file "
+                          "call to the IO threads"},
     )
     fsync_uploads: bool = field(
         default=True,

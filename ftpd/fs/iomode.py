@@ -24,9 +24,12 @@ send       ``cachestat`` of the next slice, then ``sendfile`` it         ``pread
 write      ``pwritev2(RWF_NOWAIT)`` where the filesystem supports it    ``write``
 ========== ============================================================ ======================
 
-Listings, creates, renames, deletes and commits always take the thread: no Linux call does them
-from memory only (``RESOLVE_CACHED`` refuses ``O_CREAT``/``O_TMPFILE``; ``getdents`` and journal
-updates may wait on the disk).
+Listings, creates, renames, deletes and commits take the thread: no Linux call does them from
+memory only (``RESOLVE_CACHED`` refuses ``O_CREAT``/``O_TMPFILE``; ``getdents`` and journal
+updates may wait on the disk). Except on a filesystem that has no disk: a home on tmpfs or ramfs,
+on a machine without swap (``memfs.never_blocks``), runs *every* call on the loop
+(``IoMode.memory``, ``local_io.Hops``), each delivered on the loop's next turn, so that a long
+listing or a fast upload still lets the other sessions run between its calls.
 """
 
 from __future__ import annotations
@@ -62,13 +65,27 @@ class Route(enum.Enum):
 
 
 class IoMode:
-    """``inline``: try the fast forms (``io_inline``); ``counts``: decisions so far."""
+    """``inline``: try the fast forms (``io_inline``); ``counts``: decisions so far.
 
-    __slots__ = ("inline", "counts")
+    ``memory``: whether a home on a memory filesystem runs all its calls on the loop (None: ask
+    ``memfs.never_blocks`` per home; True/False: force it, for tests). Only with ``inline``."""
 
-    def __init__(self, inline: bool = False) -> None:
+    __slots__ = ("inline", "counts", "memory")
+
+    def __init__(self, inline: bool = False, memory: bool | None = None) -> None:
         self.inline = inline
         self.counts: dict[tuple[Op, Route], int] = {}
+        self.memory = memory
+
+    def all_inline(self, home: str) -> bool:
+        """Whether every file call under ``home`` may run on the loop (see the module doc)."""
+        if not self.inline:
+            return False
+        if self.memory is not None:
+            return self.memory
+        from ftpd.fs.memfs import never_blocks
+
+        return never_blocks(home)
 
     def count(self, op: Op, route: Route) -> None:
         key = (op, route)

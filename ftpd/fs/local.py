@@ -145,7 +145,7 @@ class LocalFS:
         # O_TMPFILE uploads (see the module docstring); False forces the named temp files.
         self.anonymous_temps = anonymous_temps and tmpfile_available()
         self.fsync_uploads = fsync_uploads  # commit = data and directory entry on disk
-        self._hops = Hops(executor, mode)  # mode: what may run inline (iomode.py); None: none
+        self._hops = Hops(executor, mode, memory=mode is not None and mode.all_inline(real))
         self._dir = LocalDir(self._open_listing_fd, self._stat_target, _file_stat, self._hops)
 
     # -- path mapping (blocking; always called inside an executor job) ----------------------

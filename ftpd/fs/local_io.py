@@ -436,9 +436,14 @@ class Hops:
     """How one filesystem's blocking calls leave the loop: the server's ``IoPool`` (a bare future
     per call, cheap), else any ``concurrent.futures`` executor or the loop's default one."""
 
-    __slots__ = ("pool", "executor", "mode", "write_nowait")
+    __slots__ = ("pool", "executor", "mode", "write_nowait", "memory")
 
-    def __init__(self, executor: IoPool | Executor | None, mode: IoMode | None = None) -> None:
+    def __init__(
+        self, executor: IoPool | Executor | None, mode: IoMode | None = None, memory: bool = False
+    ) -> None:
+        # memory: the home is on tmpfs/ramfs without swap (memfs.py): no call can wait for a
+        # disk, so each runs on the loop and its result is delivered on the loop's next turn.
+        self.memory = memory
         self.pool: IoPool | None = None
         self.executor: Executor | None = None
         if isinstance(executor, IoPool):
@@ -450,6 +455,8 @@ class Hops:
         self.write_nowait = self.mode.inline
 
     def run(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        if self.memory:
+            return _next_turn(fn, args)
         if self.pool is not None:
             return self.pool.submit(fn, *args)
         return _in_executor(fn, *args, executor=self.executor)
@@ -465,6 +472,8 @@ class Hops:
     ) -> Awaitable[T]:
         """For calls that return an open resource: if the caller is cancelled while the job runs,
         the resource is disposed of when it arrives instead of leaking."""
+        if self.memory:
+            return _next_turn(fn, args, dispose)
         if self.pool is not None:
             return self.pool.submit(fn, *args, dispose=dispose)
         return _run_open(self.executor, fn, dispose, *args)
@@ -473,9 +482,41 @@ class Hops:
         """Run ``fn``; if the caller is cancelled, let it finish anyway. Used for close, commit
         and abort, so that cancelling a transfer (ABOR, disconnect, shutdown) never skips the step
         that frees an fd or removes a temp file."""
+        if self.memory:
+            return _next_turn(fn, args)  # done before the caller can be cancelled
         if self.pool is not None:
             return _shielded(self.pool.submit(fn, *args))
         return _shielded(asyncio.get_running_loop().run_in_executor(self.executor, fn, *args))
+
+
+def _next_turn(
+    fn: Callable[..., T], args: tuple[Any, ...], dispose: Callable[[T], object] | None = None
+) -> asyncio.Future[T]:
+    """``fn(*args)`` now, on the loop; its result (or error) delivered on the loop's next turn,
+    as a hop's would be, so that a caller looping over calls (a listing's batches, an upload's
+    writes) lets the other sessions run between them. If the caller is cancelled meanwhile, an
+    open resource is disposed of (``dispose``)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+    try:
+        value = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - delivered to the caller, as from a thread
+        loop.call_soon(_deliver_error, fut, exc)
+    else:
+        loop.call_soon(_deliver, fut, value, dispose)
+    return fut
+
+
+def _deliver(fut: asyncio.Future[T], value: T, dispose: Callable[[T], object] | None) -> None:
+    if not fut.done():
+        fut.set_result(value)
+    elif dispose is not None:
+        dispose(value)  # the caller was cancelled: nobody will close it
+
+
+def _deliver_error(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
 
 
 async def _run_open(

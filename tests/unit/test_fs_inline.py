@@ -77,7 +77,7 @@ async def test_cached_open_stat_read_take_no_hop(home: Path, pool: CountingPool)
     (home / "d").mkdir()
     data = os.urandom(300_000)
     (home / "d" / "f.bin").write_bytes(data)
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, mode=mode)
     await fs.stat("/d/f.bin")  # warms the dentry cache if the write did not
     pool.calls = 0
@@ -137,7 +137,7 @@ async def test_jail_escapes_fall_back_and_are_refused(
             assert ei.value.errno == errno.EXDEV
     finally:
         os.close(hfd)
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, mode=mode)
     with pytest.raises(PermissionError):
         await fs.open_read("/out")
@@ -158,7 +158,7 @@ async def test_cold_read_falls_back_to_a_thread(home: Path, pool: CountingPool) 
     data = os.urandom(2 * MiB)
     (home / "cold").write_bytes(data)
     evict(home / "cold")
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, mode=mode)
     r = await fs.open_read("/cold")
     assert await r.read(256 * 1024) == data[: 256 * 1024]
@@ -178,7 +178,7 @@ async def test_resident_and_fill(
     size = 3 * MiB
     (home / "f").write_bytes(os.urandom(size))
     evict(home / "f")
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, mode=mode)
     r = await fs.open_read("/f")
     assert isinstance(r, LocalReader)
@@ -199,7 +199,7 @@ async def test_resident_and_fill(
 async def test_write_without_rwf_nowait_support_is_remembered(
     home: Path, pool: CountingPool
 ) -> None:
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, fsync_uploads=False, mode=mode)
     w = await fs.open_write("/up.bin")
     for i in range(3):
@@ -276,7 +276,7 @@ async def test_send_file_yields_between_slices(home: Path, pool: CountingPool, c
     (home / "big").write_bytes(os.urandom(size))
     if cold:
         evict(home / "big")
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, mode=mode)
     received, burst = await _send(fs, "/big")
     assert received == size
@@ -324,7 +324,7 @@ async def test_block_downloads_yield_between_inline_reads(home: Path, pool: Coun
     size = 8 * MiB
     data = os.urandom(size).replace(b"\n", b"x").replace(b"\r", b"y")
     (home / "text").write_bytes(data)
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, mode=mode)
     sent = 0
     burst = 0
@@ -362,7 +362,7 @@ async def test_block_downloads_yield_between_inline_reads(home: Path, pool: Coun
 async def test_synced_uploads_always_write_in_a_thread(home: Path, pool: CountingPool) -> None:
     """With ``fsync_uploads`` the writes also stream to the disk (``writeback.py``), which waits
     for it: never on the loop, whatever the filesystem."""
-    mode = IoMode(inline=True)
+    mode = IoMode(inline=True, memory=False)  # the disk's routes, whatever tmp_path is on
     fs = LocalFS(str(home), pool, fsync_uploads=True, mode=mode)
     w = await fs.open_write("/up.bin")
     await w.write(b"a" * 1000)

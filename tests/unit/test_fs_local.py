@@ -52,10 +52,10 @@ class CountingIoPool(IoPool):
     """The server's pool, counting the jobs submitted to it (one per hop). With ``inline``, the
     filesystems the tests build on it try the inline route first (``mode_of``)."""
 
-    def __init__(self, inline: bool = False) -> None:
+    def __init__(self, inline: bool = False, memory: bool = False) -> None:
         super().__init__(4, "test-fs-io")
         self.calls = 0
-        self.mode = IoMode(inline=True) if inline else None
+        self.mode = IoMode(inline=True, memory=memory) if inline or memory else None
 
     def submit(self, fn: Callable[..., Any], *args: Any, dispose: Any = None) -> Any:
         self.calls += 1
@@ -65,9 +65,9 @@ class CountingIoPool(IoPool):
 class InlinePool(IoPool):
     """An ``IoPool`` whose filesystems take the inline route first (see ``mode_of``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: bool = False) -> None:
         super().__init__(2, "test-fs-io")
-        self.mode = IoMode(inline=True)
+        self.mode = IoMode(inline=True, memory=memory)
 
 
 def mode_of(executor: object) -> IoMode | None:
@@ -78,6 +78,12 @@ def mode_of(executor: object) -> IoMode | None:
 def hops_per_open(executor: object) -> int:
     """Hops an open for reading of a cached plain path costs: none on the inline route."""
     return 0 if mode_of(executor) is not None else 1
+
+
+def hops_of(executor: object, n: int) -> int:
+    """``n`` hops, or none where every call runs on the loop (the "memory" route)."""
+    mode = mode_of(executor)
+    return 0 if mode is not None and mode.memory else n
 
 
 Counting = CountingExecutor | CountingIoPool
@@ -91,26 +97,31 @@ def stop_pool(pool: IoPool) -> None:
         assert not t.is_alive()
 
 
-@pytest.fixture(params=["executor", "iopool", "inline"])
+# "memory": every call on the loop, as for a home on tmpfs without swap (memfs.py), forced here
+# whatever filesystem tmp_path is on; "inline" forces the opposite (the disk's routes).
+@pytest.fixture(params=["executor", "iopool", "inline", "memory"])
 def executor(request: pytest.FixtureRequest) -> Iterator[Counting]:
     if request.param == "executor":
         ex = CountingExecutor()
         yield ex
         ex.shutdown(wait=True)
     else:
-        pool = CountingIoPool(inline=request.param == "inline")
+        pool = CountingIoPool(inline=request.param == "inline", memory=request.param == "memory")
         yield pool
         stop_pool(pool)
 
 
-@pytest.fixture(params=["default-executor", "iopool", "inline"])
+@pytest.fixture(params=["default-executor", "iopool", "inline", "memory"])
 def hops(request: pytest.FixtureRequest) -> Iterator[IoPool | None]:
     """What LocalFS sends its blocking calls through, for tests that build their own LocalFS
     (``mode_of(hops)``: the inline route in front of it, or None)."""
     if request.param == "default-executor":
         yield None
     else:
-        pool = InlinePool() if request.param == "inline" else IoPool(2, "test-fs-io")
+        if request.param in ("inline", "memory"):
+            pool: IoPool = InlinePool(memory=request.param == "memory")
+        else:
+            pool = IoPool(2, "test-fs-io")
         yield pool
         stop_pool(pool)
 
@@ -241,7 +252,7 @@ async def test_list_of_2000_files_is_one_executor_call(
         (home / f"f{i:04d}").write_bytes(b"x" * (i % 7))
     executor.calls = 0
     entries = await fs.list("/")
-    assert executor.calls == 1
+    assert executor.calls == hops_of(executor, 1)
     assert len(entries) == 2000
     assert entries[1234].name == "f1234" and entries[1234].size == 1234 % 7
 
@@ -317,9 +328,7 @@ async def test_open_read_leaks_no_fd_on_errors(fs: LocalFS, home: Path) -> None:
 
 
 @pytest.mark.parametrize("anonymous", [True, False], ids=["o_tmpfile", "named"])
-async def test_atomic_upload_new_file(
-    home: Path, executor: Counting, anonymous: bool
-) -> None:
+async def test_atomic_upload_new_file(home: Path, executor: Counting, anonymous: bool) -> None:
     fs = LocalFS(str(home), executor, anonymous_temps=anonymous)
     assert fs.anonymous_temps == anonymous  # O_TMPFILE works here (Linux, tmpfs/ext4)
     w = await fs.open_write("/new.txt")
@@ -394,7 +403,7 @@ async def test_large_and_odd_blocks(fs: LocalFS, home: Path, executor: Counting)
         await w.write(memoryview(block))
     await w.write(memoryview(ints))
     await w.write(b"")
-    assert executor.calls == 6  # one round trip per write, however large
+    assert executor.calls == hops_of(executor, 6)  # one round trip per write, however large
     await w.commit()
     assert (home / "big").read_bytes() == block * 4 + ints.tobytes()
 
@@ -650,14 +659,14 @@ async def test_commit_with_tail_is_one_hop_and_atomic(
     old_ino = os.stat(home / "f").st_ino
     executor.calls = 0
     w = await fs.open_write("/f")
-    assert executor.calls == 1
+    assert executor.calls == hops_of(executor, 1)
     await w.write(b"head-")
     assert len(temp_files(home)) == pending(fs)
     temp_ino = os.fstat(w._fd).st_ino
     reader = await fs.open_read("/f")  # opened before the commit: keeps the old inode
     executor.calls = 0
     await w.commit(tail)
-    assert executor.calls == 1  # tail write, close and rename in a single hop
+    assert executor.calls == hops_of(executor, 1)  # tail write, close and rename in one hop
     assert (home / "f").read_bytes() == b"head-" + bytes(tail)
     st_new = os.stat(home / "f")
     assert st_new.st_ino == temp_ino != old_ino  # renamed over the target, not rewritten
