@@ -77,6 +77,7 @@ class App(asyncio.Protocol):
         self.made.set_result(transport)
 
     def data_received(self, data: bytes) -> None:
+        assert self.transport is not None, "data before connection_made"
         self.data += data
         self.changed.set()
 
@@ -210,6 +211,7 @@ def test_explicit_attach_after_a_plain_reply(run: Any, contexts: Any) -> None:
                 self.transport.write(b"234 AUTH TLS successful.\r\n")
                 app = App()
                 layer = TlsControl(server_ctx, app, DEADLINE)
+                app.transport = layer  # as ControlChannel.start_tls does
                 self.transport.pause_reading()  # resumed by attach: the handshake needs bytes
                 layer.attach(self.transport)
                 layers.put_nowait((layer, app))
@@ -400,5 +402,78 @@ def test_flow_control(run: Any, contexts: Any) -> None:
                 await app.until(lambda: bytes(app.data) == b"NOOP\r\n")
             finally:
                 client.close()
+
+    run(main())
+
+
+def bio_client(ctx: ssl.SSLContext, port: int, first: bytes) -> tuple[socket.socket, bytes]:
+    """A client whose Finished and first command leave in one segment (TLS 1.3 allows it)."""
+    sock = connect(port)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                sock.sendall(out.read())
+            data = sock.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    obj.write(first)
+    sock.sendall(out.read())  # the client's Finished and the command together
+    while True:
+        try:
+            return sock, obj.read(100)
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            assert data, "closed before the reply"
+            inc.write(data)
+
+
+def test_data_with_the_finished_message(run: Any, contexts: Any) -> None:
+    """A command in the segment that completes the handshake reaches the app after
+    ``connection_made`` (the greeting), in the same turn."""
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            task = asyncio.create_task(
+                asyncio.to_thread(bio_client, client_ctx, srv.port, b"USER x\r\n")
+            )
+            layer, app = await srv.accepted()
+            await app.until(lambda: bytes(app.data) == b"USER x\r\n")
+            assert await app.made is layer
+            layer.write(b"331 Password.\r\n")
+            sock, reply = await task
+            sock.close()
+            assert reply == b"331 Password.\r\n"
+
+    run(main())
+
+
+def test_nothing_sent_before_the_handshake(run: Any, contexts: Any) -> None:
+    """Writes before the handshake is done are dropped, never sent in plain text."""
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        async with Server(server_ctx) as srv:
+            sock = await asyncio.to_thread(connect, srv.port)
+            layer, app = await srv.accepted()
+            for _ in range(1000):  # connection_made: the layer has its plain transport
+                if layer.raw is not None:
+                    break
+                await asyncio.sleep(0.001)
+            assert layer.raw is not None
+            layer.write(b"421 too early\r\n")
+            assert layer.get_write_buffer_size() == 0
+            tls = await asyncio.to_thread(
+                client_ctx.wrap_socket, sock, server_hostname="127.0.0.1"
+            )  # a handshake that sees no stray bytes
+            await app.made
+            layer.write(b"220 ok\r\n")
+            assert await asyncio.to_thread(recv_exactly, tls, 8) == b"220 ok\r\n"
+            tls.close()
 
     run(main())
