@@ -83,7 +83,8 @@ def test_implicit_tls_url(ftpd_factory: Any, tmp_path: Path) -> None:
         tmp_path,
     )
     assert rc == 0, log
-    assert r["errors"] == {} and r["counts"]["retr"] + r["counts"]["stor"] == 6
+    # A random mix of 6 may hold no RETR (or no STOR) at all: its count is then absent.
+    assert r["errors"] == {} and r["counts"].get("retr", 0) + r["counts"].get("stor", 0) == 6
     assert r["target"].startswith("ftps://")
 
 
