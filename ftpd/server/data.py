@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -274,7 +275,7 @@ def _bulk_receive(
     progress: Callable[[int], None],
     hangup: Hangup | None = None,
 ) -> None:
-    buf = bytearray(BULK_BUF)
+    buf = mmap.mmap(-1, BULK_BUF)  # pages come as they are filled (see _take_buffer)
     view = memoryview(buf)
     recv_into: Callable[[memoryview], int] = sock.recv_into
     if hangup is not None:
@@ -411,8 +412,11 @@ async def receive_upload(
 
 # Receive buffers are reused: allocating and zeroing two fresh 256 KiB buffers per upload cost a
 # fifth of the server's CPU in small-STOR benchmarks (page faults, memset). The free list is
-# bounded, so a burst of concurrent uploads does not pin its memory afterwards.
-_FREE_BUFFERS: list[bytearray] = []
+# bounded, so a burst of concurrent uploads does not pin its memory afterwards. Each buffer is an
+# anonymous mapping, not a bytearray: a bytearray is zeroed when made (all 64 pages resident at
+# once), a mapping gets a page only where data is received, so a small upload's buffers (and the
+# spare ones it leaves) hold a page or two, not 512 KiB (``mixed``: memory per session).
+_FREE_BUFFERS: list[mmap.mmap] = []
 _MAX_FREE_BUFFERS = 64
 
 
@@ -430,14 +434,14 @@ class _BufferCount:
 BUFFERS = _BufferCount()
 
 
-def _take_buffer() -> bytearray:
+def _take_buffer() -> mmap.mmap:
     BUFFERS.out += 1
     if BUFFERS.out > BUFFERS.peak:
         BUFFERS.peak = BUFFERS.out
-    return _FREE_BUFFERS.pop() if _FREE_BUFFERS else bytearray(RECV_BUF)
+    return _FREE_BUFFERS.pop() if _FREE_BUFFERS else mmap.mmap(-1, RECV_BUF)
 
 
-def _give_buffers(bufs: tuple[bytearray, ...]) -> None:
+def _give_buffers(bufs: tuple[mmap.mmap, ...]) -> None:
     BUFFERS.out -= len(bufs)
     for buf in bufs:
         if len(_FREE_BUFFERS) < _MAX_FREE_BUFFERS:
