@@ -39,6 +39,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from ftpd.fs.memfs import never_blocks
 from ftpd.fs.nowait import WouldBlock
 
 __all__ = ["IoMode", "Op", "Route", "WouldBlock"]
@@ -83,8 +84,6 @@ class IoMode:
             return False
         if self.memory is not None:
             return self.memory
-        from ftpd.fs.memfs import never_blocks
-
         return never_blocks(home)
 
     def count(self, op: Op, route: Route) -> None:
