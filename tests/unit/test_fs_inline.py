@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ftpd.fs import nowait
+from ftpd.fs import local_io, nowait
 from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import LocalFS
@@ -193,6 +193,38 @@ async def test_resident_and_fill(
     assert counts(mode, Op.SEND) == {Route.FALLBACK: 1, Route.INLINE: 1}
     await r.close()
     assert not r.resident(MiB)  # closed: never inline
+
+
+@linux_only
+async def test_a_page_still_being_read_is_not_resident(
+    home: Path, pool: CountingPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cachestat counts a page the kernel's read-ahead has put in the cache but not yet filled
+    from the disk; sendfile of it waits for the disk (a 7 ms stall of the loop per 8 MiB
+    read-ahead window, measured). The kernel's RWF_NOWAIT read says EAGAIN for such a page: the
+    range is then not resident, and the pump fills it in a thread."""
+    (home / "f").write_bytes(os.urandom(2 * MiB))
+    mode = IoMode(inline=True, memory=False)
+    fs = LocalFS(str(home), pool, mode=mode)
+    r = await fs.open_read("/f")
+    assert isinstance(r, LocalReader)
+    pages = MiB // nowait.PAGE
+    monkeypatch.setattr(local_io, "cached_pages", lambda fd, off, n: pages)  # all "in the cache"
+    real = local_io.pread_nowait
+    probes: list[int] = []
+
+    def under_read(fd: int, buf: Any, off: int) -> int:
+        probes.append(off)
+        if off >= MiB - nowait.PAGE:  # the range's last page: its read is still out
+            raise nowait.WouldBlock()
+        return real(fd, buf, off)
+
+    monkeypatch.setattr(local_io, "pread_nowait", under_read)
+    assert not r.resident(MiB)
+    assert probes == [0, MiB - 1]
+    monkeypatch.setattr(local_io, "pread_nowait", real)
+    assert r.resident(MiB)  # the same range once its pages are read
+    await r.close()
 
 
 @linux_only
