@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--perf", action="store_true", help="also perf record (by shared object)")
     p.add_argument("--raw", default="", help="keep the py-spy raw profile here")
+    p.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     p.add_argument("load", nargs=argparse.REMAINDER, help="-- then ftpd-load's arguments")
     a = p.parse_args(argv)
     load = a.load[1:] if a.load[:1] == ["--"] else a.load
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = threads(pid)
             raw = work / "pyspy.txt"
             spy = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", str(raw)]
-            spy += ["-d", str(int(a.seconds)), "-t", "--nonblocking"]
+            spy += ["-d", str(int(a.seconds)), "-t", "--nonblocking", "-r", str(a.rate)]
             if "--workers" in a.flags:
                 spy.append("--subprocesses")
             perf = None

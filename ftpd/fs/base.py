@@ -57,6 +57,32 @@ class FileStat:
     unique: str = ""  # RFC 3659 'unique' fact (e.g. "dev-ino" in hex)
 
 
+_FILESTAT_SETTERS = tuple(
+    FileStat.__dict__[f].__set__
+    for f in ("name", "is_dir", "size", "mtime", "mode", "nlink", "is_link", "unique")
+)
+
+
+def make_file_stat(
+    name: str, is_dir: bool, size: int, mtime: float, mode: int, nlink: int, is_link: bool,
+    unique: str,
+) -> FileStat:
+    """``FileStat(name, is_dir, ...)``, every field given, at a third of the cost: a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``, and a listing makes
+    one per entry. The slots' own setters are what that call ends in."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = _FILESTAT_SETTERS
+    out = object.__new__(FileStat)
+    s0(out, name)
+    s1(out, is_dir)
+    s2(out, size)
+    s3(out, mtime)
+    s4(out, mode)
+    s5(out, nlink)
+    s6(out, is_link)
+    s7(out, unique)
+    return out
+
+
 @dataclass(slots=True, frozen=True)
 class Capabilities:
     """What a backend can do; FEAT and the command handlers consult these."""

@@ -51,7 +51,7 @@ from concurrent.futures import Executor
 from typing import TypeVar
 
 from ftpd.fs import local_nowait
-from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, virtual_parts
+from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, make_file_stat, virtual_parts
 from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.listing_stream import Format, LocalDir, LocalListing
@@ -93,16 +93,9 @@ _UNIQUE_SEQUENTIAL = 99
 
 
 def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
-    return FileStat(
-        name=name,
-        is_dir=st.S_ISDIR(s.st_mode),
-        size=s.st_size,
-        mtime=s.st_mtime,
-        mode=s.st_mode,
-        nlink=s.st_nlink,
-        is_link=is_link,
-        unique=f"{s.st_dev:x}g{s.st_ino:x}",
-    )
+    mode = s.st_mode  # one per listed entry: make_file_stat, not the dataclass's __init__
+    return make_file_stat(name, st.S_ISDIR(mode), s.st_size, s.st_mtime, mode, s.st_nlink,
+                          is_link, f"{s.st_dev:x}g{s.st_ino:x}")
 
 
 def _not_regular(name: str) -> OSError:

@@ -12,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftpd.fs.base import FileStat
+from ftpd.proto import names
 from ftpd.proto.listing import (
     ALL_FACTS,
     DEFAULT_FACTS,
+    LineFormat,
+    ListingKind,
     list_line,
     mdtm_time,
     mlsd_line,
@@ -349,3 +352,35 @@ def test_cr_split_from_lf_across_blocks() -> None:
     assert up.convert(b"line\r") + up.convert(b"\nnext") + up.flush() == b"line\nnext"
     down = ToNetwork()
     assert down.convert(b"line\r") + down.convert(b"\nnext\n") + down.flush() == b"line\r\nnext\r\n"
+
+
+# LineFormat keeps the date and mode columns of a LIST between lines (one gmtime per minute,
+# one filemode per mode); whatever the entries, its lines must be list_line's, computed afresh.
+_NOW = 1_780_000_000.0
+_modes = st.sampled_from([0o100644, 0o100755, 0o40755, 0o120777, 0o644, 0o755, 0o10644])
+_entries = st.lists(
+    st.builds(
+        FileStat,
+        name=st.text(min_size=1, max_size=12).filter(lambda n: "/" not in n),
+        is_dir=st.booleans(),
+        size=st.integers(0, 2**40),
+        # around the six-month cut-off and the future, and minutes shared by many entries
+        mtime=st.one_of(
+            st.sampled_from([_NOW - 182 * 86400 + d for d in (-61, -60, -1, 0, 1, 59, 60)]),
+            st.sampled_from([_NOW + d for d in (-59.5, -0.5, 0.0, 0.5, 30, 61)]),
+            st.floats(0, 2 * _NOW, allow_nan=False),
+        ),
+        mode=_modes,
+        nlink=st.integers(1, 999),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_entries)
+def test_list_format_caches_change_no_line(entries: list[FileStat]) -> None:
+    fmt = LineFormat(ListingKind.LIST, _NOW)
+    got = fmt(entries) + fmt(list(reversed(entries)))  # a second batch: the caches are warm
+    want = "".join(f"{list_line(e, _NOW)}\r\n" for e in entries + list(reversed(entries)))
+    assert got == names.encode(want)
