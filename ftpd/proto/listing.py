@@ -28,6 +28,7 @@ __all__ = [
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIX_MONTHS = 182 * 86400  # vsftpd's cut-off between "HH:MM" and "YYYY" (ls uses ~6 months)
+_CACHE_MAX = 2048  # date strings a LIST keeps between its batches
 
 ALL_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
 DEFAULT_FACTS = frozenset(ALL_FACTS)
