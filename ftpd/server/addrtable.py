@@ -35,6 +35,7 @@ import tempfile
 __all__ = ["AddressTable", "Refusal", "address_key"]
 
 _HEAD = struct.Struct("<B16s3xi4xdd")  # kind, key, failures, fail_since, ban_until
+_KEY = struct.Struct("<B16s")  # the head's first two fields: what a probe compares
 _KIND_EMPTY = 0
 _KIND_V4, _KIND_V6, _KIND_USER, _KIND_OTHER = 1, 2, 3, 4
 _MIN_SLOTS = 4096
@@ -78,6 +79,13 @@ def _user_key(name: str) -> tuple[int, bytes]:
     ).digest()
 
 
+# A slot's home: a hash that is the same in every worker (Python's hash() is salted per process
+# when workers are spawned). Cached: a login looks the same one or two keys up five times.
+@functools.lru_cache(maxsize=4096)
+def _key_hash(kind: int, key: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(bytes([kind]) + key, digest_size=8).digest(), "little")
+
+
 def _slots_for(max_sessions: int) -> int:
     want = 4 * (max_sessions or 65536)
     slots = _MIN_SLOTS
@@ -117,6 +125,9 @@ class AddressTable:
         os.ftruncate(self._fd, size)
         self._mm = mmap.mmap(self._fd, size)  # MAP_SHARED: seen by forked workers
         self._totals = memoryview(self._mm)[: 8 * self.workers].cast("q")
+        # Every field is 4-aligned (head 44 bytes, int32 counts): one int view serves all the
+        # per-slot counters without a view made per access.
+        self._ints = memoryview(self._mm).cast("i")
         self._xfers = memoryview(self._mm)[8 * self.workers : self._base].cast("q")
         self._locking = self.workers > 1
         self.index = 0  # this process's worker column
@@ -145,21 +156,24 @@ class AddressTable:
     def _head(self, slot: int) -> tuple[int, bytes, int, float, float]:
         return _HEAD.unpack_from(self._mm, self._off(slot))  # type: ignore[return-value]
 
+    def _count_at(self, slot: int) -> int:
+        """The index in ``_ints`` of the slot's first worker counter."""
+        return (self._base + 8 + slot * self.slot_size + _HEAD.size) >> 2
+
     def _counts(self, slot: int) -> memoryview:
-        start = self._off(slot) + _HEAD.size
-        return memoryview(self._mm)[start : start + 4 * self.workers].cast("i")
+        start = self._count_at(slot)
+        return self._ints[start : start + self.workers]
 
     def _home(self, kind: int, key: bytes) -> int:
-        return int.from_bytes(
-            hashlib.blake2b(bytes([kind]) + key, digest_size=8).digest(), "little"
-        ) & (self.slots - 1)
+        return _key_hash(kind, key) & (self.slots - 1)
 
     def _find(self, kind: int, key: bytes) -> tuple[int, bool]:
         """(slot, found): the key's slot, or the empty slot where it would go."""
         mask = self.slots - 1
-        slot = self._home(kind, key)
+        slot = _key_hash(kind, key) & mask
+        unpack, mm, base, size = _KEY.unpack_from, self._mm, self._base + 8, self.slot_size
         while True:
-            k, stored, *_ = self._head(slot)
+            k, stored = unpack(mm, base + slot * size)
             if k == _KIND_EMPTY:
                 return slot, False
             if k == kind and stored == key:
@@ -233,7 +247,7 @@ class AddressTable:
                     if self._used() * 4 >= self.slots * 3:
                         return Refusal.TABLE_FULL
                 self._insert(slot, kind, key)
-            self._counts(slot)[self.index] += 1
+            self._ints[self._count_at(slot) + self.index] += 1
             self._totals[self.index] += 1
         return None
 
@@ -245,7 +259,7 @@ class AddressTable:
             slot, found = self._find(kind, key)
             if not found:
                 return
-            self._counts(slot)[self.index] -= 1
+            self._ints[self._count_at(slot) + self.index] -= 1
             if self._idle(slot, now):
                 self._delete(slot)
 
@@ -264,7 +278,7 @@ class AddressTable:
                 if delta <= 0 or self._used() >= self.slots - 1:
                     return  # (full: that user's limit is not enforced rather than shared)
                 self._insert(slot, kind, key)  # bounded by the sessions already admitted
-            self._counts(slot)[self.index] += delta
+            self._ints[self._count_at(slot) + self.index] += delta
             if not any(self._counts(slot)):
                 self._delete(slot)
 
