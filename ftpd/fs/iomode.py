@@ -50,6 +50,8 @@ T = TypeVar("T")
 class Op(enum.Enum):
     """A file operation whose route is decided here."""
 
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     OPEN_READ = "open_read"
     STAT = "stat"
     READ = "read"
@@ -59,6 +61,8 @@ class Op(enum.Enum):
 
 class Route(enum.Enum):
     """Where one operation ran."""
+
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
 
     INLINE = "inline"  # answered on the event loop from memory
     FALLBACK = "fallback"  # tried inline, would have blocked: sent to a thread

@@ -64,29 +64,39 @@ S = TypeVar("S", bound=Enum)
 
 
 class Login(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     NEED_USER = "need-user"
     NEED_PASS = "need-pass"
     LOGGED_IN = "logged-in"
 
 
 class Data(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     NONE = "none"
     PASSIVE = "passive"
     ACTIVE = "active"
 
 
 class Tls(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     PLAIN = "plain"
     SECURE = "secure"
 
 
 class Prot(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     UNSET = "unset"  # clear, and PBSZ not given yet: PROT is out of sequence (RFC 4217 §9)
     CLEAR = "clear"  # PROT C
     PRIVATE = "private"  # PROT P: data connections under TLS
 
 
 class Event(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     # login
     USER = "USER"
     PASS_OK = "PASS_OK"

@@ -34,6 +34,8 @@ __all__ = ["Phase", "Event", "PHASES", "next_phase"]
 
 
 class Phase(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     ACCEPTED = "accepted"
     PROXY_HEADER = "proxy-header"
     GREETING = "greeting"
@@ -46,6 +48,8 @@ class Phase(enum.Enum):
 
 
 class Event(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
+
     HEADER_WANTED = "header-wanted"  # the peer is a trusted balancer
     ADMITTED = "admitted"  # slot taken; the 220 goes out
     GREETED = "greeted"
