@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftpd.fs.base import FileStat, FileSystem, PathEscapeError, Reader, StreamsListings
+from ftpd.fs.base import FileStat, FileSystem, PathEscapeError, Reader
 from ftpd.fs.local_io import Hops, close_quietly
 from ftpd.fs.temps import is_upload_temp
 
@@ -256,8 +256,11 @@ def _name(e: FileStat) -> str:
 def open_listing(fs: FileSystem, vpath: str, format: Format) -> Awaitable[Reader]:
     """The listing stream of ``vpath``: the backend's own (``StreamsListings``), or for any other
     backend one page from ``fs.list``, still read only at the first ``read``."""
-    if isinstance(fs, StreamsListings):
-        return fs.open_listing(vpath, format)
+    # getattr, not isinstance(fs, StreamsListings): the same test (runtime_checkable only looks
+    # for the method), without typing's 7 µs per call on Python 3.11.
+    streams = getattr(fs, "open_listing", None)
+    if streams is not None:
+        return streams(vpath, format)  # type: ignore[no-any-return]
     return open_listing_of(fs.list, vpath, format)
 
 
