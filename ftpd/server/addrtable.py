@@ -31,6 +31,7 @@ import mmap
 import os
 import struct
 import tempfile
+import time
 
 __all__ = ["AddressTable", "Refusal", "address_key"]
 
@@ -271,16 +272,22 @@ class AddressTable:
 
     # -- users (per-user max_sessions) -------------------------------------------------------
     def add_user(self, name: str, delta: int) -> None:
+        """Count a login of ``name`` (``delta`` 1) or its logout (-1). A user's record stays when
+        its count drops to 0 (the purge drops it later): a user who logs in again costs no
+        insert and delete. Only logged-in names get a record, so no client can make many."""
         kind, key = _user_key(name)
         with self:
             slot, found = self._find(kind, key)
             if not found:
-                if delta <= 0 or self._used() >= self.slots - 1:
-                    return  # (full: that user's limit is not enforced rather than shared)
+                if delta <= 0:
+                    return
+                if self._used() >= self.slots - 1:
+                    self._purge(time.monotonic(), _PURGE_ON_FULL)
+                    slot, _ = self._find(kind, key)
+                    if self._used() >= self.slots - 1:
+                        return  # (full: that user's limit is not enforced rather than shared)
                 self._insert(slot, kind, key)  # bounded by the sessions already admitted
             self._ints[self._count_at(slot) + self.index] += delta
-            if not any(self._counts(slot)):
-                self._delete(slot)
 
     def user_count(self, name: str) -> int:
         kind, key = _user_key(name)

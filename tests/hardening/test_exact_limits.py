@@ -96,3 +96,32 @@ def test_ipv6_prefix_and_full_table() -> None:
         small.release(f"10.0.0.{i}", now)
     assert small.records() == 0
     assert small.admit("10.0.0.15", 0, 0, now) is None
+
+
+def test_user_records_outlive_logout_until_the_purge() -> None:
+    """A user's record stays at count 0 after the last logout (the next login costs no insert
+    and delete) and goes with the purge; a full table purges idle records before giving up."""
+    from ftpd.server.addrtable import AddressTable
+
+    t = AddressTable(1, max_sessions=10)
+    t.add_user("alice", 1)
+    t.add_user("alice", 1)
+    assert t.user_count("alice") == 2
+    t.add_user("alice", -1)
+    t.add_user("alice", -1)
+    assert t.user_count("alice") == 0 and t.records() == 1
+    t.add_user("alice", 1)
+    assert t.user_count("alice") == 1 and t.records() == 1
+    t.add_user("alice", -1)
+    t.purge(time.monotonic(), budget=t.slots)
+    assert t.records() == 0 and t.user_count("alice") == 0
+    t.add_user("bob", -1)  # a logout with no record makes none
+    assert t.records() == 0
+
+    small = AddressTable(1, slots=16)
+    for i in range(15):
+        small.add_user(f"u{i}", 1)
+        small.add_user(f"u{i}", -1)
+    assert small.records() == 15
+    small.add_user("new", 1)
+    assert small.user_count("new") == 1 and small.records() < 15  # a bounded purge made room
