@@ -76,6 +76,11 @@ class LineReader:
     def feed(self, data: bytes = b"", limit: int = 0) -> list[str]:
         """Add received bytes; return the complete lines (without line ends), in order, at most
         ``limit`` of them (0: all)."""
+        if data and not self._buf and not self._discarding:
+            # The usual case: one whole command in one segment, nothing held before it.
+            nl = data.find(b"\n")
+            if nl == len(data) - 1 and nl <= self.max_line:
+                return [self._decode(data[:nl])]
         if data:
             if self._pos:
                 self._buf = self._buf[self._pos :] + data

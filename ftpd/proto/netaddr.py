@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 __all__ = ["normalise_ip", "ipv4_octets"]
@@ -20,6 +21,7 @@ def normalise_ip(ip: str) -> str:
     return str(addr)
 
 
+@functools.lru_cache(maxsize=64)  # once per PASV, for the server's few addresses
 def ipv4_octets(host: str) -> tuple[int, ...]:
     """The four numbers of a dotted IPv4 address (for the PASV reply); ``ValueError`` otherwise."""
     parts = host.split(".")

@@ -52,7 +52,7 @@ class ControlChannel(asyncio.Protocol):
     __slots__ = (
         "host", "transport", "session", "commands", "fs", "busy", "last_activity", "transfer",
         "source", "source_since", "peer", "phase", "phase_since", "sid", "slot", "counted_user",
-        "connected_at", "proxy", "pending", "tls_context", "drain_waiter",
+        "connected_at", "proxy", "pending", "tls_context", "drain_waiter", "closed",
     )
     # fmt: on
 
@@ -74,6 +74,8 @@ class ControlChannel(asyncio.Protocol):
         self.peer = peer or ("", 0)
         self.slot = slot
         self.phase = Phase.ACCEPTED
+        # CLOSING or CLOSED: kept by ``_to`` (an attribute, not a property: ~20 reads a command)
+        self.closed = False
         self.sid = 0
         self.counted_user = ""
         self.proxy: HeaderPhase | None = None  # not None while waiting for a PROXY header
@@ -82,16 +84,13 @@ class ControlChannel(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None  # see ``drained``
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def closed(self) -> bool:
-        return self.phase is Phase.CLOSING or self.phase is Phase.CLOSED
-
     def _to(self, event: Event) -> None:
         new = next_phase(self.phase, event, self.session is not None and self.session.logged_in)
         if new is None:
             log.error("%s lifecycle: no transition from %s on %s", self.who(), self.phase, event)
             return
         self.phase = new
+        self.closed = new is Phase.CLOSING or new is Phase.CLOSED
         self.phase_since = time.monotonic()
 
     def finish(self) -> None:

@@ -73,6 +73,29 @@ class CommandQueue:
         lines = reader.feed(data, MAX_QUEUED_LINES)
         if not lines:
             return
+        ch = self.ch
+        if (
+            len(lines) == 1
+            and self.queue is None
+            and not self.draining
+            and not ch.busy
+            and not ch.closed
+            and not self.write_paused
+            and ch.session.transfer is None
+            and not reader.has_more()
+        ):
+            # The usual case (one command, nothing queued, nothing running): what process()
+            # would do with a queue of one, without making the queue.
+            self.draining = True
+            try:
+                ch.run_line(lines[0])
+            finally:
+                self.draining = False
+            if self.queue is not None or self.read_paused:
+                self.process()  # what process() does after its loop, and anything queued since
+            elif ch.session.closing and not ch.closed:
+                ch.close()
+            return
         q = self.queue
         if q is None:
             q = self.queue = deque()
