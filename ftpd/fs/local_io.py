@@ -31,7 +31,14 @@ import aiofiles.os
 from ftpd.fs import reaper
 from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
-from ftpd.fs.nowait import PAGE, WouldBlock, cached_pages, pread_nowait, pwrite_nowait
+from ftpd.fs.nowait import (
+    PAGE,
+    WouldBlock,
+    cached_pages,
+    pread_nowait,
+    pwrite_nowait,
+    readable_now,
+)
 from ftpd.fs.temps import link_anonymous
 from ftpd.fs.writeback import Writeback
 from ftpd.fs.writeback import available as writeback_available
@@ -55,15 +62,15 @@ def _all_cached(fd: int, off: int, n: int) -> bool:
     disk request at a time, and requests are large (4 MiB here, ``max_sectors_kb``), so a 1 MiB
     range is in at most two of them; where they are smaller, a request in between that is still
     out completes about when its neighbours do. Without ``cachestat`` the same two probes decide
-    alone (a miss between them costs one slice)."""
+    alone (a miss between them costs one slice); without ``RWF_NOWAIT`` (EOPNOTSUPP), the count
+    does."""
     pages = cached_pages(fd, off, n)
     if pages is not None and pages < (off + n - 1) // PAGE - off // PAGE + 1:
         return False
-    probe = bytearray(1)
-    try:
-        return pread_nowait(fd, probe, off) == 1 and pread_nowait(fd, probe, off + n - 1) == 1
-    except (WouldBlock, OSError):
-        return False
+    first = readable_now(fd, off)
+    if first is None:  # no RWF_NOWAIT on this filesystem: cachestat's count decides alone
+        return pages is not None
+    return first and readable_now(fd, off + n - 1) is True
 
 
 # fdatasync flushes the data and the metadata needed to read it back (the size), not the times.
@@ -152,11 +159,15 @@ class LocalReader:
     def resident(self, n: int) -> bool:
         """Whether the next ``n`` bytes (within the file) are in the page cache, so that
         ``sendfile`` of them will not wait for the disk."""
-        mode = self._hops.mode
+        hops = self._hops
+        mode = hops.mode
         fd = self._fd
         if not mode.inline or fd < 0:
             mode.count(Op.SEND, Route.THREAD)
             return False
+        if hops.memory:  # tmpfs/ramfs without swap (memfs.py): every page is in memory
+            mode.count(Op.SEND, Route.INLINE)
+            return True
         if not _all_cached(fd, self._pos, n):
             mode.count(Op.SEND, Route.FALLBACK)
             return False

@@ -206,6 +206,21 @@ def pread_nowait(fd: int, buf: bytearray | memoryview, off: int) -> int:
         raise
 
 
+def readable_now(fd: int, off: int) -> bool | None:
+    """Whether the byte at ``off`` can be read without waiting for the disk (``RWF_NOWAIT``):
+    False for a page not yet read; None where the filesystem cannot say (tmpfs: EOPNOTSUPP)."""
+    if not _RWF_NOWAIT:
+        return None
+    try:
+        return os.preadv(fd, [bytearray(1)], off, _RWF_NOWAIT) == 1
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return None
+        return False
+
+
 def pwrite_nowait(fd: int, data: bytes | memoryview, off: int | None) -> int:
     """``pwritev2(RWF_NOWAIT)`` of ``data`` at ``off`` (``None``: the file position, for
     ``O_APPEND``): bytes written, possibly short; ``WouldBlock`` if it would wait;

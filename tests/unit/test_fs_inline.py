@@ -210,20 +210,25 @@ async def test_a_page_still_being_read_is_not_resident(
     assert isinstance(r, LocalReader)
     pages = MiB // nowait.PAGE
     monkeypatch.setattr(local_io, "cached_pages", lambda fd, off, n: pages)  # all "in the cache"
-    real = local_io.pread_nowait
+    real = local_io.readable_now
     probes: list[int] = []
 
-    def under_read(fd: int, buf: Any, off: int) -> int:
+    def under_read(fd: int, off: int) -> bool | None:
         probes.append(off)
         if off >= MiB - nowait.PAGE:  # the range's last page: its read is still out
-            raise nowait.WouldBlock()
-        return real(fd, buf, off)
+            return False
+        return real(fd, off)
 
-    monkeypatch.setattr(local_io, "pread_nowait", under_read)
+    monkeypatch.setattr(local_io, "readable_now", under_read)
     assert not r.resident(MiB)
     assert probes == [0, MiB - 1]
-    monkeypatch.setattr(local_io, "pread_nowait", real)
+    monkeypatch.setattr(local_io, "readable_now", real)
     assert r.resident(MiB)  # the same range once its pages are read
+    # A filesystem without RWF_NOWAIT (EOPNOTSUPP): cachestat's count decides, as before.
+    monkeypatch.setattr(local_io, "readable_now", lambda fd, off: None)
+    assert r.resident(MiB)
+    monkeypatch.setattr(local_io, "cached_pages", lambda fd, off, n: pages - 1)
+    assert not r.resident(MiB)
     await r.close()
 
 

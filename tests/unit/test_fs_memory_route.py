@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ftpd.fs import memfs
-from ftpd.fs.iomode import IoMode
+from ftpd.fs import local_io, memfs
+from ftpd.fs.iomode import IoMode, Op, Route
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import LocalFS
 from ftpd.fs.local_io import LocalWriter
@@ -54,7 +54,7 @@ class NoThreads(IoPool):
 
 
 async def test_no_call_leaves_the_loop_and_the_others_run_between_batches(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -62,7 +62,8 @@ async def test_no_call_leaves_the_loop_and_the_others_run_between_batches(
         (home / f"f{i:05d}").write_bytes(b"x")
     pool = NoThreads(1, "test-memroute")
     try:
-        fs = LocalFS(str(home), pool, mode=IoMode(inline=True, memory=True))
+        mode = IoMode(inline=True, memory=True)
+        fs = LocalFS(str(home), pool, mode=mode)
         ticks = 0
         stop = False
 
@@ -94,6 +95,17 @@ async def test_no_call_leaves_the_loop_and_the_others_run_between_batches(
         assert (await fs.stat("/moved.bin")).size == 100_004
         await fs.mkdir("/d")
         await fs.rmdir("/d")
+        # A download's slices are resident without a probe or a fill: memory holds every page
+        # (a probe cannot tell on tmpfs, which has no RWF_NOWAIT reads: each RETR then filled).
+        def no_probe(fd: int, off: int) -> bool | None:
+            raise AssertionError("a probe on the memory route")
+
+        monkeypatch.setattr(local_io, "readable_now", no_probe)
+        monkeypatch.setattr(local_io, "cached_pages", no_probe)
+        r = await fs.open_read("/moved.bin")
+        assert r.resident(100_004)  # type: ignore[attr-defined]
+        assert mode.counts[(Op.SEND, Route.INLINE)] == 1
+        await r.close()
         await fs.delete("/moved.bin")
         assert not (home / "moved.bin").exists()
     finally:
