@@ -35,22 +35,20 @@ listing or a fast upload still lets the other sessions run between its calls.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ftpd.fs.memfs import never_blocks
 from ftpd.fs.nowait import WouldBlock
+from ftpd.proto.enums import KeyEnum
 
 __all__ = ["IoMode", "Op", "Route", "WouldBlock"]
 
 T = TypeVar("T")
 
 
-class Op(enum.Enum):
+class Op(KeyEnum):
     """A file operation whose route is decided here."""
-
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
 
     OPEN_READ = "open_read"
     STAT = "stat"
@@ -59,10 +57,8 @@ class Op(enum.Enum):
     WRITE = "write"
 
 
-class Route(enum.Enum):
+class Route(KeyEnum):
     """Where one operation ran."""
-
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
 
     INLINE = "inline"  # answered on the event loop from memory
     FALLBACK = "fallback"  # tried inline, would have blocked: sent to a thread

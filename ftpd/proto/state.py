@@ -35,6 +35,7 @@ from enum import Enum
 from typing import Any, Protocol, TypeVar
 
 from ..fs.base import Capabilities
+from .enums import KeyEnum
 from .errors import ArgumentError, BadSequence, FtpError, NotLoggedIn
 from .listing import DEFAULT_FACTS
 from .netaddr import normalise_ip
@@ -63,40 +64,30 @@ __all__ = [
 S = TypeVar("S", bound=Enum)
 
 
-class Login(Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Login(KeyEnum):
     NEED_USER = "need-user"
     NEED_PASS = "need-pass"
     LOGGED_IN = "logged-in"
 
 
-class Data(Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Data(KeyEnum):
     NONE = "none"
     PASSIVE = "passive"
     ACTIVE = "active"
 
 
-class Tls(Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Tls(KeyEnum):
     PLAIN = "plain"
     SECURE = "secure"
 
 
-class Prot(Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Prot(KeyEnum):
     UNSET = "unset"  # clear, and PBSZ not given yet: PROT is out of sequence (RFC 4217 §9)
     CLEAR = "clear"  # PROT C
     PRIVATE = "private"  # PROT P: data connections under TLS
 
 
-class Event(Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Event(KeyEnum):
     # login
     USER = "USER"
     PASS_OK = "PASS_OK"

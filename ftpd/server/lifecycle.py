@@ -28,14 +28,12 @@ control transport      ``connection_made``          ``close`` (bounded) or ``abo
 
 from __future__ import annotations
 
-import enum
+from ..proto.enums import KeyEnum
 
 __all__ = ["Phase", "Event", "PHASES", "next_phase"]
 
 
-class Phase(enum.Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Phase(KeyEnum):
     ACCEPTED = "accepted"
     PROXY_HEADER = "proxy-header"
     GREETING = "greeting"
@@ -47,9 +45,7 @@ class Phase(enum.Enum):
     CLOSED = "closed"
 
 
-class Event(enum.Enum):
-    __hash__ = object.__hash__  # members are singletons: identity, in C, not hash(name) in Python
-
+class Event(KeyEnum):
     HEADER_WANTED = "header-wanted"  # the peer is a trusted balancer
     ADMITTED = "admitted"  # slot taken; the 220 goes out
     GREETED = "greeted"
