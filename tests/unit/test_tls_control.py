@@ -135,6 +135,19 @@ class Server:
         async with asyncio.timeout(DEADLINE):
             return await self.layers.get()
 
+    async def session(self, client_ctx: ssl.SSLContext) -> tuple[ssl.SSLSocket, TlsControl, App]:
+        """A TLS client connected, its layer accepted and its app told the handshake is done:
+        (client, layer, app). The client is closed if the server side never gets there."""
+        client = await asyncio.to_thread(tls_connect, client_ctx, self.port)
+        try:
+            layer, app = await self.accepted()
+            async with asyncio.timeout(DEADLINE):
+                await app.made
+        except BaseException:
+            client.close()
+            raise
+        return client, layer, app
+
 
 def connect(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
@@ -249,9 +262,7 @@ def test_client_close_notify_is_answered(run: Any, contexts: Any) -> None:
 
     async def main() -> None:
         async with Server(server_ctx) as srv:
-            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
-            layer, app = await srv.accepted()
-            await app.made
+            client, layer, app = await srv.session(client_ctx)
             # unwrap() sends the client's close_notify and returns once ours came back.
             plain = await asyncio.to_thread(client.unwrap)
             async with asyncio.timeout(DEADLINE):
@@ -269,10 +280,8 @@ def test_server_close_sends_close_notify(run: Any, contexts: Any) -> None:
 
     async def main() -> None:
         async with Server(server_ctx) as srv:
-            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            client, layer, app = await srv.session(client_ctx)
             try:
-                layer, app = await srv.accepted()
-                await app.made
                 layer.write(b"221 Goodbye.\r\n")
                 layer.close()
                 layer.write(b"never sent")  # after close: dropped
@@ -294,9 +303,7 @@ def test_plain_eof_after_handshake_is_eof(run: Any, contexts: Any) -> None:
 
     async def main() -> None:
         async with Server(server_ctx) as srv:
-            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
-            layer, app = await srv.accepted()
-            await app.made
+            client, layer, app = await srv.session(client_ctx)
             client.shutdown(socket.SHUT_WR)
             async with asyncio.timeout(DEADLINE):
                 await app.lost
@@ -375,10 +382,8 @@ def test_flow_control(run: Any, contexts: Any) -> None:
 
     async def main() -> None:
         async with Server(server_ctx) as srv:
-            client = await asyncio.to_thread(tls_connect, client_ctx, srv.port)
+            client, layer, app = await srv.session(client_ctx)
             try:
-                layer, app = await srv.accepted()
-                await app.made
                 layer.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
                 assert layer.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
                 sent = 0
