@@ -435,6 +435,11 @@ class ControlChannel(asyncio.Protocol):
                 self._to(Event.LOGGED_IN)
         return result
 
+    def issue_ticket(self) -> None:
+        transport = self.transport
+        if isinstance(transport, TlsControl):
+            transport.issue_ticket()
+
     async def start_tls(self) -> None:
         """AUTH TLS (its 234 written): TLS on this connection, run by ``TlsControl``."""
         self.commands.reset()  # nothing sent in plain text after AUTH may run under TLS

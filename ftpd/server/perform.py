@@ -93,6 +93,9 @@ def _open_passive(ch: Channel, req: OpenPassive) -> tuple[str, int]:
     peer = None if cfg.pasv_promiscuous else session.peer_ip
     listener = host.pasv_pool.open(session.local_ip, peer)
     if session.prot_p and ch.tls_context is not None:
+        # The ticket the data connection resumes with goes out with the 227/229: aioftp starts
+        # its data handshake right after it (the others after the 150).
+        ch.issue_ticket()
         # aioftp runs the data handshake before it sends the transfer command: accept at once.
         ch.set_source(
             tlsmod.EarlyTls(

@@ -3,9 +3,11 @@
 One ``ssl.SSLContext`` serves the control connections (explicit AUTH TLS and the implicit listener,
 both run by ftpd's own layer over memory BIOs, ``tls_control.py``) and the data connections of a
 process, so a data connection can resume the control connection's session: TLS 1.2 session IDs
-from the context's cache, TLS 1.3 tickets from its ticket key. Several tickets are issued per
-handshake so that clients opening many data connections keep resuming (Cyberduck/vsftpd: a client
-that used up its two tickets falls back to a full handshake and is refused).
+from the context's cache, TLS 1.3 tickets from its ticket key. Where ``tickets.usable`` (CPython on
+OpenSSL 3), the control connection issues one fresh ticket per PROT P data connection
+(``TlsControl.issue_ticket``) and none at its handshake; elsewhere it issues 8 at the handshake, so
+that clients opening many data connections keep resuming (Cyberduck/vsftpd: a client that used
+up its two tickets falls back to a full handshake and is refused).
 
 Data connections are raw sockets; under PROT P, ``TlsData`` runs TLS over them through memory BIOs,
 always as the TLS *server* whichever side connected (RFC 4217 §7), in large blocks (no sendfile under
@@ -23,10 +25,25 @@ from typing import Any, cast
 from ..config import Config, ConfigError, show
 from .data import RECV_BUF
 from .sockets import DataTimeout, sendall, wait_fd
+from .tickets import usable as can_mint
 
 __all__ = ["make_context", "TlsNotResumed", "TlsData", "wrap_data", "refuse", "EarlyTls"]
 
-TICKETS = 8
+TICKETS = 8  # per control handshake where tickets cannot be issued on demand
+
+
+def on_demand(ctx: ssl.SSLContext) -> bool:
+    """The control connections of ``ctx`` issue a ticket per PROT P data connection."""
+    return ctx.num_tickets == 0 and can_mint(ctx)
+
+
+def data_tickets(ctx: ssl.SSLContext, upload: bool) -> int:
+    """Tickets a PROT P data connection issues after its handshake. None on uploads: lftp and
+    rclone never read an upload's data connection, and an unread ticket makes their kernel
+    answer the close with RST and drop the upload's tail. One on downloads where the control
+    connection cannot issue them on demand: curl (OpenSSL) uses a TLS 1.3 ticket once and
+    resumes its next data connection with the newest one."""
+    return 0 if upload or on_demand(ctx) else 1
 
 
 class TlsNotResumed(Exception):
@@ -65,7 +82,7 @@ def make_context(config: Config) -> ssl.SSLContext:
         ) from None
     ctx.set_alpn_protocols(["ftp"])  # FileZilla sends ALPN "ftp" (RFC 7301 registry)
     try:
-        ctx.num_tickets = TICKETS
+        ctx.num_tickets = 0 if can_mint(ctx) else TICKETS
     except (AttributeError, ValueError):  # pragma: no cover - old OpenSSL
         pass
     return ctx
@@ -89,12 +106,9 @@ class TlsData:
         self.loop = asyncio.get_running_loop()
         self.inc = ssl.MemoryBIO()
         self.out = ssl.MemoryBIO()
-        # Session tickets on a data connection: one on downloads, because curl (OpenSSL) uses a
-        # TLS 1.3 ticket once and resumes its next data connection with the newest one; none on
-        # uploads, because lftp and rclone never read an upload's data connection, and an unread
-        # ticket makes their kernel answer the close with RST and drop the upload's tail.
-        # OpenSSL copies num_tickets into each new SSL object, so changing it around this
-        # (synchronous, single-threaded) call affects this connection only.
+        # Session tickets on a data connection: see ``data_tickets``. OpenSSL copies
+        # num_tickets into each new SSL object, so changing it around this (synchronous,
+        # single-threaded) call affects this connection only.
         saved = ctx.num_tickets
         ctx.num_tickets = tickets
         try:
@@ -294,9 +308,9 @@ class EarlyTls:
         self.accepted.set_result(sock)
         await wait_fd(asyncio.get_running_loop(), sock.fileno(), False)  # the ClientHello
         self.started = True
-        # The direction is not known yet: issue the one ticket a download needs (curl resumes
-        # its next data connection with it). Clients that start early read their connection.
-        return await wrap_data(sock, ctx, timeout, require_reuse, tickets=1)
+        # The direction is not known yet: a download's policy (clients that start early read
+        # their connection).
+        return await wrap_data(sock, ctx, timeout, require_reuse, data_tickets(ctx, False))
 
     async def claim(self) -> TlsData | None:
         """After the 150: the handshake the client started early, or None (run it yourself)."""

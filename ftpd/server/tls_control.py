@@ -12,7 +12,9 @@ reply is encrypted and handed to the plain transport in one write. Beyond OpenSS
 
 ``TlsControl`` is at once the protocol installed on the plain transport and the transport the
 channel writes to. Session IDs and tickets come from the shared ``SSLContext``, so data
-connections resume the control connection's session as before (``tls_require_session_reuse``).
+connections resume the control connection's session as before (``tls_require_session_reuse``);
+under TLS 1.3 each PROT P data connection gets its own ticket, sent just before the client can need
+it (``issue_ticket``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import asyncio
 import enum
 import ssl
 from typing import Any
+
+from . import tickets
 
 __all__ = ["TlsControl", "READ_SIZE"]
 
@@ -151,6 +155,19 @@ class TlsControl(asyncio.Transport, asyncio.Protocol):
         if self.greet:
             self.app.connection_made(self)
         return self.state is State.OPEN
+
+    def issue_ticket(self) -> None:
+        """One fresh TLS 1.3 session ticket, sent now: the client is about to open a PROT P
+        data connection, which resumes with it (``tickets``; under TLS 1.2, and where tickets
+        cannot be issued on demand, nothing happens)."""
+        if self.state is not State.OPEN or self.unsent is not None or not tickets.mint(self.obj):
+            return
+        try:
+            self.obj.do_handshake()  # OpenSSL writes the NewSessionTicket message
+        except ssl.SSLError as exc:
+            self._fatal(exc)
+            return
+        self._flush()
 
     def _read(self) -> None:
         """Application data to the app, until OpenSSL needs more bytes."""

@@ -80,6 +80,11 @@ class Channel(Protocol):
 
     async def start_tls(self) -> None: ...
 
+    def issue_ticket(self) -> None:
+        """One fresh TLS 1.3 session ticket to the client now, for the PROT P data connection
+        it is about to open (``TlsControl.issue_ticket``); nothing on a plain connection."""
+        ...
+
     def transfer_started(self, task: TransferTask) -> None: ...
 
     def transfer_ended(
@@ -238,6 +243,10 @@ class TransferTask:
         try:
             stream: datamod.Stream
             if t.tls:
+                if self.source is None:
+                    # Active: the ticket this connection resumes with goes out before the 150
+                    # (a passive one's went with the 227/229, ``perform._open_passive``).
+                    ch.issue_ticket()
                 ch.reply(opened)  # the client waits for it before its TLS handshake
                 shaken = await self._handshake(sock)
                 if isinstance(shaken, Outcome):
@@ -328,7 +337,7 @@ class TransferTask:
                     ch.tls_context,
                     cfg.tls_handshake_timeout,
                     cfg.tls_require_session_reuse,
-                    tickets=0 if self.t.writer else 1,
+                    tickets=tlsmod.data_tickets(ch.tls_context, self.t.writer is not None),
                 )
         except tlsmod.TlsNotResumed as refused:
             log.info("%s PROT P data connection did not resume the TLS session", ch.who())

@@ -141,8 +141,7 @@ def test_curl_ssl_reqd_many_transfers_resume(ftps: Any, ws: Path) -> None:
     assert_file(root, "up.bin", up)
 
     # TLS 1.2 (session IDs, which curl reuses as often as it likes): uploads and downloads mixed
-    # in one run. (With TLS 1.3 curl uses each ticket once and never reads an upload's data
-    # connection, so a transfer after an upload in the same run cannot resume: see docs/TLS.md.)
+    # in one run. (TLS 1.3: test_curl_tls13_uploads_and_downloads_in_one_run.)
     tls12 = ["--tls-max", "1.2", "--ssl-reqd"]
     res = curl(
         ftps,
@@ -170,6 +169,31 @@ def test_curl_ssl_reqd_many_transfers_resume(ftps: Any, ws: Path) -> None:
     assert_file(root, "up12b.bin", up)
     assert (ws / "d1.bin").read_bytes() == PAYLOAD
     assert full_handshakes(res) == 1, res.describe()
+    assert_all_resumed(ftps)
+
+
+def test_curl_tls13_uploads_and_downloads_in_one_run(ftps: Any, ws: Path) -> None:
+    """TLS 1.3: curl uses each session ticket once, keeps only the newest and never reads an
+    upload's data connection. Each PASV reply carries a fresh ticket (``tickets.py``), so ten
+    uploads and downloads, interleaved in one run over one control connection, all resume:
+    one full handshake in all, and no ``522``. With 8 tickets at the handshake, the transfer
+    after the first upload could not resume."""
+    up = upload_payload("curl-tls13")
+    local = write_local(ws, "up.bin", up)
+    args: list[str] = []
+    for i in range(5):
+        if args:
+            args += ["--next", "--cacert", str(ftps.ca)]
+        args += ["--tlsv1.3", "--ssl-reqd", "-T", str(local), url(ftps, f"/up13-{i}.bin")]
+        args += ["--next", "--cacert", str(ftps.ca), "--tlsv1.3", "--ssl-reqd"]
+        args += ["-o", f"d13-{i}.bin", url(ftps, "/hello.txt")]
+    res = curl(ftps, ws, *args)
+    for i in range(5):
+        assert_file(ftps.root, f"up13-{i}.bin", up)
+        assert (ws / f"d13-{i}.bin").read_bytes() == PAYLOAD
+    assert "TLSv1.3" in res.stderr, res.describe()
+    assert full_handshakes(res) == 1, res.describe()
+    assert res.stderr.count("SSL re-using session ID") >= 10, res.describe()
     assert_all_resumed(ftps)
 
 
