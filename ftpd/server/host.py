@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..proto.proxy import ProxyPolicy
-    from .addrtable import AddressTable
+    from .addrlocal import Counters
     from .data import BulkThreads
     from .observe import Observer
     from .passive import PassivePool
@@ -106,7 +106,7 @@ class SessionHost:
         self,
         config: Config,
         auth: Authenticator,
-        counters: AddressTable,
+        counters: Counters,
         storage: Storage,
         worker: int = 0,
         events: EventBus | None = None,

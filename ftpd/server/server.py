@@ -35,6 +35,7 @@ from ..fs.factory import Storage
 from ..fs.iopool import IoPool
 from ..proto.proxy import ProxyPolicy
 from ..proto.replies import Reply
+from .addrlocal import Counters, LocalTable
 from .addrtable import AddressTable
 from .control import ControlChannel
 from .data import BulkThreads, trim_buffers
@@ -67,7 +68,7 @@ class Server:
         self,
         config: Config,
         authenticator: Authenticator | None = None,
-        counters: AddressTable | None = None,
+        counters: Counters | None = None,
         worker: int = 0,
         *,
         ports: PortMap | None = None,
@@ -411,8 +412,12 @@ def _run(
     return supervise(workers, child, all_ready)
 
 
-def address_table(config: Config, workers: int) -> AddressTable:
-    """The per-address limits and bans of the whole server (created before any fork)."""
+def address_table(config: Config, workers: int) -> Counters:
+    """The per-address limits and bans of the whole server (created before any fork): in shared
+    memory for several workers, in a dict for one (addrlocal.py: the same rules, cheaper)."""
+    if workers <= 1:
+        return LocalTable(config.max_sessions, config.per_ip_ipv6_prefix, config.ban_after,
+                          config.ban_seconds)
     return AddressTable(workers, config.max_sessions, config.per_ip_ipv6_prefix,
                         config.ban_after, config.ban_seconds)
 
@@ -429,7 +434,7 @@ def _cleanup_stale_uploads(config: Config) -> None:
 def serve(
     config: Config,
     on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
-    counters: AddressTable | None = None,
+    counters: Counters | None = None,
     worker: int = 0,
     ports: PortMap | None = None,
     reload: Callable[[], Config] | None = None,
