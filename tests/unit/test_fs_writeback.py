@@ -11,9 +11,11 @@ import pytest
 from ftpd.fs import nowait, writeback
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.local import LocalFS
-from ftpd.fs.writeback import WINDOW, Writeback
+from ftpd.fs.writeback import BEHIND, WINDOW, Writeback
 
 MiB = 1024 * 1024
+BOUND = (BEHIND + 1) * WINDOW + MiB  # an upload's dirty and write-back pages at most
+BLOCKS = (BEHIND + 3) * WINDOW // MiB  # MiB written: more than the bound
 needs = pytest.mark.skipif(
     not writeback.available() or not nowait.has_cachestat(),
     reason="needs Linux sync_file_range and cachestat (6.5+)",
@@ -36,13 +38,13 @@ def _write(path: Path, blocks: int, wb: Writeback | None, flags: int = 0) -> int
 
 
 @needs
-def test_dirty_pages_stay_within_two_windows(tmp_path: Path) -> None:
-    blocks = 6 * WINDOW // MiB
+def test_dirty_pages_stay_within_the_windows_in_flight(tmp_path: Path) -> None:
+    blocks = BLOCKS
     plain = _write(tmp_path / "plain", blocks, None)
-    if plain <= 3 * WINDOW:
+    if plain <= BOUND:
         pytest.skip(f"{tmp_path} keeps no dirty pages (tmpfs?): no write-back to bound")
     streamed = _write(tmp_path / "streamed", blocks, Writeback())
-    assert streamed <= 2 * WINDOW + MiB, (streamed, plain)
+    assert streamed <= BOUND, (streamed, plain)
     expect = b"".join(bytes([i % 251]) * MiB for i in range(blocks))
     assert (tmp_path / "streamed").read_bytes() == expect
 
@@ -72,13 +74,13 @@ def test_rest_and_append_start_mid_file(tmp_path: Path) -> None:
 @needs
 async def test_an_upload_streamed_to_disk_through_localfs(tmp_path: Path) -> None:
     """``LocalWriter.stream_to_disk``: the writes of an upload (in the IO threads) leave at most
-    two windows dirty; the committed file has every byte."""
+    ``BEHIND + 1`` windows dirty; the committed file has every byte."""
     home = tmp_path / "home"
     home.mkdir()
     pool = IoPool(2, "test-writeback")
     try:
         fs = LocalFS(str(home), pool)
-        blocks = 6 * WINDOW // MiB
+        blocks = BLOCKS
         w = await fs.open_write("/up.bin")
         w.stream_to_disk()
         for i in range(blocks):
@@ -87,6 +89,6 @@ async def test_an_upload_streamed_to_disk_through_localfs(tmp_path: Path) -> Non
         await w.commit()
     finally:
         pool.shutdown()
-    assert dirty is not None and dirty * nowait.PAGE <= 2 * WINDOW + MiB, dirty
+    assert dirty is not None and dirty * nowait.PAGE <= BOUND, dirty
     expect = b"".join(bytes([i % 251]) * MiB for i in range(blocks))
     assert (home / "up.bin").read_bytes() == expect
