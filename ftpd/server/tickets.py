@@ -4,9 +4,10 @@ Under PROT P a data connection resumes the control connection's TLS session (RFC
 ``tls_require_session_reuse``, vsftpd's ``require_ssl_reuse``), and under TLS 1.3 resuming takes a
 session ticket. Clients use each ticket once (RFC 8446 §C.4); curl keeps only the newest. Python's
 ``ssl`` issues tickets only at the end of a handshake (``SSLContext.num_tickets``), so the server
-used to send 8 with every control handshake: ~37 µs of server CPU each here, paid by every
-session whether it transfers or not, and still too few for a client that uploads a ninth file
-(its upload connections are never read, so the tickets sent on them are lost).
+used to send 8 with every control handshake: each costs 5-8 % of a handshake's server CPU here
+(``bench/tls_tickets.py``), paid by every session whether it transfers or not, and 8 were still too
+few for a client that uploads a ninth file (its upload connections are never read, so the tickets
+sent on them are lost).
 
 OpenSSL (3.0+) issues one more ticket on demand, ``SSL_new_session_ticket``; ``ssl`` does not
 expose it, so this module calls it through ctypes on the ``SSL`` that an ``ssl.SSLObject`` wraps.
