@@ -204,16 +204,19 @@ class ObserverBridge:
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
 
+    # An event is built only when someone subscribed to its kind: an application's server
+    # (ftpd.api) has a bus whether or not anything listens, and a login would build two.
     def login(self, ch: Any, ok: bool, account: Any) -> None:
         if ok:
-            self.bus.emit(origin(ch, account).event(EventKind.LOGIN))
-        else:
+            if self.bus.wants(EventKind.LOGIN):
+                self.bus.emit(origin(ch, account).event(EventKind.LOGIN))
+        elif self.bus.wants(EventKind.LOGIN_FAILED):
             name = ch.session.user if ch.session is not None else ""
             self.bus.emit(origin(ch).event(EventKind.LOGIN_FAILED, user=name))
 
     def session_closed(self, ch: Any) -> None:
         session = ch.session
-        if session is not None and session.account is not None:
+        if session is not None and session.account is not None and self.bus.wants(EventKind.LOGOUT):
             self.bus.emit(origin(ch).event(EventKind.LOGOUT))
 
     def transfer(self, ch: Any, t: Any, outcome: str, seconds: float) -> None:
@@ -225,6 +228,8 @@ class ObserverBridge:
             kind = EventKind.UPLOAD if ok else EventKind.UPLOAD_FAILED
         else:
             kind = EventKind.DOWNLOAD if ok else EventKind.DOWNLOAD_FAILED
+        if not self.bus.wants(kind):
+            return
         self.bus.emit(
             origin(ch).event(
                 kind,

@@ -85,7 +85,9 @@ class ControlChannel(asyncio.Protocol):
 
     # ------------------------------------------------------------------ lifecycle
     def _to(self, event: Event) -> None:
-        new = next_phase(self.phase, event, self.session is not None and self.session.logged_in)
+        # Only TLS_DONE depends on the login (5 transitions a login; the property is Python).
+        logged_in = event is Event.TLS_DONE and self.session is not None and self.session.logged_in
+        new = next_phase(self.phase, event, logged_in)
         if new is None:
             log.error("%s lifecycle: no transition from %s on %s", self.who(), self.phase, event)
             return
