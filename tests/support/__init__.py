@@ -10,6 +10,8 @@
 - ``driver``: ``drive``, which runs one command line through the sans-IO ``Session``, for the
   protocol unit tests.
 - ``env``: ``clients_required`` and ``require_ipv6``: skips that turn into failures in CI.
+- ``tlslayer``: ``Server`` and ``App`` around ftpd's control TLS layer on loopback, the loops it
+  runs on (``LOOPS``, ``runner``) and blocking TLS clients, for the control-TLS and ticket tests.
 
 ``tests/`` is on ``sys.path`` (``pythonpath`` in pyproject.toml), so ``from support.client
 import Ctl`` works from every folder.

@@ -5,7 +5,8 @@ own), the client a blocking ``ssl`` socket in a thread that verifies the certifi
 the handshake (implicit: TLS from the first byte; explicit: the plain transport taken over after a
 reply, as AUTH TLS does), application data both ways in several records, close_notify both ways
 (each side sees a clean end, not a truncation), the handshake timeout, a reset and garbage mid
-handshake (the waiter fails, the app hears nothing), and flow control both ways.
+handshake (the waiter fails, the app hears nothing), and flow control both ways. Session tickets
+are ``test_tls_tickets.py``'s.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ from typing import Any
 
 import pytest
 import trustme
+from support.tlslayer import (
+    BIG,
+    DEADLINE,
+    LOOPS,
+    App,
+    Server,
+    connect,
+    recv_exactly,
+    runner,
+    tls_connect,
+)
 
 from ftpd.server.tls_control import TlsControl
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
-try:
-    import uvloop
-
-    LOOPS["uvloop"] = uvloop.new_event_loop
-except ImportError:  # pragma: no cover - uvloop is a runtime dependency
-    pass
-
-DEADLINE = 10.0  # every wait of these tests is bounded by this
-BIG = bytes(range(256)) * 400  # 100 KiB: several TLS records, more than one socket read
 
 
 @pytest.fixture(scope="module")
@@ -44,129 +45,9 @@ def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     ca.configure_trust(client)
     return server, client
 
-
 @pytest.fixture(params=sorted(LOOPS))
 def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
-    factory = LOOPS[request.param]
-
-    def runner(coro: Awaitable[Any]) -> Any:
-        async def bounded() -> Any:
-            async with asyncio.timeout(DEADLINE * 2):
-                return await coro
-
-        with asyncio.Runner(loop_factory=factory) as r:
-            return r.run(bounded())
-
-    return runner
-
-
-class App(asyncio.Protocol):
-    """The channel's part, recorded: what the layer tells the application."""
-
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.data = bytearray()
-        self.eofs = 0
-        self.paused = self.resumed = 0
-        self.made = asyncio.get_running_loop().create_future()
-        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self.changed = asyncio.Event()
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.made.set_result(transport)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None, "data before connection_made"
-        self.data += data
-        self.changed.set()
-
-    def eof_received(self) -> bool:
-        self.eofs += 1
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost.set_result(exc)
-
-    def pause_writing(self) -> None:
-        self.paused += 1
-        self.changed.set()
-
-    def resume_writing(self) -> None:
-        self.resumed += 1
-        self.changed.set()
-
-    async def until(self, cond: Callable[[], bool]) -> None:
-        async with asyncio.timeout(DEADLINE):
-            while not cond():
-                self.changed.clear()
-                await self.changed.wait()
-
-
-class Server:
-    """A listener whose every connection runs the layer from the first byte (``greet``)."""
-
-    def __init__(self, ctx: ssl.SSLContext, timeout: float = DEADLINE) -> None:
-        self.ctx = ctx
-        self.timeout = timeout
-        self.layers: asyncio.Queue[tuple[TlsControl, App]] = asyncio.Queue()
-        self.srv: asyncio.AbstractServer | None = None
-
-    def _make(self) -> TlsControl:
-        app = App()
-        layer = TlsControl(self.ctx, app, self.timeout, greet=True)
-        self.layers.put_nowait((layer, app))
-        return layer
-
-    async def __aenter__(self) -> Server:
-        self.srv = await asyncio.get_running_loop().create_server(self._make, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.srv is not None
-        self.srv.close()
-
-    @property
-    def port(self) -> int:
-        assert self.srv is not None
-        return int(self.srv.sockets[0].getsockname()[1])
-
-    async def accepted(self) -> tuple[TlsControl, App]:
-        async with asyncio.timeout(DEADLINE):
-            return await self.layers.get()
-
-    async def session(self, client_ctx: ssl.SSLContext) -> tuple[ssl.SSLSocket, TlsControl, App]:
-        """A TLS client connected, its layer accepted and its app told the handshake is done:
-        (client, layer, app). The client is closed if the server side never gets there."""
-        client = await asyncio.to_thread(tls_connect, client_ctx, self.port)
-        try:
-            layer, app = await self.accepted()
-            async with asyncio.timeout(DEADLINE):
-                await app.made
-        except BaseException:
-            client.close()
-            raise
-        return client, layer, app
-
-
-def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-    sock.settimeout(DEADLINE)
-    return sock
-
-
-def tls_connect(ctx: ssl.SSLContext, port: int) -> ssl.SSLSocket:
-    return ctx.wrap_socket(connect(port), server_hostname="127.0.0.1", suppress_ragged_eofs=False)
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
+    return runner(request.param)
 
 
 def rst_close(sock: socket.socket) -> None:
@@ -482,130 +363,3 @@ def test_nothing_sent_before_the_handshake(run: Any, contexts: Any) -> None:
             tls.close()
 
     run(main())
-
-
-# --- TLS 1.3 session tickets on demand (ftpd.server.tickets) -------------------------------------
-
-
-@pytest.fixture
-def server_config(tmp_path: Any) -> Any:
-    """A Config whose certificate and key are a trustme leaf's, and the CA's client context."""
-    from ftpd.config import Config
-
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    cfg = Config(tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem"))
-    client.ca = ca  # type: ignore[attr-defined]  # for another client context of the same CA
-    return cfg, client
-
-
-def read_reply(client: ssl.SSLSocket, expected: bytes) -> None:
-    """Read one reply; OpenSSL takes in the NewSessionTicket messages before it."""
-    assert recv_exactly(client, len(expected)) == expected
-
-
-def test_tickets_on_demand(run: Any, server_config: Any) -> None:
-    """On CPython with OpenSSL 3 the control handshake issues no ticket; ``issue_ticket`` sends
-    one at once, which the client resumes a second connection with. Under TLS 1.2 (session IDs)
-    it sends nothing."""
-    from ftpd.server import tickets, tls
-
-    cfg, client_ctx = server_config
-    ctx = tls.make_context(cfg)
-    assert tickets.usable(ctx) and ctx.num_tickets == 0 and tls.on_demand(ctx)
-    assert tls.data_tickets(ctx, upload=False) == 0 and tls.data_tickets(ctx, upload=True) == 0
-
-    async def main() -> None:
-        async with Server(ctx) as srv:
-            client, layer, _app = await srv.session(client_ctx)
-            try:
-                assert client.version() == "TLSv1.3"
-                layer.write(b"200 a\r\n")
-                await asyncio.to_thread(read_reply, client, b"200 a\r\n")
-                assert client.session is not None and not client.session.has_ticket
-                layer.issue_ticket()
-                layer.write(b"227 b\r\n")
-                await asyncio.to_thread(read_reply, client, b"227 b\r\n")
-                session = client.session
-                assert session is not None and session.has_ticket
-                again = await asyncio.to_thread(
-                    lambda: client_ctx.wrap_socket(
-                        connect(srv.port), server_hostname="127.0.0.1", session=session
-                    )
-                )
-                try:
-                    assert again.session_reused
-                    await srv.accepted()  # its layer, so that the next session gets its own
-                finally:
-                    again.close()
-            finally:
-                client.close()
-
-            old = ssl.create_default_context()
-            client_ctx.ca.configure_trust(old)
-            old.maximum_version = ssl.TLSVersion.TLSv1_2
-            client, layer, _app = await srv.session(old)
-            try:
-                assert client.version() == "TLSv1.2"
-                layer.issue_ticket()
-                assert layer.raw.get_write_buffer_size() == 0  # nothing minted, nothing sent
-                layer.write(b"227 c\r\n")
-                await asyncio.to_thread(read_reply, client, b"227 c\r\n")
-            finally:
-                client.close()
-
-    run(main())
-
-
-def test_tickets_at_the_handshake_where_not_on_demand(
-    run: Any, server_config: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where tickets cannot be issued on demand (another Python or layout, an OpenSSL without
-    ``SSL_new_session_ticket``), the control handshake issues 8 and a download's data
-    connection one, as before; ``issue_ticket`` does nothing."""
-    from ftpd.server import tickets, tls
-
-    monkeypatch.setattr(tickets, "_verified", False)
-    monkeypatch.setattr(tickets, "_calls", None)
-    cfg, client_ctx = server_config
-    ctx = tls.make_context(cfg)
-    assert ctx.num_tickets == tls.TICKETS == 8 and not tls.on_demand(ctx)
-    assert tls.data_tickets(ctx, upload=False) == 1 and tls.data_tickets(ctx, upload=True) == 0
-
-    async def main() -> None:
-        async with Server(ctx) as srv:
-            client, layer, _app = await srv.session(client_ctx)
-            try:
-                layer.write(b"200 a\r\n")
-                await asyncio.to_thread(read_reply, client, b"200 a\r\n")
-                assert client.session is not None and client.session.has_ticket
-                assert not tickets.mint(layer.obj)
-                layer.issue_ticket()
-                assert layer.raw.get_write_buffer_size() == 0
-            finally:
-                client.close()
-
-    run(main())
-
-
-def test_tickets_refuse_an_unknown_layout(server_config: Any) -> None:
-    """``_ssl_of`` reads no pointer out of an object that is not ``_ssl._SSLSocket`` with the
-    expected fields; ``mint`` then does nothing."""
-    from types import SimpleNamespace
-
-    from ftpd.server import tickets, tls
-
-    cfg, _client = server_config
-    ctx = tls.make_context(cfg)
-    assert tickets.usable(ctx)
-    calls = tickets._calls
-    assert calls is not None
-    real = ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True)
-    assert tickets._ssl_of(real, calls)
-    assert not tickets.mint(real)  # a real object, but its handshake has not happened
-    fake: Any = SimpleNamespace(_sslobj=SimpleNamespace(context=ctx))
-    assert tickets._ssl_of(fake, calls) is None and not tickets.mint(fake)
