@@ -23,7 +23,7 @@ from .addrtable import (
     _PURGE_ON_FULL,
     AddressTable,
     Refusal,
-    _slots_for,
+    TableRules,
     _user_key,
     address_key,
 )
@@ -41,11 +41,10 @@ class _Record:
         self.count = 0  # sessions (an address) or logins (a user)
 
 
-class LocalTable:
+class LocalTable(TableRules):
     """``AddressTable``'s interface and rules for a server of one process."""
 
-    __slots__ = ("workers", "index", "v6_prefix", "slots", "_ban_after", "_window", "_records",
-                 "_total", "_xfers")
+    __slots__ = ("workers", "index", "_records", "_total", "_xfers")
 
     def __init__(
         self,
@@ -55,12 +54,9 @@ class LocalTable:
         ban_seconds: float = 600.0,
         slots: int = 0,
     ) -> None:
+        super().__init__(max_sessions, v6_prefix, ban_after, ban_seconds, slots)
         self.workers = 1
         self.index = 0
-        self.v6_prefix = v6_prefix
-        self._ban_after = ban_after
-        self._window = ban_seconds  # a failure counts this long; a ban lasts this long
-        self.slots = slots or _slots_for(max_sessions)
         self._records: dict[tuple[int, bytes], _Record] = {}
         self._total = 0
         self._xfers = [0, 0]  # running rate-shared downloads, uploads

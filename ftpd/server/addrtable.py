@@ -33,7 +33,7 @@ import struct
 import tempfile
 import time
 
-__all__ = ["AddressTable", "Refusal", "address_key"]
+__all__ = ["AddressTable", "Refusal", "TableRules", "address_key"]
 
 _HEAD = struct.Struct("<B16s3xi4xdd")  # kind, key, failures, fail_since, ban_until
 _KEY = struct.Struct("<B16s")  # the head's first two fields: what a probe compares
@@ -95,7 +95,22 @@ def _slots_for(max_sessions: int) -> int:
     return slots
 
 
-class AddressTable:
+class TableRules:
+    """What both address tables are configured with: ``AddressTable`` (shared by the workers) and
+    ``addrlocal.LocalTable`` (one process)."""
+
+    __slots__ = ("v6_prefix", "slots", "_ban_after", "_window")
+
+    def __init__(
+        self, max_sessions: int, v6_prefix: int, ban_after: int, ban_seconds: float, slots: int
+    ) -> None:
+        self.v6_prefix = v6_prefix  # IPv6 addresses count per this prefix
+        self._ban_after = ban_after  # failed logins that start a ban (0: never)
+        self._window = ban_seconds  # a failure counts this long; a ban lasts this long
+        self.slots = slots or _slots_for(max_sessions)  # the capacity, in records
+
+
+class AddressTable(TableRules):
     """Session counts, failed logins and bans per exact address (see the module docstring)."""
 
     def __init__(
@@ -107,11 +122,8 @@ class AddressTable:
         ban_seconds: float = 600.0,
         slots: int = 0,
     ) -> None:
+        super().__init__(max_sessions, v6_prefix, ban_after, ban_seconds, slots)
         self.workers = max(1, workers)
-        self.v6_prefix = v6_prefix
-        self._ban_after = ban_after
-        self._window = ban_seconds  # a failure counts this long; a ban lasts this long
-        self.slots = slots or _slots_for(max_sessions)
         self.slot_size = _HEAD.size + 4 * self.workers
         # Per-worker cells (int64) come first: sessions, then running rate-shared downloads and
         # uploads (rates.py); each worker writes only its own cells, so these need no lock.

@@ -438,6 +438,7 @@ class ControlChannel(asyncio.Protocol):
         return result
 
     def issue_ticket(self) -> None:
+        """See ``transfer.Channel.issue_ticket``."""
         transport = self.transport
         if isinstance(transport, TlsControl):
             transport.issue_ticket()

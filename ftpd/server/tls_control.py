@@ -157,17 +157,12 @@ class TlsControl(asyncio.Transport, asyncio.Protocol):
         return self.state is State.OPEN
 
     def issue_ticket(self) -> None:
-        """One fresh TLS 1.3 session ticket, sent now: the client is about to open a PROT P
-        data connection, which resumes with it (``tickets``; under TLS 1.2, and where tickets
-        cannot be issued on demand, nothing happens)."""
-        if self.state is not State.OPEN or self.unsent is not None or not tickets.mint(self.obj):
-            return
-        try:
-            self.obj.do_handshake()  # OpenSSL writes the NewSessionTicket message
-        except ssl.SSLError as exc:
-            self._fatal(exc)
-            return
-        self._flush()
+        """One fresh TLS 1.3 session ticket, which goes out ahead of the next write (OpenSSL
+        writes it before the record): the client is about to open a PROT P data connection, which
+        resumes with it (``tickets``; under TLS 1.2, and where tickets cannot be issued on
+        demand, nothing happens). The caller writes its reply next."""
+        if self.state is State.OPEN and self.unsent is None:
+            tickets.mint(self.obj)
 
     def _read(self) -> None:
         """Application data to the app, until OpenSSL needs more bytes."""

@@ -81,8 +81,9 @@ class Channel(Protocol):
     async def start_tls(self) -> None: ...
 
     def issue_ticket(self) -> None:
-        """One fresh TLS 1.3 session ticket to the client now, for the PROT P data connection
-        it is about to open (``TlsControl.issue_ticket``); nothing on a plain connection."""
+        """One fresh TLS 1.3 session ticket for the PROT P data connection the client is about
+        to open; it goes out with the reply written next (``TlsControl.issue_ticket``). Nothing
+        on a plain connection."""
         ...
 
     def transfer_started(self, task: TransferTask) -> None: ...
@@ -243,9 +244,10 @@ class TransferTask:
         try:
             stream: datamod.Stream
             if t.tls:
-                if self.source is None:
-                    # Active: the ticket this connection resumes with goes out before the 150
-                    # (a passive one's went with the 227/229, ``perform._open_passive``).
+                if not isinstance(self.source, tlsmod.EarlyTls):
+                    # The ticket this connection resumes with goes out with the 150: active
+                    # mode, or a PASV sent before PROT P (a PASV under PROT P sent one with its
+                    # 227/229, ``perform._open_passive``).
                     ch.issue_ticket()
                 ch.reply(opened)  # the client waits for it before its TLS handshake
                 shaken = await self._handshake(sock)

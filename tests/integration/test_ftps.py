@@ -234,6 +234,33 @@ def test_prot_p_transfers_resume_the_session(ftpd_factory: Any, pki: Pki, passiv
     assert "did not resume" not in log
 
 
+def test_pasv_before_prot_p_still_resumes(ftpd_factory: Any, pki: Pki) -> None:
+    """PASV first, PROT P after it (legal, if unusual): the control handshake sent no ticket
+    and that PASV was not under PROT P, so the ticket this data connection resumes with goes
+    out with the 150. Reuse is required (the default): without that ticket it would get 522."""
+    srv = tls_server(ftpd_factory, pki)
+    ftp = login(srv, pki, prot_p=False)
+    assert ftp.sock.version() == "TLSv1.3"  # type: ignore[union-attr]
+    ftp.voidcmd("TYPE I")
+    host, port = ftp.makepasv()
+    ftp.prot_p()
+    raw = socket.create_connection((host, port), timeout=TIMEOUT)
+    assert ftp.sendcmd("RETR hello.bin").startswith("150")
+    data = ftp.context.wrap_socket(  # type: ignore[attr-defined]
+        raw, server_hostname=srv.host, session=ftp.sock.session  # type: ignore[union-attr]
+    )
+    try:
+        assert data.session_reused
+        got = bytearray()
+        while chunk := data.recv(65536):
+            got += chunk
+        assert bytes(got) == PAYLOAD
+    finally:
+        data.close()
+    assert ftp.voidresp().startswith("226")
+    ftp.quit()
+
+
 def test_tls12_resumes_too(ftpd_factory: Any, pki: Pki) -> None:
     """TLS 1.2 resumes by session ID from the server's cache (not tickets)."""
     srv = tls_server(ftpd_factory, pki)
