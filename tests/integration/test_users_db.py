@@ -94,8 +94,13 @@ def test_logins_through_the_database(users_db: str, tmp_path: Path, ftpd_factory
         ftpd_cli("user", "passwd", "alice", "--users-db", users_db, stdin="new pw\n").returncode
         == 0
     )
+    changed = time.monotonic()
     assert eventually(works(srv.port, "alice", "new pw"))
-    assert refused(srv.port, "alice", "wonder land")
+    # Each worker caches on its own: the new password may work in one while the other still
+    # holds the old entry. Once users_cache_seconds have passed since the change, no worker may
+    # take the old one (several logins, so that both workers answer; fewer than ban_after).
+    time.sleep(max(0.0, changed + CACHE + 0.5 - time.monotonic()))
+    assert all(refused(srv.port, "alice", "wonder land") for _ in range(4))
     add = ftpd_cli("user", "add", "bob", "--home", str(tmp_path / "bob"), "--perms", "elr",
                    "--users-db", users_db, stdin="builder\n")  # fmt: skip
     assert add.returncode == 0, add.stderr
