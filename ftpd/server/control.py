@@ -53,6 +53,7 @@ class ControlChannel(asyncio.Protocol):
         "host", "transport", "session", "commands", "fs", "busy", "last_activity", "transfer",
         "source", "source_since", "peer", "phase", "phase_since", "sid", "slot", "counted_user",
         "connected_at", "proxy", "pending", "tls_context", "drain_waiter", "closed",
+        "quiet_until",
     )
     # fmt: on
 
@@ -82,6 +83,7 @@ class ControlChannel(asyncio.Protocol):
         self.pending: asyncio.Future[Any] | None = None  # what the running command waits for
         self.tls_context: ssl.SSLContext | None = None  # set when the session's TLS starts
         self.drain_waiter: asyncio.Future[None] | None = None  # see ``drained``
+        self.quiet_until = 0.0  # the sweeper skips ``tick`` until then (see ``tick``)
 
     # ------------------------------------------------------------------ lifecycle
     def _to(self, event: Event) -> None:
@@ -187,6 +189,15 @@ class ControlChannel(asyncio.Protocol):
             # A PASV nobody used: give its port back to the pool (pyftpdlib: 30 s).
             self.set_source(None)
             self.session.forget_data_setup()
+        elif not self.busy and not self.commands.write_paused and self.source is None:
+            # Logged in and idle: until a byte comes (``_received``) only the idle timeout can
+            # fire, and any timer that starts later runs for at least the shortest timeout. So
+            # the sweeper can skip this session until then: with 10,000 mostly idle sessions,
+            # 10,000 calls a second were ~2 % of the server's CPU under ``mixed``.
+            shortest = min(
+                cfg.idle_timeout, cfg.data_timeout, cfg.login_timeout, cfg.tls_handshake_timeout
+            )
+            self.quiet_until = min(now + shortest, self.last_activity + cfg.idle_timeout)
 
     # ------------------------------------------------------------------ asyncio.Protocol
     # Our own bug in this IO layer (a handler's is the core's 451) must not leave a connection
@@ -278,6 +289,7 @@ class ControlChannel(asyncio.Protocol):
         if self.closed:
             return
         self.last_activity = time.monotonic()
+        self.quiet_until = 0.0  # a command may start a timer: the next sweep ticks (``tick``)
         self.commands.feed(data)
 
     def eof_received(self) -> bool:

@@ -172,6 +172,8 @@ class Server:
         host.settings = session_settings(cfg, self.storage.capabilities)
         host.greeting = Reply(220, cfg.banner).encode()
         host.bandwidth = host.make_bandwidth(cfg)
+        for ch in host.channels:
+            ch.quiet_until = 0.0  # shorter timeouts apply at the next sweep (``tick``)
         if p.tls_context is not None:
             # New sessions get the new context (the new certificate); running ones keep the one
             # they started with (see ControlChannel.tls_context), so their data connections
@@ -211,7 +213,8 @@ class Server:
         for i, ch in enumerate(list(self.host.channels)):
             if i and not i % SWEEP_SLICE:
                 await asyncio.sleep(0)
-            ch.tick(now)
+            if ch.quiet_until <= now:  # else idle with nothing that can expire before then
+                ch.tick(now)
         self.host.expire_bans(now)  # a slice of the shared table's expired records per pass
         if trim_buffers():  # a burst of uploads is over: its spare receive buffers are freed,
             release_free_memory()  # and the heap pages they leave, given back (memory.py)
