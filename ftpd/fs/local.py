@@ -94,8 +94,9 @@ _UNIQUE_SEQUENTIAL = 99
 
 def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
     mode = s.st_mode  # one per listed entry: make_file_stat, not the dataclass's __init__
+    unique = "%xg%x" % (s.st_dev, s.st_ino)  # noqa: UP031 - f"{:x}"'s digits at half the cost
     return make_file_stat(name, st.S_ISDIR(mode), s.st_size, s.st_mtime, mode, s.st_nlink,
-                          is_link, f"{s.st_dev:x}g{s.st_ino:x}")
+                          is_link, unique)
 
 
 def _not_regular(name: str) -> OSError:

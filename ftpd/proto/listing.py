@@ -10,6 +10,7 @@ import calendar
 import enum
 import stat as _stat
 import time
+from collections.abc import Callable
 
 from ..fs.base import FileStat
 from . import names
@@ -24,11 +25,18 @@ __all__ = [
     "ALL_FACTS",
     "ListingKind",
     "LineFormat",
+    "StatRow",
 ]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIX_MONTHS = 182 * 86400  # vsftpd's cut-off between "HH:MM" and "YYYY" (ls uses ~6 months)
-_CACHE_MAX = 2048  # date strings a LIST keeps between its batches
+_CACHE_MAX = 2048  # strings each of the LIST column caches holds (they serve every listing)
+_S_IFMT = 0o170000
+
+# All a LIST line or an NLST name shows of an entry: (name, mode, nlink, size, mtime), ``mode``
+# with its file type bits. A local listing makes these straight from each ``lstat``
+# (``LineFormat.row_format``): building a ``FileStat`` per entry was a third of a LIST's CPU.
+StatRow = tuple[str, int, int, int, float]
 
 ALL_FACTS = ("type", "size", "modify", "perm", "unique", "unix.mode")
 DEFAULT_FACTS = frozenset(ALL_FACTS)
@@ -47,37 +55,80 @@ def _list_when(mtime: float, old: bool) -> str:
     return f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
 
 
+def _list_type(mode: int, is_dir: bool) -> int:
+    """``mode`` given the file type bits it lacks (a backend that only knows permissions)."""
+    return mode | (_stat.S_IFDIR if is_dir else _stat.S_IFREG)
+
+
 def _list_mode(mode: int, is_dir: bool) -> str:
     if not _stat.S_IFMT(mode):
-        mode |= _stat.S_IFDIR if is_dir else _stat.S_IFREG
+        mode = _list_type(mode, is_dir)
     return _stat.filemode(mode)
 
 
-def list_line(
-    st: FileStat,
-    now: float,
-    whens: dict[tuple[int, bool], str] | None = None,
-    modes: dict[tuple[int, bool], str] | None = None,
-) -> str:
+def list_line(st: FileStat, now: float) -> str:
     """One ``ls -l`` line (without CRLF): mode, links, owner, group, size, date, name.
 
-    ``whens`` and ``modes`` are caches a listing keeps across its lines: the date column is a
-    function of the minute (and of the six-month cut-off), the mode column of the mode, and in
-    a directory most entries share both (``gmtime`` alone was a third of a line's cost)."""
+    The plain form, for one entry (STAT of a file); a listing's lines come from ``LineFormat``,
+    which makes the same ones faster (``tests/unit/test_listing_fast.py`` holds it to this)."""
     mtime = st.mtime
     old = mtime > now or now - mtime > _SIX_MONTHS
-    if whens is None:
-        when = _list_when(mtime, old)
-    else:
-        key = (int(mtime // 60), old)
-        when = whens.get(key) or whens.setdefault(key, _list_when(mtime, old))
-    if modes is None:
-        perms = _list_mode(st.mode, st.is_dir)
-    else:
-        mkey = (st.mode, st.is_dir)
-        perms = modes.get(mkey) or modes.setdefault(mkey, _list_mode(st.mode, st.is_dir))
+    when = _list_when(mtime, old)
+    perms = _list_mode(st.mode, st.is_dir)
     # Owner and group are not the real uid/gid (vsftpd hide_ids): they mean nothing to a virtual user.
     return f"{perms} {st.nlink:3d} ftp      ftp      {st.size:>12d} {when} {_safe_name(st.name)}"
+
+
+# A LIST line's columns before the size, and its date, cached for every listing: each is a pure
+# function of its key, and a directory's entries mostly share both (``gmtime`` and ``filemode``
+# were a third of a line's cost; a listing of its own would start cold each time). The date is a
+# function of the minute, on either side of the six-month cut-off. Listings in several IO
+# threads share them: a dict's get and set are atomic, and a race only computes a string twice.
+_HEADS: dict[tuple[int, int], str] = {}  # (mode with type bits, nlink) -> "-rw-r--r--   1 ftp ..."
+_RECENT_WHENS: dict[float, str] = {}  # mtime // 60 -> "Jun 15 12:00"
+_OLD_WHENS: dict[float, str] = {}  # mtime // 60 -> "Jun 15  2023"
+
+
+def _when(cache: dict[float, str], minute: float, mtime: float, old: bool) -> str:
+    out = cache[minute] = _list_when(mtime, old)
+    return out
+
+
+def _head(key: tuple[int, int]) -> str:
+    # Owner and group are not the real uid/gid (vsftpd hide_ids): they mean nothing to a virtual user.
+    out = _HEADS[key] = f"{_stat.filemode(key[0])} {key[1]:3d} ftp      ftp      "
+    return out
+
+
+def _list_text(rows: list[StatRow], now: float, prefix: str) -> str:
+    """``list_line`` of each row, each with ``prefix`` and CRLF."""
+    heads, recent, old, six_months = _HEADS, _RECENT_WHENS, _OLD_WHENS, _SIX_MONTHS
+    out: list[str] = []
+    append = out.append
+    for name, mode, nlink, size, mtime in rows:
+        minute = mtime // 60
+        if mtime > now or now - mtime > six_months:
+            when = old.get(minute) or _when(old, minute, mtime, True)
+        else:
+            when = recent.get(minute) or _when(recent, minute, mtime, False)
+        head = heads.get((mode, nlink)) or _head((mode, nlink))
+        if "\r" in name or "\n" in name:  # _safe_name, without a call per line
+            name = name.replace("\r", "?").replace("\n", "?")
+        # str().rjust(12): list_line's "{:>12d}" of an int, at half the cost
+        append(f"{prefix}{head}{str(size).rjust(12)} {when} {name}\r\n")
+    for cache in (heads, recent, old):
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
+    return "".join(out)
+
+
+def _nlst_text(names_: list[str], prefix: str) -> str:
+    """Each name with ``prefix`` and CRLF, CR and LF in a name shown as ``?``."""
+    text = "".join([f"{prefix}{name}\r\n" for name in names_])
+    # One test per batch for a name with CR or LF (each line has one of each), not one per name.
+    if text.count("\n") != len(names_) or text.count("\r") != len(names_):
+        return "".join([f"{prefix}{_safe_name(name)}\r\n" for name in names_])
+    return text
 
 
 def nlst_line(name: str) -> str:
@@ -152,9 +203,9 @@ class LineFormat:
     """Formats a batch of entries as listing lines on the wire (CRLF, UTF-8 with non-UTF-8 names
     escaped, see ``names.py``). Pure, so the IO layer runs it in a file thread next to the ``scandir``
     that produced the batch (``ftpd.fs.listing_stream``); ``prefix`` indents the lines of a
-    multi-line reply (STAT, RFC 959 §4.2)."""
+    multi-line reply (STAT, RFC 959 §4.2) and has no CR or LF."""
 
-    __slots__ = ("kind", "now", "facts", "perms", "prefix", "_whens", "_modes")
+    __slots__ = ("kind", "now", "facts", "perms", "prefix")
 
     def __init__(self, kind: ListingKind, now: float = 0.0, facts: frozenset[str] = DEFAULT_FACTS,
                  perms: str = "", prefix: str = "") -> None:
@@ -163,22 +214,36 @@ class LineFormat:
         self.facts = facts
         self.perms = perms
         self.prefix = prefix
-        # list_line's caches; a listing's batches may be formatted in turn by different IO
-        # threads, never at once (one read in flight per listing), and a race would only
-        # compute an entry twice.
-        self._whens: dict[tuple[int, bool], str] = {}
-        self._modes: dict[tuple[int, bool], str] = {}
 
     def line(self, st: FileStat) -> str:
         if self.kind is ListingKind.LIST:
-            return list_line(st, self.now, self._whens, self._modes)
+            return list_line(st, self.now)
         if self.kind is ListingKind.MLSD:
             return mlsd_line(st, self.facts, self.perms)
         return nlst_line(st.name)
 
     def __call__(self, entries: list[FileStat]) -> bytes:
-        prefix, line = self.prefix, self.line
-        text = "".join([f"{prefix}{line(e)}\r\n" for e in entries])
-        if len(self._whens) > _CACHE_MAX:  # a listing holds one batch, whatever its size
-            self._whens.clear()
+        kind = self.kind
+        if kind is ListingKind.LIST:
+            rows = [
+                (e.name, e.mode if e.mode & _S_IFMT else _list_type(e.mode, e.is_dir),
+                 e.nlink, e.size, e.mtime)
+                for e in entries
+            ]  # fmt: skip
+            return self.rows(rows)
+        if kind is ListingKind.NLST:
+            return names.encode(_nlst_text([e.name for e in entries], self.prefix))
+        prefix, facts, perms = self.prefix, self.facts, self.perms
+        text = "".join([f"{prefix}{mlsd_line(e, facts, perms)}\r\n" for e in entries])
         return names.encode(text)  # valid UTF-8 whatever the names on disk
+
+    def row_format(self) -> Callable[[list[StatRow]], bytes] | None:
+        """This format for a batch of ``StatRow`` rather than ``FileStat`` (the same bytes), or
+        None when its lines need more than a row holds (MLSD: the ``unique`` fact)."""
+        return None if self.kind is ListingKind.MLSD else self.rows
+
+    def rows(self, rows: list[StatRow]) -> bytes:
+        """A batch of LIST or NLST lines from rows (see ``row_format``)."""
+        if self.kind is ListingKind.LIST:
+            return names.encode(_list_text(rows, self.now, self.prefix))
+        return names.encode(_nlst_text([r[0] for r in rows], self.prefix))

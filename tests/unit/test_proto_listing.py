@@ -354,8 +354,9 @@ def test_cr_split_from_lf_across_blocks() -> None:
     assert down.convert(b"line\r") + down.convert(b"\nnext\n") + down.flush() == b"line\r\nnext\r\n"
 
 
-# LineFormat keeps the date and mode columns of a LIST between lines (one gmtime per minute,
-# one filemode per mode); whatever the entries, its lines must be list_line's, computed afresh.
+# LineFormat caches the date and mode columns of a LIST for every listing (one gmtime per minute,
+# one filemode per mode); whatever the entries, its lines must be list_line's, computed afresh
+# (test_listing_fast.py holds both to a naive formatting).
 _NOW = 1_780_000_000.0
 _modes = st.sampled_from([0o100644, 0o100755, 0o40755, 0o120777, 0o644, 0o755, 0o10644])
 _entries = st.lists(
