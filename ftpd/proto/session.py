@@ -140,8 +140,7 @@ class Session(SessionState):
         self.transfer = None
         self.active_addr = None
         if outcome is Outcome.OK:
-            text = "Directory send OK." if t.kind.listing else "Transfer complete."
-            replies = [Reply(226, text)]
+            replies = [_LISTING_SENT if t.kind.listing else _TRANSFER_COMPLETE]
         elif outcome is Outcome.LOCAL_ERROR:
             replies = [
                 reply_for_oserror(error) if error is not None else Reply(451, "Local error.")
@@ -153,6 +152,9 @@ class Session(SessionState):
         return replies
 
 
+# The final reply of a transfer: made once, and encoded once (see ``Reply``).
+_TRANSFER_COMPLETE = Reply(226, "Transfer complete.")
+_LISTING_SENT = Reply(226, "Directory send OK.")
 # The final reply of a transfer that did not complete, by how it ended.
 _FAILED: Mapping[Outcome, Reply] = {
     Outcome.ABORTED: Reply(426, "Transfer aborted."),

@@ -49,6 +49,8 @@ __all__ = [
     "ftp_SITE_QUOTA",
 ]
 
+_REMOVED = Reply(250, "File removed.")  # encoded once (see ``Reply``)
+
 
 def pwd_reply(s: SessionState) -> Reply:
     return Reply(257, f"{quote_path(s.cwd)} is the current directory.")
@@ -97,7 +99,7 @@ def ftp_DELE(s: SessionState, arg: str, path: str) -> HandlerGen:
     if path == "/":
         raise FileUnavailable("Is a directory.")
     yield Delete(path)
-    return Reply(250, "File removed.")
+    return _REMOVED
 
 
 def ftp_RNFR(s: SessionState, arg: str, path: str) -> HandlerGen:

@@ -53,8 +53,11 @@ def ftp_SYST(s: SessionState, arg: str, path: str) -> Reply:
     return Reply(215, "UNIX Type: L8")
 
 
+_NOOP_OK = Reply(200, "NOOP ok.")  # a keep-alive's reply, encoded once (see ``Reply``)
+
+
 def ftp_NOOP(s: SessionState, arg: str, path: str) -> Reply:
-    return Reply(200, "NOOP ok.")
+    return _NOOP_OK
 
 
 def ftp_CLNT(s: SessionState, arg: str, path: str) -> Reply:

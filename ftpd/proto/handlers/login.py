@@ -14,6 +14,11 @@ from .dataconn import reset_data
 
 __all__ = ["ftp_USER", "ftp_PASS", "ftp_ACCT", "ftp_REIN", "ftp_QUIT", "ftp_HOST"]
 
+# The replies of every login, made (and encoded, see ``Reply``) once.
+_USER_OK = Reply(331, "Username ok, send password.")
+_LOGGED_IN = Reply(230, "Login successful.")
+_GOODBYE = Reply(221, "Goodbye.")
+
 
 def ftp_USER(s: SessionState, arg: str, path: str) -> Reply | HandlerGen:
     if s.logged_in:
@@ -21,7 +26,7 @@ def ftp_USER(s: SessionState, arg: str, path: str) -> Reply | HandlerGen:
     s.login = step(LOGIN, s.login, Event.USER)
     s.user = arg
     # RFC 2577 §5: always 331, whether or not the user exists.
-    return Reply(331, "Username ok, send password.")
+    return _USER_OK
 
 
 def _relogin(s: SessionState, arg: str) -> HandlerGen:
@@ -30,7 +35,7 @@ def _relogin(s: SessionState, arg: str) -> HandlerGen:
     _flush(s)
     s.login = step(LOGIN, s.login, Event.USER)
     s.user = arg
-    return Reply(331, "Username ok, send password.")
+    return _USER_OK
 
 
 def ftp_PASS(s: SessionState, arg: str, path: str) -> HandlerGen:
@@ -40,7 +45,7 @@ def ftp_PASS(s: SessionState, arg: str, path: str) -> HandlerGen:
         s.account = result
         s.perms = result.perms
         s.cwd = "/"
-        return Reply(230, "Login successful.")
+        return _LOGGED_IN
     s.login = step(LOGIN, s.login, Event.PASS_FAIL)
     if isinstance(result, str):  # refused for a reason other than the password (limits)
         s.closing = True
@@ -87,7 +92,7 @@ def ftp_QUIT(s: SessionState, arg: str, path: str) -> Reply:
         s.quit_pending = True
     else:
         s.closing = True
-    return Reply(221, "Goodbye.")
+    return _GOODBYE
 
 
 def ftp_HOST(s: SessionState, arg: str, path: str) -> Reply:

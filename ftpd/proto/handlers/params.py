@@ -8,15 +8,19 @@ from ..state import SessionState
 
 __all__ = ["ftp_TYPE", "ftp_STRU", "ftp_MODE", "ftp_ALLO", "ftp_REST"]
 
+# Constant replies, encoded once (see ``Reply``).
+_TYPE_A = Reply(200, "Type set to: ASCII.")
+_TYPE_I = Reply(200, "Type set to: Binary.")
+
 
 def ftp_TYPE(s: SessionState, arg: str, path: str) -> Reply:
     t = arg.strip().upper().replace(" ", "")
     if t in ("A", "AN"):
         s.ascii = True
-        return Reply(200, "Type set to: ASCII.")
+        return _TYPE_A
     if t in ("I", "L8"):
         s.ascii = False
-        return Reply(200, "Type set to: Binary.")
+        return _TYPE_I
     if t in ("E", "EN", "AT", "AC", "L7") or t.startswith("L"):
         raise ParamNotImplemented(f"Type {printable(arg)!r} not supported.")
     raise ArgumentError(f"Unrecognized TYPE {printable(arg)!r}.")
