@@ -551,7 +551,7 @@ class LocalFS:
 
     def list(self, vpath: str) -> Awaitable[list[FileStat]]:
         """All entries of a directory sorted by name, in one hop."""
-        return self._hops.run(self._list, vpath)
+        return self._hops.once(self._list, vpath)
 
     def open_listing(self, vpath: str, format: Format) -> Awaitable[LocalListing]:
         """A streamed listing of the directory ``vpath``: nothing is read until its first
@@ -570,25 +570,25 @@ class LocalFS:
         )
 
     def mkdir(self, vpath: str) -> Awaitable[None]:
-        return self._hops.run(self._mkdir, vpath)
+        return self._hops.once(self._mkdir, vpath)
 
     def rmdir(self, vpath: str) -> Awaitable[None]:
-        return self._hops.run(self._rmdir, vpath)
+        return self._hops.once(self._rmdir, vpath)
 
     def delete(self, vpath: str) -> Awaitable[None]:
         """Delete a file or a symlink (the link itself); a directory gives ``EISDIR``."""
-        return self._hops.run(self._delete, vpath)
+        return self._hops.once(self._delete, vpath)
 
     def rename(self, src: str, dst: str) -> Awaitable[None]:
         """Rename an entry (a symlink is moved as a link); an existing file ``dst`` is replaced."""
-        return self._hops.run(self._rename, src, dst)
+        return self._hops.once(self._rename, src, dst)
 
     def set_mtime(self, vpath: str, mtime: float) -> Awaitable[None]:
-        return self._hops.run(self._set_mtime, vpath, mtime)
+        return self._hops.once(self._set_mtime, vpath, mtime)
 
     def chmod(self, vpath: str, mode: int) -> Awaitable[None]:
-        return self._hops.run(self._chmod, vpath, mode)
+        return self._hops.once(self._chmod, vpath, mode)
 
     def unique_name(self, vdir: str, prefix: str) -> Awaitable[str]:
         """Create an empty ``<prefix>.N`` in ``vdir`` and return its virtual path (STOU)."""
-        return self._hops.run(self._unique_name, vdir, prefix)
+        return self._hops.once(self._unique_name, vdir, prefix)

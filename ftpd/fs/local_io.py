@@ -481,6 +481,16 @@ class Hops:
             return self.pool.submit(fn, *args)
         return _in_executor(fn, *args, executor=self.executor)
 
+    def once(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """``run`` for a call a command makes once (a delete, a mkdir: never a loop of calls)
+        that returns no open resource. On a memory filesystem it runs now and comes back as a
+        done future, which the command driver takes at once (``ControlChannel._step``) instead
+        of a loop turn later. (Opens keep ``run_open``: a caller cancelled before it takes the
+        file must still have it disposed of.)"""
+        if self.memory:
+            return _now(fn, args)
+        return self.run(fn, *args)
+
     def done(self, value: T) -> Awaitable[T]:
         """``value`` as an awaitable that needs no hop (a future already done)."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -507,6 +517,16 @@ class Hops:
         if self.pool is not None:
             return _shielded(self.pool.submit(fn, *args))
         return _shielded(asyncio.get_running_loop().run_in_executor(self.executor, fn, *args))
+
+
+def _now(fn: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+    """``fn(*args)`` now, on the loop, as a done future (its result or its error)."""
+    fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    try:
+        fut.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - delivered to the caller, as from a thread
+        fut.set_exception(exc)
+    return fut
 
 
 def _next_turn(

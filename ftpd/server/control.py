@@ -376,6 +376,18 @@ class ControlChannel(asyncio.Protocol):
                 exc = e
                 continue
             if isinstance(result, asyncio.Future):
+                if result.done() and not result.cancelled():
+                    # Answered at once (a file call served from memory, ``fs.iomode``): go on
+                    # now, not on a later turn of the loop through a done-callback. A handler
+                    # yields a few requests, never a loop of them (STAT's listing reads are
+                    # coroutines), so this holds the loop no longer than a plain value would.
+                    error = result.exception()
+                    if error is None:
+                        value = result.result()
+                        continue
+                    if isinstance(error, Exception):
+                        exc = error
+                        continue
                 self._wait(gen, result)
                 return
             if inspect.isawaitable(result):
