@@ -31,12 +31,13 @@ class Reply:
     is kept after the first ``encode``, so a reply kept as a module constant (the handlers'
     fixed replies) is formatted once, not per command (1.3 µs each, three a login)."""
 
-    __slots__ = ("code", "lines", "raw")
+    __slots__ = ("code", "lines", "raw", "_wire")
 
     def __init__(self, code: int, *lines: str) -> None:
         self.code = code
         self.lines: tuple[str, ...] = lines or ("",)
-        self.raw: bytes | None = None  # the wire form, once encoded (or given: ``part``)
+        self.raw: bytes | None = None  # given, already formatted: a ``part``
+        self._wire: bytes | None = None  # the wire form, once encoded
 
     @classmethod
     def part(cls, code: int, raw: bytes, note: str = "") -> Reply:
@@ -62,6 +63,8 @@ class Reply:
         """The reply as it goes on the wire (UTF-8; non-UTF-8 names escaped, see names.py)."""
         if self.raw is not None:
             return self.raw
+        if self._wire is not None:
+            return self._wire
         lines = self.lines
         code = self.code
         if len(lines) == 1:
@@ -72,8 +75,8 @@ class Reply:
                 parts.append(f" {sanitize(line)}\r\n")
             parts.append(f"{code} {sanitize(lines[-1])}\r\n")
             data = "".join(parts)
-        raw = self.raw = names.encode(data)
-        return raw
+        wire = self._wire = names.encode(data)
+        return wire
 
     def __repr__(self) -> str:
         return f"Reply({self.code}, {self.text!r})"

@@ -35,6 +35,7 @@ def test_the_kept_wire_form_is_the_wire_form(code: int, lines: list[str]) -> Non
     first = reply.encode()
     assert first == _plain(code, tuple(lines))
     assert reply.encode() == first  # the kept form, unchanged
+    assert reply.raw is None  # still a whole reply, not a ``part``
 
 
 def test_the_handlers_constant_replies_go_out_as_written() -> None:
