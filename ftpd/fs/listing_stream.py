@@ -9,8 +9,9 @@ client that never connected its data connection held hundreds of MiB. A listing 
 - each ``read`` is one hop to an IO thread that reads the next ``BATCH`` entries and formats them
   there with the session's ``format`` (a pure function of ``ftpd.proto.listing``), so the loop
   only moves bytes, at the pace of the data connection (the callers wait for it to drain); a
-  format that takes rows (LIST, NLST: ``LineFormat.row_format``) gets plain tuples from each
-  ``lstat``, not a ``FileStat`` per entry (that was a third of a LIST's CPU);
+  format that takes rows (``LineFormat.row_format``) gets plain tuples from each ``lstat``, not
+  a ``FileStat`` per entry (that was a third of a LIST's CPU): a ``Row`` for LIST and NLST, a
+  ``FactRow`` for MLSD;
 - memory is one batch whatever the directory's size.
 
 Order: a directory that fits in the first batch is sorted by name, as before; a larger one is
@@ -38,6 +39,7 @@ from ftpd.fs.temps import TEMP_PREFIX, is_upload_temp
 
 __all__ = [
     "BATCH",
+    "UNIQUE",
     "Format",
     "LocalDir",
     "LocalListing",
@@ -51,8 +53,14 @@ Format = Callable[[list[FileStat]], bytes]
 # (name, st_mode, st_nlink, st_size, st_mtime) of an entry, of its target for a symlink: all a
 # LIST or NLST line shows (``ftpd.proto.listing.StatRow``), without a FileStat per entry.
 Row = tuple[str, int, int, int, float]
-RowFormat = Callable[[list[Row]], bytes]
+# (name, is_dir, st_size, st_mtime, st_mode, unique), the same way: all an MLSD line shows
+# (``ftpd.proto.listing.FactRow``), the fields of the entry's FileStat.
+FactRow = tuple[str, bool, int, float, int, str]
+RowFormat = Callable[[list[Row]], bytes] | Callable[[list[FactRow]], bytes]
+UNIQUE = "%xg%x"  # a local entry's unique fact: st_dev "g" st_ino in hex (also local.py's)
 
+_ENTRIES, _ROWS, _FACT_ROWS = 0, 1, 2  # what a batch holds: FileStat, Row or FactRow
+_S_IFMT, _S_IFDIR = 0o170000, st.S_IFDIR  # S_ISDIR(m): m & _S_IFMT == _S_IFDIR
 _TEMP_LEAD = TEMP_PREFIX[0]  # names that cannot be an upload temp skip is_upload_temp
 _row_name = itemgetter(0)
 
@@ -98,6 +106,7 @@ class LocalListing(_Stream):
         "_lock",
         "_abandoned",
         "_rows",
+        "_shape",
     )
 
     def __init__(self, fs: LocalDir, vpath: str, format: Format | None) -> None:
@@ -113,9 +122,13 @@ class LocalListing(_Stream):
         # closes when its batch is done (close_now never waits for it).
         self._lock = threading.Lock()
         self._abandoned = False
-        # A format that takes plain rows (``LineFormat.row_format``: LIST, NLST) is given them.
+        # A format that takes plain rows (``LineFormat.row_format``) is given them.
         row_format = getattr(format, "row_format", None)
         self._rows: RowFormat | None = row_format() if row_format is not None else None
+        if self._rows is None:
+            self._shape = _ENTRIES
+        else:
+            self._shape = _FACT_ROWS if getattr(format, "fact_rows", False) else _ROWS
 
     def _open(self) -> None:
         self._fd, self._real = self._fs.open_fd(self._vpath)
@@ -124,13 +137,13 @@ class LocalListing(_Stream):
     def entries_sync(self, limit: int) -> list[FileStat]:
         """Up to ``limit`` more entries (blocking); fewer only at the end, which closes (as
         does an error, or a ``close_now`` that came while this ran)."""
-        return self._batch(limit, False)
+        return self._batch(limit, _ENTRIES)
 
-    def _batch(self, limit: int, rows: bool) -> list[Any]:
-        """``entries_sync``; ``Row`` tuples rather than ``FileStat`` when ``rows``."""
+    def _batch(self, limit: int, shape: int) -> list[Any]:
+        """``entries_sync``; ``Row`` or ``FactRow`` tuples rather than ``FileStat`` (``shape``)."""
         with self._lock:
             try:
-                return self._entries_locked(limit, rows)
+                return self._entries_locked(limit, shape)
             except BaseException:
                 self._close_locked()
                 raise
@@ -138,7 +151,7 @@ class LocalListing(_Stream):
                 if self._abandoned:
                     self._close_locked()
 
-    def _entries_locked(self, limit: int, rows: bool) -> list[Any]:
+    def _entries_locked(self, limit: int, shape: int) -> list[Any]:
         if self._done:
             return []
         if self._it is None:
@@ -162,8 +175,12 @@ class LocalListing(_Stream):
                     continue  # points outside the home: omit, it leaks nothing
                 except OSError:
                     pass  # dangling or looping inside the home: show the link itself
-            if rows:
+            if shape == _ROWS:
                 append((name, s.st_mode, s.st_nlink, s.st_size, s.st_mtime))
+            elif shape == _FACT_ROWS:
+                mode = s.st_mode  # is_dir as entry_stat's S_ISDIR, without a call
+                append((name, (mode & _S_IFMT) == _S_IFDIR, s.st_size, s.st_mtime, mode,
+                        UNIQUE % (s.st_dev, s.st_ino)))  # fmt: skip
             else:
                 append(entry_stat(name, s, is_link))
             if len(out) >= limit:
@@ -175,7 +192,7 @@ class LocalListing(_Stream):
     def _read_sync(self) -> bytes:
         first, self._first = self._first, False
         rows = self._rows
-        entries = self._batch(BATCH + 1 if first else BATCH, rows is not None)
+        entries = self._batch(BATCH + 1 if first else BATCH, self._shape)
         if first and self._done:
             # the whole directory fitted in one batch
             entries.sort(key=_name if rows is None else _row_name)

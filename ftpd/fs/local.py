@@ -54,7 +54,7 @@ from ftpd.fs import local_nowait
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, make_file_stat, virtual_parts
 from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
-from ftpd.fs.listing_stream import Format, LocalDir, LocalListing
+from ftpd.fs.listing_stream import UNIQUE, Format, LocalDir, LocalListing
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
 from ftpd.fs.temps import (
     TEMP_PREFIX,
@@ -94,7 +94,7 @@ _UNIQUE_SEQUENTIAL = 99
 
 def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
     mode = s.st_mode  # one per listed entry: make_file_stat, not the dataclass's __init__
-    unique = "%xg%x" % (s.st_dev, s.st_ino)  # noqa: UP031 - f"{:x}"'s digits at half the cost
+    unique = UNIQUE % (s.st_dev, s.st_ino)  # f"{:x}"'s digits at half the cost
     return make_file_stat(name, st.S_ISDIR(mode), s.st_size, s.st_mtime, mode, s.st_nlink,
                           is_link, unique)
 
