@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.env import missing
 
 from ftpd.fs import listing_stream
 from ftpd.fs.base import FileStat, PathEscapeError
@@ -257,7 +258,7 @@ def test_mlsd_modify_under_a_leap_second_zone(monkeypatch: pytest.MonkeyPatch) -
     """Under ``right/UTC`` gmtime counts leap seconds: a minute's prefix and the seconds of
     POSIX time do not make its time, so nothing may be cached (MDTM shows gmtime's too)."""
     if not os.path.exists("/usr/share/zoneinfo/right/UTC"):
-        pytest.skip("no right/UTC zone")
+        missing("no right/UTC zone (Debian: tzdata, which .ci/run installs)")
     entries = [FileStat(f"f{i}", False, i, NOW + i * 7.5, 0o100644) for i in range(20)]
     monkeypatch.setattr(listing, "_MODIFY_MINUTES", {})  # the cache is the zone's of its start
     monkeypatch.setenv("TZ", "right/UTC")
