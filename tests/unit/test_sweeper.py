@@ -7,7 +7,9 @@ arrives meanwhile waits for all of it (NOOP latency with 10,000 sessions held).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,25 +65,36 @@ async def test_sweep_yields_between_slices(tmp_path: Path, monkeypatch: pytest.M
 LOGIN_TIMEOUT = 5.0
 
 
-async def _start(srv: servermod.Server) -> int:
-    """Start ``srv`` without its own sweeper: the tests call ``sweep_once`` themselves."""
-    port = (await srv.start())[0][1]
-    assert srv._sweeper is not None
-    srv._sweeper.cancel()
-    return port
-
-
 async def _line(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.readline(), 5)
 
 
-async def _logged_in(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    assert (await _line(reader)).startswith(b"220")
-    for line, code in ((b"USER u\r\n", b"331"), (b"PASS p\r\n", b"230")):
-        writer.write(line)
-        assert (await _line(reader)).startswith(code)
-    return reader, writer
+class Quiet:
+    """A server without its own sweeper (the tests call ``sweep_once``) and one logged-in
+    session: its channel and its client's streams."""
+
+    def __init__(self, srv: servermod.Server, ch: Any, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:  # fmt: skip
+        self.srv, self.ch, self.reader, self.writer = srv, ch, reader, writer
+
+
+@pytest.fixture
+async def quiet(tmp_path: Path) -> AsyncIterator[Quiet]:
+    srv = servermod.Server(_quiet_config(tmp_path))
+    port = (await srv.start())[0][1]
+    assert srv._sweeper is not None
+    srv._sweeper.cancel()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await _line(reader)).startswith(b"220")
+        for line, code in ((b"USER u\r\n", b"331"), (b"PASS p\r\n", b"230")):
+            writer.write(line)
+            assert (await _line(reader)).startswith(code)
+        (ch,) = srv.host.channels
+        yield Quiet(srv, ch, reader, writer)
+        writer.close()
+    finally:
+        await srv.shutdown()
 
 
 def _quiet_config(root: Path, **over: object) -> Config:
@@ -111,72 +124,51 @@ class _Ticks:
 
 
 async def test_quiet_session_is_skipped_until_the_shortest_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    quiet: Quiet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    srv = servermod.Server(_quiet_config(tmp_path))
-    port = await _start(srv)
+    srv, ch, reader, writer = quiet.srv, quiet.ch, quiet.reader, quiet.writer
     ticks = _Ticks(monkeypatch)
-    try:
-        reader, writer = await _logged_in(port)
-        (ch,) = srv.host.channels
-        t0 = ch.last_activity
-        await srv.sweep_once(t0 + 1)
-        assert ticks.n == 1 and ch.quiet_until == t0 + 1 + LOGIN_TIMEOUT
-        await srv.sweep_once(t0 + 1 + LOGIN_TIMEOUT - 0.5)  # quiet: skipped
-        assert ticks.n == 1
-        await srv.sweep_once(t0 + 1 + LOGIN_TIMEOUT)  # due again
-        assert ticks.n == 2
-        # A PASV is a timer that starts later: the session is ticked from the next sweep on.
-        writer.write(b"EPSV\r\n")
-        assert (await _line(reader)).startswith(b"229")
-        assert ch.quiet_until == 0.0
-        now = ch.last_activity
-        for step in (1, 2, 3):
-            await srv.sweep_once(now + step)
-        assert ticks.n == 5 and ch.source is not None  # not expired: data_timeout is 100 s
-        await srv.sweep_once(now + 101)
-        assert ch.source is None  # the unused passive port went back to the pool
-        writer.close()
-    finally:
-        await srv.shutdown()
+    t0 = ch.last_activity
+    await srv.sweep_once(t0 + 1)
+    assert ticks.n == 1 and ch.quiet_until == t0 + 1 + LOGIN_TIMEOUT
+    await srv.sweep_once(t0 + 1 + LOGIN_TIMEOUT - 0.5)  # quiet: skipped
+    assert ticks.n == 1
+    await srv.sweep_once(t0 + 1 + LOGIN_TIMEOUT)  # due again
+    assert ticks.n == 2
+    # A PASV is a timer that starts later: the session is ticked from the next sweep on.
+    writer.write(b"EPSV\r\n")
+    assert (await _line(reader)).startswith(b"229")
+    assert ch.quiet_until == 0.0
+    now = ch.last_activity
+    for step in (1, 2, 3):
+        await srv.sweep_once(now + step)
+    assert ticks.n == 5 and ch.source is not None  # not expired: data_timeout is 100 s
+    await srv.sweep_once(now + 101)
+    assert ch.source is None  # the unused passive port went back to the pool
 
 
 async def test_rein_on_a_quiet_session_meets_the_login_timeout_at_the_next_sweep(
-    tmp_path: Path,
+    quiet: Quiet,
 ) -> None:
     """After REIN a session is logged out, and its login timeout counts from the connection:
     long passed, so the next sweep closes it, whatever the session's quiet mark said."""
-    srv = servermod.Server(_quiet_config(tmp_path))
-    port = await _start(srv)
-    try:
-        reader, writer = await _logged_in(port)
-        (ch,) = srv.host.channels
-        t0 = ch.connected_at
-        await srv.sweep_once(t0 + 20)
-        assert ch.quiet_until == t0 + 20 + LOGIN_TIMEOUT  # quiet until t0 + 25
-        writer.write(b"REIN\r\n")
-        assert (await _line(reader)).startswith(b"220")
-        await srv.sweep_once(t0 + 21)
-        assert (await _line(reader)).startswith(b"421 Login timeout")
-        writer.close()
-    finally:
-        await srv.shutdown()
+    srv, ch, reader, writer = quiet.srv, quiet.ch, quiet.reader, quiet.writer
+    t0 = ch.connected_at
+    await srv.sweep_once(t0 + 20)
+    assert ch.quiet_until == t0 + 20 + LOGIN_TIMEOUT  # quiet until t0 + 25
+    writer.write(b"REIN\r\n")
+    assert (await _line(reader)).startswith(b"220")
+    await srv.sweep_once(t0 + 21)
+    assert (await _line(reader)).startswith(b"421 Login timeout")
 
 
 async def test_a_reload_that_shortens_the_idle_timeout_reaches_quiet_sessions(
-    tmp_path: Path,
+    quiet: Quiet, tmp_path: Path
 ) -> None:
-    srv = servermod.Server(_quiet_config(tmp_path))
-    port = await _start(srv)
-    try:
-        reader, writer = await _logged_in(port)
-        (ch,) = srv.host.channels
-        t0 = ch.last_activity
-        await srv.sweep_once(t0 + 1)
-        assert ch.quiet_until == t0 + 1 + LOGIN_TIMEOUT
-        assert await srv.reload(lambda: _quiet_config(tmp_path, idle_timeout=3.0))
-        await srv.sweep_once(t0 + 4)  # before the quiet mark, after the new idle timeout
-        assert (await _line(reader)).startswith(b"421 Timeout")
-        writer.close()
-    finally:
-        await srv.shutdown()
+    srv, ch = quiet.srv, quiet.ch
+    t0 = ch.last_activity
+    await srv.sweep_once(t0 + 1)
+    assert ch.quiet_until == t0 + 1 + LOGIN_TIMEOUT
+    assert await srv.reload(lambda: _quiet_config(tmp_path, idle_timeout=3.0))
+    await srv.sweep_once(t0 + 4)  # before the quiet mark, after the new idle timeout
+    assert (await _line(quiet.reader)).startswith(b"421 Timeout")
