@@ -7,10 +7,14 @@ given arguments against it, waits ``--warmup`` seconds, then for ``--seconds`` s
   loop's thread and how much to executor threads (file IO hops, their wake-ups and GIL hand-offs);
 - ``py-spy record -f raw`` (Python frames; uvloop's C code and the kernel show as the frame that
   called into them, e.g. ``serve``), aggregated by bench/pyspy_top.py;
-- with ``--perf``, ``perf record`` by shared object (kernel vs libpython vs uvloop vs libc).
+- with ``--perf``, ``perf record`` by shared object (kernel vs libpython vs uvloop vs libc);
+- with ``--cpu``, bench/cpu_sampler.py instead of py-spy: samples taken on CPU time (SIGPROF), not
+  wall time. py-spy counts a loop idle in ``epoll_wait`` or preempted after a ``write`` woke the
+  client as busy in the frame it stopped in, so its shares are not CPU shares; these are.
 
     python bench/profile.py --server ftpd -- small -c 20 --procs 2 --duration 25
     python bench/profile.py --server pyftpdlib --perf -- logins -c 20 --procs 2 --duration 25
+    python bench/profile.py --cpu --server ftpd --warmup 30 --seconds 25 -- mixed 10000 ...
 """
 
 from __future__ import annotations
@@ -82,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--perf", action="store_true", help="also perf record (by shared object)")
     p.add_argument("--raw", default="", help="keep the py-spy raw profile here")
+    p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="sample CPU time (bench/cpu_sampler.py, SIGPROF) instead of py-spy's wall time",
+    )
     p.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     p.add_argument("load", nargs=argparse.REMAINDER, help="-- then ftpd-load's arguments")
     a = p.parse_args(argv)
@@ -98,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         root.mkdir()
         port = free_port()
         cmd = server_command(variant, case, port, root, None)
+        if a.cpu:
+            # The sampler's window starts with the server; the load starts about a second later.
+            sampler = [str(HERE / "cpu_sampler.py"), "--out", str(work / "pyspy.txt")]
+            sampler += ["--start", str(a.warmup + 1), "--seconds", str(a.seconds), "--"]
+            cmd = [cmd[0], *sampler, *cmd[1:]]
         server = Server(cmd, port, work / "server.log", 2 if "--workers" in a.flags else 1)
         pid = server.proc.pid
         out = work / "result.json"
@@ -121,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            subprocess.run(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if a.cpu:
+                time.sleep(a.seconds + 2)  # the sampler writes its file when its window ends
+            else:
+                subprocess.run(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             if perf is not None:
                 perf.wait()
             t1 = threads(pid)
