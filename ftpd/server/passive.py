@@ -8,7 +8,9 @@ client address* at the same time. ``PassivePool.open(local_ip, client)`` returns
 address get distinct ports; when every port of the range already waits for that address, ``open``
 raises ``OSError`` (``425``).
 
-Each listening port (``SharedPort``) accepts from a reader callback while it has leases and hands
+Each listening port (``SharedPort``) accepts when a lease's transfer starts (``accept``: the
+client has usually connected by then, so most transfers cost no reader callback and no turn of the
+loop; vsftpd too accepts only then), and from a reader callback while a lease waits. It hands
 each connection to the lease of its client address: the peer's address, or behind a trusted load
 balancer the client its PROXY header names (read per connection, off the raw socket, in a task,
 so a slow header holds up no one else). A connection from an address with no lease is closed and
@@ -47,6 +49,7 @@ _FREE = 0
 # accept() errors that concern one connection only (it was reset before we took it).
 _ONE_CONNECTION = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM)
 _RETRY_ACCEPT = 0.1  # seconds a port stops accepting after accept() failed (EMFILE...)
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 class PortMap:
@@ -161,7 +164,8 @@ class PassivePool:
         for port in self.map.candidates():
             if (ip, port) in self.ports:
                 continue
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # Non-blocking from creation (one syscall less than setblocking afterwards).
+            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
             try:
                 # TIME_WAIT is on the accepted sockets: the port may be listened on again at once.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -172,7 +176,8 @@ class PassivePool:
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                     continue  # another worker, another program: the next port
                 raise
-            sock.setblocking(False)
+            if not _NONBLOCK:
+                sock.setblocking(False)
             self.map.claim(port)
             shared = SharedPort(self, sock, ip, port, exclusive)
             self.ports[(ip, port)] = shared
@@ -204,29 +209,50 @@ class PassivePool:
 class SharedPort:
     """One listening passive port and the leases waiting on it, by client address."""
 
-    __slots__ = ("pool", "sock", "ip", "port", "exclusive", "leases", "headers", "reading")
+    __slots__ = (
+        "pool",
+        "sock",
+        "family",
+        "ip",
+        "port",
+        "exclusive",
+        "leases",
+        "headers",
+        "reading",
+        "paused",
+    )
 
     def __init__(
         self, pool: PassivePool, sock: socket.socket, ip: str, port: int, exclusive: bool
     ) -> None:
         self.pool = pool
         self.sock = sock
+        self.family = int(sock.family)  # read once: the property builds an enum each time
         self.ip = ip
         self.port = port
         self.exclusive = exclusive
         self.leases: dict[str | None, PassiveListener] = {}
         # PROXY headers being read, and their connections (closed if the read never ends).
         self.headers: dict[asyncio.Task[None], socket.socket] = {}
-        self.reading = False
+        self.reading = False  # a reader callback accepts as connections come
+        self.paused = False  # accept() failed (out of descriptors): nothing is accepted for now
 
     def lease(self, client: str | None) -> PassiveListener:
         lease = PassiveListener(self, client)
         self.leases[client] = lease
         self.pool._count(self.ip, client, 1)
-        if not self.reading:
+        return lease
+
+    def poll(self) -> None:
+        """Accept what the backlog holds now (a lease's transfer is starting)."""
+        if not self.paused:
+            self._on_readable()
+
+    def want(self) -> None:
+        """A lease waits for its connection: accept from a reader callback from now on."""
+        if not self.reading and not self.paused and self.sock.fileno() >= 0:
             asyncio.get_running_loop().add_reader(self.sock.fileno(), self._on_readable)
             self.reading = True
-        return lease
 
     def drop(self, lease: PassiveListener) -> None:
         """``lease`` no longer waits here (it has its connection, or it was closed)."""
@@ -260,7 +286,9 @@ class SharedPort:
             if self.sock.fileno() < 0:
                 return
             try:
-                conn, addr = self.sock.accept()
+                # ``_accept`` + a socket built from known values: ``accept()`` would read the
+                # listener's family and type through enum-building properties per connection.
+                fd, addr = self.sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -268,6 +296,7 @@ class SharedPort:
                     continue
                 self._pause_accepting(exc)  # out of descriptors, or worse: not a busy loop
                 return
+            conn = socket.socket(self.family, socket.SOCK_STREAM, 0, fd)
             conn.setblocking(False)
             if proxy is not None and proxy.trusts(addr[0]):
                 task = asyncio.get_running_loop().create_task(self._read_header(conn, addr[0]))
@@ -284,13 +313,15 @@ class SharedPort:
     def _pause_accepting(self, exc: OSError) -> None:
         log.warning("passive port %d: accept failed (%s); pausing it", self.port, exc)
         loop = asyncio.get_running_loop()
-        loop.remove_reader(self.sock.fileno())
-        self.reading = False
+        if self.reading:
+            loop.remove_reader(self.sock.fileno())
+            self.reading = False
+        self.paused = True
 
         def resume() -> None:
-            if self.sock.fileno() >= 0 and self.leases and not self.reading:
-                loop.add_reader(self.sock.fileno(), self._on_readable)
-                self.reading = True
+            self.paused = False
+            if any(lease.waiter is not None for lease in self.leases.values()):
+                self.want()
 
         loop.call_later(_RETRY_ACCEPT, resume)
 
@@ -357,10 +388,16 @@ class PassiveListener:
         """The data connection from the lease's client (whatever ``_peer`` says: the client was
         fixed at ``open``); closes the lease. ``OSError`` if the lease was closed meanwhile."""
         try:
+            if self.conn is None and not self.closed:
+                # Usually there already: a client connects, then sends its transfer command.
+                # Taken now, it costs no reader callback and no turn of the loop (vsftpd, too,
+                # accepts only when the transfer starts).
+                self.shared.poll()
             if self.conn is None:
                 if self.closed:
                     raise ConnectionAbortedError("passive port closed")
                 self.waiter = asyncio.get_running_loop().create_future()
+                self.shared.want()
                 await self.waiter
             conn, self.conn = self.conn, None
             if conn is None:

@@ -70,3 +70,55 @@ def test_dead_worker_ports_are_forgotten() -> None:
     m.set_worker(2)  # worker 2 (mark 3) restarted: its old sockets died with it
     assert m.in_use() == 1 and m.holder(60002) == 1
     assert sorted(m.candidates()) == [p for p in range(60000, 60010) if p != 60002]
+
+
+async def test_a_connection_already_there_is_taken_without_a_reader(block: range) -> None:
+    """The client connects, then sends its transfer command: the lease takes the connection from
+    the backlog when the transfer starts, with no reader callback and no turn of the loop."""
+    pool = PassivePool(block[0], block[0])
+    lease = pool.open("127.0.0.1", "127.0.0.1")
+    shared = lease.shared
+    client = socket.create_connection(("127.0.0.1", lease.port), timeout=5)
+    try:
+        assert not shared.reading
+        step = lease.accept()
+        with pytest.raises(StopIteration) as done:
+            step.send(None)  # done in its first step: it never waits on the loop
+        conn = done.value.value
+        try:
+            assert conn.getpeername() == client.getsockname()
+            assert not conn.getblocking()
+        finally:
+            conn.close()
+        assert not shared.reading  # no reader was ever added (``SharedPort.want``)
+        assert shared.sock.fileno() < 0  # its last lease left: the port is closed
+    finally:
+        client.close()
+
+
+async def test_a_connection_that_comes_later_is_waited_for(block: range) -> None:
+    """The transfer command came first: the lease waits, with a reader, and the connection that
+    comes from another address is refused while it keeps waiting (RFC 2577 §5)."""
+    import asyncio
+
+    pool = PassivePool(block[0], block[0])
+    lease = pool.open("127.0.0.1", "127.0.0.1")
+    waiting = asyncio.ensure_future(lease.accept())
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and lease.shared.reading
+    thief = socket.socket()
+    thief.bind(("127.0.0.2", 0))
+    thief.settimeout(5)
+    thief.connect(("127.0.0.1", lease.port))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # the thief's connection was not given to it
+    assert thief.recv(1) == b""  # closed by the server
+    thief.close()
+    client = socket.create_connection(("127.0.0.1", lease.port), timeout=5)
+    try:
+        conn = await asyncio.wait_for(waiting, 5)
+        assert conn.getpeername() == client.getsockname()
+        conn.close()
+    finally:
+        client.close()
+    assert not pool.in_use
