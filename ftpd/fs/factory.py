@@ -78,7 +78,9 @@ class Storage:
             await shared_storage(self.config).check()
 
     async def close(self) -> None:
-        """Release shared resources (S3: finish aborting unfinished multipart uploads)."""
+        """Release shared resources (the homes kept open for the inline forms; S3: finish
+        aborting unfinished multipart uploads)."""
+        self.mode.homes.close()
         if self.s3:
             from .s3 import close_shared_storage
 

@@ -38,6 +38,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from ftpd.fs.homefds import HomeFds
 from ftpd.fs.memfs import never_blocks
 from ftpd.fs.nowait import WouldBlock
 from ftpd.proto.enums import KeyEnum
@@ -71,12 +72,14 @@ class IoMode:
     ``memory``: whether a home on a memory filesystem runs all its calls on the loop (None: ask
     ``memfs.never_blocks`` per home; True/False: force it, for tests). Only with ``inline``."""
 
-    __slots__ = ("inline", "counts", "memory")
+    __slots__ = ("inline", "counts", "memory", "homes")
 
     def __init__(self, inline: bool = False, memory: bool | None = None) -> None:
         self.inline = inline
         self.counts: dict[tuple[Op, Route], int] = {}
         self.memory = memory
+        # The homes the fast forms resolve paths beneath, kept open for a second (homefds.py).
+        self.homes = HomeFds()
 
     def all_inline(self, home: str) -> bool:
         """Whether every file call under ``home`` may run on the loop (see the module doc)."""

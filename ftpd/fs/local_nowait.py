@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import stat as st
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from ftpd.fs.base import FileStat
+from ftpd.fs.homefds import HomeFds
 from ftpd.fs.iomode import Op
 from ftpd.fs.local_io import Hops, LocalReader
 from ftpd.fs.nowait import WouldBlock, openat2_cached
@@ -44,18 +46,18 @@ __all__ = ["open_read", "open_read_fast", "stat", "stat_fast"]
 
 T = TypeVar("T")
 
-_AT_FDCWD = getattr(os, "AT_FDCWD", -100)
 _O_PATH = getattr(os, "O_PATH", 0)
 # No O_NOFOLLOW on the entry: a symlink inside the home is followed (RESOLVE_BENEATH keeps it in).
 _READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
 _LOOKUP = _O_PATH | os.O_NOFOLLOW
 
 
-def _in_home(home: str, parts: list[str], flags: int) -> int:
+def _in_home(homes: HomeFds, home: str, parts: list[str], flags: int) -> int:
     """``home/parts`` opened beneath ``home`` from the dentry cache, or ``WouldBlock``."""
     try:
         # The home is a real path fixed at start-up, not the client's: no jail flags for it.
-        hfd = openat2_cached(_AT_FDCWD, home, _O_PATH | os.O_DIRECTORY, jail=False)
+        # Kept open for a second between calls (homefds.py); never closed here.
+        hfd = homes.get(home, time.monotonic())
     except OSError:
         raise WouldBlock() from None
     try:
@@ -64,15 +66,15 @@ def _in_home(home: str, parts: list[str], flags: int) -> int:
         return openat2_cached(hfd, "/".join(parts), flags)
     except OSError:
         raise WouldBlock() from None  # EXDEV, ENOENT, EACCES...: the thread form's answer
-    finally:
-        os.close(hfd)
 
 
-def open_read_fast(home: str, parts: list[str], offset: int, make: Callable[[int, int], T]) -> T:
+def open_read_fast(
+    homes: HomeFds, home: str, parts: list[str], offset: int, make: Callable[[int, int], T]
+) -> T:
     """``make(fd, size)`` for the regular file ``home/parts``, positioned at ``offset``."""
     if not parts or offset < 0:
         raise WouldBlock()
-    fd = _in_home(home, parts, _READ)
+    fd = _in_home(homes, home, parts, _READ)
     try:
         s = os.fstat(fd)
         if not st.S_ISREG(s.st_mode) or offset > s.st_size:
@@ -86,11 +88,14 @@ def open_read_fast(home: str, parts: list[str], offset: int, make: Callable[[int
 
 
 def stat_fast(
-    home: str, parts: list[str], make: Callable[[str, os.stat_result], FileStat]
+    homes: HomeFds,
+    home: str,
+    parts: list[str],
+    make: Callable[[str, os.stat_result], FileStat],
 ) -> FileStat:
     """The ``FileStat`` of ``home/parts``; ``WouldBlock`` for a symlink (the thread form follows it
     and checks where it leads)."""
-    fd = _in_home(home, parts, _LOOKUP)
+    fd = _in_home(homes, home, parts, _LOOKUP)
     try:
         s = os.fstat(fd)
     except OSError:
@@ -114,7 +119,7 @@ def stat(fs: LocalFS, vpath: str) -> Awaitable[FileStat]:
     hops = fs._hops
     return hops.mode.run(
         Op.STAT,
-        lambda: stat_fast(fs.home, _parts(fs, vpath), fs.entry_stat),
+        lambda: stat_fast(hops.mode.homes, fs.home, _parts(fs, vpath), fs.entry_stat),
         lambda: hops.run(fs._stat, vpath),
     )
 
@@ -128,6 +133,6 @@ def open_read(fs: LocalFS, vpath: str, offset: int) -> Awaitable[LocalReader]:
 
     return hops.mode.run(
         Op.OPEN_READ,
-        lambda: open_read_fast(fs.home, _parts(fs, vpath), offset, reader),
+        lambda: open_read_fast(hops.mode.homes, fs.home, _parts(fs, vpath), offset, reader),
         lambda: hops.run_open(fs._open_read, LocalReader.close_sync, vpath, offset),
     )

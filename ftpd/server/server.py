@@ -216,6 +216,7 @@ class Server:
             if ch.quiet_until <= now:  # else idle with nothing that can expire before then
                 ch.tick(now)
         self.host.expire_bans(now)  # a slice of the shared table's expired records per pass
+        self.storage.mode.homes.expire(now)  # homes no inline call reopened for a second
         if trim_buffers():  # a burst of uploads is over: its spare receive buffers are freed,
             release_free_memory()  # and the heap pages they leave, given back (memory.py)
 
