@@ -204,6 +204,8 @@ class LocalListing(_Stream):
 
     async def read(self, n: int = 0) -> bytes:
         """The next batch, formatted; ``b""`` at the end. ``n`` is ignored (one batch)."""
+        if self._done:
+            return b""  # the last batch said so: no hop (and no turn of the loop) to learn it
         while True:
             data = await self._fs.hops.run(self._read_sync)
             if data or self._done:

@@ -415,12 +415,13 @@ class LocalWriter:
             self._write(tail)
         self.finish_sync(True)
 
-    async def commit(self, tail: bytes | memoryview = b"") -> None:
+    def commit(self, tail: bytes | memoryview = b"") -> Awaitable[None]:
         """Make the upload visible: rename the temp file over the target (or just close).
 
         ``tail``, the upload's last bytes, is written first in the same hop: a small upload then
-        costs two hops (open, commit) instead of three."""
-        await self._hops.run_shielded(self._write_and_finish, tail)
+        costs two hops (open, commit) instead of three. Inline (``Hops.memory``) the result is
+        a bare future, so the caller's ``ensure_future`` makes no task for it."""
+        return self._hops.run_shielded(self._write_and_finish, tail)
 
     async def abort(self) -> None:
         """Discard the upload; after a successful commit this does nothing."""

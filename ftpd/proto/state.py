@@ -173,7 +173,7 @@ def step(table: Mapping[tuple[S, Event], S], state: S, event: Event, why: str = 
 
 
 # ---------------------------------------------------------------------------------- sequence rules
-class Need(Enum):
+class Need(KeyEnum):
     """A precondition a command states in the command table; ``RULES`` checks it."""
 
     USER_GIVEN = "user-given"  # PASS: only right after USER (RFC 959 §4.1.1)

@@ -318,6 +318,7 @@ async def receive_upload(
     conv = FromNetwork() if ascii else None
     received = 0
     sock = stream.raw_socket()
+    loop = asyncio.get_running_loop()
     # A limited upload stays on the loop, where it can stop reading between grants.
     plain = bulk is not None and conv is None and sock is not None and limit is None
     blocking = writer.blocking_write() if plain else None
@@ -354,6 +355,8 @@ async def receive_upload(
                         break  # nothing queued for disk: write what we have rather than wait
                     if hangup is None:
                         await stream.readable()
+                    elif sock is not None:
+                        await hangup.wait_fd(loop, sock.fileno())  # a plain stream: no task
                     else:
                         await hangup.wait(stream.readable)
                     continue

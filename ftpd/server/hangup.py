@@ -27,6 +27,11 @@ from typing import Any
 __all__ = ["Hangup", "UploadCut"]
 
 
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class UploadCut(Exception):
     """The control connection went away before the upload's data connection reached EOF."""
 
@@ -59,7 +64,12 @@ class Hangup:
             return False
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.cancel()  # ends ``wait``: the receiver reads what is there, then UploadCut
+            # Ends the wait: the receiver reads what is there, then UploadCut. ``wait``'s waiter
+            # is a task running the stream's wait (cancelled); ``wait_fd``'s a bare future.
+            if isinstance(waiter, asyncio.Task):
+                waiter.cancel()
+            else:
+                waiter.set_result(None)
         sock = self.sock
         if sock is not None:
             self._wake_bulk(sock)
@@ -100,6 +110,21 @@ class Hangup:
                 await asyncio.wait([fut])
         if not fut.cancelled():
             fut.result()  # a stream's own error (a TLS data timeout)
+
+    async def wait_fd(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        """``wait`` for a plain socket's ``fd``: the wait is a bare future woken by the loop's
+        reader or by ``hang_up``, with no task and no ``asyncio.wait`` per wait (an upload waits
+        once per block it receives)."""
+        if self.set:
+            raise UploadCut()
+        fut: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _wake, fut)
+        self.waiter = fut
+        try:
+            await fut
+        finally:
+            self.waiter = None
+            loop.remove_reader(fd)
 
     def thread_recv(self, sock: socket.socket, view: Any) -> int:
         """``sock.recv_into(view)`` in a bulk thread: blocking until the control connection goes,

@@ -133,3 +133,60 @@ async def test_memory_filesystem_calls_made_once_come_back_done(tmp_path: Path) 
     assert isinstance(opened, asyncio.Future) and not opened.done()
     writer = await opened
     await writer.abort()
+
+
+class Later:
+    """An awaitable that is neither a future nor a coroutine: done after one turn of the loop."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        if self.error is not None:
+            raise self.error
+
+
+class AnyFS:
+    """Answers DELE with whatever each call of ``make`` gives."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def delete(self, vpath: str) -> Any:
+        return self.make()
+
+
+async def _turns(n: int = 5) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("kind", ["coroutine", "awaitable"])
+async def test_awaitables_are_waited_for_every_time(channel: Any, kind: str) -> None:
+    """A coroutine or any awaitable a performer returns is run and waited for, the second time
+    of its type as the first (the driver remembers per type that it is awaitable)."""
+    ch, t = channel
+
+    async def coro(error: BaseException | None) -> None:
+        await asyncio.sleep(0)
+        if error is not None:
+            raise error
+
+    errors: list[BaseException | None] = [None, FileNotFoundError(2, "gone"), None]
+    ch.fs = AnyFS(lambda: coro(errors.pop(0)) if kind == "coroutine" else Later(errors.pop(0)))
+    for expected in (b"250 File removed.\r\n", b"550 ", b"250 File removed.\r\n"):
+        ch.data_received(b"DELE f\r\n")
+        assert bytes(t.out) == b"" and ch.busy  # not taken as a plain value
+        await _turns()
+        assert bytes(t.out).startswith(expected), bytes(t.out)
+        del t.out[:]
+
+
+async def test_a_plain_value_is_the_result(channel: Any) -> None:
+    ch, t = channel
+    ch.fs = AnyFS(lambda: ("not", "awaitable"))
+    for _ in range(2):
+        ch.data_received(b"DELE f\r\n")
+        assert bytes(t.out) == b"250 File removed.\r\n"
+        del t.out[:]
