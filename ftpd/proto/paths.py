@@ -17,9 +17,31 @@ MAX_PATH = 4096  # vsftpd VSFTP_PATH_MAX
 MAX_NAME = 255  # NAME_MAX on Linux
 
 
+# Recent answers of ``resolve``, a pure function of its two strings: every session of a busy
+# server resolves the same few (cwd, argument) pairs, and the split-and-join costs more than the
+# lookup. Only short pairs are kept, and the whole table is dropped when full, so that a client
+# sending endless distinct names holds at most ``_RESOLVED_MAX`` small entries.
+_RESOLVED: dict[tuple[str, str], str] = {}
+_RESOLVED_MAX = 4096
+_RESOLVED_LEN = 256  # characters of cwd + argument
+
+
 def resolve(cwd: str, arg: str) -> str:
     """Join ``arg`` (a path as the client sent it: names in their wire form, see names.py) to
     ``cwd`` and normalise. Raises 550/553 for NUL bytes or over-long names."""
+    key = (cwd, arg)
+    path = _RESOLVED.get(key)
+    if path is not None:
+        return path
+    path = _resolve(cwd, arg)
+    if len(cwd) + len(arg) <= _RESOLVED_LEN:
+        if len(_RESOLVED) >= _RESOLVED_MAX:
+            _RESOLVED.clear()
+        _RESOLVED[key] = path
+    return path
+
+
+def _resolve(cwd: str, arg: str) -> str:
     arg = from_wire(arg)
     if "\0" in arg:
         raise FileUnavailable("Invalid file name.")

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ftpd.proto import paths
 from ftpd.proto.errors import FileUnavailable, NameNotAllowed
 from ftpd.proto.paths import MAX_NAME, MAX_PATH, basename, parent, quote_path, resolve
 
@@ -82,6 +83,31 @@ def test_resolve_limits() -> None:
         resolve("/", "é" * (MAX_NAME // 2 + 1))  # the limit is in bytes, not characters
     with pytest.raises(NameNotAllowed):
         resolve("/", "a/" * (MAX_PATH // 2 + 1))
+
+
+@given(cwd=cwds, arg=args)
+def test_a_remembered_answer_is_the_computed_one(cwd: str, arg: str) -> None:
+    first = resolve(cwd, arg)
+    assert (cwd, arg) in paths._RESOLVED  # short: remembered
+    assert resolve(cwd, arg) == first == paths._resolve(cwd, arg) == _expected(cwd, arg)
+
+
+def test_errors_are_raised_every_time_and_the_table_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for _ in range(2):
+        with pytest.raises(FileUnavailable):
+            resolve("/", "a\0b")
+        with pytest.raises(NameNotAllowed):
+            resolve("/", "x" * (MAX_NAME + 1))
+    long = "y/" * (paths._RESOLVED_LEN // 2 + 1)
+    assert resolve("/", long) == "/" + long.rstrip("/")
+    assert ("/", long) not in paths._RESOLVED  # too long to keep
+    monkeypatch.setattr(paths, "_RESOLVED", {})
+    monkeypatch.setattr(paths, "_RESOLVED_MAX", 8)
+    for i in range(20):
+        assert resolve("/d", f"f{i}") == f"/d/f{i}"
+        assert len(paths._RESOLVED) <= 8
 
 
 @pytest.mark.parametrize(
