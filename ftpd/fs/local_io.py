@@ -39,7 +39,7 @@ from ftpd.fs.nowait import (
     pwrite_nowait,
     readable_now,
 )
-from ftpd.fs.temps import link_anonymous
+from ftpd.fs.temps import link_anonymous, link_new
 from ftpd.fs.writeback import Writeback
 from ftpd.fs.writeback import available as writeback_available
 
@@ -376,15 +376,29 @@ class LocalWriter:
                 self._dir_fd = -1
 
     def _finish_anonymous(self, commit: bool) -> None:
-        """``finish_sync`` of an O_TMPFILE upload (lock held). ``linkat`` cannot replace a name,
-        so the file is linked under a private temp name and renamed over the target: the name
-        exists for the length of two calls, and a crash there leaves a file that start-up
-        cleanup removes. With ``sync`` as for a named temp: the data is flushed before the link,
-        the directory after the rename."""
+        """``finish_sync`` of an O_TMPFILE upload (lock held). A new file is linked under its
+        name directly. ``linkat`` cannot replace a name, so over an existing file it is linked
+        under a private temp name and renamed over the target: the name exists for the length
+        of two calls, and a crash there leaves a file that start-up cleanup removes. With
+        ``sync`` as for a named temp: the data is flushed before the link, the directory after
+        the link or the rename."""
         fd = self._fd
         if commit and fd >= 0:
             if self._sync:
                 _fdatasync(fd)  # the data, before the link makes it a file (fd kept: abortable)
+            if link_new(fd, self._dir_fd, self._target):
+                # No file of that name: the complete upload took the name in one call, with no
+                # temp name and no rename. The close comes after, but O_TMPFILE exists only on
+                # local filesystems, whose close reports no delayed write error (NFS has none).
+                self._fd = -1
+                os.close(fd)
+                if self._sync:
+                    sync_dir(self._dir_fd)  # the new entry itself
+                self._done = True
+                if self._dir_fd >= 0:
+                    close_quietly(self._dir_fd)
+                    self._dir_fd = -1
+                return
             temp = link_anonymous(fd, self._dir_fd)
             try:
                 self._fd = -1

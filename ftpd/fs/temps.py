@@ -2,9 +2,10 @@
 
 An atomic upload is written to a file that clients cannot see or touch until it is complete. On
 Linux that file is anonymous (``O_TMPFILE`` in the target's directory: no name at all, and
-nothing left after a crash); ``commit`` gives it a private ``.ftpd-upload-<random>.tmp`` name
-(``linkat`` through ``/proc/self/fd``, which cannot replace a name) and renames that over the
-target. Elsewhere (filesystems without ``O_TMPFILE``, other platforms) the upload is written under
+nothing left after a crash); ``commit`` links it under the target's name when no file has it
+(``linkat`` through ``/proc/self/fd``: the complete file appears in one call), else gives it a
+private ``.ftpd-upload-<random>.tmp`` name (``linkat`` cannot replace a name) and renames that over
+the target. Elsewhere (filesystems without ``O_TMPFILE``, other platforms) the upload is written under
 such a name from the start. Those names are the server's alone: ``LocalFS`` refuses them to
 clients, listings hide them, and ``cleanup_stale_uploads`` removes what a crash left behind.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "cleanup_stale_uploads",
     "is_upload_temp",
     "link_anonymous",
+    "link_new",
     "named_temp",
     "open_anonymous",
     "tmpfile_available",
@@ -50,6 +52,17 @@ def open_anonymous(dfd: int) -> int:
         if exc.errno in _NO_TMPFILE:
             return -1
         raise
+
+
+def link_new(fd: int, dir_fd: int, name: str) -> bool:
+    """Give the O_TMPFILE file ``fd`` the name ``name`` in ``dir_fd`` if nothing has it yet:
+    True. False if the name exists (``linkat`` never replaces a name: then ``link_anonymous``
+    and a rename over it)."""
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def link_anonymous(fd: int, dir_fd: int) -> str:

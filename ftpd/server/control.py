@@ -343,7 +343,7 @@ class ControlChannel(asyncio.Protocol):
             masked = _mask(line)
             log.debug("%s <- %s", self.who(), masked, extra={"event": "command", "command": masked})
         result = self.session.handle(line)
-        if Session.is_generator(result):
+        if type(result) is GeneratorType:  # Session.is_generator, without the call
             self._step(result)
             return
         if result is not None:

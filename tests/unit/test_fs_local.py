@@ -350,6 +350,34 @@ async def test_atomic_upload_new_file(home: Path, executor: Counting, anonymous:
         await w.write(b"late")
 
 
+async def test_anonymous_upload_takes_a_free_name_in_one_link(
+    home: Path, executor: Counting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file is linked under its name directly; over an existing file (here one that
+    appeared while the upload ran) it goes through a temp name and a rename, and replaces it."""
+    from ftpd.fs import local_io
+
+    temp_links: list[int] = []
+    real = local_io.link_anonymous
+
+    def counting(fd: int, dir_fd: int) -> str:
+        temp_links.append(fd)
+        return real(fd, dir_fd)
+
+    monkeypatch.setattr(local_io, "link_anonymous", counting)
+    fs = LocalFS(str(home), executor, anonymous_temps=True, mode=mode_of(executor))
+    w = await fs.open_write("/new.bin")
+    await w.write(b"first")
+    await w.commit()
+    assert (home / "new.bin").read_bytes() == b"first" and temp_links == []
+    w = await fs.open_write("/raced.bin")
+    await w.write(b"ours")
+    (home / "raced.bin").write_bytes(b"someone else's, committed meanwhile")
+    await w.commit()
+    assert (home / "raced.bin").read_bytes() == b"ours" and len(temp_links) == 1
+    assert sorted(os.listdir(home)) == ["new.bin", "raced.bin"]  # no temp name left
+
+
 async def test_atomic_upload_readers_see_old_content_until_commit(fs: LocalFS, home: Path) -> None:
     (home / "f").write_bytes(b"old content")
     os.chmod(home / "f", 0o640)
