@@ -111,7 +111,8 @@ class IoMode:
         except WouldBlock:
             self.count(op, Route.FALLBACK)
             return thread()
-        self.count(op, Route.INLINE)
+        counts, key = self.counts, (op, Route.INLINE)  # ``count``, inline: the common case
+        counts[key] = counts.get(key, 0) + 1
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         fut.set_result(value)
         return fut

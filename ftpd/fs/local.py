@@ -135,6 +135,9 @@ class LocalFS:
         if not os.path.isdir(real):
             raise NotADirectoryError(errno.ENOTDIR, "home is not a directory", home)
         self.home = real
+        # ``home/parts`` as a plain concatenation: ``os.path.join`` is Python code, and the parts
+        # (``_parts``) are never empty, absolute or with a slash in them.
+        self._home_slash = real if real.endswith("/") else real + "/"
         self.atomic_uploads = atomic_uploads
         # O_TMPFILE uploads (see the module docstring); False forces the named temp files.
         self.anonymous_temps = anonymous_temps and tmpfile_available()
@@ -197,7 +200,7 @@ class LocalFS:
         O_NOFOLLOW covers the one component below it."""
         if len(comps) <= 1:
             try:
-                return os.open(os.path.join(self.home, *comps), final_flags)
+                return os.open(self._home_slash + comps[0] if comps else self.home, final_flags)
             except OSError:
                 return None
         try:
@@ -253,7 +256,7 @@ class LocalFS:
         parts = self._parts(vpath)
         if len(parts) == 1:
             try:  # one call for an entry directly in the home (see _walk_fast)
-                s = os.stat(os.path.join(self.home, parts[0]), follow_symlinks=False)
+                s = os.stat(self._home_slash + parts[0], follow_symlinks=False)
                 if not st.S_ISLNK(s.st_mode):
                     return _file_stat(parts[0], s)
             except OSError:
@@ -283,7 +286,7 @@ class LocalFS:
         parts = self._parts(vpath)
         fast = self._walk_fast(parts, _LIST_FLAGS)
         if fast is not None:
-            return fast, os.path.join(self.home, *parts)
+            return fast, self._home_slash + "/".join(parts) if parts else self.home
         parent, name = self._locate(vpath, follow=True)
         real = os.path.join(parent, name) if name else self.home
         return self._open_dir(real, _LIST_FLAGS).fd, real
@@ -304,7 +307,7 @@ class LocalFS:
         fd = -1
         if len(parts) == 1:
             try:
-                fd = os.open(os.path.join(self.home, parts[0]), _READ_FLAGS)  # see _walk_fast
+                fd = os.open(self._home_slash + parts[0], _READ_FLAGS)  # see _walk_fast
             except OSError:
                 pass  # e.g. ELOOP for a symlink: the general path follows it if it may
         elif parts:
@@ -444,7 +447,7 @@ class LocalFS:
         (see ``_walk_fast``); False when the general path must do it. ``op`` never follows the
         entry itself (mkdir, rmdir, unlink), so its errors are the right answer as they are."""
         if len(parts) == 1:
-            op(os.path.join(self.home, parts[0]))
+            op(self._home_slash + parts[0])
             return True
         dfd = self._walk_fast(parts[:-1]) if parts else None
         if dfd is None:

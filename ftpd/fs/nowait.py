@@ -171,6 +171,8 @@ def dirty_pages(fd: int) -> int | None:
 # per call was a third of the call's cost here.
 _HOWS: dict[tuple[int, int, int], tuple[_OpenHow, Any]] = {}
 _HOW_SIZE = ctypes.sizeof(_OpenHow)
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 def _how(flags: int, mode: int, resolve: int) -> Any:
@@ -185,7 +187,7 @@ def _how(flags: int, mode: int, resolve: int) -> Any:
 
 
 def _openat2(dir_fd: int, path: str | bytes, flags: int, mode: int, resolve: int) -> int:
-    raw = path if type(path) is bytes else os.fsencode(path)
+    raw = path if isinstance(path, bytes) else path.encode(_FS_ENCODING, _FS_ERRORS)  # fsencode
     fd = _syscall(_SYS_OPENAT2, dir_fd, raw, _how(flags, mode, resolve), _HOW_SIZE)
     if fd < 0:
         code = ctypes.get_errno()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-__all__ = ["normalise_ip", "ipv4_octets"]
+__all__ = ["normalise_ip", "ipv4_octets", "pasv_numbers"]
 
 
 def normalise_ip(ip: str) -> str:
@@ -28,3 +28,10 @@ def ipv4_octets(host: str) -> tuple[int, ...]:
     if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
         raise ValueError(host)
     return tuple(int(p) for p in parts)
+
+
+@functools.lru_cache(maxsize=64)
+def pasv_numbers(host: str) -> str:
+    """``h1,h2,h3,h4`` of a dotted IPv4 address, as the PASV reply gives it (RFC 959 §4.1.2);
+    ``ValueError`` otherwise. Once per PASV, for the server's few addresses."""
+    return ",".join(str(b) for b in ipv4_octets(host))

@@ -11,7 +11,7 @@ from collections.abc import Generator
 from typing import Any
 
 from ..errors import ArgumentError, CannotOpenData
-from ..netaddr import ipv4_octets, normalise_ip
+from ..netaddr import normalise_ip, pasv_numbers
 from ..replies import Reply
 from ..requests import AbortTransfer, CloseData, HandlerGen, OpenPassive, Request
 from ..state import DATA, Data, Event, SessionState, step
@@ -65,12 +65,11 @@ def _passive(s: SessionState, extended: bool) -> HandlerGen:
     if extended:
         return Reply(229, f"Entering Extended Passive Mode (|||{port}|)")
     try:
-        octets = ipv4_octets(normalise_ip(host))
+        nums = pasv_numbers(normalise_ip(host))
     except ValueError:
         yield CloseData()
         s.data = step(DATA, s.data, Event.RESET)
         raise CannotOpenData("PASV needs IPv4; use EPSV on IPv6 connections.") from None
-    nums = ",".join(str(b) for b in octets)
     return Reply(227, f"Entering Passive Mode ({nums},{port >> 8},{port & 0xFF}).")
 
 
