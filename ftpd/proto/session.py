@@ -38,11 +38,16 @@ class Done:
 
 
 def _as_list(result: Reply | list[Reply] | None) -> list[Reply]:
+    if type(result) is Reply:  # the common case first, without isinstance
+        return [result]
     if result is None:
         return []
     if isinstance(result, Reply):
         return [result]
     return result
+
+
+_LISTING_OPENED = Reply(150, "Here comes the directory listing.")
 
 
 class Session(SessionState):
@@ -124,7 +129,7 @@ class Session(SessionState):
         if t.kind is TransferKind.STOU:
             return Reply(150, f"FILE: {t.name}")  # RFC 1123 §4.1.2.9
         if t.kind.listing:
-            return Reply(150, "Here comes the directory listing.")
+            return _LISTING_OPENED
         mode = "ASCII" if t.ascii else "BINARY"
         if t.kind is TransferKind.RETR and t.reader is not None:
             size = t.reader.size

@@ -29,7 +29,7 @@ from ..proto.requests import Outcome
 from ..proto.session import Done, Session
 from ..proto.state import Login
 from .framing import CommandQueue
-from .lifecycle import Event, Phase, next_phase
+from .lifecycle import PHASES, Event, Phase, next_phase
 from .perform import FS_CALLS, PERFORMERS
 from .proxyhdr import HeaderPhase
 from .tls_control import TlsControl
@@ -88,15 +88,20 @@ class ControlChannel(asyncio.Protocol):
 
     # ------------------------------------------------------------------ lifecycle
     def _to(self, event: Event) -> None:
-        # Only TLS_DONE depends on the login (5 transitions a login; the property is Python).
-        logged_in = event is Event.TLS_DONE and self.session is not None and self.session.logged_in
-        new = next_phase(self.phase, event, logged_in)
+        # Five transitions a login, two a transfer: ``next_phase``'s table is read here directly,
+        # and only TLS_DONE, which depends on the login (a Python property), takes the call.
+        if event is Event.TLS_DONE:
+            logged_in = self.session is not None and self.session.logged_in
+            new = next_phase(self.phase, event, logged_in)
+        else:
+            new = PHASES.get((self.phase, event))
         if new is None:
             log.error("%s lifecycle: no transition from %s on %s", self.who(), self.phase, event)
             return
         self.phase = new
         self.closed = new is Phase.CLOSING or new is Phase.CLOSED
-        self.phase_since = time.monotonic()
+        if new is Phase.TLS_HANDSHAKE:
+            self.phase_since = time.monotonic()  # only this phase's time is read (``tick``)
 
     def finish(self) -> None:
         """Release everything the session holds. Runs once, whatever the exit path: the peer's
