@@ -378,7 +378,7 @@ class LocalFS:
             close_quietly(dfd)
             return None  # e.g. STOR onto a symlink: the general path follows it if it may
         try:
-            return self._open_temp(dfd, parts[-1], vpath)  # the writer owns dfd now
+            return self._open_temp_over(dfd, parts[-1], vpath, old)  # the writer owns dfd
         except BaseException:
             close_quietly(dfd)
             raise
@@ -388,6 +388,13 @@ class LocalFS:
             old: os.stat_result | None = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
             old = None
+        return self._open_temp_over(dfd, name, vpath, old)
+
+    def _open_temp_over(
+        self, dfd: int, name: str, vpath: str, old: os.stat_result | None
+    ) -> LocalWriter:
+        """``_open_temp`` given the target's ``lstat`` (None: no such file), as the caller just
+        took it (``_open_temp_fast``: one ``stat`` per upload, not two)."""
         if old is not None:
             if st.S_ISDIR(old.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)

@@ -75,7 +75,7 @@ class LineReader:
 
     def has_more(self) -> bool:
         """Whether a complete line is waiting (``feed(b"", limit)`` returns it)."""
-        return self._buf.find(_LF, self._pos) >= 0
+        return bool(self._buf) and self._buf.find(_LF, self._pos) >= 0
 
     def feed(self, data: bytes = b"", limit: int = 0) -> list[str]:
         """Add received bytes; return the complete lines (without line ends), in order, at most
