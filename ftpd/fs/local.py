@@ -46,6 +46,7 @@ import math
 import os
 import secrets
 import stat as st
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -56,6 +57,7 @@ from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
 from ftpd.fs.listing_stream import UNIQUE, Format, LocalDir, LocalListing
 from ftpd.fs.local_io import Hops, LocalReader, LocalWriter, close_quietly
+from ftpd.fs.nowait import WouldBlock, openat2_no_symlinks
 from ftpd.fs.temps import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
@@ -203,6 +205,21 @@ class LocalFS:
                 return os.open(self._home_slash + comps[0] if comps else self.home, final_flags)
             except OSError:
                 return None
+        if self._hops.memory:
+            # A home with no disk runs every call on the loop (memfs.py), where the server keeps
+            # the home open (homefds.py): one openat2 that allows no symlink anywhere beneath it
+            # is the whole walk (two levels down are five calls otherwise).
+            try:
+                hfd = self._hops.mode.homes.get(self.home, time.monotonic())
+            except (OSError, WouldBlock):
+                hfd = -1  # the walk below opens it itself
+            if hfd >= 0:
+                try:
+                    return openat2_no_symlinks(hfd, "/".join(comps), final_flags)
+                except WouldBlock:
+                    pass  # no openat2 here: walk
+                except OSError:
+                    return None  # a symlink on the way, a missing entry: as the walk says
         try:
             fd = os.open(self.home, _WALK_FLAGS)
         except OSError:

@@ -42,6 +42,7 @@ __all__ = [
     "has_openat2",
     "has_rwf_nowait",
     "openat2_cached",
+    "openat2_no_symlinks",
     "pread_nowait",
     "pwrite_nowait",
 ]
@@ -50,6 +51,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 # include/uapi/linux/openat2.h
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_CACHED = 0x20
 JAIL = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
@@ -208,6 +210,15 @@ def openat2_cached(
         return _openat2(dir_fd, path, flags | os.O_CLOEXEC, mode, resolve)
     except BlockingIOError:
         raise WouldBlock() from None
+
+
+def openat2_no_symlinks(dir_fd: int, path: str, flags: int) -> int:
+    """``path`` opened beneath ``dir_fd`` with no symlink anywhere on it: the whole O_NOFOLLOW
+    walk in one call. ``OSError`` as ``openat2`` gives it (``ELOOP`` for a symlink, ``EXDEV``
+    for a way out); ``WouldBlock`` when openat2 is unavailable (then walk)."""
+    if not has_openat2():
+        raise WouldBlock()
+    return _openat2(dir_fd, path, flags | os.O_CLOEXEC, 0, JAIL | RESOLVE_NO_SYMLINKS)
 
 
 def pread_nowait(fd: int, buf: bytearray | memoryview, off: int) -> int:

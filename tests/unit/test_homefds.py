@@ -116,3 +116,33 @@ async def test_the_sweeper_closes_quiet_homes(tmp_path: Path) -> None:
     finally:
         srv.executor.shutdown(wait=False)
         srv.io.shutdown()
+
+
+async def test_a_memory_home_walks_in_one_call_and_symlinks_take_the_general_path(
+    tmp_path: Path,
+) -> None:
+    """On a home with no disk the no-follow walk is one ``openat2`` beneath the kept home fd; a
+    symlink on the way (here inside the home) is refused by it and the general path follows it,
+    as the walk always did; one that leads out stays refused."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    (outside / "b").mkdir(parents=True)
+    (tmp_path / "out").symlink_to(outside)
+    mode = IoMode(inline=True, memory=True)
+    fs = LocalFS(str(tmp_path), None, mode=mode)
+    assert fs._hops.memory
+    fd = fs._walk_fast(["a", "b"])
+    assert fd is not None
+    try:
+        assert os.fstat(fd).st_ino == (tmp_path / "a" / "b").stat().st_ino
+    finally:
+        os.close(fd)
+    assert list(mode.homes.fds) == [fs.home]  # the walk went through the kept home fd
+    assert fs._walk_fast(["link", "b"]) is None  # a symlink on the way: not this path
+    assert fs._walk_fast(["a", "missing"]) is None
+    assert [e.name for e in await fs.list("/link/b")] == ["f"]  # the general path follows it
+    with pytest.raises(PermissionError):
+        await fs.list("/out/b")  # out of the home: refused, whichever path
+    mode.homes.close()
