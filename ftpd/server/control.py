@@ -247,14 +247,16 @@ class ControlChannel(asyncio.Protocol):
     def _open_session(self) -> None:
         transport = self.transport
         host = self.host
-        local = transport.get_extra_info("sockname") or ("", 0)
+        local_ip = host.bound_ip  # a listener on one address: the local address is that one
+        if local_ip is None:
+            local_ip = (transport.get_extra_info("sockname") or ("", 0))[0]
         # peer_ip is the real client's (PROXY header) for limits, bans, PORT checks and the data
         # connection check; local_ip stays this node's address, where passive ports are bound.
         # On the implicit FTPS listener the connection is under TLS from the first byte.
         implicit = (
             host.tls_context is not None and transport.get_extra_info("ssl_object") is not None
         )
-        self.session = Session(host.settings, self.peer[0], local[0], implicit_tls=implicit)
+        self.session = Session(host.settings, self.peer[0], local_ip, implicit_tls=implicit)
         # The session's TLS context, kept across a reload (its data connections must show the
         # certificate the client verified, and resume the session this context cached).
         self.tls_context = host.tls_context if implicit else None

@@ -127,6 +127,9 @@ class SessionHost:
         self.max_line = 4096
         self.log_commands = logging.getLogger("ftpd.session").isEnabledFor(logging.DEBUG)
         self.pasv_address = ""  # resolved at start-up when pasv_address is a host name
+        # The listeners' address when they are bound to one (not a wildcard): then it is every
+        # connection's local address, and a session need not ask the kernel (getsockname).
+        self.bound_ip: str | None = None
         # Set by the server once built (they need the running configuration).
         self.tls_context: ssl.SSLContext | None = None
         self.pasv_pool: PassivePool = None  # type: ignore[assignment]

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import resource
@@ -60,6 +61,17 @@ SWEEP_INTERVAL = 1.0
 SWEEP_SLICE = 500  # sessions checked per turn of the loop
 SHUTDOWN_GRACE = 10.0
 
+
+
+def _bound_ip(sock: socket.socket) -> str | None:
+    """The address ``sock`` listens on, or None for a wildcard (each connection's own local
+    address then depends on the interface it came in on)."""
+    ip = str(sock.getsockname()[0])
+    try:
+        unspecified = ipaddress.ip_address(ip.split("%", 1)[0]).is_unspecified
+    except ValueError:
+        return None
+    return None if unspecified else ip
 
 class Server:
     """One server process: its listeners, the sweeper, start-up and shutdown."""
@@ -242,6 +254,7 @@ class Server:
             raise ConfigError(
                 f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
             ) from None
+        host.bound_ip = _bound_ip(sock)
         srv = await loop.create_server(lambda: ControlChannel(host), sock=sock, backlog=cfg.backlog)
         self._servers.append(srv)
         addrs = [(s.getsockname()[0], s.getsockname()[1]) for s in srv.sockets]
