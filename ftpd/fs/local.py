@@ -24,8 +24,9 @@ aiofiles' file objects, because those cost one hop per method and cannot open wi
 ``dir_fd``/``O_NOFOLLOW``; readers also need the real fd for ``os.sendfile``.
 
 Uploads are atomic by default, and out of the client's namespace: on Linux STOR opens an
-anonymous file in the target's directory (``O_TMPFILE``), which has no name until ``commit``
-links it under a private name and renames that over the target (``local_io.LocalWriter``), so
+anonymous file in the target's directory (``O_TMPFILE``; opened in ``local_write.py``), which
+has no name until ``commit`` links it under the target's name when that is free, else under a
+private name renamed over the target (``local_io.LocalWriter``), so
 readers see the old file until the upload completes, a failed upload leaves the old file intact,
 and a crash leaves nothing behind. Where ``O_TMPFILE`` is not supported (other filesystems and
 platforms) the upload is written to ``.ftpd-upload-<random>.tmp`` instead. Either way such names
@@ -51,7 +52,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
-from ftpd.fs import local_nowait
+from ftpd.fs import local_nowait, local_write
 from ftpd.fs.base import Capabilities, FileStat, PathEscapeError, make_file_stat, virtual_parts
 from ftpd.fs.iomode import IoMode
 from ftpd.fs.iopool import IoPool
@@ -63,8 +64,6 @@ from ftpd.fs.temps import (
     TEMP_SUFFIX,
     cleanup_stale_uploads,
     is_upload_temp,
-    named_temp,
-    open_anonymous,
     tmpfile_available,
 )
 
@@ -88,7 +87,6 @@ _WALK_FLAGS = _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO would otherwise block an executor thread until a peer shows up.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NONBLOCK
-_WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NONBLOCK
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # How many "<prefix>.N" names unique_name tries before switching to random suffixes.
 _UNIQUE_SEQUENTIAL = 99
@@ -99,11 +97,6 @@ def _file_stat(name: str, s: os.stat_result, is_link: bool = False) -> FileStat:
     unique = UNIQUE % (s.st_dev, s.st_ino)  # f"{:x}"'s digits at half the cost
     return make_file_stat(name, st.S_ISDIR(mode), s.st_size, s.st_mtime, mode, s.st_nlink,
                           is_link, unique)
-
-
-def _not_regular(name: str) -> OSError:
-    # FIFOs, sockets and devices are refused like a permission problem: 550, nothing opened.
-    return PermissionError(errno.EACCES, "Not a regular file", name)
 
 
 def _mkdir_op(path: str, dir_fd: int | None = None) -> None:
@@ -347,7 +340,7 @@ class LocalFS:
             if st.S_ISDIR(s.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
             if not st.S_ISREG(s.st_mode):
-                raise _not_regular(vpath)
+                raise local_write.not_regular(vpath)
             if offset > s.st_size:
                 raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
             if offset:
@@ -360,111 +353,7 @@ class LocalFS:
         return LocalReader(fd, s.st_size, offset, self._hops)
 
     def _open_write(self, vpath: str, offset: int, append: bool) -> LocalWriter:
-        if offset < 0 or (append and offset):
-            raise OSError(errno.EINVAL, "invalid offset for upload")
-        if self.atomic_uploads and offset == 0 and not append:
-            writer = self._open_temp_fast(vpath)
-            if writer is not None:
-                return writer
-        parent, name = self._locate(vpath, follow=True)
-        if not name:
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
-        dfd = self._open_dir(parent).fd  # handed to the writer (atomic) or closed below
-        try:
-            if self.atomic_uploads and offset == 0 and not append:
-                return self._open_temp(dfd, name, vpath)
-            return self._open_in_place(dfd, name, vpath, offset, append)
-        except BaseException:
-            close_quietly(dfd)
-            raise
-
-    def _open_temp_fast(self, vpath: str) -> LocalWriter | None:
-        """``_open_temp`` without ``realpath`` when no symlink is involved (see ``_walk_fast``)."""
-        parts = self._parts(vpath)
-        dfd = self._walk_fast(parts[:-1]) if parts else None
-        if dfd is None:
-            return None
-        try:
-            old = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            old = None
-        except OSError:
-            old = None
-            parts = []  # let the general path produce the error
-        if not parts or (old is not None and st.S_ISLNK(old.st_mode)):
-            close_quietly(dfd)
-            return None  # e.g. STOR onto a symlink: the general path follows it if it may
-        try:
-            return self._open_temp_over(dfd, parts[-1], vpath, old)  # the writer owns dfd
-        except BaseException:
-            close_quietly(dfd)
-            raise
-
-    def _open_temp(self, dfd: int, name: str, vpath: str) -> LocalWriter:
-        try:
-            old: os.stat_result | None = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            old = None
-        return self._open_temp_over(dfd, name, vpath, old)
-
-    def _open_temp_over(
-        self, dfd: int, name: str, vpath: str, old: os.stat_result | None
-    ) -> LocalWriter:
-        """``_open_temp`` given the target's ``lstat`` (None: no such file), as the caller just
-        took it (``_open_temp_fast``: one ``stat`` per upload, not two)."""
-        if old is not None:
-            if st.S_ISDIR(old.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", vpath)
-            if st.S_ISLNK(old.st_mode):
-                raise OSError(errno.ELOOP, "Too many levels of symbolic links", vpath)
-            if not st.S_ISREG(old.st_mode):
-                raise _not_regular(vpath)
-        fd = -1
-        temp: str | None = None
-        if self.anonymous_temps:
-            fd = open_anonymous(dfd)  # -1: this filesystem has no O_TMPFILE
-        if fd < 0:
-            fd, temp = named_temp(dfd, vpath)
-        if old is not None:
-            try:  # keep the replaced file's permission bits
-                os.fchmod(fd, st.S_IMODE(old.st_mode))
-            except OSError:
-                pass
-        # The writer owns both fds from here on (the directory fd is closed by commit/abort).
-        return LocalWriter(fd, self._hops, dir_fd=dfd, temp=temp, target=name,
-                           anonymous=temp is None, sync=self.fsync_uploads)
-
-    def _open_in_place(
-        self, dfd: int, name: str, vpath: str, offset: int, append: bool
-    ) -> LocalWriter:
-        flags = _WRITE_FLAGS
-        if append:
-            flags |= os.O_APPEND | os.O_CREAT
-        elif offset == 0:
-            flags |= os.O_CREAT  # truncated below, once we know it is a regular file
-        fd = os.open(name, flags, 0o666, dir_fd=dfd)
-        try:
-            s = os.fstat(fd)
-            if not st.S_ISREG(s.st_mode):
-                raise _not_regular(vpath)
-            os.set_blocking(fd, True)
-            if not append:
-                if offset > s.st_size:
-                    raise OSError(errno.EINVAL, "Restart offset beyond end of file", vpath)
-                if offset == 0:
-                    os.ftruncate(fd, 0)  # a plain STOR (atomic uploads off) replaces the file
-                else:
-                    # REST n + STOR writes from n and keeps the rest of the file, before and
-                    # after what it writes (vsftpd, ProFTPD, pyftpdlib; see README "REST").
-                    os.lseek(fd, offset, os.SEEK_SET)
-        except BaseException:
-            os.close(fd)
-            raise
-        if self.fsync_uploads and flags & os.O_CREAT:
-            # The entry may be new: the writer syncs the directory too on commit.
-            return LocalWriter(fd, self._hops, dir_fd=dfd, sync=True)
-        os.close(dfd)
-        return LocalWriter(fd, self._hops, sync=self.fsync_uploads)
+        return local_write.open_write(self, vpath, offset, append)  # blocking; see local_write
 
     def _entry_op_fast(self, parts: list[str], op: Callable[..., None]) -> bool:
         """Run ``op(name, dir_fd=...)`` on an entry whose parent is reached without a symlink
