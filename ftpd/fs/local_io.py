@@ -392,30 +392,10 @@ class LocalWriter:
                 # local filesystems, whose close reports no delayed write error (NFS has none).
                 self._fd = -1
                 os.close(fd)
-                if self._sync:
-                    sync_dir(self._dir_fd)  # the new entry itself
-                self._done = True
-                if self._dir_fd >= 0:
-                    close_quietly(self._dir_fd)
-                    self._dir_fd = -1
-                return
-            temp = link_anonymous(fd, self._dir_fd)
-            try:
-                self._fd = -1
-                os.close(fd)  # may report a delayed write error (NFS): the upload then failed
-                old = reaper.hold(self._dir_fd, self._target)  # its blocks freed later
-                try:
-                    os.replace(temp, self._target, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
-                finally:
-                    reaper.release(old)
-            except BaseException:
-                try:
-                    os.unlink(temp, dir_fd=self._dir_fd)
-                except OSError:
-                    pass
-                raise
+            else:
+                self._link_over(fd)
             if self._sync:
-                sync_dir(self._dir_fd)  # the rename itself, as for a named temp
+                sync_dir(self._dir_fd)  # the new entry or the rename, as for a named temp
         elif fd >= 0:
             self._fd = -1
             close_quietly(fd)  # an anonymous file: closing it is discarding it
@@ -423,6 +403,25 @@ class LocalWriter:
         if self._dir_fd >= 0:
             close_quietly(self._dir_fd)
             self._dir_fd = -1
+
+    def _link_over(self, fd: int) -> None:
+        """The O_TMPFILE ``fd`` over an existing target: linked under a temp name, closed, then
+        renamed over it (``linkat`` cannot replace a name)."""
+        temp = link_anonymous(fd, self._dir_fd)
+        try:
+            self._fd = -1
+            os.close(fd)  # may report a delayed write error (NFS): the upload then failed
+            old = reaper.hold(self._dir_fd, self._target)  # its blocks freed later
+            try:
+                os.replace(temp, self._target, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            finally:
+                reaper.release(old)
+        except BaseException:
+            try:
+                os.unlink(temp, dir_fd=self._dir_fd)
+            except OSError:
+                pass
+            raise
 
     def _write_and_finish(self, tail: bytes | memoryview) -> None:
         if tail:

@@ -24,12 +24,9 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .sockets import wake
+
 __all__ = ["Hangup", "UploadCut"]
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 class UploadCut(Exception):
@@ -118,7 +115,7 @@ class Hangup:
         if self.set:
             raise UploadCut()
         fut: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _wake, fut)
+        loop.add_reader(fd, wake, fut)
         self.waiter = fut
         try:
             await fut

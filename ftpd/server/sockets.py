@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DataTimeout", "wait_fd", "sendall", "norm_ip", "listen_socket", "abort_socket"]
+__all__ = ["DataTimeout", "wake", "wait_fd", "sendall", "norm_ip", "listen_socket", "abort_socket"]
 
 # SO_LINGER {on, 0 s}: close() sends RST and frees the socket at once (no FIN_WAIT, no buffer).
 _LINGER_ABORT = b"\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -23,7 +23,8 @@ class DataTimeout(Exception):
     """The data connection did not come, or stalled for longer than the data timeout."""
 
 
-def _wake(fut: asyncio.Future[None]) -> None:
+def wake(fut: asyncio.Future[None]) -> None:
+    """A reader or writer callback: completes the future a wait is on (once)."""
     if not fut.done():
         fut.set_result(None)
 
@@ -41,7 +42,7 @@ async def wait_fd(
     fut: asyncio.Future[None] = loop.create_future()
     add: Callable[..., Any] = loop.add_writer if write else loop.add_reader
     remove: Callable[[int], Any] = loop.remove_writer if write else loop.remove_reader
-    add(fd, _wake, fut)
+    add(fd, wake, fut)
     timer = loop.call_later(timeout, _expire, fut) if timeout is not None else None
     try:
         await fut
