@@ -110,7 +110,7 @@ class Config:
                                       "for password hashing"}
     )
     atomic_uploads: bool = field(
-        default=True, metadata={"help": "STOR writes a temporary file and renames it when complete"}
+        default=True, metadata={"help": "STOR writes a temporary file that takes the target's name only when complete"}
     )
     io_inline: bool = field(
         default=True,
