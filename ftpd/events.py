@@ -17,7 +17,6 @@ backend's future-based fast path: it adds a done-callback to a future rather tha
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import time
@@ -36,6 +35,7 @@ from ftpd.fs.base import (
     Writer,
 )
 from ftpd.fs.listing_stream import open_listing
+from ftpd.proto.enums import KeyEnum
 
 __all__ = ["Event", "EventBus", "EventCallback", "EventFS", "EventKind", "QUEUE_LIMIT", "reporting_fs"]
 
@@ -45,7 +45,7 @@ QUEUE_LIMIT = 10_000  # events waiting for one callback before the newest are dr
 FILE_TRANSFERS = {"RETR": False, "STOR": True, "APPE": True, "STOU": True}  # verb -> upload
 
 
-class EventKind(enum.Enum):
+class EventKind(KeyEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"  # wrong credentials or a refusal
     LOGOUT = "logout"  # a logged-in session ended (QUIT, timeout, disconnect, shutdown)
@@ -99,6 +99,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: list[_Subscriber] = []
+        self._wanted: frozenset[EventKind] = frozenset()  # the union of the subscribers' kinds
         self.dropped = 0
 
     @property
@@ -106,10 +107,13 @@ class EventBus:
         return bool(self._subs)
 
     def subscribe(self, callback: EventCallback, kinds: Iterable[EventKind] = ()) -> None:
-        self._subs.append(_Subscriber(callback, frozenset(kinds) or frozenset(EventKind)))
+        sub = _Subscriber(callback, frozenset(kinds) or frozenset(EventKind))
+        self._subs.append(sub)
+        self._wanted |= sub.kinds
 
     def wants(self, kind: EventKind) -> bool:
-        return any(kind in sub.kinds for sub in self._subs)
+        # Asked twice per login even with nobody subscribed (``ObserverBridge``): one set lookup.
+        return kind in self._wanted
 
     def emit(self, event: Event) -> None:
         """Queue ``event`` for its subscribers; call from the server's event loop."""
@@ -197,6 +201,10 @@ def real_path(fs: Any, vpath: str) -> str | None:
     return fs.real_path(vpath) if isinstance(fs, RealPaths) else None
 
 
+# Asked at every login and logout, subscribers or not: module globals (proto/enums.py).
+_LOGIN, _LOGOUT = EventKind.LOGIN, EventKind.LOGOUT
+
+
 class ObserverBridge:
     """An ``observe.Listener`` that turns the server's login, logout and transfer calls into
     events (``ftpd/server/observe.py`` calls it; it only queues)."""
@@ -208,16 +216,16 @@ class ObserverBridge:
     # (ftpd.api) has a bus whether or not anything listens, and a login would build two.
     def login(self, ch: Any, ok: bool, account: Any) -> None:
         if ok:
-            if self.bus.wants(EventKind.LOGIN):
-                self.bus.emit(origin(ch, account).event(EventKind.LOGIN))
+            if self.bus.wants(_LOGIN):
+                self.bus.emit(origin(ch, account).event(_LOGIN))
         elif self.bus.wants(EventKind.LOGIN_FAILED):
             name = ch.session.user if ch.session is not None else ""
             self.bus.emit(origin(ch).event(EventKind.LOGIN_FAILED, user=name))
 
     def session_closed(self, ch: Any) -> None:
         session = ch.session
-        if session is not None and session.account is not None and self.bus.wants(EventKind.LOGOUT):
-            self.bus.emit(origin(ch).event(EventKind.LOGOUT))
+        if session is not None and session.account is not None and self.bus.wants(_LOGOUT):
+            self.bus.emit(origin(ch).event(_LOGOUT))
 
     def transfer(self, ch: Any, t: Any, outcome: str, seconds: float) -> None:
         upload = FILE_TRANSFERS.get(t.kind)

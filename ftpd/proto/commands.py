@@ -63,15 +63,19 @@ class CommandSpec:
     during_transfer: bool = False
 
 
+# Named in every command's check, as module globals (Python 3.11's enum lookup is slow: enums.py).
+_REQUIRED, _NONE, _TLS_OFF, _PLAIN = Arg.REQUIRED, Arg.NONE, TlsMode.OFF, Tls.PLAIN
+
+
 def check(s: SessionState, spec: CommandSpec, arg: str) -> str:
     """The generic check, in its fixed order; returns the resolved path (or "")."""
-    if spec.arg is Arg.REQUIRED and not arg.strip():
+    if spec.arg is _REQUIRED and not arg.strip():
         raise ArgumentError("Syntax error: command needs an argument.")
-    if spec.arg is Arg.NONE and arg.strip():
+    if spec.arg is _NONE and arg.strip():
         raise ArgumentError("Syntax error: command does not accept arguments.")
     if spec.login and not s.logged_in:
         raise NotLoggedIn("Log in with USER and PASS first.")
-    if spec.ftps and s.settings.tls_mode is TlsMode.OFF and s.tls is Tls.PLAIN:
+    if spec.ftps and s.settings.tls_mode is _TLS_OFF and s.tls is _PLAIN:
         # Not "500": FileZilla and curl probe AUTH TLS/SSL and must carry on in plain text. An
         # implicit-FTPS session is under TLS even when explicit AUTH TLS is turned off.
         raise NotImplementedErr(f"{spec.verb} not supported: TLS is not configured.")

@@ -164,6 +164,7 @@ class ProxyMode(Enum):
     REQUIRED = "required"  # a trusted peer must send one
 
 
+_OFF = ProxyMode.OFF
 @dataclass(frozen=True, slots=True)
 class ProxyPolicy:
     """Who may send headers and what happens without one."""
@@ -186,7 +187,7 @@ class ProxyPolicy:
 
     def trusts(self, ip: str) -> bool:
         """Whether a header from socket peer ``ip`` is honoured."""
-        if self.mode is ProxyMode.OFF:
+        if self.mode is _OFF:  # once per connection: a module global (proto/enums.py)
             return False
         try:
             addr = ipaddress.ip_address(ip.split("%", 1)[0])

@@ -263,7 +263,11 @@ class TransferKind(StrEnum):
     @property
     def listing(self) -> bool:
         """A directory listing (a stream as ``Transfer.reader``, or a one-entry ``payload``)."""
-        return self in (TransferKind.LIST, TransferKind.NLST, TransferKind.MLSD)
+        return self in _LISTINGS
+
+
+# Module globals: Python 3.11's enum lookup is slow (enums.py); ``listing`` is asked per transfer.
+_LISTINGS = (TransferKind.LIST, TransferKind.NLST, TransferKind.MLSD)
 
 
 class Transfer:

@@ -48,6 +48,10 @@ def _as_list(result: Reply | list[Reply] | None) -> list[Reply]:
 
 
 _LISTING_OPENED = Reply(150, "Here comes the directory listing.")
+# Module globals: Python 3.11's enum lookup is slow (enums.py), and these are named per command
+# or per transfer.
+_RENAME_FROM, _OK = Need.RENAME_FROM, Outcome.OK
+_STOU, _RETR = TransferKind.STOU, TransferKind.RETR
 
 
 class Session(SessionState):
@@ -113,7 +117,7 @@ class Session(SessionState):
             if verb in NOT_IMPLEMENTED:
                 return Reply(502, f"{printable(verb)} not implemented.")
             return Reply(500, f"Command {printable(verb)!r} not understood.")
-        if Need.RENAME_FROM not in spec.needs:
+        if _RENAME_FROM not in spec.needs:
             self.rename_from = None  # RFC 959 §4.1.3: RNTO must immediately follow RNFR
         return spec.handler(self, arg, check(self, spec, arg))
 
@@ -126,12 +130,12 @@ class Session(SessionState):
 
     def transfer_opened(self, t: Transfer) -> Reply:
         """The 150 reply, sent once the data connection is up (vsftpd's order)."""
-        if t.kind is TransferKind.STOU:
+        if t.kind is _STOU:
             return Reply(150, f"FILE: {t.name}")  # RFC 1123 §4.1.2.9
         if t.kind.listing:
             return _LISTING_OPENED
         mode = "ASCII" if t.ascii else "BINARY"
-        if t.kind is TransferKind.RETR and t.reader is not None:
+        if t.kind is _RETR and t.reader is not None:
             size = t.reader.size
             return Reply(150, f"Opening {mode} mode data connection for {t.name} ({size} bytes).")
         return Reply(150, f"Opening {mode} mode data connection for {t.name}.")
@@ -144,7 +148,7 @@ class Session(SessionState):
             raise BadSequence("No such transfer is running.")
         self.transfer = None
         self.active_addr = None
-        if outcome is Outcome.OK:
+        if outcome is _OK:
             replies = [_LISTING_SENT if t.kind.listing else _TRANSFER_COMPLETE]
         elif outcome is Outcome.LOCAL_ERROR:
             replies = [

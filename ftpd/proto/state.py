@@ -185,8 +185,14 @@ class Need(KeyEnum):
     NOT_EPSV_ALL = "not-epsv-all"  # PASV, PORT, EPRT: refused after EPSV ALL (RFC 2428 §3)
 
 
+# Members tested on every command, as module globals (Python 3.11's enum lookup is slow: enums.py).
+_NEED_USER, _NEED_PASS, _LOGGED_IN = Login.NEED_USER, Login.NEED_PASS, Login.LOGGED_IN
+_NO_DATA, _PLAIN, _SECURE, _UNSET, _PRIVATE = Data.NONE, Tls.PLAIN, Tls.SECURE, Prot.UNSET, Prot.PRIVATE
+_TLS_REQUIRED = TlsMode.REQUIRED
+
+
 def _user_given(s: SessionState, verb: str) -> FtpError | None:
-    if s.login is Login.NEED_PASS:
+    if s.login is _NEED_PASS:
         return None
     return BadSequence("Already logged in." if s.logged_in else "Login with USER first.")
 
@@ -200,19 +206,19 @@ def _not_logged_in(s: SessionState, verb: str) -> FtpError | None:
 
 
 def _tls_for_login(s: SessionState, verb: str) -> FtpError | None:
-    if s.settings.tls_mode is TlsMode.REQUIRED and s.tls is Tls.PLAIN:
+    if s.settings.tls_mode is _TLS_REQUIRED and s.tls is _PLAIN:
         return NotLoggedIn("TLS required: use AUTH TLS before USER.")
     return None
 
 
 def _secure(s: SessionState, verb: str) -> FtpError | None:
-    if s.tls is Tls.PLAIN:
+    if s.tls is _PLAIN:
         return BadSequence(f"{verb} not allowed on insecure control connection.")
     return None
 
 
 def _pbsz_given(s: SessionState, verb: str) -> FtpError | None:
-    if s.prot is Prot.UNSET:
+    if s.prot is _UNSET:
         return BadSequence("You must issue the PBSZ command prior to PROT.")
     return None
 
@@ -294,12 +300,13 @@ class SessionState:
         self, settings: SessionSettings, peer_ip: str, local_ip: str, *, implicit_tls: bool = False
     ) -> None:
         self.settings = settings
-        self.peer_ip = normalise_ip(peer_ip)
-        self.local_ip = normalise_ip(local_ip)
-        self.login = Login.NEED_USER
-        self.data = Data.NONE
-        self.tls = Tls.PLAIN
-        self.prot = Prot.UNSET
+        # ``normalise_ip`` leaves an IPv4 address as it is: skip the call for those.
+        self.peer_ip = peer_ip if ":" not in peer_ip else normalise_ip(peer_ip)
+        self.local_ip = local_ip if ":" not in local_ip else normalise_ip(local_ip)
+        self.login = _NEED_USER
+        self.data = _NO_DATA
+        self.tls = _PLAIN
+        self.prot = _UNSET
         if implicit_tls:
             # The implicit FTPS port: TLS from the first byte. Data is protected by default there
             # too (clients such as aioftp's open TLS data connections without PROT P).
@@ -325,17 +332,17 @@ class SessionState:
 
     @property
     def logged_in(self) -> bool:
-        return self.login is Login.LOGGED_IN
+        return self.login is _LOGGED_IN
 
     @property
     def secure(self) -> bool:
         """The control connection is under TLS."""
-        return self.tls is Tls.SECURE
+        return self.tls is _SECURE
 
     @property
     def prot_p(self) -> bool:
         """Data connections are protected (PROT P, RFC 4217 §9)."""
-        return self.prot is Prot.PRIVATE
+        return self.prot is _PRIVATE
 
 
 if __name__ == "__main__":  # pragma: no cover - documentation aid

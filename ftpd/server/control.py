@@ -45,6 +45,15 @@ log = logging.getLogger("ftpd.session")
 
 CLOSE_GRACE = 2.0  # a graceful close (QUIT) waits this long at most for the client to read
 
+# The members the hot paths name, as module globals: on Python 3.11 ``Phase.CLOSED`` is a slow
+# lookup (proto/enums.py), ~50 of them a login.
+_ACCEPTED, _LOGIN, _READY, _TRANSFER = Phase.ACCEPTED, Phase.LOGIN, Phase.READY, Phase.TRANSFER
+_TLS_HANDSHAKE, _CLOSING, _CLOSED = Phase.TLS_HANDSHAKE, Phase.CLOSING, Phase.CLOSED
+_ADMITTED, _GREETED, _LOGGED_IN = Event.ADMITTED, Event.GREETED, Event.LOGGED_IN
+_TLS_DONE, _CLOSE, _FINISHED = Event.TLS_DONE, Event.CLOSE, Event.FINISHED
+_TRANSFER_START, _TRANSFER_END = Event.TRANSFER_START, Event.TRANSFER_END
+_USER_LOGGED_IN = Login.LOGGED_IN
+
 
 class ControlChannel(asyncio.Protocol):
     """IO for one client's control connection (see the module docstring)."""
@@ -75,7 +84,7 @@ class ControlChannel(asyncio.Protocol):
         # header before the handshake): the real client, and its slot.
         self.peer = peer or ("", 0)
         self.slot = slot
-        self.phase = Phase.ACCEPTED
+        self.phase = _ACCEPTED
         # CLOSING or CLOSED: kept by ``_to`` (an attribute, not a property: ~20 reads a command)
         self.closed = False
         self.sid = 0
@@ -90,7 +99,7 @@ class ControlChannel(asyncio.Protocol):
     def _to(self, event: Event) -> None:
         # Five transitions a login, two a transfer: ``next_phase``'s table is read here directly,
         # and only TLS_DONE, which depends on the login (a Python property), takes the call.
-        if event is Event.TLS_DONE:
+        if event is _TLS_DONE:
             logged_in = self.session is not None and self.session.logged_in
             new = next_phase(self.phase, event, logged_in)
         else:
@@ -99,18 +108,18 @@ class ControlChannel(asyncio.Protocol):
             log.error("%s lifecycle: no transition from %s on %s", self.who(), self.phase, event)
             return
         self.phase = new
-        self.closed = new is Phase.CLOSING or new is Phase.CLOSED
-        if new is Phase.TLS_HANDSHAKE:
+        self.closed = new is _CLOSING or new is _CLOSED
+        if new is _TLS_HANDSHAKE:
             self.phase_since = time.monotonic()  # only this phase's time is read (``tick``)
 
     def finish(self) -> None:
         """Release everything the session holds. Runs once, whatever the exit path: the peer's
         reset or FIN, a timeout, a failed handshake, a bug, shutdown (lifecycle.py)."""
-        if self.phase is Phase.CLOSED:
+        if self.phase is _CLOSED:
             return
-        if self.phase is not Phase.CLOSING:
-            self._to(Event.CLOSE)
-        self._to(Event.FINISHED)
+        if self.phase is not _CLOSING:
+            self._to(_CLOSE)
+        self._to(_FINISHED)
         if self.proxy is not None:
             self.proxy.cancel()
             self.proxy = None
@@ -137,7 +146,7 @@ class ControlChannel(asyncio.Protocol):
             return
         if reply is not None:
             self.reply(reply)
-        self._to(Event.CLOSE)
+        self._to(_CLOSE)
         transport = self.transport
         if transport.get_write_buffer_size():
             asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
@@ -151,7 +160,7 @@ class ControlChannel(asyncio.Protocol):
         if self.closed:
             return
         self.reply(reply)
-        self._to(Event.CLOSE)
+        self._to(_CLOSE)
         transport = self.transport
         if transport.get_write_buffer_size():
             transport.abort()
@@ -163,7 +172,7 @@ class ControlChannel(asyncio.Protocol):
         """The sweeper's call, about once a second: this session's timeouts."""
         if self.closed or self.session is None:
             return
-        if self.phase is Phase.READY and not self.session.logged_in:
+        if self.phase is _READY and not self.session.logged_in:
             self._to(Event.LOGGED_OUT)  # REIN (the phase is informational; timeouts read login)
         cfg = self.host.config
         stalled = self.commands.write_paused and now - self.commands.write_paused_since
@@ -171,13 +180,13 @@ class ControlChannel(asyncio.Protocol):
             log.info("%s closed: replies not read for %.0f s", self.who(), cfg.data_timeout)
             self.expire(Reply(421, "Replies not read. Closing control connection."))
         elif (
-            self.phase is Phase.TLS_HANDSHAKE
+            self.phase is _TLS_HANDSHAKE
             and now - self.phase_since > cfg.tls_handshake_timeout + 1
         ):
             log.info("%s closed: TLS handshake timeout", self.who())
             self.transport.abort()  # the layer's own handshake timeout did not fire
             self.finish()
-        elif self.session.login is not Login.LOGGED_IN:
+        elif self.session.login is not _USER_LOGGED_IN:
             if now - self.connected_at > cfg.login_timeout:
                 log.info("%s closed: Login timeout.", self.who())
                 self.expire(Reply(421, "Login timeout. Closing control connection."))
@@ -269,11 +278,11 @@ class ControlChannel(asyncio.Protocol):
             self.slot = got
         self.sid = self.slot.sid
         host.attach(self.slot, self)
-        self._to(Event.ADMITTED)
+        self._to(_ADMITTED)
         if log.isEnabledFor(logging.INFO):
             log.info("connect %s", self.who(), extra={"event": "connect"})
         transport.write(host.greeting)
-        self._to(Event.GREETED)
+        self._to(_GREETED)
 
     def _proxy_done(self, header: ProxyHeader, rest: bytes) -> None:
         self.proxy = None
@@ -428,7 +437,8 @@ class ControlChannel(asyncio.Protocol):
     def reply(self, reply: Reply) -> None:
         if self.closed:
             return
-        self._note_reply(reply)
+        if reply.code >= 400 or self.host.log_commands:  # else nothing to count or log
+            self._note_reply(reply)
         self.transport.write(reply.encode())
 
     def _note_reply(self, reply: Reply) -> None:
@@ -465,8 +475,8 @@ class ControlChannel(asyncio.Protocol):
         if result is not None and not isinstance(result, str):
             self.fs = host.user_fs(self, result)
             self.session.caps = self.fs.capabilities
-            if self.phase is Phase.LOGIN or self.phase is Phase.READY:
-                self._to(Event.LOGGED_IN)
+            if self.phase is _LOGIN or self.phase is _READY:
+                self._to(_LOGGED_IN)
         return result
 
     def issue_ticket(self) -> None:
@@ -500,19 +510,19 @@ class ControlChannel(asyncio.Protocol):
             layer.abort()
             raise
         if not self.closed:
-            self._to(Event.TLS_DONE)
+            self._to(_TLS_DONE)
 
     def transfer_started(self, task: TransferTask) -> None:
         self.transfer = task
-        self._to(Event.TRANSFER_START)
+        self._to(_TRANSFER_START)
 
     def transfer_ended(
         self, task: TransferTask, outcome: Outcome, error: OSError | None, held: Reply | None
     ) -> None:
         if self.transfer is task:
             self.transfer = None
-        if self.phase is Phase.TRANSFER:
-            self._to(Event.TRANSFER_END)
+        if self.phase is _TRANSFER:
+            self._to(_TRANSFER_END)
         replies = self.session.transfer_finished(task.t, outcome, error)
         if self.closed:
             return

@@ -115,7 +115,8 @@ class SessionHost:
         self.auth = auth
         self.logins = Logins(auth)  # the store's sync fast path first, its failures contained
         # The filesystem a session gets at login; ftpd.api replaces it (a factory, layers).
-        self.session_fs: Callable[[Any, Account], FileSystem] = lambda _ch, a: self.fs_for(a)
+        # None: the storage's filesystem for the account (``fs_for``), without a call through a hook.
+        self.session_fs: Callable[[Any, Account], FileSystem] | None = None
         self.counters = counters
         self.storage = storage
         self.worker = worker
@@ -169,7 +170,11 @@ class SessionHost:
         if self.counters.is_banned(ip, time.monotonic()):
             # Banned while this connection was open: no more guesses on it either.
             return Refusal(addrtable.Refusal.BANNED.value)
-        account = self.logins.fast(name, password, _client(ch))
+        by_name = self.logins.by_name
+        if by_name is not None:
+            account = by_name(name, password)
+        else:
+            account = self.logins.fast(name, password, _client(ch))
         if account is NEED_CACHE_MISS:
             return NEED_ASYNC
         if account is None:
@@ -202,7 +207,8 @@ class SessionHost:
                     extra={"event": "login", "result": "failed", "user": name[:64]},
                 )
             return None, counted_user
-        self.logout(counted_user)  # re-login (USER while logged in): the old account's slot
+        if counted_user:  # re-login (USER while logged in): the old account's count goes back
+            self.counters.add_user(counted_user, -1)
         if account.max_sessions and self.counters.user_count(account.name) >= account.max_sessions:
             log.info("%s login refused for %r: per-user session limit", ch.who(), account.name)
             return "Too many sessions for this user.", ""
@@ -235,12 +241,13 @@ class SessionHost:
 
     def user_fs(self, ch: Any, account: Account) -> FileSystem:
         """A logged-in session's filesystem: its storage, under its quota, reporting events."""
-        fs = self.session_fs(ch, account)
+        hook = self.session_fs
+        fs = self.storage.for_user(account.name, account.home) if hook is None else hook(ch, account)
         cfg = self.config
-        limits = Limits(
-            account.quota_bytes or cfg.user_quota_bytes, account.quota_files or cfg.user_quota_files
-        )
-        if limits and not self.storage.s3 and account.home:
+        quota_bytes = account.quota_bytes or cfg.user_quota_bytes
+        quota_files = account.quota_files or cfg.user_quota_files
+        if (quota_bytes or quota_files) and not self.storage.s3 and account.home:
+            limits = Limits(quota_bytes, quota_files)
             fs = QuotaFS(fs, account.home, limits)  # type: ignore[assignment]
         return reporting_fs(self.events, ch, account, fs)
 

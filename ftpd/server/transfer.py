@@ -42,6 +42,8 @@ xfer_log = logging.getLogger("ftpd.transfer")
 
 Source = datamod.PassiveListener | tlsmod.EarlyTls | None
 
+_OK = Outcome.OK  # a module global: Python 3.11's enum lookup is slow (proto/enums.py)
+
 
 class Channel(Protocol):
     """The control channel as the transfer task and the performers (``perform.py``) see it: a
@@ -165,7 +167,7 @@ class TransferTask:
     async def _run(self) -> None:
         ch = self.ch
         t = self.t
-        outcome = Outcome.OK
+        outcome = _OK
         error: OSError | None = None
         try:
             outcome, error = await self._pump()
@@ -291,7 +293,7 @@ class TransferTask:
                     limit=limit,
                     listing=t.kind.listing,
                 )
-            return Outcome.OK, None
+            return _OK, None
         except DataTimeout:
             return Outcome.TIMEOUT, None
         except UploadCut:
@@ -365,15 +367,15 @@ async def commit_upload(writer: Writer, tail: bytes | memoryview = b"") -> Outco
         # §4.1.3: ABOR of a completed transfer gets 226, not 426 for a file that exists.
         await asyncio.wait([commit])
         commit.result()  # a failed commit is still a local error (452/451...)
-    return Outcome.OK
+    return _OK
 
 
 async def _close_files(ch: Channel, t: Transfer, outcome: Outcome) -> None:
     try:
         # A finished download has no read in flight: the backend may close it at once.
-        if t.reader is not None and (outcome is not Outcome.OK or not t.reader.close_now()):
+        if t.reader is not None and (outcome is not _OK or not t.reader.close_now()):
             await t.reader.close()
-        if t.writer is not None and outcome is not Outcome.OK:
+        if t.writer is not None and outcome is not _OK:
             await t.writer.abort()
             if t.kind is TransferKind.STOU and ch.fs is not None:
                 try:

@@ -283,6 +283,9 @@ def test_json_log_lines(factory: Any) -> None:
 
     commands = [e["command"] for e in entries if e["event"] == "command"]
     assert f"STOR {name}" in commands
+    # At debug level the replies below 400 are logged too (the errors are at any level).
+    replies = [e["message"] for e in entries if e["logger"] == "ftpd.session"]
+    assert any(m.endswith("-> 230 Login successful.") for m in replies), replies
     assert "PASS ****" in commands and not any("wrong" in c or srv.password in c for c in commands)
 
 

@@ -28,6 +28,8 @@ from ftpd import (
     Server,
     StorageError,
 )
+from ftpd.auth import ConfigAuthenticator
+from ftpd.events import EventBus
 
 
 def config(tmp_path: Path, **overrides: Any) -> Config:
@@ -144,6 +146,50 @@ async def test_custom_authenticator_and_memory_storage(tmp_path: Path) -> None:
     assert store.read_bytes("/alice/in.txt") == b"hello"
     assert auth.peers[0].ip == "127.0.0.1" and auth.peers[0].port > 0
     assert not auth.peers[0].secure
+
+
+async def test_a_subclass_of_the_builtin_authenticator_is_asked(tmp_path: Path) -> None:
+    """The server answers the built-in store's logins by name and password alone; a subclass
+    that overrides ``authenticate_cached`` is asked through it, with the Credentials and Peer."""
+    seen: list[tuple[str, Peer]] = []
+
+    class Blocklist(ConfigAuthenticator):
+        def authenticate_cached(self, credentials: Credentials, peer: Peer) -> Any:
+            seen.append((credentials.user, peer))
+            if peer.ip == "127.0.0.1" and credentials.user == "user":
+                return Refusal("Not from here.")
+            return super().authenticate_cached(credentials, peer)
+
+    cfg = config(tmp_path)
+    server = Server(cfg, authenticator=Blocklist.from_config(cfg))
+
+    def login() -> str:
+        try:
+            client(server).quit()
+        except ftplib.Error as exc:
+            return str(exc)
+        return "logged in"
+
+    async with server:
+        assert await in_thread(login) == "421 Not from here."
+    assert [(user, peer.ip) for user, peer in seen] == [("user", "127.0.0.1")]
+    # The same configuration with the built-in class itself logs in.
+    plain = Server(cfg)
+    async with plain:
+        assert (await in_thread(lambda: client(plain).quit())).startswith("221")
+
+
+async def test_event_kinds_wanted_are_those_of_the_subscribers() -> None:
+    bus = EventBus()
+    assert not any(bus.wants(kind) for kind in EventKind)
+    bus.subscribe(lambda event: None, [EventKind.UPLOAD])
+    assert bus.wants(EventKind.UPLOAD) and not bus.wants(EventKind.LOGIN)
+    bus.subscribe(lambda event: None, [EventKind.LOGIN, EventKind.LOGOUT])
+    assert {kind for kind in EventKind if bus.wants(kind)} == {
+        EventKind.UPLOAD, EventKind.LOGIN, EventKind.LOGOUT
+    }  # fmt: skip
+    bus.subscribe(lambda event: None)  # no kinds named: all of them
+    assert all(bus.wants(kind) for kind in EventKind)
 
 
 async def test_events_with_their_fields(tmp_path: Path) -> None:

@@ -258,6 +258,15 @@ async def test_single_user_fast_path(homes: Path, verify: CountingVerify) -> Non
     assert verify.calls == []  # no hashing in single-user mode, not even for unknown names
 
 
+@pytest.mark.parametrize("password", ["pässwörd", "\udcff\udc80raw bytes", "\ud800lone"])
+def test_single_user_password_beyond_utf8(homes: Path, password: str) -> None:
+    """Undecodable wire bytes (surrogate escapes) and a lone surrogate compare as themselves."""
+    auth = ConfigAuthenticator.from_config(Config(root=str(homes / "root"), password=password))
+    assert isinstance(auth.lookup_cached("user", password), Account)
+    assert auth.lookup_cached("user", password[1:]) is None
+    assert auth.lookup_cached("user", password + "\ud800") is None
+
+
 async def test_single_user_with_empty_password_never_matches(homes: Path) -> None:
     auth = ConfigAuthenticator.from_config(Config(root=str(homes / "root"), password=""))
     assert await auth.lookup("user", "") is None

@@ -25,12 +25,15 @@ __all__ = [
     "ftp_ABOR",
 ]
 
+# Module globals: Python 3.11's enum lookup is slow (proto/enums.py); named per transfer.
+_NO_DATA, _RESET, _PASV = Data.NONE, Event.RESET, Event.PASV
+
 
 def reset_data(s: SessionState) -> Generator[Request, Any, None]:
     """Drop the data connection set up for a transfer that will not happen."""
-    if s.data is not Data.NONE:
+    if s.data is not _NO_DATA:
         yield CloseData()
-    s.data = step(DATA, s.data, Event.RESET)
+    s.data = step(DATA, s.data, _RESET)
     s.active_addr = None
 
 
@@ -61,14 +64,14 @@ def _passive(s: SessionState, extended: bool) -> HandlerGen:
         host, port = yield OpenPassive(extended)
     except OSError:
         raise CannotOpenData("Can't open passive connection: no free port.") from None
-    s.data = step(DATA, s.data, Event.PASV)
+    s.data = step(DATA, s.data, _PASV)
     if extended:
         return Reply(229, f"Entering Extended Passive Mode (|||{port}|)")
     try:
         nums = pasv_numbers(normalise_ip(host))
     except ValueError:
         yield CloseData()
-        s.data = step(DATA, s.data, Event.RESET)
+        s.data = step(DATA, s.data, _RESET)
         raise CannotOpenData("PASV needs IPv4; use EPSV on IPv6 connections.") from None
     return Reply(227, f"Entering Passive Mode ({nums},{port >> 8},{port & 0xFF}).")
 
@@ -122,7 +125,7 @@ def _active(s: SessionState, host: str, port: int, verb: str) -> HandlerGen:
 def ftp_ABOR(s: SessionState, arg: str, path: str) -> Reply | HandlerGen:
     if s.transfer is not None:
         return _abort_running()
-    if s.data is not Data.NONE:
+    if s.data is not _NO_DATA:
         return _abort_idle(s)
     return Reply(225, "No transfer to abort.")
 

@@ -18,12 +18,14 @@ __all__ = ["ftp_USER", "ftp_PASS", "ftp_ACCT", "ftp_REIN", "ftp_QUIT", "ftp_HOST
 _USER_OK = Reply(331, "Username ok, send password.")
 _LOGGED_IN = Reply(230, "Login successful.")
 _GOODBYE = Reply(221, "Goodbye.")
+# Module globals: Python 3.11's enum lookup is slow (proto/enums.py).
+_USER, _PASS_OK = Event.USER, Event.PASS_OK
 
 
 def ftp_USER(s: SessionState, arg: str, path: str) -> Reply | HandlerGen:
     if s.logged_in:
         return _relogin(s, arg)
-    s.login = step(LOGIN, s.login, Event.USER)
+    s.login = step(LOGIN, s.login, _USER)
     s.user = arg
     # RFC 2577 §5: always 331, whether or not the user exists.
     return _USER_OK
@@ -33,7 +35,7 @@ def _relogin(s: SessionState, arg: str) -> HandlerGen:
     # USER while logged in flushes the login (RFC 959 §4.1.1) as REIN would, minus the greeting.
     yield from reset_data(s)
     _flush(s)
-    s.login = step(LOGIN, s.login, Event.USER)
+    s.login = step(LOGIN, s.login, _USER)
     s.user = arg
     return _USER_OK
 
@@ -41,7 +43,7 @@ def _relogin(s: SessionState, arg: str) -> HandlerGen:
 def ftp_PASS(s: SessionState, arg: str, path: str) -> HandlerGen:
     result = yield Authenticate(s.user, arg)
     if result is not None and not isinstance(result, str):
-        s.login = step(LOGIN, s.login, Event.PASS_OK)
+        s.login = step(LOGIN, s.login, _PASS_OK)
         s.account = result
         s.perms = result.perms
         s.cwd = "/"

@@ -45,13 +45,16 @@ __all__ = [
     "ftp_STOU",
 ]
 
+# Module globals: Python 3.11's enum lookup is slow (proto/enums.py); named per transfer.
+_NO_DATA, _START, _TLS_REQUIRED = Data.NONE, Event.START, TlsMode.REQUIRED
+
 
 def require_data_setup(s: SessionState) -> None:
     """Before a transfer command touches the filesystem: its data connection can be made."""
-    if s.settings.tls_mode is TlsMode.REQUIRED and not s.prot_p:
+    if s.settings.tls_mode is _TLS_REQUIRED and not s.prot_p:
         # Under tls = required a data connection without PROT P is refused (vsftpd's 522).
         raise FtpError("Data connections must be encrypted: use PROT P.", 522)
-    if s.data is Data.NONE:
+    if s.data is _NO_DATA:
         raise CannotOpenData("Use PORT or PASV first.")
 
 
@@ -59,9 +62,9 @@ def begin_transfer(s: SessionState, t: Transfer) -> None:
     """The file is open: the transfer consumes the data connection setup and is now running."""
     if s.transfer is not None:
         raise BadSequence("A transfer is in progress.")
-    if s.data is Data.NONE:
+    if s.data is _NO_DATA:
         raise CannotOpenData("Use PORT or PASV first.")
-    s.data = step(DATA, s.data, Event.START)
+    s.data = step(DATA, s.data, _START)
     t.tls = s.prot_p
     s.transfer = t
 
