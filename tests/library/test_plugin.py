@@ -21,6 +21,9 @@ import trustme  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = "ftpd.testing.plugin"
+# A user's run: the plugin, and the loop scope a project sets (pytest-asyncio warns where it is
+# unset).
+USER_ARGS = ("-p", PLUGIN, "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
 HEADER = """
 import ftplib, io, socket, ssl, time
 import pytest
@@ -37,7 +40,7 @@ def login(server, cls=ftplib.FTP, **kw):
 def run(pytester: pytest.Pytester, body: str, *args: str, passed: int) -> pytest.RunResult:
     """Run ``body`` (after HEADER) as a user's test file; all its tests must pass."""
     pytester.makepyfile(test_user=HEADER + textwrap.dedent(body))
-    result = pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider", *args)
+    result = pytester.runpytest_inprocess(*USER_ARGS, *args)
     result.assert_outcomes(passed=passed)
     return result
 
@@ -119,7 +122,7 @@ def test_ini_options_and_scope(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nftpd_anonymous = true\n")
     run(pytester, body, "--ftpd-scope", "module", passed=2)
     pytester.makepyfile(test_user=HEADER + textwrap.dedent(body))
-    result = pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(*USER_ARGS)
     result.assert_outcomes(passed=1, failed=1)  # function scope: test_two gets its own server
     result.stdout.fnmatch_lines(["*assert seen == *"])
 
