@@ -257,11 +257,7 @@ class ConfigAuthenticator:
             return self._anonymous
         if self._single is not None and name == self._single.name:
             # Compare digests, not the strings: equal lengths, so the length does not leak.
-            try:  # ``hashing.password_bytes``, inline: once per login of the single user
-                encoded = password.encode("utf-8", "surrogateescape")
-            except UnicodeEncodeError:
-                encoded = hashing.password_bytes(password)
-            digest = hashlib.sha256(encoded).digest()
+            digest = hashlib.sha256(hashing.password_bytes(password)).digest()
             if hmac.compare_digest(digest, self._single_digest):
                 return self._single
             if self._store is not None:

@@ -300,9 +300,8 @@ class SessionState:
         self, settings: SessionSettings, peer_ip: str, local_ip: str, *, implicit_tls: bool = False
     ) -> None:
         self.settings = settings
-        # ``normalise_ip`` leaves an IPv4 address as it is: skip the call for those.
-        self.peer_ip = peer_ip if ":" not in peer_ip else normalise_ip(peer_ip)
-        self.local_ip = local_ip if ":" not in local_ip else normalise_ip(local_ip)
+        self.peer_ip = normalise_ip(peer_ip)
+        self.local_ip = normalise_ip(local_ip)
         self.login = _NEED_USER
         self.data = _NO_DATA
         self.tls = _PLAIN

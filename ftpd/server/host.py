@@ -207,8 +207,7 @@ class SessionHost:
                     extra={"event": "login", "result": "failed", "user": name[:64]},
                 )
             return None, counted_user
-        if counted_user:  # re-login (USER while logged in): the old account's count goes back
-            self.counters.add_user(counted_user, -1)
+        self.logout(counted_user)  # re-login (USER while logged in): the old account's slot
         if account.max_sessions and self.counters.user_count(account.name) >= account.max_sessions:
             log.info("%s login refused for %r: per-user session limit", ch.who(), account.name)
             return "Too many sessions for this user.", ""
@@ -242,7 +241,7 @@ class SessionHost:
     def user_fs(self, ch: Any, account: Account) -> FileSystem:
         """A logged-in session's filesystem: its storage, under its quota, reporting events."""
         hook = self.session_fs
-        fs = self.storage.for_user(account.name, account.home) if hook is None else hook(ch, account)
+        fs = self.fs_for(account) if hook is None else hook(ch, account)
         cfg = self.config
         quota_bytes = account.quota_bytes or cfg.user_quota_bytes
         quota_files = account.quota_files or cfg.user_quota_files
